@@ -1,0 +1,140 @@
+"""Where things live and what the user configured.
+
+``MLINTERN_HOME`` relocates everything (data and config) into one directory, which is what
+tests use. Otherwise data goes to the XDG data dir and config to the XDG config dir.
+
+The config file is JSON with ``${VAR}`` / ``${VAR:-default}`` substitution, deep-merged over
+the defaults below. A broken file is reported with one clear sentence (path, line, column)
+and never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(Exception):
+    """The config file cannot be used; the message says what to fix."""
+
+
+def data_dir() -> Path:
+    home = os.environ.get("MLINTERN_HOME")
+    if home:
+        return Path(home).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mlintern"
+
+
+def config_path() -> Path:
+    explicit = os.environ.get("MLINTERN_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = os.environ.get("MLINTERN_HOME")
+    if home:
+        return Path(home).expanduser() / "config.json"
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "mlintern" / "config.json"
+
+
+class LLMSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(6, ge=1, le=20, description="attempts per LLM request, first included")
+    backoff_base_s: float = Field(2.0, ge=0)
+    backoff_max_s: float = Field(60.0, ge=0)
+    request_timeout_s: float = Field(600.0, gt=0)
+    max_retry_after_s: float = Field(300.0, ge=0, description="longest Retry-After we honour")
+
+
+class Config(BaseModel):
+    """Settings with their defaults. Unknown keys are errors (typos must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    model: str | None = None
+    reasoning_effort: str | None = None
+    max_iterations: int = Field(300, description="LLM calls per turn; -1 for no limit")
+    approval_mode: Literal["ask", "auto", "yolo"] = "auto"
+    yolo_cap_usd: float = 5.0
+    confirm_cpu_jobs: bool = True
+    compaction_threshold: float = Field(0.9, gt=0.1, le=1.0)
+    context_windows: dict[str, int] = Field(default_factory=dict)
+    model_prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="per-model prices: {input_per_mtok, output_per_mtok[, cache_read_per_mtok]}",
+    )
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    theme: str | None = None
+    mcp_servers: dict[str, Any] = Field(default_factory=dict, alias="mcpServers")
+    messaging: dict[str, Any] = Field(default_factory=dict)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def substitute_env(value: Any, env: dict[str, str] | None = None) -> Any:
+    env = os.environ if env is None else env
+
+    def sub(text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"config refers to ${{{name}}}, which is not set; set it or write ${{{name}:-default}}")
+
+        return _VAR.sub(one, text)
+
+    if isinstance(value, str):
+        return sub(value)
+    if isinstance(value, list):
+        return [substitute_env(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute_env(v, env) for k, v in value.items()}
+    return value
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: Path | None = None) -> Config:
+    path = path or config_path()
+    if not path.exists():
+        return Config()
+    try:
+        raw_text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    if not raw_text.strip():
+        return Config()
+    try:
+        raw = json.loads(raw_text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "fix it or move it away to start with defaults"
+        ) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object, not {type(raw).__name__}")
+    merged = deep_merge(Config().model_dump(by_alias=True), substitute_env(raw))
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise ConfigError(f"config file {path} has invalid settings: {problems}") from exc

@@ -1,0 +1,250 @@
+"""Counting the context before every call, and compacting it when it gets too big.
+
+Compaction is role-agnostic (reference §12.1): it keeps the system prompt and the first user
+message, keeps a recent tail chosen by token budget (an assistant tool call and its results
+are one unit, never split), asks the model to summarise the middle, and replaces any single
+message over ``oversize_tokens`` with a placeholder. A long autonomous run with one prompt
+shrinks like any other. When the summary is not enough - or cannot be made - it falls back
+to harder truncation; it never ends the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from agent.history import Entry, History, approx_tokens, message_text
+
+Summariser = Callable[[list[dict[str, Any]]], Awaitable[str]]
+
+
+class TokenCounter:
+    """litellm's tokenizer for the model, per message, falling back to chars/4."""
+
+    def __init__(self, litellm_model: str):
+        self.litellm_model = litellm_model
+        self._tools_cache: tuple[int, int] | None = None
+
+    def __call__(self, message: dict[str, Any]) -> int:
+        try:
+            from agent.llm.runtime import get_litellm
+
+            return int(get_litellm().token_counter(model=self.litellm_model, messages=[message]))
+        except Exception:
+            return approx_tokens(message)
+
+    def tools(self, specs: list[dict[str, Any]]) -> int:
+        key = id(specs)
+        if self._tools_cache and self._tools_cache[0] == key:
+            return self._tools_cache[1]
+        text = json.dumps(specs)
+        try:
+            from agent.llm.runtime import get_litellm
+
+            n = int(get_litellm().token_counter(model=self.litellm_model, text=text))
+        except Exception:
+            n = len(text) // 4
+        self._tools_cache = (key, n)
+        return n
+
+
+@dataclass
+class CompactionReport:
+    tokens_before: int
+    tokens_after: int
+    messages_before: int
+    messages_after: int
+    method: str  # "summary" | "truncation" | "none"
+    detail: str
+
+
+SUMMARY_SYSTEM = (
+    "You condense the working log of an autonomous ML-engineering agent so it can continue "
+    "its task with less context. Write a faithful, dense summary in Markdown. Keep: the goal "
+    "and constraints the user gave; decisions taken and why; what was tried and failed (so it "
+    "is not retried); facts learned (dataset columns, model ids, versions, hyper-parameters, "
+    "metrics with their numbers); files created or changed with their paths; jobs launched "
+    "with their ids and status; open problems and the next steps. Omit chit-chat. Do not call "
+    "tools. Do not invent anything that is not in the log."
+)
+
+
+def _units(entries: list[Entry], start: int) -> list[tuple[int, int]]:
+    """Split entries[start:] into (begin, end) ranges; an assistant tool call and the tool
+    results that follow it form one range."""
+    units = []
+    i = start
+    n = len(entries)
+    while i < n:
+        j = i + 1
+        if entries[i].message.get("role") == "assistant" and entries[i].message.get("tool_calls"):
+            while j < n and entries[j].message.get("role") == "tool":
+                j += 1
+        units.append((i, j))
+        i = j
+    return units
+
+
+def _placeholder(entry: Entry, tokens: int, limit: int) -> Entry:
+    msg = dict(entry.message)
+    note = (
+        f"[content removed during compaction: the original was {tokens:,} tokens, over the "
+        f"{limit:,}-token limit for one message]"
+    )
+    text = message_text({"content": msg.get("content")})
+    keep = min(len(text), limit * 2)  # about half the token limit, at ~4 chars a token
+    msg["content"] = f"{text[:keep]}\n{note}" if keep else note
+    return Entry(msg, entry.kind, None, entry.cost_usd, entry.llm_tokens, entry.turn)
+
+
+def render_transcript(messages: list[dict[str, Any]], per_message_chars: int = 4000) -> str:
+    lines = []
+    for m in messages:
+        role = m.get("role", "?")
+        text = message_text({"content": m.get("content")})
+        if len(text) > per_message_chars:
+            half = per_message_chars // 2
+            text = f"{text[:half]}\n[... {len(text) - per_message_chars:,} chars omitted ...]\n{text[-half:]}"
+        if role == "tool":
+            lines.append(f"TOOL RESULT ({m.get('name') or m.get('tool_call_id')}):\n{text}")
+        else:
+            lines.append(f"{role.upper()}:\n{text}")
+        for call in m.get("tool_calls") or []:
+            fn = call.get("function", {})
+            args = str(fn.get("arguments", ""))
+            if len(args) > per_message_chars:
+                args = args[:per_message_chars] + " [...]"
+            lines.append(f"  -> called {fn.get('name')}({args})")
+    return "\n\n".join(lines)
+
+
+class ContextManager:
+    def __init__(
+        self,
+        history: History,
+        window: int,
+        *,
+        threshold_ratio: float = 0.9,
+        tail_ratio: float = 0.25,
+        oversize_tokens: int = 40_000,
+        tools_tokens: Callable[[], int] = lambda: 0,
+    ):
+        self.history = history
+        self.window = window
+        self.threshold_ratio = threshold_ratio
+        self.tail_ratio = tail_ratio
+        self.oversize_tokens = oversize_tokens
+        self.tools_tokens = tools_tokens
+
+    @property
+    def threshold(self) -> int:
+        return int(self.window * self.threshold_ratio)
+
+    def usage(self) -> int:
+        return self.history.total_tokens() + self.tools_tokens()
+
+    def needs_compaction(self) -> bool:
+        return self.usage() > self.threshold
+
+    # ------------------------------------------------------------------ compaction
+
+    async def compact(self, summarise: Summariser, *, force: bool = False) -> CompactionReport:
+        h = self.history
+        before_tokens, before_count = self.usage(), len(h)
+        if not force and before_tokens <= self.threshold:
+            return CompactionReport(before_tokens, before_tokens, before_count, before_count, "none", "under threshold")
+        entries = h.entries
+        head_end = 1 if entries and entries[0].kind == "system" else 0
+        first_user = next((i for i in range(head_end, len(entries)) if entries[i].kind == "user"), None)
+        if first_user is not None and first_user == head_end:
+            head_end = first_user + 1
+        # 1. oversize messages become placeholders (system prompt excepted)
+        limit = min(self.oversize_tokens, max(1_000, self.window // 4))
+        replaced = 0
+        for i in range(1 if entries and entries[0].kind == "system" else 0, len(entries)):
+            t = h.tokens_of(entries[i])
+            if t > limit:
+                entries[i] = _placeholder(entries[i], t, limit)
+                replaced += 1
+        # 2. the recent tail, by token budget, whole units only
+        units = _units(entries, head_end)
+        budget = int(self.window * self.tail_ratio)
+        tail_start = len(entries)
+        used = 0
+        for begin, end in reversed(units):
+            size = sum(h.tokens_of(e) for e in entries[begin:end])
+            if used + size > budget and tail_start < len(entries):
+                break
+            used += size
+            tail_start = begin
+        middle = entries[head_end:tail_start]
+        method, detail = ("truncation", f"{replaced} oversized message(s) replaced") if replaced else ("none", "")
+        if middle:
+            summary_entry: Entry
+            try:
+                summary = (await summarise([e.message for e in middle])).strip()
+                if not summary:
+                    raise ValueError("the model returned an empty summary")
+                summary_entry = Entry(
+                    {"role": "user", "content": f"[CONTEXT SUMMARY: {len(middle)} earlier messages were compacted into this summary]\n\n{summary}"},
+                    "summary",
+                )
+                method, detail = "summary", f"{len(middle)} messages summarised" + (f", {replaced} oversized replaced" if replaced else "")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # no summary: drop the middle but say so, never die
+                summary_entry = Entry(
+                    {"role": "user", "content": (
+                        f"[CONTEXT NOTE: {len(middle)} earlier messages were removed to fit the context window; "
+                        f"a summary could not be made ({type(exc).__name__}: {str(exc)[:200]}). Re-check files and "
+                        "job status before relying on earlier results.]"
+                    )},
+                    "summary",
+                )
+                method, detail = "truncation", f"{len(middle)} messages dropped (summary failed: {str(exc)[:120]})"
+            entries[head_end:tail_start] = [summary_entry]
+        # 3. still too big: cut tool outputs, then drop the oldest tail units
+        if self.usage() > self.threshold:
+            detail += "; " + self._harder_truncation(head_end)
+            method = "truncation" if method == "none" else method + "+truncation"
+        after = self.usage()
+        return CompactionReport(before_tokens, after, before_count, len(h), method if method in ("summary", "truncation", "none") else "truncation", detail.strip("; "))
+
+    def _harder_truncation(self, head_end: int) -> str:
+        h = self.history
+        entries = h.entries
+        steps = []
+        for cap in (2_000, 500):
+            if self.usage() <= self.threshold:
+                break
+            cut = 0
+            for i in range(head_end, len(entries)):
+                t = h.tokens_of(entries[i])
+                if t > cap and entries[i].kind in ("tool", "assistant", "note", "summary"):
+                    entries[i] = _placeholder(entries[i], t, cap)
+                    cut += 1
+            if cut:
+                steps.append(f"{cut} message(s) cut to {cap} tokens")
+        dropped = 0
+        while self.usage() > self.threshold:
+            units = _units(entries, head_end)
+            # keep the last unit and any summary entry; drop the oldest other unit
+            candidates = [u for u in units[:-1] if entries[u[0]].kind != "summary"]
+            if not candidates:
+                break
+            begin, end = candidates[0]
+            dropped += end - begin
+            del entries[begin:end]
+        if dropped:
+            steps.append(f"{dropped} oldest message(s) dropped")
+        if self.usage() > self.threshold:
+            # last resort: the first prompt and the final unit themselves are too big
+            for i in range(1 if entries and entries[0].kind == "system" else 0, len(entries)):
+                t = h.tokens_of(entries[i])
+                cap = max(200, self.threshold // (4 * max(1, len(entries))))
+                if t > cap:
+                    entries[i] = _placeholder(entries[i], t, cap)
+            steps.append("every message cut to fit")
+        return ", ".join(steps)

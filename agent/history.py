@@ -1,0 +1,143 @@
+"""The conversation as the model sees it, plus what we know about each message.
+
+Messages are plain OpenAI chat dicts (what litellm sends). Our own bookkeeping - what kind
+of message it is (a real user prompt vs an injected guard), its token count, what the LLM
+call that produced it cost - lives beside it in an ``Entry``, never inside the dict, so no
+provider ever sees an unknown field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+EntryKind = Literal["system", "user", "guard", "summary", "assistant", "tool", "note"]
+
+STUB_RESULT = "Tool was not executed (interrupted or error)."
+
+
+@dataclass
+class Entry:
+    message: dict[str, Any]
+    kind: EntryKind
+    tokens: int | None = None
+    #: for assistant entries: what the LLM call that produced them cost
+    cost_usd: float | None = None
+    llm_tokens: int = 0
+    turn: int = 0
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """All the text of a message (content blocks flattened), for counting and rendering."""
+    content = message.get("content")
+    if content is None:
+        text = ""
+    elif isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        parts = []
+        for block in content:
+            if isinstance(block, dict):
+                parts.append(str(block.get("text") or block.get("content") or ""))
+            else:
+                parts.append(str(block))
+        text = "\n".join(parts)
+    else:
+        text = str(content)
+    for call in message.get("tool_calls") or []:
+        fn = call.get("function", {})
+        text += f"\n{fn.get('name', '')}({fn.get('arguments', '')})"
+    return text
+
+
+@dataclass
+class History:
+    entries: list[Entry] = field(default_factory=list)
+    counter: Callable[[dict[str, Any]], int] | None = None
+
+    # ------------------------------------------------------------------ building
+
+    def append(self, message: dict[str, Any], kind: EntryKind, **meta: Any) -> Entry:
+        entry = Entry(message=message, kind=kind, **meta)
+        self.entries.append(entry)
+        return entry
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [e.message for e in self.entries]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def set_system(self, text: str) -> None:
+        if self.entries and self.entries[0].kind == "system":
+            self.entries[0] = Entry({"role": "system", "content": text}, "system")
+        else:
+            self.entries.insert(0, Entry({"role": "system", "content": text}, "system"))
+
+    # ------------------------------------------------------------------ tokens
+
+    def tokens_of(self, entry: Entry) -> int:
+        if entry.tokens is None:
+            entry.tokens = self.counter(entry.message) if self.counter else approx_tokens(entry.message)
+        return entry.tokens
+
+    def total_tokens(self) -> int:
+        return sum(self.tokens_of(e) for e in self.entries)
+
+    def recount(self) -> None:
+        for e in self.entries:
+            e.tokens = None
+
+    # ------------------------------------------------------------------ repair
+
+    def repair_dangling_tool_calls(self) -> int:
+        """Give every assistant tool call a result directly after its message.
+
+        Providers reject a history where a call has no result (after an interrupt, a crash
+        or an abandoned approval). Returns how many stub results were inserted.
+        """
+        inserted = 0
+        i = 0
+        while i < len(self.entries):
+            msg = self.entries[i].message
+            calls = msg.get("tool_calls") if msg.get("role") == "assistant" else None
+            if not calls:
+                i += 1
+                continue
+            j = i + 1
+            seen: set[str] = set()
+            while j < len(self.entries) and self.entries[j].message.get("role") == "tool":
+                seen.add(self.entries[j].message.get("tool_call_id", ""))
+                j += 1
+            for call in calls:
+                if call.get("id") not in seen:
+                    self.entries.insert(j, Entry(
+                        {"role": "tool", "tool_call_id": call.get("id"), "name": call.get("function", {}).get("name", ""),
+                         "content": STUB_RESULT},
+                        "tool", turn=self.entries[i].turn,
+                    ))
+                    j += 1
+                    inserted += 1
+            i = j
+        return inserted
+
+    # ------------------------------------------------------------------ undo
+
+    def undo_last_turn(self) -> int:
+        """Remove everything from the last real user prompt on. Injected guard and summary
+        messages are not prompts, so undo walks past them (reference §12.17)."""
+        for idx in range(len(self.entries) - 1, -1, -1):
+            if self.entries[idx].kind == "user":
+                removed = len(self.entries) - idx
+                del self.entries[idx:]
+                return removed
+        return 0
+
+
+def approx_tokens(message: dict[str, Any]) -> int:
+    return max(1, len(message_text(message)) // 4) + 4
+
+
+def to_json(messages: list[dict[str, Any]]) -> str:
+    return json.dumps(messages, ensure_ascii=False)

@@ -1,0 +1,161 @@
+"""What went wrong with a model request, in words a person can act on.
+
+Classification looks at the exception's status code, class name and message, so it works
+for litellm's mapped exceptions and for raw provider errors alike.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass
+
+from agent.llm.models import ResolvedModel
+
+OVERFLOW_MARKERS = (
+    "context window exceeded",
+    "contextwindowexceeded",
+    "maximum context length",
+    "max context length",
+    "context_length_exceeded",
+    "prompt is too long",
+    "context length exceeded",
+    "too many input tokens",
+    "input is too long",
+    "exceeds the context window",
+)
+RATE_LIMIT_MARKERS = ("rate limit", "ratelimit", "too many requests", "throttl", "429")
+TRANSIENT_MARKERS = (
+    "overloaded",
+    "capacity",
+    "connection reset",
+    "connection refused",
+    "connection error",
+    "connecterror",
+    "remoteprotocolerror",
+    "server disconnected",
+    "eof",
+    "broken pipe",
+    "timed out",
+    "timeout",
+    "service unavailable",
+    "bad gateway",
+    "internal server error",
+)
+CREDIT_MARKERS = ("insufficient credit", "credits", "quota", "billing", "payment required", "exceeded your current quota")
+UNKNOWN_MODEL_MARKERS = ("model not found", "does not exist", "unknown model", "no such model", "not a valid model", "model_not_found", "invalid model")
+
+
+@dataclass
+class LLMErrorInfo:
+    kind: str  # rate_limit | server | timeout | connection | auth | credits | unknown_model | context_overflow | bad_request | other
+    retryable: bool
+    message: str
+    detail: str = ""
+    status: int | None = None
+    retry_after: float | None = None
+
+
+class LLMError(Exception):
+    """A request failed for good (not retryable, or out of attempts)."""
+
+    def __init__(self, info: LLMErrorInfo, attempts: int = 1):
+        super().__init__(info.message)
+        self.info = info
+        self.attempts = attempts
+
+
+def _status(exc: BaseException) -> int | None:
+    for attr in ("status_code", "status"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int):
+            return value
+    response = getattr(exc, "response", None)
+    value = getattr(response, "status_code", None)
+    return value if isinstance(value, int) else None
+
+
+def _parse_retry_after(value) -> float | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """The server's Retry-After (seconds or HTTP date), wherever litellm put the headers."""
+    candidates = []
+    response = getattr(exc, "response", None)
+    if response is not None:
+        candidates.append(getattr(response, "headers", None))
+    candidates.append(getattr(exc, "litellm_response_headers", None))
+    candidates.append(getattr(exc, "headers", None))
+    for headers in candidates:
+        if not headers:
+            continue
+        try:
+            items = {str(k).lower(): v for k, v in dict(headers).items()}
+        except Exception:
+            continue
+        for name in ("retry-after", "retry-after-ms", "x-ratelimit-reset-after"):
+            if name in items:
+                seconds = _parse_retry_after(items[name])
+                if seconds is not None and name == "retry-after-ms":
+                    seconds /= 1000
+                if seconds is not None:
+                    return seconds
+    return None
+
+
+def classify(exc: BaseException, model: ResolvedModel | None = None) -> LLMErrorInfo:
+    name = type(exc).__name__
+    text = str(exc)
+    low = f"{name} {text}".lower()
+    status = _status(exc)
+    short = text.strip().splitlines()[0][:300] if text.strip() else name
+    who = model.id if model else "the model"
+
+    if name == "ContextWindowExceededError" or any(m in low for m in OVERFLOW_MARKERS):
+        return LLMErrorInfo("context_overflow", False, f"The conversation no longer fits {who}'s context window.", short, status)
+    if status == 402 or (any(m in low for m in CREDIT_MARKERS) and status in (400, 403, 429, None) and "rate" not in low):
+        return LLMErrorInfo(
+            "credits", False,
+            f"The provider for {who} reports no credits left (402). Add credits or billing on the provider's "
+            "account, or switch to another model with /model.",
+            short, status,
+        )
+    if status in (401, 403) or name in ("AuthenticationError", "PermissionDeniedError"):
+        hint = f"check {model.key_env}" if model and model.key_env else "check the API key"
+        if model and model.route == "hf_router":
+            hint = "check HF_TOKEN (or run `hf auth login`) and that the token may call Inference Providers"
+        return LLMErrorInfo("auth", False, f"The provider rejected the credentials for {who}: {hint}.", short, status)
+    if status == 404 or name == "NotFoundError" or any(m in low for m in UNKNOWN_MODEL_MARKERS):
+        return LLMErrorInfo(
+            "unknown_model", False,
+            f"The provider does not know the model {who}. Check the id, or pick one with /model"
+            + (" (for a router id, try it without the :provider suffix)." if model and ":" in model.id else "."),
+            short, status,
+        )
+    if status == 429 or name == "RateLimitError" or any(m in low for m in RATE_LIMIT_MARKERS):
+        return LLMErrorInfo("rate_limit", True, f"{who} is rate-limiting requests (429).", short, status, retry_after_seconds(exc))
+    if name in ("Timeout", "APITimeoutError", "TimeoutError") or "timeout" in name.lower():
+        return LLMErrorInfo("timeout", True, f"The request to {who} timed out.", short, status)
+    if status is not None and status >= 500:
+        return LLMErrorInfo("server", True, f"{who}'s provider had a server error ({status}).", short, status, retry_after_seconds(exc))
+    if name in ("APIConnectionError", "ServiceUnavailableError", "InternalServerError", "ConnectError", "RemoteProtocolError") or any(
+        m in low for m in TRANSIENT_MARKERS
+    ):
+        return LLMErrorInfo("connection", True, f"Could not reach {who}'s provider ({short}).", short, status, retry_after_seconds(exc))
+    if status == 400 or name in ("BadRequestError", "UnprocessableEntityError"):
+        return LLMErrorInfo("bad_request", False, f"{who} rejected the request: {short}", short, status)
+    return LLMErrorInfo("other", False, f"The request to {who} failed: {name}: {short}", short, status)

@@ -1,0 +1,475 @@
+"""The turn engine: model -> tool calls -> results -> model, until the answer is done.
+
+One ``TurnEngine`` per conversation. It never touches a screen: everything it does is an
+event passed to ``emit``. The session runs each ``run_turn`` / ``resume`` as a task and
+cancels that task to interrupt, so every await in here is an interruption point; the
+``CancelledError`` handler keeps the partial answer and repairs the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from agent.context import SUMMARY_SYSTEM, ContextManager, TokenCounter, render_transcript
+from agent.doom_loop import DoomLoopDetector
+from agent.history import History
+from agent.llm.client import LLMClient, LLMResult
+from agent.llm.errors import LLMError
+from agent.llm.models import ResolvedModel
+from agent.llm.pricing import context_window
+from agent.protocol import (
+    ApprovalItem,
+    ApprovalRequired,
+    AssistantChunk,
+    AssistantMessage,
+    Compacted,
+    ContextUsage,
+    ErrorEvent,
+    Event,
+    Guard,
+    Interrupted,
+    LLMCall,
+    Processing,
+    Receipt,
+    ToolCallEvent,
+    ToolDecision,
+    ToolOutput,
+    ToolState,
+    TurnComplete,
+    Usage,
+)
+from agent.tools.base import ApprovalSettings, SessionToolState, ToolContext, ToolResult
+from agent.tools.router import ParsedCall, ToolRouter
+
+TRUNCATION_NOTE = (
+    "[SYSTEM: Your previous response hit the output token limit and was cut off, so these tool "
+    "calls were dropped and NOT executed: {names}. Send smaller calls: write long files in parts "
+    "(create, then append with edit), use a bash heredoc for big content, or split the edit.]"
+)
+CONTINUATION_NOTE = (
+    "[SYSTEM: CONTINUATION GUARD] Your previous response ended without any tool call, but the "
+    "plan still has unfinished items: {items}. Continue the work now with at least one tool call, "
+    "or update the plan with plan_tool if the items are done or no longer needed."
+)
+CUT_OFF_NOTE = (
+    "[SYSTEM: Your previous answer was cut off at the output token limit. Continue exactly where it "
+    "stopped, without repeating what you already wrote.]"
+)
+MALFORMED_NOTE = (
+    "[SYSTEM: Repeated malformed tool arguments detected for '{tool}'. Two calls in a row had "
+    "arguments that were not valid JSON and were NOT executed. Change strategy: send a much smaller "
+    "JSON object, write large content with a bash heredoc, or split the change into several edits.]"
+)
+REJECTED = "The user rejected this call; it was NOT executed."
+ABANDONED = "Abandoned: the user sent a new message instead of approving this call; it was NOT executed."
+CANCELLED = "Cancelled: the user interrupted the agent; the call was stopped."
+
+
+@dataclass
+class Pending:
+    calls: list[ParsedCall]
+    reasons: dict[str, str]
+
+
+@dataclass
+class TurnStats:
+    usage: Usage = field(default_factory=Usage)
+    llm_calls: int = 0
+    llm_cost: float = 0.0
+    unknown_cost_calls: int = 0
+
+
+@dataclass
+class EngineSettings:
+    max_iterations: int = 300
+    compaction_threshold: float = 0.9
+    approval: ApprovalSettings = field(default_factory=ApprovalSettings)
+    context_windows: dict[str, int] = field(default_factory=dict)
+    reasoning_effort: str | None = None
+
+
+class TurnEngine:
+    def __init__(
+        self,
+        *,
+        model: ResolvedModel,
+        router: ToolRouter,
+        client: LLMClient,
+        emit: Callable[[Event], None],
+        settings: EngineSettings,
+        tool_context: Callable[[str, str], ToolContext],
+        tool_state: SessionToolState,
+    ):
+        self.router = router
+        self.client = client
+        self._emit = emit
+        self.settings = settings
+        self.tool_context = tool_context
+        self.tool_state = tool_state
+        self.history = History()
+        self.doom = DoomLoopDetector()
+        self.pending: Pending | None = None
+        self.turn = 0
+        self.session_cost: float = 0.0
+        self.session_unknown_calls = 0
+        self._stats = TurnStats()
+        self._iterations = 0
+        self._continuations = 0
+        self._malformed: dict[str, int] = {}
+        self._partial: list[str] = []
+        self.set_model(model)
+
+    # ------------------------------------------------------------------ setup
+
+    def set_model(self, model: ResolvedModel) -> None:
+        self.model = model
+        self.window = context_window(model, self.settings.context_windows)
+        counter = TokenCounter(model.litellm_model)
+        self.history.counter = counter
+        self.history.recount()
+        self.context = ContextManager(
+            self.history,
+            self.window.tokens,
+            threshold_ratio=self.settings.compaction_threshold,
+            tools_tokens=lambda: counter.tools(self.router.specs()),
+        )
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, LLMCall):
+            s = self._stats
+            s.llm_calls += 1
+            s.usage = s.usage + event.usage
+            if event.cost_usd is None:
+                s.unknown_cost_calls += 1
+                self.session_unknown_calls += 1
+            else:
+                s.llm_cost += event.cost_usd
+                self.session_cost += event.cost_usd
+        event.turn = self.turn
+        self._emit(event)
+
+    # ------------------------------------------------------------------ entry points
+
+    async def run_turn(self, text: str) -> None:
+        if self.pending:
+            self._close_pending(ABANDONED, "abandoned")
+        self.turn += 1
+        self._stats = TurnStats()
+        self._iterations = 0
+        self._continuations = 0
+        self.history.append({"role": "user", "content": text}, "user", turn=self.turn)
+        await self._guarded(self._drive())
+
+    async def resume(self, decisions: list[ToolDecision]) -> None:
+        if not self.pending:
+            self.emit(ErrorEvent(message="There is no pending approval to answer.", kind="no_pending_approval"))
+            return
+        await self._guarded(self._resume(decisions))
+
+    async def compact(self, focus: str | None = None) -> None:
+        await self._guarded(self._compact(force=True, focus=focus), finish_turn=False)
+
+    def cancel_pending(self) -> None:
+        """An interrupt while an approval waits: the calls are cancelled, not left hanging."""
+        if self.pending:
+            self._close_pending(CANCELLED, "cancelled")
+            self.emit(Interrupted())
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _guarded(self, work, finish_turn: bool = True) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            partial = "".join(self._partial)
+            if partial:
+                self.history.append({"role": "assistant", "content": partial + "\n\n[interrupted by the user]"}, "assistant", turn=self.turn)
+            self.history.repair_dangling_tool_calls()
+            self._partial = []
+            self.emit(Interrupted(partial_text=partial))
+        except LLMError as exc:
+            self.history.repair_dangling_tool_calls()
+            self.emit(ErrorEvent(message=exc.info.message, kind=exc.info.kind, detail=exc.info.detail))
+        except Exception as exc:  # a bug must end the turn with a message, not kill the session
+            self.history.repair_dangling_tool_calls()
+            self.emit(ErrorEvent(message=f"Internal error: {type(exc).__name__}: {exc}", kind="internal"))
+
+    async def _drive(self) -> None:
+        self.emit(Processing())
+        max_it = self.settings.max_iterations
+        while True:
+            if max_it >= 0 and self._iterations >= max_it:
+                self.emit(Guard(
+                    kind="iteration_cap", ends_turn=True,
+                    message=f"Stopped after {self._iterations} model calls in this turn (the iteration cap, "
+                    "--max-iterations / max_iterations in the config). Send a message to continue.",
+                ))
+                self._complete(None, "iteration_cap")
+                return
+            self.history.repair_dangling_tool_calls()
+            self._inject_guards()
+            result = await self._call_model()
+            self._iterations += 1
+            if result.tool_calls and result.finish_reason == "length":
+                names = ", ".join(c.name or "?" for c in result.tool_calls)
+                if result.content:
+                    self._append_assistant(result, None)
+                self.history.append({"role": "user", "content": TRUNCATION_NOTE.format(names=names)}, "guard", turn=self.turn)
+                self.emit(Guard(kind="truncation", message=f"The model's output hit its token limit; dropped tool calls: {names}. Asked it to send smaller calls."))
+                continue
+            if not result.tool_calls:
+                if await self._maybe_continue(result):
+                    continue
+                self._append_assistant(result, None)
+                self.emit(AssistantMessage(content=result.content, final=True))
+                self._complete(result.content, "done")
+                return
+            self._continuations = 0
+            calls = [self.router.parse(c.id, c.name, c.arguments) for c in result.tool_calls]
+            self._append_assistant(result, calls)
+            if result.content:
+                self.emit(AssistantMessage(content=result.content))
+            if await self._dispatch(calls):
+                return  # suspended for approval
+
+    async def _maybe_continue(self, result: LLMResult) -> bool:
+        unfinished = [p for p in self.tool_state.plan if p.status != "completed"]
+        if result.finish_reason == "length" and self._continuations < 2:
+            note, guard = CUT_OFF_NOTE, "The answer hit the output token limit; asked the model to continue."
+            kind = "truncation"
+        elif unfinished and self._continuations < 2:
+            items = "; ".join(p.content for p in unfinished[:4])
+            note = CONTINUATION_NOTE.format(items=items)
+            guard = f"The model stopped with {len(unfinished)} plan item(s) unfinished; asked it to continue."
+            kind = "continuation"
+        else:
+            return False
+        self._continuations += 1
+        self._append_assistant(result, None)
+        if result.content:
+            self.emit(AssistantMessage(content=result.content))
+        self.history.append({"role": "user", "content": note}, "guard", turn=self.turn)
+        self.emit(Guard(kind=kind, message=guard))  # type: ignore[arg-type]
+        return True
+
+    def _inject_guards(self) -> None:
+        for tool, streak in list(self._malformed.items()):
+            if streak >= 2:
+                self._malformed[tool] = 0
+                self.history.append({"role": "user", "content": MALFORMED_NOTE.format(tool=tool)}, "guard", turn=self.turn)
+                self.emit(Guard(kind="malformed_args", message=f"Two malformed calls in a row for {tool}; told the model to change strategy."))
+        messages = self.history.messages()
+        hit = self.doom.check(messages)
+        if hit:
+            entries = self.history.entries
+            costs = [entries[i].cost_usd for i in hit.assistant_indices if i < len(entries)]
+            tokens = sum(entries[i].llm_tokens for i in hit.assistant_indices if i < len(entries))
+            cost = None if any(c is None for c in costs) else round(sum(c for c in costs if c), 6)
+            self.history.append({"role": "user", "content": hit.message}, "guard", turn=self.turn)
+            self.emit(Guard(kind="doom_loop", message=f"Repetition guard: {hit.summary}. Told the model to change approach.", tokens_spent=tokens, cost_usd=cost))
+
+    async def _call_model(self) -> LLMResult:
+        await self._compact(force=False)
+        self.emit(ContextUsage(tokens=self.context.usage(), window=self.context.window, threshold=self.context.threshold))
+        overflow_retried = False
+        while True:
+            self._partial = []
+            try:
+                return await self.client.stream(
+                    self.model,
+                    self.history.messages(),
+                    self.router.specs(),
+                    kind="main",
+                    on_text=self._on_text,
+                    on_reset=self._on_reset,
+                    reasoning_effort=self.settings.reasoning_effort,
+                )
+            except LLMError as exc:
+                if exc.info.kind != "context_overflow" or overflow_retried:
+                    raise
+                overflow_retried = True
+                await self._compact(force=True, reason="the provider said the context is too long")
+
+    def _on_text(self, piece: str) -> None:
+        self._partial.append(piece)
+        self.emit(AssistantChunk(content=piece))
+
+    def _on_reset(self) -> None:
+        self._partial = []
+        self.emit(AssistantChunk(content="", reset=True))
+
+    def _append_assistant(self, result: LLMResult, calls: list[ParsedCall] | None) -> None:
+        msg: dict[str, Any] = {"role": "assistant", "content": result.content or None}
+        if calls:
+            msg["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": "{}" if c.malformed else c.raw_arguments or "{}"}}
+                for c in calls
+            ]
+            if not msg["content"]:
+                msg["content"] = ""  # some chat templates crash on a missing content
+        self.history.append(
+            msg, "assistant", turn=self.turn, cost_usd=result.cost_usd,
+            llm_tokens=result.usage.prompt_tokens + result.usage.completion_tokens,
+        )
+        self._partial = []
+
+    # ------------------------------------------------------------------ tools
+
+    async def _dispatch(self, calls: list[ParsedCall]) -> bool:
+        """Run what may run, queue what needs a human. True when the turn is suspended."""
+        auto: list[ParsedCall] = []
+        ask: list[ParsedCall] = []
+        reasons: dict[str, str] = {}
+        yolo = self.settings.approval.mode == "yolo"
+        for call in calls:
+            if call.malformed:
+                self._malformed[call.name] = self._malformed.get(call.name, 0) + 1
+            elif call.tool is not None:
+                self._malformed.pop(call.name, None)
+            reason = self.router.approval_reason(call, self.settings.approval)
+            if reason and not yolo:
+                ask.append(call)
+                reasons[call.id] = reason
+            else:
+                auto.append(call)
+        await self._run_calls(auto)
+        if ask:
+            self.pending = Pending(ask, reasons)
+            self.emit(ApprovalRequired(items=[
+                ApprovalItem(tool_call_id=c.id, tool=c.name, arguments=c.arguments, reason=reasons[c.id]) for c in ask
+            ]))
+            return True
+        return False
+
+    async def _run_calls(self, calls: list[ParsedCall], notes: dict[str, str] | None = None) -> None:
+        for call in calls:
+            self.emit(ToolCallEvent(tool_call_id=call.id, tool=call.name, arguments=call.arguments))
+        tasks = [asyncio.ensure_future(self._run_one(c)) for c in calls]
+        try:
+            results = await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            for task, call in zip(tasks, calls):
+                task.cancel()
+                self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="cancelled"))
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for call in calls:
+                self._append_result(call, ToolResult(CANCELLED, success=False), emit=False)
+            raise
+        for call, result in zip(calls, results):
+            if notes and call.id in notes:
+                result = ToolResult(notes[call.id] + "\n" + result.output, result.success, result.spill_path)
+            self._append_result(call, result)
+
+    async def _run_one(self, call: ParsedCall) -> ToolResult:
+        if call.error:
+            return ToolResult(call.error, success=False)
+        self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="running"))
+        return await self.router.execute(call, self.tool_context(call.id, call.name))
+
+    def _append_result(self, call: ParsedCall, result: ToolResult, emit: bool = True) -> None:
+        self.history.append(
+            {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result.output}, "tool", turn=self.turn,
+        )
+        if emit:
+            self.emit(ToolOutput(tool_call_id=call.id, tool=call.name, output=result.output, success=result.success, spill_path=result.spill_path))
+            if not call.error:
+                self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="completed" if result.success else "failed"))
+
+    def _close_pending(self, text: str, state: str) -> None:
+        assert self.pending is not None
+        for call in self.pending.calls:
+            self._append_result(call, ToolResult(text, success=False), emit=False)
+            self.emit(ToolState(tool_call_id=call.id, tool=call.name, state=state))  # type: ignore[arg-type]
+        self.pending = None
+
+    async def _resume(self, decisions: list[ToolDecision]) -> None:
+        pending = self.pending
+        assert pending is not None
+        self.pending = None
+        by_id = {d.tool_call_id: d for d in decisions}
+        run: list[ParsedCall] = []
+        notes: dict[str, str] = {}
+        for call in pending.calls:
+            d = by_id.get(call.id)
+            if d is None or not d.approved:
+                text = REJECTED
+                if d is None:
+                    text += " (No decision was given for it.)"
+                elif d.feedback:
+                    clean = "".join(ch for ch in d.feedback if ch.isprintable() or ch in "\n\t").strip()
+                    text += f" User feedback: {clean}"
+                self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="rejected", detail=d.feedback or "" if d else ""))
+                self._append_result(call, ToolResult(text, success=False))
+                continue
+            if d.edited_args is not None:
+                edited = self.router.parse(call.id, call.name, json.dumps(d.edited_args))
+                notes[call.id] = "[Note: the user edited the arguments of this call before approving it.]"
+                call = edited
+            self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="approved"))
+            run.append(call)
+        self.emit(Processing(message="Running approved calls"))
+        await self._run_calls(run, notes)
+        await self._drive()
+
+    # ------------------------------------------------------------------ compaction & end
+
+    async def _compact(self, *, force: bool, focus: str | None = None, reason: str = "") -> None:
+        if not force and not self.context.needs_compaction():
+            return
+        self.history.repair_dangling_tool_calls()
+
+        async def summarise(middle: list[dict[str, Any]]) -> str:
+            return await self._summarise(middle, focus)
+
+        report = await self.context.compact(summarise, force=True)
+        self.doom.reset()
+        if report.method != "none" or force:
+            detail = report.detail + (f" ({reason})" if reason else "")
+            self.emit(Compacted(
+                tokens_before=report.tokens_before, tokens_after=report.tokens_after,
+                messages_before=report.messages_before, messages_after=report.messages_after,
+                method=report.method, detail=detail.strip(),  # type: ignore[arg-type]
+            ))
+
+    async def _summarise(self, middle: list[dict[str, Any]], focus: str | None) -> str:
+        budget_chars = max(8_000, int(self.window.tokens * 0.5) * 4)
+        transcript = render_transcript(middle)
+        chunks = [transcript[i:i + budget_chars] for i in range(0, len(transcript), budget_chars)] or [""]
+        summary = ""
+        for n, chunk in enumerate(chunks, 1):
+            ask = "Summarise this part of the agent's log." if len(chunks) == 1 else f"Part {n} of {len(chunks)} of the agent's log."
+            if summary:
+                ask += f"\n\nSummary of the earlier parts (merge it into your answer):\n{summary}"
+            if focus:
+                ask += f"\n\nThe user asked to focus the summary on: {focus}"
+            result = await self.client.stream(
+                self.model,
+                [{"role": "system", "content": SUMMARY_SYSTEM}, {"role": "user", "content": f"{ask}\n\n<log>\n{chunk}\n</log>"}],
+                None,
+                kind="compaction",
+                max_tokens=min(4096, max(256, self.window.tokens // 10)),
+            )
+            summary = result.content
+        return summary
+
+    def _complete(self, final: str | None, reason: str) -> None:
+        s = self._stats
+        self.emit(TurnComplete(
+            final_response=final,
+            reason=reason,  # type: ignore[arg-type]
+            history_size=len(self.history),
+            receipt=Receipt(
+                usage=s.usage,
+                llm_calls=s.llm_calls,
+                llm_cost_usd=round(s.llm_cost, 6),
+                unknown_cost_calls=s.unknown_cost_calls,
+                session_cost_usd=round(self.session_cost, 6),
+                session_unknown_cost_calls=self.session_unknown_calls,
+            ),
+        ))

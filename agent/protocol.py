@@ -1,0 +1,430 @@
+"""The one contract between the engine and every front end.
+
+Operations flow front end -> engine through the session's submission queue; events flow
+engine -> every subscriber through the event bus. Both are pydantic models discriminated by
+their ``type`` literal, so a front end, the store or a test can parse any line of
+``--output-format stream-json`` back into the exact model with ``parse_event``.
+"""
+
+from __future__ import annotations
+
+import time
+import typing
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+# --------------------------------------------------------------------------- shared data
+
+
+class Envelope(BaseModel):
+    """Fields every op and event carries. The session stamps them on events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int = 0
+    ts: float = Field(default_factory=time.time)
+    session_id: str = ""
+    turn: int = 0
+
+
+class ToolDecision(BaseModel):
+    """The user's answer to one call of an ``approval_required`` batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool_call_id: str
+    approved: bool
+    feedback: str | None = None
+    edited_args: dict[str, Any] | None = None
+
+
+class PlanItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    content: str
+    status: Literal["pending", "in_progress", "completed"]
+
+
+class ApprovalItem(BaseModel):
+    """One call waiting for a human: what it is, and why it could not run on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool_call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    reason: str = ""
+    estimated_cost_usd: float | None = None
+
+
+class Usage(BaseModel):
+    """Token usage normalised across providers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+        )
+
+
+class Receipt(BaseModel):
+    """What one turn cost. Costs are the sum of the calls whose price is known; calls with
+    an unknown price are counted separately so a front end can say "+ unknown", never $0."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    usage: Usage = Field(default_factory=Usage)
+    llm_calls: int = 0
+    llm_cost_usd: float = 0.0
+    unknown_cost_calls: int = 0
+    compute_cost_usd: float = 0.0
+    session_cost_usd: float = 0.0
+    session_unknown_cost_calls: int = 0
+    budget_left_usd: float | None = None
+
+
+# --------------------------------------------------------------------------- operations
+
+
+class UserInput(Envelope):
+    type: Literal["user_input"] = "user_input"
+    text: str
+
+
+class ExecApproval(Envelope):
+    type: Literal["exec_approval"] = "exec_approval"
+    decisions: list[ToolDecision]
+
+
+class Interrupt(Envelope):
+    type: Literal["interrupt"] = "interrupt"
+
+
+class Compact(Envelope):
+    type: Literal["compact"] = "compact"
+    focus: str | None = None
+
+
+class Undo(Envelope):
+    type: Literal["undo"] = "undo"
+
+
+class New(Envelope):
+    type: Literal["new"] = "new"
+
+
+class Resume(Envelope):
+    type: Literal["resume"] = "resume"
+    target_session_id: str
+
+
+class Shutdown(Envelope):
+    type: Literal["shutdown"] = "shutdown"
+
+
+class SetModel(Envelope):
+    type: Literal["set_model"] = "set_model"
+    model: str
+
+
+class SetEffort(Envelope):
+    type: Literal["set_effort"] = "set_effort"
+    effort: str | None
+
+
+class SetYolo(Envelope):
+    type: Literal["set_yolo"] = "set_yolo"
+    enabled: bool
+    cap_usd: float | None = None
+
+
+Op = Annotated[
+    Union[
+        UserInput,
+        ExecApproval,
+        Interrupt,
+        Compact,
+        Undo,
+        New,
+        Resume,
+        Shutdown,
+        SetModel,
+        SetEffort,
+        SetYolo,
+    ],
+    Field(discriminator="type"),
+]
+
+# --------------------------------------------------------------------------- events
+
+
+class Ready(Envelope):
+    type: Literal["ready"] = "ready"
+    model: str
+    model_label: str
+    tool_count: int
+    cwd: str
+    is_demo: bool = False
+
+
+class Processing(Envelope):
+    type: Literal["processing"] = "processing"
+    message: str = "Processing user input"
+
+
+class AssistantChunk(Envelope):
+    """One streamed text delta. ``reset`` tells renderers to drop the partial answer
+    (the stream broke and is being retried from the start)."""
+
+    type: Literal["assistant_chunk"] = "assistant_chunk"
+    content: str
+    reset: bool = False
+
+
+class AssistantMessage(Envelope):
+    """The complete text of one assistant response (after streaming ended)."""
+
+    type: Literal["assistant_message"] = "assistant_message"
+    content: str
+    final: bool = False
+
+
+class ToolCallEvent(Envelope):
+    type: Literal["tool_call"] = "tool_call"
+    tool_call_id: str
+    tool: str
+    arguments: dict[str, Any]
+
+
+class ToolOutput(Envelope):
+    type: Literal["tool_output"] = "tool_output"
+    tool_call_id: str
+    tool: str
+    output: str
+    success: bool
+    spill_path: str | None = None
+
+
+class ToolLog(Envelope):
+    """Progress from a running tool (``tool_call_id`` set) or a system notice."""
+
+    type: Literal["tool_log"] = "tool_log"
+    tool: str
+    log: str
+    tool_call_id: str | None = None
+
+
+ToolStateName = Literal[
+    "approved", "rejected", "running", "cancelled", "abandoned", "completed", "failed"
+]
+
+
+class ToolState(Envelope):
+    type: Literal["tool_state"] = "tool_state"
+    tool_call_id: str
+    tool: str
+    state: ToolStateName
+    detail: str = ""
+
+
+class ApprovalRequired(Envelope):
+    type: Literal["approval_required"] = "approval_required"
+    items: list[ApprovalItem]
+
+
+class PlanUpdate(Envelope):
+    type: Literal["plan_update"] = "plan_update"
+    plan: list[PlanItem]
+
+
+LLMCallKind = Literal["main", "research", "compaction", "effort_probe"]
+
+
+class LLMCall(Envelope):
+    """One request to a model, successful or not. ``cost_usd`` None means unknown."""
+
+    type: Literal["llm_call"] = "llm_call"
+    model: str
+    kind: LLMCallKind
+    latency_ms: int
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float | None = None
+    cost_source: str = "unknown"
+    finish_reason: str | None = None
+    attempt: int = 1
+    error: str | None = None
+
+
+class Compacted(Envelope):
+    type: Literal["compacted"] = "compacted"
+    tokens_before: int
+    tokens_after: int
+    messages_before: int
+    messages_after: int
+    method: Literal["summary", "truncation", "none"]
+    detail: str = ""
+
+
+GuardKind = Literal[
+    "doom_loop",
+    "continuation",
+    "truncation",
+    "iteration_cap",
+    "malformed_args",
+    "budget",
+]
+
+
+class Guard(Envelope):
+    """A guard fired. Always shown to the user; never a silent stop."""
+
+    type: Literal["guard"] = "guard"
+    kind: GuardKind
+    message: str
+    ends_turn: bool = False
+    tokens_spent: int | None = None
+    cost_usd: float | None = None
+
+
+class JobUpdate(Envelope):
+    type: Literal["job_update"] = "job_update"
+    job_id: str
+    status: str
+    flavor: str = ""
+    url: str | None = None
+    cost_usd: float | None = None
+    detail: str = ""
+
+
+class JobLog(Envelope):
+    type: Literal["job_log"] = "job_log"
+    job_id: str
+    lines: list[str]
+
+
+TurnEndReason = Literal["done", "iteration_cap", "approval_pending"]
+
+
+class TurnComplete(Envelope):
+    type: Literal["turn_complete"] = "turn_complete"
+    final_response: str | None
+    reason: TurnEndReason = "done"
+    history_size: int
+    receipt: Receipt = Field(default_factory=Receipt)
+
+
+class Interrupted(Envelope):
+    type: Literal["interrupted"] = "interrupted"
+    partial_text: str = ""
+
+
+class ErrorEvent(Envelope):
+    type: Literal["error"] = "error"
+    message: str
+    kind: str = "error"
+    detail: str = ""
+    fatal: bool = False
+
+
+class UndoComplete(Envelope):
+    type: Literal["undo_complete"] = "undo_complete"
+    removed_messages: int
+
+
+class NewComplete(Envelope):
+    type: Literal["new_complete"] = "new_complete"
+    previous_session_id: str
+
+
+class ResumeComplete(Envelope):
+    type: Literal["resume_complete"] = "resume_complete"
+    restored_messages: int
+
+
+class ShutdownEvent(Envelope):
+    type: Literal["shutdown"] = "shutdown"
+
+
+class SettingsChanged(Envelope):
+    """Model, effort or approval settings changed (answer to the settings ops)."""
+
+    type: Literal["settings_changed"] = "settings_changed"
+    model: str
+    model_label: str
+    effort: str | None
+    yolo: bool
+    yolo_cap_usd: float | None
+    context_window: int
+
+
+class ContextUsage(Envelope):
+    """Pre-flight token count of the next request against the model's window."""
+
+    type: Literal["context_usage"] = "context_usage"
+    tokens: int
+    window: int
+    threshold: int
+
+
+Event = Annotated[
+    Union[
+        Ready,
+        Processing,
+        AssistantChunk,
+        AssistantMessage,
+        ToolCallEvent,
+        ToolOutput,
+        ToolLog,
+        ToolState,
+        ApprovalRequired,
+        PlanUpdate,
+        LLMCall,
+        Compacted,
+        Guard,
+        JobUpdate,
+        JobLog,
+        TurnComplete,
+        Interrupted,
+        ErrorEvent,
+        UndoComplete,
+        NewComplete,
+        ResumeComplete,
+        ShutdownEvent,
+        SettingsChanged,
+        ContextUsage,
+    ],
+    Field(discriminator="type"),
+]
+
+_op_adapter: TypeAdapter[Op] = TypeAdapter(Op)
+_event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+#: Events after which a turn is over and a front end may take the next prompt.
+TERMINAL_EVENTS = frozenset({"turn_complete", "interrupted", "error"})
+
+
+def parse_op(data: str | bytes | dict[str, Any]) -> Op:
+    if isinstance(data, dict):
+        return _op_adapter.validate_python(data)
+    return _op_adapter.validate_json(data)
+
+
+def parse_event(data: str | bytes | dict[str, Any]) -> Event:
+    if isinstance(data, dict):
+        return _event_adapter.validate_python(data)
+    return _event_adapter.validate_json(data)
+
+
+OP_TYPES: tuple[type[Envelope], ...] = typing.get_args(typing.get_args(Op)[0])
+EVENT_TYPES: tuple[type[Envelope], ...] = typing.get_args(typing.get_args(Event)[0])

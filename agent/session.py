@@ -1,0 +1,316 @@
+"""A session: the submission queue in, the event bus out, one engine in between.
+
+Ops are handled strictly in order, one at a time, except ``interrupt``: ``submit`` handles
+it on the spot by cancelling whatever the engine is doing, so it never waits behind the
+turn it is meant to stop.
+
+The bus gives every subscriber its own unbounded queue, so a slow subscriber (a busy UI, a
+store writing to a slow disk) delays only itself, never the loop or the other subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import AsyncIterator
+
+from agent.config import Config, data_dir
+from agent.llm.client import LLMClient
+from agent.llm.models import ModelIdError, default_model_id, hf_token, resolve_model
+from agent.loop import EngineSettings, TurnEngine
+from agent.prompts.system import render_system_prompt
+from agent.protocol import (
+    Compact,
+    ErrorEvent,
+    Event,
+    ExecApproval,
+    Interrupt,
+    Interrupted,
+    New,
+    NewComplete,
+    Op,
+    PlanUpdate,
+    Ready,
+    Resume,
+    SetEffort,
+    SetModel,
+    SetYolo,
+    SettingsChanged,
+    Shutdown,
+    ShutdownEvent,
+    ToolLog,
+    Undo,
+    UndoComplete,
+    UserInput,
+)
+from agent.tools.base import ApprovalSettings, SessionToolState, Tool, ToolContext
+from agent.tools.router import ToolRouter
+
+
+class Subscription:
+    def __init__(self, bus: EventBus, name: str):
+        self.bus = bus
+        self.name = name
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def get(self) -> Event:
+        return await self.queue.get()
+
+    def get_nowait(self) -> Event:
+        return self.queue.get_nowait()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.queue.get()
+
+    def close(self) -> None:
+        self.bus.unsubscribe(self)
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subs: list[Subscription] = []
+
+    def subscribe(self, name: str = "") -> Subscription:
+        sub = Subscription(self, name)
+        self._subs.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+
+    def publish(self, event: Event) -> None:
+        for sub in list(self._subs):
+            sub.queue.put_nowait(event)
+
+
+class Session:
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        model_id: str | None = None,
+        cwd: Path | None = None,
+        tools: list[Tool] | None = None,
+        approval_mode: str | None = None,
+        max_iterations: int | None = None,
+    ):
+        self.config = config or Config()
+        self.id = uuid.uuid4().hex
+        self.cwd = (cwd or Path.cwd()).resolve()
+        self.data_dir = data_dir()
+        self.bus = EventBus()
+        self._queue: asyncio.Queue[Op] = asyncio.Queue()
+        self._seq = 0
+        self._work: asyncio.Task | None = None
+        self._runner: asyncio.Task | None = None
+        self._username_task: asyncio.Task | None = None
+        self.hf_username: str | None = None
+        self.tool_state = SessionToolState()
+        if tools is None:
+            from agent.tools import default_tools
+
+            tools = default_tools()
+        self.router = ToolRouter(tools)
+        model = resolve_model(default_model_id(model_id or self.config.model))
+        mode = approval_mode or self.config.approval_mode
+        self.engine_settings = EngineSettings(
+            max_iterations=self.config.max_iterations if max_iterations is None else max_iterations,
+            compaction_threshold=self.config.compaction_threshold,
+            approval=ApprovalSettings(mode=mode, confirm_cpu_jobs=self.config.confirm_cpu_jobs, cwd=self.cwd),
+            context_windows=self.config.context_windows,
+            reasoning_effort=self.config.reasoning_effort,
+        )
+        self.client = LLMClient(
+            # through the engine, so every llm_call lands in the turn's receipt
+            self.config.llm, lambda event: self.engine.emit(event), price_overrides=self.config.model_prices,
+            demo_workspace=self.data_dir / "demo-workspace",
+        )
+        self.engine = TurnEngine(
+            model=model, router=self.router, client=self.client, emit=self.emit,
+            settings=self.engine_settings, tool_context=self._tool_context, tool_state=self.tool_state,
+        )
+        self._render_system_prompt()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def model(self):
+        return self.engine.model
+
+    def emit(self, event: Event) -> None:
+        self._seq += 1
+        event.seq = self._seq
+        event.ts = time.time()
+        event.session_id = self.id
+        if not event.turn:
+            event.turn = self.engine.turn if hasattr(self, "engine") else 0
+        self.bus.publish(event)
+
+    def subscribe(self, name: str = "") -> Subscription:
+        return self.bus.subscribe(name)
+
+    def submit(self, op: Op) -> None:
+        if isinstance(op, Interrupt):
+            self.interrupt()
+            return
+        self._queue.put_nowait(op)
+
+    def interrupt(self) -> None:
+        """Stop the running turn now (streaming, tools, retry sleeps, compaction)."""
+        if self._work is not None and not self._work.done():
+            self._work.cancel()
+        elif self.engine.pending:
+            self.engine.cancel_pending()
+
+    @property
+    def busy(self) -> bool:
+        return self._work is not None and not self._work.done()
+
+    def _tool_context(self, call_id: str, tool_name: str) -> ToolContext:
+        return ToolContext(
+            session_id=self.id,
+            cwd=self.cwd,
+            spill_dir=self.data_dir / "spill" / self.id,
+            state=self.tool_state,
+            tool_call_id=call_id,
+            log=lambda line: self.engine.emit(ToolLog(tool=tool_name, log=line, tool_call_id=call_id)),
+            on_plan=lambda plan: self.engine.emit(PlanUpdate(plan=list(plan))),
+        )
+
+    def _render_system_prompt(self) -> None:
+        self.engine.history.set_system(render_system_prompt(
+            tool_names=self.router.names, cwd=self.cwd, hf_username=self.hf_username,
+            model_label=self.engine.model.label,
+        ))
+
+    async def _lookup_username(self) -> None:
+        """Who the HF token belongs to, for the prompt; never blocks start-up."""
+        token = hf_token()
+        if not token or os.environ.get("HF_HUB_OFFLINE") == "1":
+            return
+        try:
+            from huggingface_hub import HfApi
+
+            info = await asyncio.wait_for(asyncio.to_thread(HfApi(token=token).whoami), timeout=10)
+        except Exception:
+            return
+        name = info.get("name") if isinstance(info, dict) else None
+        if name:
+            self.hf_username = name
+            self._render_system_prompt()
+
+    # ------------------------------------------------------------------ running
+
+    def start(self) -> asyncio.Task:
+        self._runner = asyncio.create_task(self.run(), name=f"session-{self.id[:8]}")
+        return self._runner
+
+    async def run(self) -> None:
+        self._username_task = asyncio.create_task(self._lookup_username())
+        self.emit(Ready(
+            model=self.model.id, model_label=self.model.label, tool_count=len(self.router),
+            cwd=str(self.cwd), is_demo=self.model.is_demo,
+        ))
+        try:
+            while True:
+                op = await self._queue.get()
+                if isinstance(op, Shutdown):
+                    break
+                await self._handle(op)
+        finally:
+            if self._username_task and not self._username_task.done():
+                self._username_task.cancel()
+            self.emit(ShutdownEvent())
+
+    async def _run_work(self, coro) -> None:
+        self._work = asyncio.create_task(coro)
+        try:
+            await self._work
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the session itself is being stopped
+            # cancelled before the engine even started: still a visible interrupt
+            self.engine.history.repair_dangling_tool_calls()
+            self.emit(Interrupted())
+        finally:
+            self._work = None
+
+    async def _handle(self, op: Op) -> None:
+        engine = self.engine
+        try:
+            if isinstance(op, UserInput):
+                await self._run_work(engine.run_turn(op.text))
+            elif isinstance(op, ExecApproval):
+                await self._run_work(engine.resume(op.decisions))
+            elif isinstance(op, Compact):
+                await self._run_work(engine.compact(op.focus))
+            elif isinstance(op, Undo):
+                if engine.pending:
+                    engine.cancel_pending()
+                removed = engine.history.undo_last_turn()
+                engine.doom.reset()
+                self.emit(UndoComplete(removed_messages=removed))
+            elif isinstance(op, New):
+                self._new_conversation()
+            elif isinstance(op, Resume):
+                self.emit(ErrorEvent(
+                    message="Resuming saved sessions needs the session store, which this build does not have yet.",
+                    kind="not_available",
+                ))
+            elif isinstance(op, SetModel):
+                try:
+                    model = resolve_model(op.model)
+                except ModelIdError as exc:
+                    self.emit(ErrorEvent(message=str(exc), kind="invalid_model"))
+                    return
+                engine.set_model(model)
+                self._render_system_prompt()
+                self._settings_changed()
+            elif isinstance(op, SetEffort):
+                self.engine_settings.reasoning_effort = op.effort
+                self._settings_changed()
+            elif isinstance(op, SetYolo):
+                self.engine_settings.approval = ApprovalSettings(
+                    mode="yolo" if op.enabled else self.config.approval_mode if self.config.approval_mode != "yolo" else "auto",
+                    confirm_cpu_jobs=self.config.confirm_cpu_jobs, cwd=self.cwd,
+                )
+                if op.cap_usd is not None:
+                    self.config.yolo_cap_usd = op.cap_usd
+                self._settings_changed()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an op must never take the session down
+            self.emit(ErrorEvent(message=f"Could not handle {op.type}: {type(exc).__name__}: {exc}", kind="internal"))
+
+    def _new_conversation(self) -> None:
+        engine = self.engine
+        if engine.pending:
+            engine.cancel_pending()
+        previous = self.id
+        self.id = uuid.uuid4().hex
+        self._seq = 0
+        engine.history.entries.clear()
+        engine.doom.reset()
+        engine.turn = 0
+        engine.session_cost = 0.0
+        engine.session_unknown_calls = 0
+        self.tool_state.reset()
+        self._render_system_prompt()
+        self.emit(NewComplete(previous_session_id=previous))
+
+    def _settings_changed(self) -> None:
+        self.emit(SettingsChanged(
+            model=self.model.id, model_label=self.model.label,
+            effort=self.engine_settings.reasoning_effort,
+            yolo=self.engine_settings.approval.mode == "yolo",
+            yolo_cap_usd=self.config.yolo_cap_usd,
+            context_window=self.engine.window.tokens,
+        ))

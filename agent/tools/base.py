@@ -1,0 +1,83 @@
+"""What a tool is, and what it gets to run.
+
+A tool is a class with a pydantic ``Params`` model (the JSON schema the model sees is built
+from it) and an async ``run``. Tools never raise for expected failures: they return a
+``ToolResult`` with ``success=False`` and a sentence the model can act on. Unexpected
+exceptions are turned into error results by the router, so one broken call is one error
+result, never a crashed turn.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from agent.protocol import PlanItem
+
+
+class ToolParams(BaseModel):
+    """Base for parameter models: unknown keys are an error the model is told about."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class ToolResult:
+    output: str
+    success: bool = True
+    spill_path: str | None = None
+
+
+@dataclass
+class SessionToolState:
+    """Per-session state shared by the tools (never process-global: reference §12.18)."""
+
+    #: resolved path -> (mtime_ns, size) when the agent last read or wrote it
+    read_files: dict[str, tuple[int, int]] = field(default_factory=dict)
+    plan: list[PlanItem] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.read_files.clear()
+        self.plan = []
+
+
+@dataclass
+class ToolContext:
+    """Everything a running tool may touch besides its arguments."""
+
+    session_id: str
+    cwd: Path
+    #: directory for spill files of oversized outputs (created on demand)
+    spill_dir: Path
+    state: SessionToolState
+    tool_call_id: str = ""
+    #: emit a progress line (becomes a ``tool_log`` event)
+    log: Callable[[str], None] = lambda line: None
+    #: publish the new plan (becomes a ``plan_update`` event)
+    on_plan: Callable[[list[PlanItem]], None] = lambda plan: None
+
+
+@dataclass(frozen=True)
+class ApprovalSettings:
+    """The subset of settings that approval rules read."""
+
+    mode: str = "auto"  # "ask" | "auto" | "yolo"
+    confirm_cpu_jobs: bool = True
+    cwd: Path = Path(".")
+
+
+class Tool(abc.ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Params: ClassVar[type[ToolParams]]
+
+    def approval_reason(self, params: Any, settings: ApprovalSettings) -> str | None:
+        """Why this call needs a human, or None when it may run on its own."""
+        return None
+
+    @abc.abstractmethod
+    async def run(self, params: Any, ctx: ToolContext) -> ToolResult: ...

@@ -1,0 +1,154 @@
+"""The tool router: schemas for the model, argument checking, isolated execution.
+
+Schemas are generated from each tool's pydantic ``Params`` model, with ``$defs`` inlined
+(several providers reject ``$ref``). Arguments are parsed once; a malformed or invalid call
+becomes an error result that says it was NOT executed and why, so the model can fix it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent.tools.base import ApprovalSettings, Tool, ToolContext, ToolResult
+from agent.tools.output import apply_output_budget
+
+log = logging.getLogger(__name__)
+
+MALFORMED_PREFIX = "ERROR: Tool call to '{name}' had malformed JSON arguments and was NOT executed."
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                target = dict(defs[ref.split("/")[-1]])
+                extra = {k: v for k, v in node.items() if k != "$ref"}
+                target.update(extra)
+                return resolve(target)
+            return {k: resolve(v) for k, v in node.items() if k != "title"}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
+def tool_spec(tool: Tool) -> dict[str, Any]:
+    params = _inline_refs(tool.Params.model_json_schema())
+    params.setdefault("type", "object")
+    params.setdefault("properties", {})
+    params["additionalProperties"] = False
+    return {
+        "type": "function",
+        "function": {"name": tool.name, "description": tool.description, "parameters": params},
+    }
+
+
+@dataclass
+class ParsedCall:
+    """A tool call from the model, checked against its tool.
+
+    ``error`` is set when the call must not run; ``malformed`` marks JSON that did not parse
+    (that is what the repeated-malformed guard counts).
+    """
+
+    id: str
+    name: str
+    raw_arguments: str
+    arguments: dict[str, Any]
+    tool: Tool | None = None
+    params: Any = None
+    error: str | None = None
+    malformed: bool = False
+
+
+class ToolRouter:
+    def __init__(self, tools: list[Tool]):
+        self._tools: dict[str, Tool] = {}
+        for tool in tools:
+            if tool.name in self._tools:
+                raise ValueError(f"duplicate tool name {tool.name!r}")
+            self._tools[tool.name] = tool
+        self._specs = [tool_spec(t) for t in self._tools.values()]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def specs(self) -> list[dict[str, Any]]:
+        return self._specs
+
+    def parse(self, call_id: str, name: str, raw_arguments: str | None) -> ParsedCall:
+        raw = raw_arguments if raw_arguments is not None else ""
+        tool = self._tools.get(name)
+        if tool is None:
+            available = ", ".join(sorted(self._tools)) or "(none)"
+            return ParsedCall(
+                call_id, name, raw, {},
+                error=f"ERROR: Unknown tool '{name}'. The call was NOT executed. Available tools: {available}.",
+            )
+        try:
+            args = json.loads(raw) if raw.strip() else {}
+        except json.JSONDecodeError as exc:
+            return ParsedCall(
+                call_id, name, raw, {}, tool=tool, malformed=True,
+                error=(
+                    MALFORMED_PREFIX.format(name=name)
+                    + f" JSON error: {exc.msg} at line {exc.lineno} column {exc.colno}."
+                    " Send the arguments again as one valid JSON object."
+                ),
+            )
+        if not isinstance(args, dict):
+            return ParsedCall(
+                call_id, name, raw, {}, tool=tool, malformed=True,
+                error=MALFORMED_PREFIX.format(name=name)
+                + f" Expected a JSON object, got {type(args).__name__}.",
+            )
+        try:
+            params = tool.Params.model_validate(args)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}"
+                for err in exc.errors()[:8]
+            )
+            return ParsedCall(
+                call_id, name, raw, args, tool=tool,
+                error=f"ERROR: Tool call to '{name}' had invalid arguments and was NOT executed: {problems}.",
+            )
+        return ParsedCall(call_id, name, raw, args, tool=tool, params=params)
+
+    def approval_reason(self, call: ParsedCall, settings: ApprovalSettings) -> str | None:
+        if call.error or call.tool is None:
+            return None
+        return call.tool.approval_reason(call.params, settings)
+
+    async def execute(self, call: ParsedCall, ctx: ToolContext) -> ToolResult:
+        """Run one checked call. Never raises except ``CancelledError``."""
+        if call.error or call.tool is None:
+            return ToolResult(call.error or "ERROR: call was NOT executed.", success=False)
+        try:
+            result = await call.tool.run(call.params, ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one failing tool is one error result
+            log.exception("tool %s failed", call.name)
+            result = ToolResult(f"ERROR: {call.name} failed: {type(exc).__name__}: {exc}", success=False)
+        if result.spill_path is None:
+            text, spill = apply_output_budget(result.output, ctx.spill_dir, label=call.name)
+            result = ToolResult(text, result.success, spill)
+        return result

@@ -1,0 +1,173 @@
+"""``mlintern -p PROMPT``: one turn without a screen.
+
+``text`` prints the final answer on stdout and progress on stderr; ``json`` prints one object
+at the end; ``stream-json`` prints every protocol event as one JSON line as it happens.
+Without ``--yolo`` any call that needs approval is rejected with a result telling the model
+why (there is nobody to ask).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from typing import TextIO
+
+from agent.config import ConfigError, load_config
+from agent.llm.models import ModelIdError
+from agent.protocol import (
+    ApprovalRequired,
+    Compacted,
+    ErrorEvent,
+    Event,
+    ExecApproval,
+    Guard,
+    Interrupted,
+    Ready,
+    Shutdown,
+    ToolCallEvent,
+    ToolDecision,
+    ToolLog,
+    ToolOutput,
+    TurnComplete,
+    UserInput,
+)
+from agent.session import Session
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _short(args: dict, limit: int = 100) -> str:
+    text = json.dumps(args, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class HeadlessPrinter:
+    def __init__(self, fmt: str, out: TextIO, err: TextIO):
+        self.fmt = fmt
+        self.out = out
+        self.err = err
+
+    def status(self, line: str) -> None:
+        if self.fmt == "text":
+            print(line, file=self.err, flush=True)
+
+    def handle(self, event: Event) -> None:
+        if self.fmt == "stream-json":
+            print(event.model_dump_json(), file=self.out, flush=True)
+            return
+        if isinstance(event, Ready):
+            self.status(f"model: {event.model_label} · tools: {event.tool_count} · cwd: {event.cwd}")
+        elif isinstance(event, ToolCallEvent):
+            self.status(f"▸ {event.tool} {_short(event.arguments)}")
+        elif isinstance(event, ToolOutput) and not event.success:
+            self.status(f"  ✗ {event.tool}: {event.output.strip().splitlines()[0][:200] if event.output.strip() else 'failed'}")
+        elif isinstance(event, ToolLog) and event.tool == "system":
+            self.status(f"  · {event.log}")
+        elif isinstance(event, Guard):
+            self.status(f"⚠ {event.message}")
+        elif isinstance(event, Compacted):
+            self.status(f"context compacted: {event.tokens_before:,} → {event.tokens_after:,} tokens ({event.method})")
+        elif isinstance(event, ApprovalRequired):
+            for item in event.items:
+                self.status(f"✗ rejected {item.tool}: {item.reason} (headless without --yolo)")
+        elif isinstance(event, ErrorEvent):
+            print(f"Error: {event.message}", file=self.err, flush=True)
+
+
+async def run_headless(
+    prompt: str,
+    *,
+    model: str | None,
+    output_format: str,
+    yolo: bool,
+    max_iterations: int | None,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=err)
+        return EXIT_USAGE
+    mode = "yolo" if yolo else ("auto" if config.approval_mode == "yolo" else config.approval_mode)
+    try:
+        session = Session(config, model_id=model, approval_mode=mode, max_iterations=max_iterations)
+    except ModelIdError as exc:
+        print(f"Error: {exc}", file=err)
+        return EXIT_USAGE
+    printer = HeadlessPrinter(output_format, out, err)
+    sub = session.subscribe("headless")
+    runner = session.start()
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+
+    def on_sigint() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            print("interrupting… (Ctrl+C again to quit)", file=err, flush=True)
+            session.interrupt()
+        else:
+            runner.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError):
+        pass
+    session.submit(UserInput(text=prompt))
+    code = EXIT_ERROR
+    final: TurnComplete | None = None
+    error: ErrorEvent | None = None
+    try:
+        while True:
+            event = await sub.get()
+            printer.handle(event)
+            if isinstance(event, ApprovalRequired):
+                session.submit(ExecApproval(decisions=[
+                    ToolDecision(
+                        tool_call_id=i.tool_call_id, approved=False,
+                        feedback=f"Running headless without --yolo, so nobody can approve this ({i.reason}). "
+                        "Continue without it, or explain what the user must run with --yolo.",
+                    )
+                    for i in event.items
+                ]))
+            elif isinstance(event, TurnComplete):
+                final, code = event, EXIT_OK
+                break
+            elif isinstance(event, ErrorEvent):
+                error, code = event, EXIT_ERROR
+                break
+            elif isinstance(event, Interrupted):
+                code = EXIT_INTERRUPTED
+                break
+    except asyncio.CancelledError:
+        code = EXIT_INTERRUPTED
+    finally:
+        try:
+            loop.remove_signal_handler(signal.SIGINT)
+        except (NotImplementedError, RuntimeError):
+            pass
+        session.submit(Shutdown())
+        try:
+            await asyncio.wait_for(runner, timeout=5)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            runner.cancel()
+    if output_format == "text" and final is not None:
+        print(final.final_response or "", file=out, flush=True)
+        r = final.receipt
+        cost = f"${r.llm_cost_usd:.4f}" + (f" + {r.unknown_cost_calls} call(s) at unknown price" if r.unknown_cost_calls else "")
+        printer.status(f"--- turn complete ({final.reason}): {r.llm_calls} model call(s), "
+                       f"{r.usage.prompt_tokens:,} in / {r.usage.completion_tokens:,} out tokens, {cost}")
+    elif output_format == "json":
+        print(json.dumps({
+            "session_id": session.id,
+            "model": session.model.id,
+            "is_error": code != EXIT_OK,
+            "result": final.final_response if final else None,
+            "reason": final.reason if final else ("interrupted" if code == EXIT_INTERRUPTED else "error"),
+            "error": error.message if error else None,
+            "receipt": final.receipt.model_dump() if final else None,
+        }), file=out, flush=True)
+    return code

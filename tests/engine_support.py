@@ -1,0 +1,44 @@
+"""Helpers for driving a real Session against the scripted loopback model server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from agent.config import Config, LLMSettings
+from agent.protocol import TERMINAL_EVENTS, ApprovalRequired, Event
+from agent.session import Session, Subscription
+
+MODEL = "openai/scripted-model"
+
+
+def make_session(llm_server, monkeypatch, tmp_path: Path, *, config: Config | None = None, **kw) -> Session:
+    monkeypatch.setenv("OPENAI_BASE_URL", llm_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    config = config or Config(llm=LLMSettings(max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.05))
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    return Session(config, model_id=kw.pop("model_id", MODEL), cwd=work, **kw)
+
+
+async def collect_until(sub: Subscription, stop: set[str] | frozenset[str] = TERMINAL_EVENTS | {"approval_required"},
+                        timeout: float = 30) -> list[Event]:
+    events: list[Event] = []
+
+    async def pump() -> None:
+        while True:
+            ev = await sub.get()
+            events.append(ev)
+            if ev.type in stop:
+                return
+
+    await asyncio.wait_for(pump(), timeout)
+    return events
+
+
+def of_type(events: list[Event], kind: str) -> list:
+    return [e for e in events if e.type == kind]
+
+
+def last_approval(events: list[Event]) -> ApprovalRequired:
+    return of_type(events, "approval_required")[-1]
