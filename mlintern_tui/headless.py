@@ -154,6 +154,11 @@ async def run_headless(
             await asyncio.wait_for(runner, timeout=5)
         except (asyncio.TimeoutError, asyncio.CancelledError):
             runner.cancel()
+        while True:  # what the session said on the way out (stream-json ends with "shutdown")
+            try:
+                printer.handle(sub.get_nowait())
+            except asyncio.QueueEmpty:
+                break
     if output_format == "text" and final is not None:
         print(final.final_response or "", file=out, flush=True)
         r = final.receipt

@@ -422,3 +422,19 @@ async def test_yolo_runs_gated_calls_without_asking(llm_server, monkeypatch, tmp
     await stop(s)
     assert not of_type(events, "approval_required")
     assert "yolo-ran" in of_type(events, "tool_output")[0].output
+
+
+async def test_stream_dropped_mid_answer_is_retried_and_the_partial_text_reset(llm_server, monkeypatch, tmp_path):
+    from tests.fakes import Disconnect
+
+    llm_server.script(Disconnect(after_text="Half an ans"), Text("A whole answer."))
+    s = make_session(llm_server, monkeypatch, tmp_path)
+    sub = await start(s, "hi")
+    events = await collect_until(sub)
+    await stop(s)
+    chunks = of_type(events, "assistant_chunk")
+    resets = [i for i, c in enumerate(chunks) if c.reset]
+    assert len(resets) == 1
+    assert "".join(c.content for c in chunks[resets[0] + 1:]) == "A whole answer."
+    assert events[-1].final_response == "A whole answer."
+    assert "Half an ans" not in json.dumps(llm_server.requests[1]["messages"])

@@ -113,7 +113,9 @@ class LLMClient:
         if model.is_demo:
             from agent.llm.demo import register_demo_provider
 
-            register_demo_provider(self.demo_workspace or Path.cwd())
+            workspace = self.demo_workspace or Path.cwd()
+            workspace.mkdir(parents=True, exist_ok=True)
+            register_demo_provider(workspace)
         return litellm
 
     def backoff_delay(self, attempt: int, info: LLMErrorInfo) -> float:

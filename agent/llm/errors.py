@@ -125,7 +125,12 @@ def classify(exc: BaseException, model: ResolvedModel | None = None) -> LLMError
     short = text.strip().splitlines()[0][:300] if text.strip() else name
     who = model.id if model else "the model"
 
-    if name == "ContextWindowExceededError" or any(m in low for m in OVERFLOW_MARKERS):
+    body = getattr(exc, "body", None)
+    code = ""
+    if isinstance(body, dict):  # litellm maps overflow by message only; some servers say it in the code
+        err = body.get("error") if isinstance(body.get("error"), dict) else body
+        code = str(err.get("code") or "")
+    if name == "ContextWindowExceededError" or code == "context_length_exceeded" or any(m in low for m in OVERFLOW_MARKERS):
         return LLMErrorInfo("context_overflow", False, f"The conversation no longer fits {who}'s context window.", short, status)
     if status == 402 or (any(m in low for m in CREDIT_MARKERS) and status in (400, 403, 429, None) and "rate" not in low):
         return LLMErrorInfo(
@@ -147,15 +152,15 @@ def classify(exc: BaseException, model: ResolvedModel | None = None) -> LLMError
             short, status,
         )
     if status == 429 or name == "RateLimitError" or any(m in low for m in RATE_LIMIT_MARKERS):
-        return LLMErrorInfo("rate_limit", True, f"{who} is rate-limiting requests (429).", short, status, retry_after_seconds(exc))
+        return LLMErrorInfo("rate_limit", True, f"The provider of {who} is rate-limiting requests (429).", short, status, retry_after_seconds(exc))
     if name in ("Timeout", "APITimeoutError", "TimeoutError") or "timeout" in name.lower():
         return LLMErrorInfo("timeout", True, f"The request to {who} timed out.", short, status)
     if status is not None and status >= 500:
-        return LLMErrorInfo("server", True, f"{who}'s provider had a server error ({status}).", short, status, retry_after_seconds(exc))
+        return LLMErrorInfo("server", True, f"The provider of {who} had a server error ({status}).", short, status, retry_after_seconds(exc))
     if name in ("APIConnectionError", "ServiceUnavailableError", "InternalServerError", "ConnectError", "RemoteProtocolError") or any(
         m in low for m in TRANSIENT_MARKERS
     ):
-        return LLMErrorInfo("connection", True, f"Could not reach {who}'s provider ({short}).", short, status, retry_after_seconds(exc))
+        return LLMErrorInfo("connection", True, f"Could not reach the provider of {who} ({short}).", short, status, retry_after_seconds(exc))
     if status == 400 or name in ("BadRequestError", "UnprocessableEntityError"):
-        return LLMErrorInfo("bad_request", False, f"{who} rejected the request: {short}", short, status)
+        return LLMErrorInfo("bad_request", False, f"The model {who} rejected the request: {short}", short, status)
     return LLMErrorInfo("other", False, f"The request to {who} failed: {name}: {short}", short, status)

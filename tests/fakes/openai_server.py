@@ -1,0 +1,459 @@
+"""A scripted OpenAI-compatible chat-completions server on 127.0.0.1 for tests.
+
+The engine talks to models through litellm; this server sits at the network edge so
+tests drive litellm's real HTTP path (openai SDK, httpx, SSE parsing, error mapping)
+instead of patching anything of ours. Standard library only: a ThreadingHTTPServer in
+a daemon thread, usable from sync and async tests alike.
+
+Usage::
+
+    server = ScriptedLLMServer().start()        # or: with ScriptedLLMServer() as server:
+    server.script(
+        Text("hello **world**"),
+        ToolCalls([Call("call_1", "bash", '{"command": "ls"}')]),
+        HTTPError(429, "rate limited", headers={"Retry-After": "1"}),
+        lambda body: Text(f"you sent {len(body['messages'])} messages"),
+    )
+    await litellm.acompletion(model="openai/fake", api_base=server.base_url,
+                              api_key="sk-test", num_retries=0, messages=[...], stream=True)
+    server.requests              # JSON bodies received, in order
+    server.remaining             # replies not consumed yet
+    server.wait_for_request(1)   # blocks until request #1 arrived, returns its body
+    server.stop()                # prompt even while a Hang is in progress
+
+Each POST /v1/chat/completions consumes the next reply:
+
+* ``Text(content, chunk_chars=8, delay=0.0, finish_reason="stop", usage=None)``:
+  content deltas of ``chunk_chars`` characters, ``delay`` seconds apart.
+* ``ToolCalls([Call(id, name, arguments), ...], content="", finish_reason="tool_calls",
+  usage=None, fragment_chars=7, delay=0.0)``: optional content first, then per call a
+  header delta (index, id, type, name, empty arguments) followed by argument fragments
+  of ``fragment_chars``, split the way real providers split them.
+* ``HTTPError(status, message, code=None, type=None, headers={})``: an OpenAI-style
+  ``{"error": {"message", "type", "param", "code"}}`` body with the given headers.
+* ``Hang(after_text="", seconds=30)``: sends ``after_text`` then stalls (interrupt
+  tests); the connection is dropped after ``seconds`` or at once on ``stop()``.
+* ``Disconnect(after_text="")``: sends ``after_text`` then drops the connection in the
+  middle of the chunked body, like a provider dying mid-stream.
+* any callable ``body -> reply``, resolved when the request arrives; if it raises,
+  the request is answered 500 with the exception text.
+
+Streaming (``"stream": true``) answers ``text/event-stream``: ``data: {chunk}`` events
+then ``data: [DONE]``. The first delta carries ``role: assistant`` and empty content;
+the last choice chunk carries ``finish_reason`` with an empty delta. With
+``stream_options.include_usage`` every chunk has ``"usage": null`` and one more chunk
+with ``"choices": []`` carries the usage, as OpenAI does. Without ``stream`` the answer
+is a ``chat.completion`` object.
+
+Usage defaults to an estimate (prompt = chars/4 of the request's messages and tools,
+completion = chars/4 of the reply) so token counts and costs are never zero; pass
+``Usage(prompt_tokens, completion_tokens, cached_tokens=None)`` to pin it.
+
+An exhausted script answers 500 "script exhausted: request #N ..." so an unexpected
+extra model call fails loudly. ``GET /v1/models`` lists ``model_name``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Union
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+        if self.cached_tokens is not None:
+            data["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return data
+
+
+@dataclass(frozen=True)
+class Text:
+    content: str
+    chunk_chars: int = 8
+    delay: float = 0.0
+    finish_reason: str = "stop"
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+@dataclass(frozen=True)
+class ToolCalls:
+    calls: list[Call] | tuple[Call, ...]
+    content: str = ""
+    finish_reason: str = "tool_calls"
+    usage: Usage | None = None
+    fragment_chars: int = 7
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class HTTPError:
+    status: int
+    message: str = "error"
+    code: str | None = None
+    type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        default_type = "server_error" if self.status >= 500 else "invalid_request_error"
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type or default_type,
+                "param": None,
+                "code": self.code,
+            }
+        }
+
+
+@dataclass(frozen=True)
+class Hang:
+    after_text: str = ""
+    seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Disconnect:
+    after_text: str = ""
+
+
+Reply = Union[Text, ToolCalls, HTTPError, Hang, Disconnect, Callable[[dict], Any]]
+_ANSWERS = (Text, ToolCalls, Hang, Disconnect)
+
+
+def _estimate_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def _usage_for(body: dict, reply: Text | ToolCalls) -> Usage:
+    if reply.usage is not None:
+        return reply.usage
+    reply_text = reply.content
+    if isinstance(reply, ToolCalls):
+        reply_text += "".join(call.name + call.arguments for call in reply.calls)
+    prompt_text = json.dumps(body.get("messages", [])) + json.dumps(body.get("tools", []))
+    return Usage(_estimate_tokens(prompt_text), _estimate_tokens(reply_text))
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    size = max(1, size)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _completion(body: dict, reply: Text | ToolCalls, completion_id: str) -> dict:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content or None, "refusal": None}
+    if isinstance(reply, ToolCalls):
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in reply.calls
+        ]
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", ""),
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
+        "usage": _usage_for(body, reply).to_json(),
+    }
+
+
+def _stream_chunks(body: dict, reply: Text | ToolCalls | Hang | Disconnect, completion_id: str) -> Iterator[dict]:
+    """The SSE chunk objects for ``reply``; for Hang/Disconnect only the part sent before the cut."""
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    base = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model", ""),
+        "system_fingerprint": None,
+    }
+
+    def chunk(delta: dict, finish_reason: str | None = None) -> dict:
+        data = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+        if include_usage:
+            data["usage"] = None
+        return data
+
+    yield chunk({"role": "assistant", "content": ""})
+    if isinstance(reply, (Hang, Disconnect)):
+        for piece in _pieces(reply.after_text, 8):
+            yield chunk({"content": piece})
+        return
+    size = reply.chunk_chars if isinstance(reply, Text) else 8
+    for piece in _pieces(reply.content, size):
+        yield chunk({"content": piece})
+    if isinstance(reply, ToolCalls):
+        for index, call in enumerate(reply.calls):
+            function = {"name": call.name, "arguments": ""}
+            yield chunk({"tool_calls": [{"index": index, "id": call.id, "type": "function", "function": function}]})
+            for fragment in _pieces(call.arguments, reply.fragment_chars):
+                yield chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
+    yield chunk({}, reply.finish_reason)
+    if include_usage:
+        yield {**base, "choices": [], "usage": _usage_for(body, reply).to_json()}
+
+
+class _StopAnswering(Exception):
+    """The server is stopping mid-answer; end this response without a word."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # the default logs every request to stderr, which garbles test output
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.rstrip("/") not in ("/v1/models", "/models"):
+            self._send_json(404, HTTPError(404, f"no route GET {self.path}").body())
+            return
+        model = {"id": self.server.owner.model_name, "object": "model", "created": 0, "owned_by": "tests"}
+        self._send_json(200, {"object": "list", "data": [model]})
+
+    def do_POST(self) -> None:  # noqa: N802
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+            self._send_json(404, HTTPError(404, f"no route POST {self.path}").body())
+            return
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError as exc:
+            self._send_json(400, HTTPError(400, f"request body is not JSON: {exc}").body())
+            return
+        reply = self.server.owner._take_reply(body)
+        try:
+            self._answer(body, reply)
+        except (BrokenPipeError, ConnectionResetError, _StopAnswering):
+            self.close_connection = True
+
+    def _answer(self, body: dict, reply: Any) -> None:
+        owner = self.server.owner
+        if isinstance(reply, HTTPError):
+            self._send_json(reply.status, reply.body(), reply.headers)
+        elif not isinstance(reply, _ANSWERS):
+            self._send_json(500, HTTPError(500, f"scripted reply is not a reply: {reply!r}").body())
+        elif body.get("stream"):
+            self._stream(body, reply)
+        elif isinstance(reply, Disconnect):
+            self._drop_connection()
+        elif isinstance(reply, Hang):
+            if owner._stopping.wait(reply.seconds):
+                raise _StopAnswering
+            self._send_json(200, _completion(body, Text(reply.after_text), owner._completion_id()))
+        else:
+            self._send_json(200, _completion(body, reply, owner._completion_id()))
+
+    def _stream(self, body: dict, reply: Text | ToolCalls | Hang | Disconnect) -> None:
+        owner = self.server.owner
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        delay = getattr(reply, "delay", 0.0)
+        for number, data in enumerate(_stream_chunks(body, reply, owner._completion_id())):
+            if delay and number and owner._stopping.wait(delay):
+                raise _StopAnswering
+            self._write_chunk(b"data: " + json.dumps(data).encode() + b"\n\n")
+        if isinstance(reply, Hang):
+            owner._stopping.wait(reply.seconds)
+        if isinstance(reply, (Hang, Disconnect)):
+            # A stalled or crashed provider never finishes its answer.
+            self._drop_connection()
+            return
+        self._write_chunk(b"data: [DONE]\n\n")
+        self._write_chunk(b"")
+
+    def _write_chunk(self, payload: bytes) -> None:
+        if self.server.owner._stopping.is_set():
+            raise _StopAnswering
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+        self.wfile.flush()
+
+    def _drop_connection(self) -> None:
+        # Closing without the terminating zero-length chunk makes the client see a body
+        # that ended early, which is what a crashed provider or a cut network looks like.
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _send_json(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # handler threads may sit in a Hang; never wait for them
+
+    def __init__(self, owner: ScriptedLLMServer) -> None:
+        self.owner = owner
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients hanging up mid-answer is the point of interrupt tests
+
+    def drop_open_connections(self) -> None:
+        # litellm pools keep-alive connections; without this every stopped server would
+        # leave a handler thread blocked on a read until the test process exits.
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class ScriptedLLMServer:
+    """Serves scripted chat-completion replies on a random loopback port."""
+
+    def __init__(self, model_name: str = "fake-model") -> None:
+        self.model_name = model_name
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._replies: deque[Reply] = deque()
+        self._requests: list[dict] = []
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._answered = 0
+
+    def start(self) -> ScriptedLLMServer:
+        if self._httpd is not None:
+            raise RuntimeError("ScriptedLLMServer is already running")
+        self._stopping.clear()
+        self._httpd = _HTTPServer(self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"scripted-llm-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._httpd.drop_open_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> ScriptedLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("ScriptedLLMServer is not running; call start() first")
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, *replies: Reply) -> ScriptedLLMServer:
+        """Queue replies; each chat-completions request consumes the next one."""
+        with self._lock:
+            self._replies.extend(replies)
+        return self
+
+    @property
+    def requests(self) -> list[dict]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def remaining(self) -> int:
+        with self._lock:
+            return len(self._replies)
+
+    def wait_for_request(self, count: int = 1, timeout: float = 5.0) -> dict:
+        """Block until ``count`` requests have arrived; return the ``count``-th body.
+
+        Blocking on purpose (the server lives in threads); from async code use
+        ``await asyncio.to_thread(server.wait_for_request, n)``.
+        """
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self._requests) >= count, timeout):
+                raise TimeoutError(f"expected request #{count} within {timeout}s, got {len(self._requests)}")
+            return self._requests[count - 1]
+
+    def _take_reply(self, body: dict) -> Any:
+        with self._lock:
+            self._requests.append(body)
+            self._arrived.notify_all()
+            number = len(self._requests)
+            reply = self._replies.popleft() if self._replies else None
+        if reply is None:
+            return HTTPError(
+                500,
+                f"script exhausted: request #{number} arrived but no scripted reply was left",
+                code="script_exhausted",
+            )
+        if callable(reply):
+            try:
+                return reply(body)
+            except Exception as exc:  # the test's own bug, surfaced as a loud 500
+                return HTTPError(500, f"scripted reply callable raised {type(exc).__name__}: {exc}")
+        return reply
+
+    def _completion_id(self) -> str:
+        with self._lock:
+            self._answered += 1
+            return f"chatcmpl-scripted-{self._answered}"

@@ -1,0 +1,110 @@
+"""The installed ``mlintern`` command in headless mode, as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.protocol import parse_event
+from tests.fakes import Call, HTTPError, Text, ToolCalls
+
+
+def mlintern_cmd() -> list[str]:
+    exe = shutil.which("mlintern", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "mlintern_tui.cli"]
+
+
+def run(args: list[str], home: Path, env_extra: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k not in ("HF_TOKEN", "OPENAI_BASE_URL")}
+    env.update({"MLINTERN_HOME": str(home), "LITELLM_OFFLINE_MODE": "true", "HF_HUB_OFFLINE": "1", "MLINTERN_DEMO_DELAY": "0"})
+    env.update(env_extra or {})
+    return subprocess.run(mlintern_cmd() + args, env=env, capture_output=True, text=True, timeout=120, cwd=cwd or home)
+
+
+def server_env(llm_server) -> dict[str, str]:
+    return {"OPENAI_BASE_URL": llm_server.base_url, "OPENAI_API_KEY": "sk-test"}
+
+
+def test_stream_json_prints_every_event_as_a_protocol_line(llm_server, mlintern_home):
+    llm_server.script(ToolCalls([Call("s1", "bash", '{"command": "echo from-bash"}')]), Text("All **done**."))
+    proc = run(["-p", "do it", "-m", "openai/scripted-model", "--output-format", "stream-json"], mlintern_home, server_env(llm_server))
+    assert proc.returncode == 0, proc.stderr
+    events = [parse_event(line) for line in proc.stdout.splitlines()]
+    types = [e.type for e in events]
+    assert types[0] == "ready" and types[-2:] == ["turn_complete", "shutdown"]
+    for needed in ("assistant_chunk", "tool_call", "tool_output", "llm_call", "context_usage"):
+        assert needed in types
+    out = next(e for e in events if e.type == "tool_output")
+    assert "from-bash" in out.output
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert proc.stderr == ""  # nothing leaks onto the terminal (litellm warnings, tracebacks)
+
+
+def test_text_mode_answer_on_stdout_status_on_stderr(llm_server, mlintern_home):
+    llm_server.script(Text("The answer is 42."))
+    proc = run(["-p", "question", "-m", "openai/scripted-model"], mlintern_home, server_env(llm_server))
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == "The answer is 42."
+    assert "model: openai/scripted-model" in proc.stderr and "turn complete" in proc.stderr
+    assert "unknown price" in proc.stderr  # no price for this model: said, not $0
+
+
+def test_without_yolo_gated_calls_are_rejected_with_a_reason(llm_server, mlintern_home):
+    (mlintern_home / "config.json").write_text(json.dumps({"approval_mode": "ask"}))
+    llm_server.script(ToolCalls([Call("g1", "bash", '{"command": "touch should-not-exist"}')]), Text("Could not run it."))
+    proc = run(["-p", "run", "-m", "openai/scripted-model", "--output-format", "json"], mlintern_home, server_env(llm_server))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["result"] == "Could not run it." and result["receipt"]["llm_calls"] == 2
+    tool_msg = [m for m in llm_server.requests[1]["messages"] if m["role"] == "tool"][0]
+    assert "headless without --yolo" in tool_msg["content"] and "NOT executed" in tool_msg["content"]
+    assert not (mlintern_home / "should-not-exist").exists()
+
+    llm_server.script(ToolCalls([Call("g2", "bash", '{"command": "touch made-it"}')]), Text("Ran it."))
+    proc = run(["-p", "run", "-m", "openai/scripted-model", "--yolo"], mlintern_home, server_env(llm_server))
+    assert proc.returncode == 0 and (mlintern_home / "made-it").exists()
+
+
+def test_errors_exit_non_zero_with_one_clear_line(llm_server, mlintern_home):
+    (mlintern_home / "config.json").write_text(json.dumps({"llm": {"max_attempts": 2, "backoff_base_s": 0.01}}))
+    llm_server.script(HTTPError(500, "boom"), HTTPError(500, "boom"))
+    proc = run(["-p", "hi", "-m", "openai/scripted-model"], mlintern_home, server_env(llm_server))
+    assert proc.returncode == 1
+    assert "Error: The provider of openai/scripted-model had a server error (500). Gave up after 2 attempts." in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    proc = run(["-p", "hi", "-m", "anthropic/claude-sonnet-4-5"], mlintern_home)
+    assert proc.returncode == 1 and "set ANTHROPIC_API_KEY" in proc.stderr
+
+
+def test_bad_config_and_bad_model_are_usage_errors(mlintern_home):
+    (mlintern_home / "config.json").write_text("{ not json")
+    proc = run(["-p", "hi"], mlintern_home)
+    assert proc.returncode == 2 and "not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
+    (mlintern_home / "config.json").unlink()
+    proc = run(["-p", "hi", "-m", "no such model"], mlintern_home)
+    assert proc.returncode == 2 and "invalid model id" in proc.stderr
+
+
+def test_demo_model_runs_a_real_training_job_offline(mlintern_home, tmp_path):
+    proc = run(["-p", "Fine-tune a small classifier", "--output-format", "json"], mlintern_home, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["model"] == "demo" and result["reason"] == "done"
+    metrics = list((mlintern_home / "demo-workspace").rglob("metrics.json"))
+    assert len(metrics) == 1
+    accuracy = json.loads(metrics[0].read_text())
+    assert any(str(v)[:5] in result["result"] for v in accuracy.values() if isinstance(v, float))
+    assert result["receipt"]["llm_cost_usd"] == 0 and result["receipt"]["unknown_cost_calls"] == 0
+
+
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_version_and_help(flag, mlintern_home):
+    proc = run([flag], mlintern_home)
+    assert proc.returncode == 0 and "mlintern" in proc.stdout
