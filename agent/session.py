@@ -198,7 +198,9 @@ class Session:
         try:
             from huggingface_hub import HfApi
 
-            info = await asyncio.wait_for(asyncio.to_thread(HfApi(token=token).whoami), timeout=10)
+            # endpoint read now, not at import, so HF_ENDPOINT can point at a mirror or emulator
+            api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
+            info = await asyncio.wait_for(asyncio.to_thread(api.whoami), timeout=10)
         except Exception:
             return
         name = info.get("name") if isinstance(info, dict) else None

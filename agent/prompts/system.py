@@ -58,7 +58,7 @@ fenced code with a language tag. Never invent numbers: report metrics you measur
 
 def local_timestamp(now: datetime | None = None) -> str:
     """Date, time and zone in the user's own local timezone."""
-    now = (now or datetime.now()).astimezone()
+    now = now if now is not None and now.tzinfo is not None else (now or datetime.now()).astimezone()
     offset = now.strftime("%z")
     offset = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"
     return f"{now:%Y-%m-%d %H:%M} {now.tzname() or ''} ({offset})".replace("  ", " ")
