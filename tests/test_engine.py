@@ -293,7 +293,9 @@ async def test_interrupt_during_streaming_keeps_partial_text(llm_server, monkeyp
     llm_server.script(Hang(after_text="Let me think about", seconds=20), Text("fresh answer"))
     s = make_session(llm_server, monkeypatch, tmp_path)
     sub = await start(s, "long answer please")
-    await collect_until(sub, stop={"assistant_chunk"})
+    streamed = ""
+    while streamed != "Let me think about":  # the hang starts after the whole prefix is sent
+        streamed += (await collect_until(sub, stop={"assistant_chunk"}))[-1].content
     t0 = time.monotonic()
     s.submit(Interrupt())
     events = await collect_until(sub, stop={"interrupted"}, timeout=5)
