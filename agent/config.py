@@ -138,3 +138,26 @@ def load_config(path: Path | None = None) -> Config:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
         )
         raise ConfigError(f"config file {path} has invalid settings: {problems}") from exc
+
+
+def save_config_value(key: str, value: Any, path: Path | None = None) -> None:
+    """Set one top-level key in the config file, keeping everything else as written
+    (including ``${VAR}`` references). A file we cannot parse is left untouched."""
+    path = path or config_path()
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+            raw = json.loads(text) if text.strip() else {}
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"not saving {key}: config file {path} cannot be read as JSON ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"not saving {key}: config file {path} does not hold a JSON object")
+    raw[key] = value
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"could not save {key} to {path}: {exc.strerror or exc}") from exc

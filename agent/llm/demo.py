@@ -211,8 +211,8 @@ def next_reply(messages: list[Any], offered: set[str], workspace: Path) -> Reply
     b = _Builder(convo.demo_call_count)
     if convo.request is None:
         return b.reply(script.GREETING)
-    if convo.answered:
-        return b.reply(script.ALREADY_DONE)
+    if convo.answered and not any(c.failed for c in convo.turn):
+        return b.reply(script.ALREADY_DONE)  # (after a failure, a nudge gets the honest failure again)
     rerun = convo.earlier_demo_run and bool(_RERUN.search(convo.request))
     if not convo.turn and convo.earlier_demo_run and not rerun:
         runs = [c for c in convo.earlier_calls if c.kind == "run"]

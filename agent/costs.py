@@ -1,0 +1,60 @@
+"""The session's spend, broken down by kind of call and by model (what /cost shows)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from agent.protocol import LLMCall, Usage
+
+
+@dataclass
+class Bucket:
+    calls: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    unknown_calls: int = 0
+
+    def add(self, call: LLMCall) -> None:
+        self.calls += 1
+        self.usage = self.usage + call.usage
+        if call.cost_usd is None:
+            self.unknown_calls += 1
+        else:
+            self.cost_usd += call.cost_usd
+
+    def money(self) -> str:
+        text = f"${self.cost_usd:.4f}"
+        return text + (f" + {self.unknown_calls} at unknown price" if self.unknown_calls else "")
+
+
+@dataclass
+class CostLedger:
+    total: Bucket = field(default_factory=Bucket)
+    by_kind: dict[str, Bucket] = field(default_factory=lambda: defaultdict(Bucket))
+    by_model: dict[str, Bucket] = field(default_factory=lambda: defaultdict(Bucket))
+    failed_calls: int = 0
+
+    def add(self, call: LLMCall) -> None:
+        self.total.add(call)
+        self.by_kind[call.kind].add(call)
+        self.by_model[call.model].add(call)
+        if call.error:
+            self.failed_calls += 1
+
+    def report(self) -> str:
+        t = self.total
+        lines = [
+            f"Session: {t.money()} over {t.calls} model call(s)"
+            + (f" ({self.failed_calls} failed)" if self.failed_calls else ""),
+            f"Tokens: {t.usage.prompt_tokens:,} in ({t.usage.cache_read_tokens:,} cache read, "
+            f"{t.usage.cache_write_tokens:,} cache write), {t.usage.completion_tokens:,} out",
+        ]
+        if self.by_kind:
+            lines.append("By kind:")
+            lines += [f"  {k:<12} {b.calls:>4} calls  {b.money()}" for k, b in sorted(self.by_kind.items())]
+        if self.by_model:
+            lines.append("By model:")
+            lines += [f"  {m:<40} {b.calls:>4} calls  {b.money()}" for m, b in sorted(self.by_model.items())]
+        lines.append("Compute (jobs, sandboxes): $0.00 - none launched")
+        return "\n".join(lines)

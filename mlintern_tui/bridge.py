@@ -1,0 +1,164 @@
+"""From the engine's event bus to the widgets.
+
+Runs in the app's own asyncio loop (the engine does too). Token chunks are coalesced and
+written to the answer's MarkdownStream about 20 times a second; tool log lines about 15
+times a second; everything else is applied as it comes, after flushing pending text so the
+order on screen is the order of events.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agent.protocol import (
+    ApprovalRequired,
+    AssistantChunk,
+    AssistantMessage,
+    Compacted,
+    ContextUsage,
+    ErrorEvent,
+    Event,
+    Guard,
+    Interrupted,
+    LLMCall,
+    NewComplete,
+    PlanUpdate,
+    Processing,
+    Ready,
+    SettingsChanged,
+    ToolCallEvent,
+    ToolLog,
+    ToolOutput,
+    ToolState,
+    TurnComplete,
+    UndoComplete,
+)
+from widgets.conversation import receipt_line
+
+if TYPE_CHECKING:
+    from mlintern_tui.app import MLInternApp
+
+TEXT_FLUSH_S = 0.05
+LOG_FLUSH_S = 1 / 15
+
+
+class Bridge:
+    def __init__(self, app: MLInternApp):
+        self.app = app
+        self._text: list[str] = []
+        self._log_lines: list[str] = []
+        self._log_source: str | None = None
+        self._log_call: str | None = None
+        self._call_titles: dict[str, str] = {}
+        self.events_seen = 0
+
+    # ------------------------------------------------------------------ batching
+
+    async def flush_text(self) -> None:
+        if self._text:
+            text = "".join(self._text)
+            self._text.clear()
+            await self.app.conversation.write_answer(text)
+
+    def flush_logs(self) -> None:
+        if self._log_lines:
+            lines, self._log_lines = self._log_lines, []
+            self.app.tool_log.write_lines(lines, self._log_source)
+
+    # ------------------------------------------------------------------ events
+
+    async def pump(self, subscription) -> None:
+        async for event in subscription:
+            self.events_seen += 1
+            try:
+                await self.handle(event)
+            except Exception as exc:  # a rendering bug must not stop the stream of events
+                self.app.log.error(f"bridge failed on {event.type}: {exc!r}")
+
+    async def handle(self, event: Event) -> None:
+        app = self.app
+        conv = app.conversation
+        if isinstance(event, AssistantChunk):
+            if event.reset:
+                self._text.clear()
+                await conv.reset_answer()
+            else:
+                self._text.append(event.content)
+            return
+        if isinstance(event, ToolLog) and event.tool != "system":
+            if event.tool_call_id != self._log_call:
+                # a header per call that produces output, so interleaved runs stay readable
+                self._log_call = event.tool_call_id
+                self._log_lines.append(f"── {event.tool} {self._call_titles.get(event.tool_call_id or '', '')} ──")
+            self._log_source = event.tool
+            self._log_lines.extend(event.log.splitlines() or [""])
+            return
+        await self.flush_text()
+        if isinstance(event, Ready):
+            app.on_engine_ready(event)
+        elif isinstance(event, Processing):
+            app.update_status(busy=True)
+        elif isinstance(event, AssistantMessage):
+            await conv.end_answer(event.content)
+        elif isinstance(event, ToolCallEvent):
+            self.flush_logs()
+            card = await conv.add_tool_call(event.tool_call_id, event.tool, event.arguments, "running")
+            self._call_titles[event.tool_call_id] = card.header_text()
+        elif isinstance(event, ToolState):
+            conv.set_tool_state(event.tool_call_id, event.state)
+        elif isinstance(event, ToolOutput):
+            self.flush_logs()
+            conv.set_tool_output(event.tool_call_id, event.output, event.success)
+        elif isinstance(event, ToolLog):
+            await app.notice("info", event.log)
+        elif isinstance(event, ApprovalRequired):
+            for item in event.items:
+                await conv.add_tool_call(item.tool_call_id, item.tool, item.arguments, "waiting")
+            app.request_approval(event)
+        elif isinstance(event, PlanUpdate):
+            app.plan_view.plan = tuple(event.plan)
+        elif isinstance(event, LLMCall):
+            app.costs.add(event)
+            app.on_llm_call(event)
+        elif isinstance(event, ContextUsage):
+            app.update_status(context_tokens=event.tokens, context_window=event.window)
+        elif isinstance(event, Compacted):
+            await app.notice("compaction", f"Context compacted: {event.tokens_before:,} → {event.tokens_after:,} tokens, "
+                                           f"{event.messages_before} → {event.messages_after} messages ({event.method}"
+                                           + (f"; {event.detail}" if event.detail else "") + ")")
+            app.update_status(context_tokens=event.tokens_after)
+        elif isinstance(event, Guard):
+            spent = ""
+            if event.tokens_spent:
+                cost = "unknown cost" if event.cost_usd is None else f"${event.cost_usd:.4f}"
+                spent = f" ({event.tokens_spent:,} tokens, {cost} spent in the loop)"
+            await app.notice("guard", event.message + spent)
+        elif isinstance(event, TurnComplete):
+            self.flush_logs()
+            await conv.end_answer(event.final_response)
+            await app.notice("receipt", receipt_line(event.receipt))
+            app.on_turn_end(event.receipt)
+        elif isinstance(event, Interrupted):
+            self.flush_logs()
+            await conv.end_answer()
+            await app.notice("interrupt", "Interrupted." + (" The partial answer was kept." if event.partial_text else ""))
+            app.on_turn_end(None)
+        elif isinstance(event, ErrorEvent):
+            self.flush_logs()
+            await conv.end_answer()
+            await app.notice("error", event.message)
+            app.on_turn_end(None)
+        elif isinstance(event, UndoComplete):
+            await conv.remove_last_turn()
+            await app.notice("info", f"Undone: {event.removed_messages} message(s) removed from the conversation.")
+        elif isinstance(event, NewComplete):
+            app.plan_view.plan = ()
+            app.tool_log.clear()
+            app.on_new_conversation()
+        elif isinstance(event, SettingsChanged):
+            app.update_status(model_label=event.model_label, effort=event.effort,
+                              mode="yolo" if event.yolo else app.base_mode, yolo_cap_usd=event.yolo_cap_usd,
+                              context_window=event.context_window, is_demo=event.model == "demo")
+            await app.notice("info", f"Model {event.model_label} · effort {event.effort or 'default'} · "
+                                     + ("YOLO on" + (f" (cap ${event.yolo_cap_usd:.2f})" if event.yolo_cap_usd is not None else "")
+                                        if event.yolo else f"approval mode {app.base_mode}"))

@@ -1,0 +1,178 @@
+"""Slash commands: one registry used by the prompt, /help and the command palette.
+
+Later features add their commands with ``REGISTRY.add(...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from agent.protocol import Compact, New, SetEffort, SetModel, SetYolo, Undo
+from widgets.prompt import CommandHint
+
+if TYPE_CHECKING:
+    from mlintern_tui.app import MLInternApp
+
+Handler = Callable[["MLInternApp", str], Awaitable[None]]
+
+EFFORT_LEVELS = ("off", "minimal", "low", "medium", "high", "xhigh", "max")
+SUGGESTED_MODELS = (
+    "demo",
+    "anthropic/claude-sonnet-4-5",
+    "openai/gpt-5",
+    "moonshotai/Kimi-K2-Instruct",
+    "Qwen/Qwen3-Coder-480B-A35B-Instruct",
+    "ollama/qwen3",
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    usage: str
+    help: str
+    handler: Handler
+    palette: bool = True  # commands that need an argument still open with a prompt prefill
+
+    @property
+    def hint(self) -> CommandHint:
+        return CommandHint(self.name, self.usage, self.help)
+
+
+class CommandRegistry:
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+
+    def add(self, name: str, usage: str, help: str, palette: bool = True):
+        def decorator(fn: Handler) -> Handler:
+            self._commands[name] = Command(name, usage, help, fn, palette)
+            return fn
+
+        return decorator
+
+    def get(self, name: str) -> Command | None:
+        return self._commands.get(name)
+
+    def all(self) -> list[Command]:
+        return list(self._commands.values())
+
+    def hints(self) -> tuple[CommandHint, ...]:
+        return tuple(c.hint for c in self._commands.values())
+
+    async def run(self, app: MLInternApp, text: str) -> bool:
+        """Run ``/name args``; False if it is not a known command."""
+        name, _, arg = text.strip().partition(" ")
+        command = self._commands.get(name)
+        if command is None:
+            return False
+        await command.handler(app, arg.strip())
+        return True
+
+
+REGISTRY = CommandRegistry()
+
+
+@REGISTRY.add("/help", "/help", "List commands and keys")
+async def _help(app: MLInternApp, arg: str) -> None:
+    lines = [f"{c.usage:<18} {c.help}" for c in REGISTRY.all()]
+    keys = ("enter send · ctrl+j new line · ↑/↓ history · tab complete · esc interrupt · ctrl+p palette · "
+            "ctrl+o expand last tool output · ctrl+y copy last answer · f2 side panes · ctrl+q quit")
+    await app.notice("info", "Commands:\n" + "\n".join(lines) + "\n\nKeys: " + keys)
+
+
+@REGISTRY.add("/new", "/new", "Start a fresh conversation")
+async def _new(app: MLInternApp, arg: str) -> None:
+    app.submit(New())
+    await app.notice("info", "Started a new conversation.")
+
+
+@REGISTRY.add("/clear", "/clear", "New conversation and clear the screen")
+async def _clear(app: MLInternApp, arg: str) -> None:
+    app.submit(New())
+    await app.conversation.clear_blocks()
+
+
+@REGISTRY.add("/undo", "/undo", "Remove the last turn")
+async def _undo(app: MLInternApp, arg: str) -> None:
+    app.submit(Undo())
+
+
+@REGISTRY.add("/compact", "/compact [focus]", "Summarise older context now")
+async def _compact(app: MLInternApp, arg: str) -> None:
+    app.submit(Compact(focus=arg or None))
+    await app.notice("compaction", "Compacting the context…")
+
+
+@REGISTRY.add("/model", "/model [id]", "Show or switch the model")
+async def _model(app: MLInternApp, arg: str) -> None:
+    if not arg:
+        current = app.status_info.model_label
+        await app.notice("info", f"Model: {current}\nSuggestions: " + ", ".join(SUGGESTED_MODELS)
+                         + "\nUse /model <id>: litellm ids, HF router org/model[:provider], ollama/…, vllm/…, demo.")
+        return
+    app.submit(SetModel(model=arg))
+
+
+@REGISTRY.add("/effort", "/effort [level]", "Show or set reasoning effort")
+async def _effort(app: MLInternApp, arg: str) -> None:
+    if not arg:
+        await app.notice("info", f"Reasoning effort: {app.status_info.effort or 'default'} (levels: {', '.join(EFFORT_LEVELS)})")
+        return
+    if arg not in EFFORT_LEVELS:
+        await app.notice("error", f"Unknown effort {arg!r}; use one of {', '.join(EFFORT_LEVELS)}.")
+        return
+    app.submit(SetEffort(effort=None if arg == "off" else arg))
+
+
+@REGISTRY.add("/yolo", "/yolo [cap $]", "Toggle auto-approval")
+async def _yolo(app: MLInternApp, arg: str) -> None:
+    cap = None
+    if arg:
+        try:
+            cap = float(arg.lstrip("$"))
+        except ValueError:
+            await app.notice("error", f"/yolo takes a dollar cap, e.g. /yolo 2.50 (got {arg!r}).")
+            return
+    enabled = True if cap is not None else app.status_info.mode != "yolo"
+    app.submit(SetYolo(enabled=enabled, cap_usd=cap))
+
+
+@REGISTRY.add("/status", "/status", "Model, mode, context and session facts")
+async def _status(app: MLInternApp, arg: str) -> None:
+    await app.notice("info", app.status_text())
+
+
+@REGISTRY.add("/cost", "/cost", "Session cost by kind and model")
+async def _cost(app: MLInternApp, arg: str) -> None:
+    await app.notice("info", app.costs.report())
+
+
+@REGISTRY.add("/quit", "/quit", "Quit")
+async def _quit(app: MLInternApp, arg: str) -> None:
+    await app.action_quit()
+
+
+class SlashCommandProvider(Provider):
+    """The registry in the command palette (ctrl+p)."""
+
+    async def discover(self) -> Hits:
+        for command in REGISTRY.all():
+            yield DiscoveryHit(command.usage, partial(self._run, command), help=command.help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for command in REGISTRY.all():
+            score = matcher.match(f"{command.usage} {command.help}")
+            if score > 0:
+                yield Hit(score, matcher.highlight(command.usage), partial(self._run, command), help=command.help)
+
+    async def _run(self, command: Command) -> None:
+        app = self.app
+        await command.handler(app, "")  # type: ignore[arg-type]
+        if command.name in ("/model", "/effort"):
+            # the current value is shown; the new one is typed in the prompt
+            app.prefill_prompt(command.name + " ")  # type: ignore[attr-defined]

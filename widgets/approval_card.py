@@ -1,0 +1,90 @@
+"""What one approval request shows: the facts that matter for its tool."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widget import Widget
+from textual.widgets import Static
+
+from agent.protocol import ApprovalItem
+
+
+def detail_rows(item: ApprovalItem) -> list[tuple[str, str]]:
+    """(label, value) pairs for the card, chosen per tool; the rest of the arguments follow."""
+    a: dict[str, Any] = item.arguments
+    rows: list[tuple[str, str]] = []
+    shown: set[str] = set()
+
+    def row(label: str, key: str, fmt=str) -> None:
+        if key in a and a[key] not in (None, "", [], {}):
+            rows.append((label, fmt(a[key])))
+            shown.add(key)
+
+    if item.tool == "bash":
+        row("command", "command")
+        row("in", "work_dir")
+        row("timeout", "timeout", lambda v: f"{v} s")
+    elif item.tool in ("write", "edit"):
+        row("file", "path")
+        if item.tool == "write" and isinstance(a.get("content"), str):
+            text = a["content"]
+            rows.append(("size", f"{len(text.encode()):,} bytes, {text.count(chr(10)) + 1} lines"))
+            shown.add("content")
+        row("replace", "old_str")
+        row("with", "new_str")
+    elif item.tool == "hf_jobs":
+        row("operation", "operation")
+        row("hardware", "hardware_flavor")
+        row("timeout", "timeout")
+        row("image", "image")
+        row("command", "command", lambda v: " ".join(v) if isinstance(v, list) else str(v))
+        row("schedule", "schedule")
+        row("dependencies", "dependencies", lambda v: ", ".join(v) if isinstance(v, list) else str(v))
+        row("env", "env", lambda v: ", ".join(sorted(v)) if isinstance(v, dict) else str(v))
+        row("script", "script")
+    elif item.tool in ("hf_repo_files", "hf_repo_git"):
+        for label, key in (("operation", "operation"), ("repo", "repo_id"), ("type", "repo_type"), ("path", "path"),
+                           ("branch", "branch"), ("tag", "tag"), ("revision", "revision"), ("PR", "pr_num"),
+                           ("patterns", "patterns")):
+            row(label, key)
+        if isinstance(a.get("content"), str):
+            rows.append(("size", f"{len(a['content'].encode()):,} bytes"))
+            shown.add("content")
+    if item.estimated_cost_usd is not None:
+        rows.append(("estimate", f"${item.estimated_cost_usd:.2f}"))
+    rest = {k: v for k, v in a.items() if k not in shown}
+    if rest:
+        rows.append(("arguments", json.dumps(rest, indent=2, ensure_ascii=False)))
+    return rows
+
+
+class ApprovalCard(Widget):
+    DEFAULT_CSS = """
+    ApprovalCard { height: auto; max-height: 100%; }
+    ApprovalCard > .approval-title { text-style: bold; }
+    ApprovalCard > .approval-reason { color: $warning; margin: 0 0 1 0; }
+    ApprovalCard > VerticalScroll { height: auto; max-height: 20; }
+    ApprovalCard .approval-row { height: auto; }
+    """
+
+    def __init__(self, item: ApprovalItem, position: int, total: int, **kwargs):
+        super().__init__(**kwargs)
+        self.item = item
+        self.position = position
+        self.total = total
+
+    def compose(self) -> ComposeResult:
+        yield Static(Content.from_markup("Approval [b $accent]$k of $n[/] · [b]$tool[/]",
+                                         k=str(self.position), n=str(self.total), tool=self.item.tool),
+                     classes="approval-title")
+        if self.item.reason:
+            yield Static(Content(self.item.reason), classes="approval-reason")
+        with VerticalScroll():
+            for label, value in detail_rows(self.item):
+                yield Static(Content.from_markup("[b $text-muted]$label[/]  $value", label=f"{label:>10}", value=value),
+                             classes="approval-row")

@@ -1,0 +1,334 @@
+"""The conversation pane: prompts, streamed answers, tool cards and notices.
+
+Blocks stack in a ``layout: stream`` scroll container that is anchored to the bottom: it
+follows new output until the user scrolls up, stays where they are reading, and follows
+again once they scroll back to the bottom. Old blocks are pruned past a height budget so a
+day-long session stays fast (their text stays in the engine's history and the store).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widget import Widget
+from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+from agent.protocol import Receipt
+
+STATE_ICONS = {
+    "pending": "…",
+    "waiting": "⏸",
+    "approved": "✓",
+    "running": "⋯",
+    "completed": "✓",
+    "failed": "✗",
+    "rejected": "✗",
+    "cancelled": "⊘",
+    "abandoned": "⊘",
+}
+
+
+def key_arguments(tool: str, args: dict[str, Any], limit: int = 90) -> str:
+    """The one argument that says what a call does, for the card header."""
+    for key in ("command", "path", "operation", "url", "query", "repo_id"):
+        if key in args and isinstance(args[key], (str, int, float)):
+            text = str(args[key])
+            break
+    else:
+        if tool == "plan_tool" and isinstance(args.get("todos"), list):
+            text = f"{len(args['todos'])} items"
+        else:
+            text = json.dumps(args, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class UserBlock(Static):
+    DEFAULT_CSS = """
+    UserBlock {
+        margin: 1 0 0 0;
+        padding: 0 1;
+        background: $boost;
+        border-left: thick $primary;
+    }
+    UserBlock.-queued { border-left: thick $warning; color: $text-muted; }
+    """
+
+    def __init__(self, text: str, queued: bool = False):
+        super().__init__(classes="-queued" if queued else "")
+        self.text = text
+        self.queued = queued
+        self._refresh_content()
+
+    def _refresh_content(self) -> None:
+        label = Content.from_markup("[b $warning]queued[/] ") if self.queued else Content("")
+        self.update(label + Content(self.text))
+
+    def mark_delivered(self) -> None:
+        self.queued = False
+        self.remove_class("-queued")
+        self._refresh_content()
+
+
+class AnswerBlock(Markdown):
+    """One assistant answer, streamed through a MarkdownStream fed in coalesced batches."""
+
+    DEFAULT_CSS = """
+    AnswerBlock { margin: 1 0 0 0; padding: 0 1; background: transparent; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self._stream: MarkdownStream | None = None
+        self.text = ""
+
+    async def write(self, fragment: str) -> None:
+        if not fragment:
+            return
+        self.text += fragment
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self)
+        await self._stream.write(fragment)
+
+    async def finish(self, final_text: str | None = None) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        if final_text is not None and final_text != self.text:
+            self.text = final_text
+            await self.update(final_text)
+
+    async def reset(self) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        self.text = ""
+        await self.update("")
+
+
+class ToolCard(Widget, can_focus=True):
+    """A tool call: header with tool, key argument and state; output collapsed until
+    expanded (enter/space on the card, or ctrl+o for the latest card)."""
+
+    BINDINGS = [("enter,space", "toggle", "Expand output")]
+    DEFAULT_CSS = """
+    ToolCard { height: auto; margin: 1 0 0 0; padding: 0 1; border-left: thick $secondary; }
+    ToolCard:focus { background: $boost; }
+    ToolCard.-failed { border-left: thick $error; }
+    ToolCard.-waiting { border-left: thick $warning; }
+    ToolCard > .tool-header { width: 1fr; }
+    ToolCard > .tool-output { display: none; color: $text-muted; padding: 0 0 0 2; max-height: 40; overflow-y: auto; }
+    ToolCard.-expanded > .tool-output { display: block; }
+    """
+
+    def __init__(self, call_id: str, tool: str, arguments: dict[str, Any]):
+        super().__init__(id=f"call-{_safe_id(call_id)}")
+        self.call_id = call_id
+        self.tool = tool
+        self.arguments = arguments
+        self.state = "pending"
+        self.output = ""
+        self._header = Static(classes="tool-header")
+        self._body = Static(classes="tool-output", markup=False)
+
+    def compose(self):
+        yield self._header
+        yield self._body
+
+    def on_mount(self) -> None:
+        self._render_header()
+
+    def _render_header(self) -> None:
+        icon = STATE_ICONS.get(self.state, "·")
+        style = {"failed": "$error", "rejected": "$error", "waiting": "$warning", "completed": "$success"}.get(self.state, "$text-muted")
+        lines = f" · {self.output.count(chr(10)) + 1} lines" if self.output else ""
+        hint = "" if not self.output else (" ▾" if self.has_class("-expanded") else " ▸")
+        self._header.update(
+            Content.from_markup(f"[b $secondary]$tool[/] $args  [{style}]{icon} $state$lines[/]$hint",
+                                tool=self.tool, args=key_arguments(self.tool, self.arguments), state=self.state,
+                                lines=lines, hint=hint)
+        )
+
+    def header_text(self) -> str:
+        return key_arguments(self.tool, self.arguments)
+
+    def set_state(self, state: str) -> None:
+        self.state = state
+        self.set_class(state in ("failed", "rejected"), "-failed")
+        self.set_class(state == "waiting", "-waiting")
+        self._render_header()
+
+    def set_output(self, output: str, success: bool) -> None:
+        self.output = output
+        self._body.update(output if len(output) < 20_000 else output[:20_000] + "\n…")
+        self.set_state("completed" if success else ("failed" if self.state not in ("rejected", "cancelled", "abandoned") else self.state))
+
+    def action_toggle(self) -> None:
+        self.toggle_class("-expanded")
+        self._render_header()
+
+
+def _safe_id(call_id: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in call_id)
+
+
+class Notice(Static):
+    """Guards, compaction, interrupts, errors and info lines: always visible, never silent."""
+
+    DEFAULT_CSS = """
+    Notice { margin: 1 0 0 0; padding: 0 1; color: $text-muted; }
+    Notice.-guard { color: $warning; border-left: thick $warning; }
+    Notice.-error { color: $error; border-left: thick $error; }
+    Notice.-compaction { color: $secondary; border-left: thick $secondary; }
+    Notice.-interrupt { color: $warning; text-style: italic; }
+    Notice.-receipt { margin: 0; color: $text-muted; text-style: dim; }
+    """
+
+    ICONS = {"guard": "⚠", "error": "✗", "compaction": "⇣", "interrupt": "⏹", "info": "ℹ", "receipt": ""}
+
+    def __init__(self, kind: str, text: str):
+        super().__init__(markup=False, classes=f"-{kind}")
+        self.kind = kind
+        icon = self.ICONS.get(kind, "")
+        self.update(f"{icon} {text}" if icon else text)
+
+
+def receipt_line(r: Receipt) -> str:
+    cost = f"${r.llm_cost_usd:.4f}"
+    if r.unknown_cost_calls:
+        cost += f" + {r.unknown_cost_calls} call(s) at unknown price"
+    parts = [
+        f"{_k(r.usage.prompt_tokens)} in",
+        f"{_k(r.usage.completion_tokens)} out",
+    ]
+    if r.usage.cache_read_tokens:
+        parts.append(f"{_k(r.usage.cache_read_tokens)} cached")
+    parts += [cost, f"{r.llm_calls} call{'s' if r.llm_calls != 1 else ''}"]
+    return "turn: " + " · ".join(parts)
+
+
+def _k(n: int) -> str:
+    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
+
+
+class Conversation(VerticalScroll):
+    """Owns the blocks; the app's bridge calls these methods with protocol data."""
+
+    #: prune when the content is taller than this many lines, down to the low mark
+    HIGH_MARK = 4000
+    LOW_MARK = 3000
+
+    DEFAULT_CSS = """
+    Conversation { layout: stream; padding: 0 1 1 1; scrollbar-size-vertical: 1; }
+    """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.answer: AnswerBlock | None = None
+        self.cards: dict[str, ToolCard] = {}
+        self.pruned_blocks = 0
+
+    def on_mount(self) -> None:
+        self.anchor()
+
+    @property
+    def is_following(self) -> bool:
+        """True while new output scrolls into view. Textual releases the anchor when the
+        user scrolls up and restores it once they are back at the bottom (8.2.8)."""
+        return self.is_anchored and not self._anchor_released
+
+    async def _add(self, widget: Widget) -> Widget:
+        with self.app.batch_update():
+            await self.mount(widget)
+        self.call_after_refresh(self.prune)
+        return widget
+
+    async def add_user(self, text: str, queued: bool = False) -> UserBlock:
+        await self.end_answer()
+        return await self._add(UserBlock(text, queued))  # type: ignore[return-value]
+
+    async def write_answer(self, fragment: str) -> None:
+        if self.answer is None:
+            self.answer = await self._add(AnswerBlock())  # type: ignore[assignment]
+        await self.answer.write(fragment)
+
+    async def reset_answer(self) -> None:
+        if self.answer is not None:
+            await self.answer.reset()
+
+    async def end_answer(self, final_text: str | None = None) -> None:
+        if self.answer is not None:
+            answer, self.answer = self.answer, None
+            await answer.finish(final_text)
+            if not answer.text.strip():
+                await answer.remove()
+        elif final_text:
+            block = AnswerBlock()
+            await self._add(block)
+            await block.update(final_text)
+            block.text = final_text
+
+    async def add_tool_call(self, call_id: str, tool: str, arguments: dict[str, Any], state: str = "pending") -> ToolCard:
+        await self.end_answer()
+        card = self.cards.get(call_id)
+        if card is None:
+            card = ToolCard(call_id, tool, arguments)
+            self.cards[call_id] = card
+            await self._add(card)
+        card.set_state(state)
+        return card
+
+    def set_tool_state(self, call_id: str, state: str) -> None:
+        if call_id in self.cards:
+            self.cards[call_id].set_state(state)
+
+    def set_tool_output(self, call_id: str, output: str, success: bool) -> None:
+        if call_id in self.cards:
+            self.cards[call_id].set_output(output, success)
+
+    async def add_notice(self, kind: str, text: str) -> Notice:
+        await self.end_answer()
+        return await self._add(Notice(kind, text))  # type: ignore[return-value]
+
+    def latest_card(self) -> ToolCard | None:
+        cards = list(self.query(ToolCard))
+        return cards[-1] if cards else None
+
+    async def remove_last_turn(self) -> None:
+        """Undo on screen: drop everything from the last prompt on."""
+        users = list(self.query(UserBlock))
+        if not users:
+            return
+        start = list(self.children).index(users[-1])
+        doomed = list(self.children)[start:]
+        for child in doomed:
+            if isinstance(child, ToolCard):
+                self.cards.pop(child.call_id, None)
+        self.answer = None
+        await self.remove_children(doomed)
+
+    async def clear_blocks(self) -> None:
+        self.answer = None
+        self.cards.clear()
+        await self.remove_children()
+
+    def prune(self) -> None:
+        if self.virtual_size.height <= self.HIGH_MARK:
+            return
+        excess = self.virtual_size.height - self.LOW_MARK
+        doomed = []
+        for child in self.children:
+            if excess <= 0 or child is self.answer:
+                break
+            excess -= child.outer_size.height
+            doomed.append(child)
+        for child in doomed:
+            if isinstance(child, ToolCard):
+                self.cards.pop(child.call_id, None)
+        self.pruned_blocks += len(doomed)
+        if doomed:
+            self.remove_children(doomed)

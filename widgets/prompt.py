@@ -1,0 +1,122 @@
+"""The prompt: multi-line input, Enter sends, history on up/down, slash-command completion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import events
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import TextArea
+
+
+@dataclass(frozen=True)
+class CommandHint:
+    name: str  # "/model"
+    usage: str  # "/model [id]"
+    help: str
+
+
+class PromptArea(TextArea):
+    """Enter sends; ctrl+j (or shift+enter where the terminal reports it) adds a line.
+    Up on the first line and down on the last walk the history. Tab completes a slash
+    command; the matching commands are announced with ``CompletionsChanged``."""
+
+    BINDINGS = [
+        Binding("ctrl+j,shift+enter", "newline", "New line", show=False),
+        Binding("tab", "complete", "Complete", show=False),
+    ]
+    DEFAULT_CSS = """
+    PromptArea { height: auto; min-height: 3; max-height: 10; border: round $primary; padding: 0 1; }
+    PromptArea:focus { border: round $accent; }
+    """
+
+    class Submitted(Message):
+        def __init__(self, text: str):
+            super().__init__()
+            self.text = text
+
+    class CompletionsChanged(Message):
+        def __init__(self, hints: tuple[CommandHint, ...]):
+            super().__init__()
+            self.hints = hints
+
+    def __init__(self, **kwargs):
+        super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)
+        self.prompt_history: list[str] = []
+        self._history_index: int | None = None
+        self._draft = ""
+        self.commands: tuple[CommandHint, ...] = ()
+        self._last_hints: tuple[CommandHint, ...] = ()
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self.action_submit()
+            return
+        await super()._on_key(event)
+
+    def action_submit(self) -> None:
+        text = self.text.strip()
+        if not text:
+            return
+        if not self.prompt_history or self.prompt_history[-1] != text:
+            self.prompt_history.append(text)
+        self._history_index = None
+        self.text = ""
+        self.post_message(self.Submitted(text))
+
+    def action_newline(self) -> None:
+        self.insert("\n")
+
+    def action_cursor_up(self, select: bool = False) -> None:
+        if not select and self.cursor_location[0] == 0 and self.prompt_history:
+            if self._history_index is None:
+                self._draft = self.text
+                self._history_index = len(self.prompt_history)
+            if self._history_index > 0:
+                self._history_index -= 1
+                self._load(self.prompt_history[self._history_index])
+            return
+        super().action_cursor_up(select)
+
+    def action_cursor_down(self, select: bool = False) -> None:
+        last_row = self.document.line_count - 1
+        if not select and self._history_index is not None and self.cursor_location[0] == last_row:
+            self._history_index += 1
+            if self._history_index >= len(self.prompt_history):
+                self._history_index = None
+                self._load(self._draft)
+            else:
+                self._load(self.prompt_history[self._history_index])
+            return
+        super().action_cursor_down(select)
+
+    def _load(self, text: str) -> None:
+        self.text = text
+        self.move_cursor(self.document.end)
+
+    def matching_commands(self) -> tuple[CommandHint, ...]:
+        text = self.text
+        if not text.startswith("/") or " " in text or "\n" in text:
+            return ()
+        return tuple(c for c in self.commands if c.name.startswith(text))
+
+    def action_complete(self) -> None:
+        matches = self.matching_commands()
+        if not matches:
+            self.screen.focus_next()
+            return
+        names = [m.name for m in matches]
+        common = names[0]
+        for name in names[1:]:
+            while not name.startswith(common):
+                common = common[:-1]
+        self._load(common + " " if len(matches) == 1 else common)
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        hints = self.matching_commands()
+        if hints != self._last_hints:
+            self._last_hints = hints
+            self.post_message(self.CompletionsChanged(hints))

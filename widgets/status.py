@@ -1,0 +1,90 @@
+"""The status line: model, effort, approval mode, context use, turn and session cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
+
+
+@dataclass(frozen=True)
+class StatusInfo:
+    model_label: str = "starting…"
+    model_ready: bool = False
+    is_demo: bool = False
+    effort: str | None = None
+    mode: str = "auto"  # ask | auto | yolo
+    yolo_cap_usd: float | None = None
+    context_tokens: int = 0
+    context_window: int = 0
+    turn_tokens_in: int = 0
+    turn_tokens_out: int = 0
+    turn_cost_usd: float = 0.0
+    turn_unknown_calls: int = 0
+    session_cost_usd: float = 0.0
+    session_unknown_calls: int = 0
+    budget_left_usd: float | None = None
+    running_jobs: int = 0
+    busy: bool = False
+    queued: int = 0
+
+
+def _k(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
+
+
+def _money(value: float, unknown: int) -> str:
+    text = f"${value:.4f}" if value < 1 else f"${value:.2f}"
+    if unknown:
+        return f"{text}+?" if value else "unknown"
+    return text
+
+
+def context_bar(tokens: int, window: int, width: int = 10) -> tuple[str, int]:
+    if window <= 0:
+        return "·" * width, 0
+    pct = min(100, round(100 * tokens / window))
+    filled = min(width, round(width * tokens / window))
+    return "█" * filled + "░" * (width - filled), pct
+
+
+class StatusBar(Widget):
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
+    """
+
+    info: reactive[StatusInfo] = reactive(StatusInfo)
+
+    def render(self) -> Content:
+        i = self.info
+        parts: list[Content] = []
+        ready = "" if i.model_ready else " [i $text-muted](loading)[/]"
+        model = "[b $warning]DEMO[/] " if i.is_demo else ""
+        parts.append(Content.from_markup(f"{model}[b]$label[/]{ready}", label=i.model_label))
+        if i.effort:
+            parts.append(Content.from_markup("effort [b]$e[/]", e=i.effort))
+        if i.mode == "yolo":
+            cap = f" ${i.yolo_cap_usd:.2f} cap" if i.yolo_cap_usd is not None else ""
+            parts.append(Content.from_markup(f"[b reverse $error] YOLO [/]{cap}"))
+        else:
+            parts.append(Content.from_markup("mode [b]$m[/]", m=i.mode))
+        bar, pct = context_bar(i.context_tokens, i.context_window)
+        colour = "$error" if pct >= 90 else "$warning" if pct >= 70 else "$success"
+        parts.append(Content.from_markup(f"ctx [{colour}]$bar[/] $pct%", bar=bar, pct=str(pct)))
+        parts.append(Content.from_markup(
+            "turn $tin↑ $tout↓ $tc", tin=_k(i.turn_tokens_in), tout=_k(i.turn_tokens_out),
+            tc=_money(i.turn_cost_usd, i.turn_unknown_calls)))
+        parts.append(Content.from_markup("session [b]$sc[/]", sc=_money(i.session_cost_usd, i.session_unknown_calls)))
+        if i.budget_left_usd is not None:
+            parts.append(Content.from_markup("budget $b left", b=f"${i.budget_left_usd:.2f}"))
+        if i.running_jobs:
+            parts.append(Content.from_markup("[b $accent]jobs $j[/]", j=str(i.running_jobs)))
+        if i.queued:
+            parts.append(Content.from_markup("[$warning]$q queued[/]", q=str(i.queued)))
+        if i.busy:
+            parts.append(Content.from_markup("[$accent]working…[/]"))
+        return Content(" │ ").join(parts)
