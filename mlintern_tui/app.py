@@ -52,7 +52,7 @@ DEMO_BANNER = (
 
 class MLInternApp(App):
     TITLE = "mlintern"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).parent / "app.tcss"
     COMMANDS = App.COMMANDS | {SlashCommandProvider}
     AUTO_FOCUS = "PromptArea"
     BINDINGS = [
@@ -323,6 +323,12 @@ class MLInternApp(App):
             self._approval_worker = self.review_approvals()
 
     # ------------------------------------------------------------------ actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # on a modal (approval card, palette) escape belongs to the modal, not to interrupt
+        if action == "interrupt" and self.screen.is_modal:
+            return False
+        return True
 
     def action_interrupt(self) -> None:
         if self.session is not None and (self.session.busy or self.session.engine.pending):

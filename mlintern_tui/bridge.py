@@ -135,7 +135,7 @@ class Bridge:
             await app.notice("guard", event.message + spent)
         elif isinstance(event, TurnComplete):
             self.flush_logs()
-            await conv.end_answer(event.final_response)
+            await conv.end_answer()  # the final text already arrived as assistant_message
             await app.notice("receipt", receipt_line(event.receipt))
             app.on_turn_end(event.receipt)
         elif isinstance(event, Interrupted):

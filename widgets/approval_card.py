@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
@@ -70,6 +70,8 @@ class ApprovalCard(Widget):
     ApprovalCard > .approval-reason { color: $warning; margin: 0 0 1 0; }
     ApprovalCard > VerticalScroll { height: auto; max-height: 20; }
     ApprovalCard .approval-row { height: auto; }
+    ApprovalCard .approval-label { width: 14; color: $text-muted; text-style: bold; text-align: right; padding: 0 1 0 0; }
+    ApprovalCard .approval-value { width: 1fr; }
     """
 
     def __init__(self, item: ApprovalItem, position: int, total: int, **kwargs):
@@ -86,5 +88,6 @@ class ApprovalCard(Widget):
             yield Static(Content(self.item.reason), classes="approval-reason")
         with VerticalScroll():
             for label, value in detail_rows(self.item):
-                yield Static(Content.from_markup("[b $text-muted]$label[/]  $value", label=f"{label:>10}", value=value),
-                             classes="approval-row")
+                with Horizontal(classes="approval-row"):
+                    yield Static(Content(label), classes="approval-label")
+                    yield Static(Content(value), classes="approval-value")

@@ -61,23 +61,28 @@ class StatusBar(Widget):
 
     def render(self) -> Content:
         i = self.info
+        compact = self.size.width < 110  # 80x24 must still show model, mode, context and cost
         parts: list[Content] = []
         ready = "" if i.model_ready else " [i $text-muted](loading)[/]"
         model = "[b $warning]DEMO[/] " if i.is_demo else ""
-        parts.append(Content.from_markup(f"{model}[b]$label[/]{ready}", label=i.model_label))
-        if i.effort:
+        label = i.model_label if not compact or len(i.model_label) <= 28 else "…" + i.model_label[-27:]
+        parts.append(Content.from_markup(f"{model}[b]$label[/]{ready}", label=label))
+        if i.effort and not compact:
             parts.append(Content.from_markup("effort [b]$e[/]", e=i.effort))
         if i.mode == "yolo":
-            cap = f" ${i.yolo_cap_usd:.2f} cap" if i.yolo_cap_usd is not None else ""
-            parts.append(Content.from_markup(f"[b reverse $error] YOLO [/]{cap}"))
+            cap = f" ${i.yolo_cap_usd:.2f}" if i.yolo_cap_usd is not None else ""
+            parts.append(Content.from_markup(f"[b reverse $error] YOLO [/]{cap}{'' if compact else ' cap' if cap else ''}"))
         else:
-            parts.append(Content.from_markup("mode [b]$m[/]", m=i.mode))
-        bar, pct = context_bar(i.context_tokens, i.context_window)
+            parts.append(Content.from_markup("[b]$m[/]" if compact else "mode [b]$m[/]", m=i.mode))
+        bar, pct = context_bar(i.context_tokens, i.context_window, 5 if compact else 10)
         colour = "$error" if pct >= 90 else "$warning" if pct >= 70 else "$success"
         parts.append(Content.from_markup(f"ctx [{colour}]$bar[/] $pct%", bar=bar, pct=str(pct)))
-        parts.append(Content.from_markup(
-            "turn $tin↑ $tout↓ $tc", tin=_k(i.turn_tokens_in), tout=_k(i.turn_tokens_out),
-            tc=_money(i.turn_cost_usd, i.turn_unknown_calls)))
+        turn_cost = _money(i.turn_cost_usd, i.turn_unknown_calls)
+        if compact:
+            parts.append(Content.from_markup("turn $tc", tc=turn_cost))
+        else:
+            parts.append(Content.from_markup("turn $tin↑ $tout↓ $tc", tin=_k(i.turn_tokens_in),
+                                             tout=_k(i.turn_tokens_out), tc=turn_cost))
         parts.append(Content.from_markup("session [b]$sc[/]", sc=_money(i.session_cost_usd, i.session_unknown_calls)))
         if i.budget_left_usd is not None:
             parts.append(Content.from_markup("budget $b left", b=f"${i.budget_left_usd:.2f}"))

@@ -18,7 +18,8 @@ class ToolLogPane(Vertical):
     MAX_LINES = 5000
     DEFAULT_CSS = """
     ToolLogPane { height: 1fr; border: round $panel; border-title-color: $text-muted; border-subtitle-color: $text-muted; }
-    ToolLogPane > Log { height: 1fr; background: transparent; scrollbar-size-vertical: 1; }
+    ToolLogPane > Log { height: 1fr; background: transparent; scrollbar-size: 1 1; display: none; }
+    ToolLogPane.-has-lines > Log { display: block; }
     ToolLogPane > .log-empty { color: $text-muted; text-style: italic; padding: 0 1; }
     ToolLogPane.-has-lines > .log-empty { display: none; }
     """

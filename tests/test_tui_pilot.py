@@ -1,0 +1,251 @@
+"""The app driven with keys, on a real Session talking to the scripted loopback model.
+
+What each approval key did is read where it matters: in the tool results the model
+receives on its next request.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlintern_tui.screens.approval import GRACE_S
+from tests.engine_support import make_session
+from tests.fakes import Call, Hang, Text, ToolCalls
+from tests.tui_support import AppUnderTest, approval_screen, wait_for
+from widgets.conversation import Notice, UserBlock
+
+
+def tool_results(body: dict) -> dict[str, str]:
+    return {m["tool_call_id"]: m["content"] for m in body["messages"] if m["role"] == "tool"}
+
+
+async def start_app(pilot, app, llm_server, monkeypatch, tmp_path, **kw):
+    session = make_session(llm_server, monkeypatch, tmp_path, **kw)
+    app.attach_session(session)
+    await wait_for(pilot, lambda: app.status_info.model_ready, what="engine ready")
+    return session
+
+
+async def send(pilot, text: str) -> None:
+    """Type-and-enter without Pilot.press's wait for idle (which lasts as long as a stream)."""
+    app = pilot.app
+    app.prompt.text = text
+    app.prompt.action_submit()
+    await pilot.pause()
+
+
+async def until_idle(pilot, app, turns: int = 1) -> None:
+    await wait_for(pilot, lambda: not app.status_info.busy and not app.queued and app.session and not app.session.busy,
+                   what="turn end", timeout=20)
+
+
+async def open_card(pilot, app, position: int = 1):
+    await wait_for(pilot, lambda: approval_screen(app) is not None and approval_screen(app).position == position,
+                   what=f"approval card {position}")
+    await pilot.pause(GRACE_S + 0.1)
+    return approval_screen(app)
+
+
+BASH = [Call("b1", "bash", '{"command": "echo one"}'), Call("b2", "bash", '{"command": "echo two"}'),
+        Call("b3", "bash", '{"command": "echo three"}')]
+
+
+async def test_y_approves_and_n_rejects(llm_server, monkeypatch, tmp_path):
+    llm_server.script(ToolCalls(BASH[:2]), Text("done"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
+        await send(pilot, "run two things")
+        card = await open_card(pilot, app, 1)
+        assert card.total == 2
+        await pilot.press("y")
+        await open_card(pilot, app, 2)
+        await pilot.press("n")
+        await until_idle(pilot, app)
+    results = tool_results(llm_server.requests[1])
+    assert "one" in results["b1"] and "rejected" in results["b2"] and "two" not in results["b2"]
+
+
+async def test_keys_inside_the_grace_period_are_ignored(llm_server, monkeypatch, tmp_path):
+    llm_server.script(ToolCalls(BASH[:1]), Text("done"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
+        await send(pilot, "run")
+        await wait_for(pilot, lambda: approval_screen(app) is not None, what="card")
+        await pilot.press("y", "y", "n")  # typed at once: must not answer
+        assert approval_screen(app) is not None and len(llm_server.requests) == 1
+        await pilot.pause(GRACE_S + 0.1)
+        await pilot.press("y")
+        await until_idle(pilot, app)
+    assert "one" in tool_results(llm_server.requests[1])["b1"]
+
+
+async def test_f_rejects_with_typed_feedback(llm_server, monkeypatch, tmp_path):
+    llm_server.script(ToolCalls(BASH[:1]), Text("ok"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
+        await send(pilot, "run")
+        await open_card(pilot, app)
+        await pilot.press("f")
+        await pilot.press(*"try a t4 instead")  # letters are text now, not answers
+        await pilot.press("enter")
+        await until_idle(pilot, app)
+    result = tool_results(llm_server.requests[1])["b1"]
+    assert "rejected" in result and "User feedback: try a t4 instead" in result
+
+
+async def test_a_approves_the_whole_batch(llm_server, monkeypatch, tmp_path):
+    llm_server.script(ToolCalls(BASH), Text("all done"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
+        await send(pilot, "run three")
+        card = await open_card(pilot, app)
+        assert (card.position, card.total) == (1, 3)
+        await pilot.press("a")
+        await until_idle(pilot, app)
+        assert approval_screen(app) is None
+    results = tool_results(llm_server.requests[1])
+    assert [("one" in results["b1"]), ("two" in results["b2"]), ("three" in results["b3"])] == [True] * 3
+
+
+async def test_e_edits_arguments_before_approving(llm_server, monkeypatch, tmp_path):
+    llm_server.script(ToolCalls(BASH[:1]), Text("ok"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
+        await send(pilot, "run")
+        card = await open_card(pilot, app)
+        await pilot.press("e")
+        from textual.widgets import TextArea
+
+        editor = card.query_one("#edit", TextArea)
+        assert json.loads(editor.text) == {"command": "echo one"}
+        editor.text = '{"command": "echo edited-in-the-card"}'
+        await pilot.press("ctrl+s")
+        await until_idle(pilot, app)
+    result = tool_results(llm_server.requests[1])["b1"]
+    assert "edited-in-the-card" in result and "edited the arguments" in result
+
+
+async def test_escape_leaves_it_pending_and_ctrl_r_reopens(llm_server, monkeypatch, tmp_path):
+    llm_server.script(ToolCalls(BASH[:1]), Text("ok"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        session = await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
+        await send(pilot, "run")
+        await open_card(pilot, app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: approval_screen(app) is None, what="card closed")
+        assert session.engine.pending is not None and len(llm_server.requests) == 1
+        await pilot.press("ctrl+r")
+        await open_card(pilot, app)
+        await pilot.press("y")
+        await until_idle(pilot, app)
+    assert "one" in tool_results(llm_server.requests[1])["b1"]
+
+
+async def test_escape_interrupts_a_streaming_answer(llm_server, monkeypatch, tmp_path):
+    llm_server.script(Hang(after_text="Thinking about **it**", seconds=20))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path)
+        await send(pilot, "explain")
+        await wait_for(pilot, lambda: app.conversation.answer is not None and "Thinking" in app.conversation.answer.text,
+                       what="streamed text")
+        await pilot.press("escape")
+        await until_idle(pilot, app)
+        notices = [n for n in app.conversation.query(Notice) if n.kind == "interrupt"]
+        assert notices and "partial answer was kept" in str(notices[-1].render())
+
+
+async def test_a_message_typed_while_working_is_queued_then_delivered(llm_server, monkeypatch, tmp_path):
+    llm_server.script(Text("first answer " * 20, chunk_chars=4, delay=0.02), Text("second answer"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path)
+        await send(pilot, "one")
+        await wait_for(pilot, lambda: app.conversation.answer is not None, what="streaming")
+        await send(pilot, "two")
+        queued = [b for b in app.conversation.query(UserBlock) if b.text == "two"]
+        assert queued and queued[0].queued and app.status_info.queued == 1
+        await until_idle(pilot, app)
+        assert not queued[0].queued
+    assert llm_server.requests[1]["messages"][-1] == {"role": "user", "content": "two"}
+
+
+async def test_slash_commands_and_palette(llm_server, monkeypatch, tmp_path):
+    llm_server.script(Text("hello"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path)
+        await send(pilot, "/help")
+        await wait_for(pilot, lambda: any("Commands:" in str(n.render()) for n in app.conversation.query(Notice)), what="help")
+        await send(pilot, "/nope")
+        await wait_for(pilot, lambda: any("Unknown command: /nope" in str(n.render()) for n in app.conversation.query(Notice)),
+                       what="unknown command")
+        await send(pilot, "/yolo 2.5")
+        await wait_for(pilot, lambda: app.status_info.mode == "yolo", what="yolo on")
+        assert app.status_info.yolo_cap_usd == 2.5
+        await send(pilot, "/model ollama/qwen3")
+        await wait_for(pilot, lambda: app.status_info.model_label == "ollama/qwen3", what="model switch")
+        await send(pilot, "/model openai/scripted-model")
+        await wait_for(pilot, lambda: app.status_info.model_label == "openai/scripted-model", what="model back")
+        await send(pilot, "hi")
+        await until_idle(pilot, app)
+        # the palette runs the same registry
+        await pilot.press("ctrl+p")
+        await pilot.press(*"/cost")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("Session: $0.0000 + 1 at unknown price" in str(n.render())
+                                          for n in app.conversation.query(Notice)), what="/cost via palette")
+
+
+async def test_prompt_history_and_completion(llm_server, monkeypatch, tmp_path):
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path)
+        prompt = app.prompt
+        await pilot.press(*"/status")
+        await pilot.press("enter")  # the real key path: enter sends, it does not add a line
+        assert prompt.text == "" and prompt.prompt_history == ["/status"]
+        await wait_for(pilot, lambda: any("Model: openai/scripted-model" in str(n.render()) for n in app.conversation.query(Notice)),
+                       what="/status")
+        prompt.prompt_history[:] = ["first prompt", "second prompt"]
+        await pilot.press("up")
+        assert prompt.text == "second prompt"
+        await pilot.press("up")
+        assert prompt.text == "first prompt"
+        await pilot.press("down", "down")
+        assert prompt.text == ""
+        prompt.text = "/co"
+        await pilot.pause()
+        assert app.query_one("#hints").has_class("-visible")
+        await pilot.press("tab")
+        assert prompt.text.startswith("/co")  # /compact, /copy, /cost share "/co"
+        prompt.text = "/cos"
+        await pilot.press("tab")
+        assert prompt.text == "/cost "
+
+
+@pytest.mark.parametrize("width,narrow", [(120, False), (80, True)])
+async def test_layout_adapts_to_width_without_losing_content(llm_server, monkeypatch, tmp_path, width, narrow):
+    llm_server.script(Text("kept across resizes"))
+    app = AppUnderTest()
+    async with app.run_test(size=(width, 30)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path)
+        await send(pilot, "hi")
+        await until_idle(pilot, app)
+        assert app.screen.has_class("-narrow") is narrow
+        await pilot.resize_terminal(200 - width, 30)
+        await pilot.pause()
+        assert app.screen.has_class("-narrow") is not narrow
+        assert any(a.text == "kept across resizes" for a in app.conversation.query("AnswerBlock"))
+        if app.screen.has_class("-narrow"):
+            await pilot.press("f2")
+            assert app.query_one("#side").display

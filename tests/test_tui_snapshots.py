@@ -1,0 +1,274 @@
+"""One snapshot per meaningful state of the screen.
+
+Each state is reached by feeding protocol events into the app's bridge (the same path the
+engine's events take), so the pictures are deterministic: fixed size, no cursor blink, no
+clock, no paths from the machine. Update with ``pytest --snapshot-update`` only after
+reading snapshot_report.html.
+"""
+
+from __future__ import annotations
+
+from agent.protocol import (
+    ApprovalItem,
+    ApprovalRequired,
+    AssistantChunk,
+    AssistantMessage,
+    Compacted,
+    ContextUsage,
+    ErrorEvent,
+    Guard,
+    LLMCall,
+    PlanItem,
+    PlanUpdate,
+    Processing,
+    Ready,
+    Receipt,
+    ToolCallEvent,
+    ToolLog,
+    ToolOutput,
+    TurnComplete,
+    Usage,
+)
+from tests.tui_support import AppUnderTest, feed
+
+SIZE = (120, 36)
+
+
+def ready(demo: bool = False) -> Ready:
+    return Ready(model="demo" if demo else "anthropic/claude-sonnet-4-5",
+                 model_label="demo (scripted, no API key)" if demo else "anthropic/claude-sonnet-4-5",
+                 tool_count=5, cwd="/work", is_demo=demo)
+
+
+def turn(prompt: str) -> list:
+    return [Processing(), ContextUsage(tokens=48_000, window=200_000, threshold=180_000)]
+
+
+PLAN = [
+    PlanItem(id="1", content="Inspect the dataset columns and a few rows", status="completed"),
+    PlanItem(id="2", content="Write the SFT training script", status="completed"),
+    PlanItem(id="3", content="Smoke-test on 64 examples on cpu-basic", status="in_progress"),
+    PlanItem(id="4", content="Launch the full run on a10g-large", status="pending"),
+    PlanItem(id="5", content="Evaluate and push to the Hub", status="pending"),
+]
+
+
+def test_empty_start_on_the_demo_model(snap_compare):
+    """Fresh start with no keys: the demo banner says how to configure a real model, the status
+    bar shows DEMO and the demo model as ready, the plan and output panes are empty, the prompt
+    shows its placeholder."""
+
+    async def run_before(pilot):
+        await feed(pilot.app, ready(demo=True))
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_answer_streaming_with_a_code_fence(snap_compare):
+    """A Markdown answer mid-stream: heading, list and an open ```python fence whose first lines
+    are already highlighted; the status bar says working… and shows context use and turn tokens."""
+
+    text = ("## Plan for the fine-tune\n\nI'll use **TRL's SFTTrainer** with LoRA:\n\n- rank 16, alpha 32\n"
+            "- 3 epochs, lr 2e-4\n\n```python\nfrom trl import SFTConfig, SFTTrainer\n\nconfig = SFTConfig(\n"
+            "    output_dir=\"out\",\n    num_train_epochs=3,\n")
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("Fine-tune Qwen2.5-0.5B on my support tickets")
+        await feed(app, *turn(""), LLMCall(model="anthropic/claude-sonnet-4-5", kind="main", latency_ms=900,
+                                            usage=Usage(prompt_tokens=48_000, completion_tokens=310), cost_usd=0.1487),
+                   *[AssistantChunk(content=text[i:i + 7]) for i in range(0, len(text), 7)])
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_tool_card_expanded(snap_compare):
+    """A finished bash card expanded with ctrl+o: the command in the header, ✓ completed with its
+    line count, and the output below it; the output pane shows the same lines live."""
+
+    output = "\n".join(f"{{'loss': {2.1 - i * 0.15:.4f}, 'learning_rate': 0.0002, 'epoch': {i / 10:.1f}}}" for i in range(8))
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("Run the smoke test")
+        await feed(app, *turn(""),
+                   ToolCallEvent(tool_call_id="c1", tool="bash", arguments={"command": "python train.py --max-steps 8"}),
+                   *[ToolLog(tool="bash", tool_call_id="c1", log=line) for line in output.splitlines()],
+                   ToolOutput(tool_call_id="c1", tool="bash", output=output, success=True))
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_plan_half_done(snap_compare):
+    """The plan pane titled "Plan 2/5 done": two struck-through ✓ items, one ▸ in progress in bold,
+    two ○ pending."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("Fine-tune and publish")
+        await feed(app, *turn(""), ToolCallEvent(tool_call_id="p", tool="plan_tool", arguments={"todos": [p.model_dump() for p in PLAN]}),
+                   ToolOutput(tool_call_id="p", tool="plan_tool", output="[x] ...\n2/5 done", success=True),
+                   PlanUpdate(plan=PLAN))
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+GPU_JOB = ApprovalItem(
+    tool_call_id="job1", tool="hf_jobs",
+    arguments={"operation": "run", "hardware_flavor": "a10g-large", "timeout": "2h",
+               "script": "from trl import SFTTrainer\n# ... 40 lines ...\ntrainer.train()\ntrainer.push_to_hub()",
+               "dependencies": ["trl", "peft", "datasets"], "env": {"WANDB_MODE": "offline"}},
+    reason="GPU job: a10g-large for up to 2h", estimated_cost_usd=3.0,
+)
+
+
+def test_approval_card_for_a_gpu_job(snap_compare):
+    """The approval modal over the app: "Approval 1 of 1 · hf_jobs", the reason in warning colour,
+    hardware a10g-large, timeout 2h, dependencies, env names, the script, the $3.00 estimate, and
+    the key line (y/n/f/a/e/esc)."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("Launch the full run")
+        await feed(app, *turn(""), ApprovalRequired(items=[GPU_JOB]))
+        await pilot.pause(0.2)
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_approval_batch_of_three(snap_compare):
+    """The first of three pending approvals ("1 of 3", a bash command in ask mode); behind the
+    modal, three tool cards wait with ⏸."""
+
+    items = [ApprovalItem(tool_call_id=f"b{i}", tool="bash", arguments={"command": cmd}, reason="ask mode: bash commands need approval")
+             for i, cmd in enumerate(["pip install -U trl", "rm -rf out/checkpoint-*", "python eval.py --split test"])]
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("Clean up and evaluate")
+        await feed(app, *turn(""), ApprovalRequired(items=items))
+        await pilot.pause(0.2)
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_doom_loop_notice(snap_compare):
+    """A repetition-guard notice in warning colour after three identical failing reads, with the
+    tokens and dollars burned inside the loop."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("Find the config")
+        events = []
+        for i in range(3):
+            events += [ToolCallEvent(tool_call_id=f"r{i}", tool="read", arguments={"path": "configs/train.yaml"}),
+                       ToolOutput(tool_call_id=f"r{i}", tool="read", output="ERROR: configs/train.yaml does not exist", success=False)]
+        await feed(app, *turn(""), *events,
+                   Guard(kind="doom_loop", message="Repetition guard: read called 3× with identical arguments and results. "
+                         "Told the model to change approach.", tokens_spent=41_230, cost_usd=0.1269))
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_compaction_notice(snap_compare):
+    """A compaction notice: tokens and messages before → after, method summary; the context bar
+    in the status line drops to the new size."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready(), ContextUsage(tokens=182_000, window=200_000, threshold=180_000))
+        await app.conversation.add_user("Keep going with the sweep")
+        await feed(app, Processing(), Compacted(tokens_before=182_400, tokens_after=41_800, messages_before=212,
+                                                 messages_after=19, method="summary", detail="190 messages summarised"))
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_error_notice(snap_compare):
+    """A provider error after retries ran out, in error colour, with one sentence of what to do;
+    the status bar is no longer working…"""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("hi")
+        await feed(app, Processing(), ErrorEvent(
+            kind="credits", message="The provider for anthropic/claude-sonnet-4-5 reports no credits left (402). "
+            "Add credits or billing on the provider's account, or switch to another model with /model."))
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_queued_message(snap_compare):
+    """While the agent streams, a second prompt sits in the conversation marked "queued" (warning
+    border) and the status bar counts "1 queued"."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("Summarise the dataset")
+        await feed(app, Processing(), AssistantChunk(content="The dataset has **12,400** rows and three columns: "))
+        app.prompt.text = "Then plot the label distribution"
+        app.prompt.action_submit()
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_small_terminal_80x24(snap_compare):
+    """At 80×24 the side panes fold away (f2 shows them): the conversation, prompt, status and
+    footer still fit, with a finished answer and its receipt line."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("What GPU do I need for a 7B LoRA?")
+        await feed(app, Processing(), AssistantMessage(content="An **a10g-large** (24 GB) fits a 7B LoRA in bf16 "
+                                                                "with gradient checkpointing.", final=True),
+                   TurnComplete(final_response="An **a10g-large** (24 GB) fits a 7B LoRA in bf16 with gradient checkpointing.",
+                                history_size=4, receipt=Receipt(usage=Usage(prompt_tokens=9_800, completion_tokens=60),
+                                                                llm_calls=1, llm_cost_usd=0.0303)))
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_light_theme(snap_compare):
+    """The light theme: same answer and plan as the dark screens, dark text on a light background,
+    theme colours only."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("Fine-tune and publish")
+        await feed(app, Processing(), PlanUpdate(plan=PLAN),
+                   AssistantMessage(content="Smoke test passed: loss **2.10 → 1.05** in 8 steps.", final=True))
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(theme="mlintern-light"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_hugging_face_theme_with_yolo_badge(snap_compare):
+    """The Hugging Face yellow theme with YOLO on: the status bar shows the YOLO badge and its cap."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        app.update_status(mode="yolo", yolo_cap_usd=5.0)
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(theme="mlintern-hf"), terminal_size=SIZE, run_before=run_before)
