@@ -35,7 +35,7 @@ from agent.protocol import (
 from mlintern_tui import __version__
 from mlintern_tui.bridge import LOG_FLUSH_S, TEXT_FLUSH_S, Bridge
 from mlintern_tui.commands import REGISTRY, SlashCommandProvider
-from mlintern_tui.screens.approval import ApprovalAnswer, ApprovalScreen
+from mlintern_tui.screens.approval import GRACE_S, ApprovalAnswer, ApprovalScreen
 from themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
 from widgets.conversation import AnswerBlock, Conversation
 from widgets.plan import PlanView
@@ -104,6 +104,7 @@ class MLInternApp(App):
         self._turn_cost = 0.0
         self._turn_unknown = 0
         self._approval_worker = None
+        self.approval_grace_s = GRACE_S
 
     # ------------------------------------------------------------------ layout
 
@@ -300,7 +301,7 @@ class MLInternApp(App):
         for index, item in enumerate(items, 1):
             if item.tool_call_id in self._pending_answers:
                 continue
-            answer: ApprovalAnswer = await self.push_screen_wait(ApprovalScreen(item, index, len(items)))
+            answer: ApprovalAnswer = await self.push_screen_wait(ApprovalScreen(item, index, len(items), self.approval_grace_s))
             if answer.kind == "defer":
                 await self.notice("info", f"{len(items) - len(self._pending_answers)} approval(s) left pending; "
                                           "ctrl+r to review them, or type a message to move on without them.")
