@@ -60,11 +60,11 @@ class MLInternApp(App):
         Binding("ctrl+c", "quit_twice", "Quit (twice)", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+o", "toggle_last_output", "Expand output"),
-        Binding("ctrl+y", "copy_answer", "Copy answer"),
+        Binding("ctrl+y", "copy_answer", "Copy answer", priority=True),  # over the prompt's redo
         Binding("f2", "toggle_side", "Side panes"),
         Binding("ctrl+l", "toggle_follow", "Follow log"),
         Binding("ctrl+r", "review_approvals", "Approvals", show=False),
-        Binding("ctrl+b", "hide_banner", "Hide banner", show=False),
+        Binding("ctrl+b", "hide_banner", "Hide banner", show=False, priority=True),
     ]
 
     def __init__(

@@ -1,0 +1,129 @@
+"""Widget behaviour that needs no engine: pruning, following, hidden log pane, themes, copy."""
+
+from __future__ import annotations
+
+import json
+
+from agent.protocol import AssistantMessage, Ready, ToolCallEvent, ToolLog
+from tests.tui_support import AppUnderTest, feed, wait_for
+from widgets.conversation import Conversation, Notice
+from widgets.tool_log import ToolLogPane
+
+
+def ready() -> Ready:
+    return Ready(model="demo", model_label="demo (scripted, no API key)", tool_count=5, cwd="/w", is_demo=True)
+
+
+async def test_long_conversations_are_pruned_past_a_height_budget():
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        conv = app.conversation
+        conv.HIGH_MARK, conv.LOW_MARK = 300, 200
+        for i in range(120):
+            await conv.add_notice("info", f"line {i}\nsecond line")
+        await pilot.pause()
+        conv.prune()
+        await pilot.pause()
+        assert conv.pruned_blocks > 0
+        assert conv.virtual_size.height <= 300
+        texts = [str(n.render()) for n in conv.query(Notice)]
+        assert "line 119" in texts[-1] and not any("line 0\n" in t for t in texts)
+
+
+async def test_scrolled_up_reader_stays_put_and_following_resumes_at_the_bottom():
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        conv = app.conversation
+        for i in range(60):
+            await conv.add_notice("info", f"block {i}")
+        await pilot.pause()
+        assert conv.is_following and conv.scroll_y == conv.max_scroll_y
+        conv.scroll_to(y=5, animate=False)
+        conv.release_anchor()  # what a mouse wheel / scrollbar drag does
+        await pilot.pause()
+        await conv.add_notice("info", "new output while reading")
+        await pilot.pause()
+        assert conv.scroll_y == 5 and not conv.is_following
+        conv.scroll_end(animate=False, immediate=True)
+        await pilot.pause()
+        await conv.add_notice("info", "more output")
+        await pilot.pause()
+        assert conv.is_following and conv.scroll_y == conv.max_scroll_y
+
+
+async def test_hidden_log_pane_buffers_and_writes_when_shown():
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        pane = app.query_one(ToolLogPane)
+        await pilot.press("f2")  # hide the side panes
+        await pilot.pause()
+        assert not app.query_one("#side").display
+        await feed(app, ToolCallEvent(tool_call_id="c", tool="bash", arguments={"command": "seq 3"}),
+                   *[ToolLog(tool="bash", tool_call_id="c", log=str(i)) for i in range(3)])
+        assert pane.lines_written == 0  # nothing written while hidden
+        await pilot.press("f2")
+        await pilot.pause()
+        assert pane.lines_written == 4  # header line + 3
+        await pilot.press("ctrl+l")
+        assert pane.follow is False and pane.border_subtitle == "paused"
+
+
+async def test_theme_choice_is_kept_in_the_config(mlintern_home):
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert app.theme == "mlintern-dark"
+        app.theme = "mlintern-hf"
+        await pilot.pause()
+    assert json.loads((mlintern_home / "config.json").read_text())["theme"] == "mlintern-hf"
+    from agent.config import load_config
+
+    app2 = AppUnderTest(config=load_config())
+    async with app2.run_test(size=(120, 36)):
+        assert app2.theme == "mlintern-hf"
+
+
+async def test_a_broken_config_file_is_reported_and_left_alone(mlintern_home):
+    path = mlintern_home / "config.json"
+    path.write_text('{"theme": "mlintern-light",,}')
+    from mlintern_tui.app import MLInternApp
+
+    app = MLInternApp(start_engine=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: any("not valid JSON" in str(n.render()) for n in app.conversation.query(Notice)),
+                       what="config error notice")
+        app.theme = "mlintern-hf"
+        await pilot.pause()
+    assert path.read_text() == '{"theme": "mlintern-light",,}'
+
+
+async def test_copy_says_what_it_sent_and_how():
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:
+        await feed(app, ready(), AssistantMessage(content="Run this:\n\n```bash\npython train.py --lr 3e-4\n```\n", final=True))
+        await pilot.press("ctrl+y")
+        assert app.clipboard.startswith("Run this:")
+        app.prompt.text = "/copy code"
+        app.prompt.action_submit()
+        await pilot.pause()
+        assert app.clipboard == "python train.py --lr 3e-4\n"
+        messages = [n.message for n in app._notifications]
+        assert any("OSC 52" in m and "only if your terminal allows" in m for m in messages)
+
+
+async def test_ctrl_c_twice_quits():
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+    assert app.return_code == 0 or app.return_code is None
+    assert not app.is_running
+
+
+async def test_conversation_is_a_stream_layout_anchored_at_the_bottom():
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)):
+        conv = app.query_one(Conversation)
+        assert conv.styles.layout.name == "stream" and conv.is_anchored
