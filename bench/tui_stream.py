@@ -135,7 +135,7 @@ def build_answer(target_tokens: int, enc, seed: int = 7) -> tuple[str, int]:
     rng = random.Random(seed)
     parts = ["# Fine-tuning runbook", _paragraph(rng)]
     n = 0
-    while len(enc.encode("\n\n".join(parts))) < target_tokens - 400:
+    while len(enc.encode("\n\n".join(parts))) < target_tokens - 1500:
         n += 1
         parts.append(f"## {n}. {rng.choice(WORDS).capitalize()} and {rng.choice(WORDS)}")
         parts += [_paragraph(rng) for _ in range(rng.randint(1, 3))]
@@ -147,8 +147,10 @@ def build_answer(target_tokens: int, enc, seed: int = 7) -> tuple[str, int]:
             parts.append(f"### Checks for step {n}")
             parts.append("\n".join(f"{i}. {_sentence(rng)}" for i in range(1, rng.randint(3, 6))))
         parts.append(_paragraph(rng))
+    while len(enc.encode("\n\n".join(parts))) < target_tokens - 150:
+        parts.append(_paragraph(rng))
     while len(enc.encode("\n\n".join(parts))) < target_tokens - 20:
-        parts.append(_sentence(rng))
+        parts[-1] += " " + _sentence(rng)
     parts.append(CLOSING)
     text = "\n\n".join(parts)
     return text, len(enc.encode(text))
@@ -206,16 +208,20 @@ class Tmux:
     def __init__(self, workdir: Path):
         self.socket = f"mlintern-bench-{os.getpid()}"
         self.conf = workdir / "tmux.conf"
-        # manual: the control client must not resize the 120x36 window
-        self.conf.write_text("set -g window-size manual\nset -g default-terminal tmux-256color\n")
+        self.conf.write_text("set -g default-terminal tmux-256color\n")
         self.ctl: subprocess.Popen | None = None
 
     def tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, "-f", str(self.conf), *args],
-                              capture_output=True, text=True, check=True).stdout
+        done = subprocess.run(["tmux", "-L", self.socket, "-f", str(self.conf), *args], capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"tmux {' '.join(args[:1])} failed: {done.stderr.strip()}")
+        return done.stdout
 
     def new(self, command: str, cwd: Path) -> None:
-        self.tmux("new-session", "-d", "-s", SESSION, "-x", str(WIDTH), "-y", str(HEIGHT), "-c", str(cwd), command)
+        # window-size manual keeps the control client from resizing the window; set in the
+        # config file instead it makes this tmux (3.3a) exit at start
+        self.tmux("new-session", "-d", "-s", SESSION, "-x", str(WIDTH), "-y", str(HEIGHT), "-c", str(cwd), command,
+                  ";", "set-option", "-g", "window-size", "manual")
         self.ctl = subprocess.Popen(["tmux", "-L", self.socket, "-C", "attach", "-t", SESSION],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         self._block()  # the attach's own reply
@@ -339,3 +345,274 @@ def app_pid(pane_pid: int) -> int:
             break
         pid = kids[0]
     return pane_pid
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _quote(text: str) -> str:
+    if "'" in text:
+        raise ValueError(f"cannot send a single quote through tmux here: {text!r}")
+    return f"'{text}'"
+
+
+class Watch:
+    """Everything worth noticing on screen while the answer streams."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.first_text: float | None = None
+        self.receipt: float | None = None
+        self.cpu_at_receipt: float | None = None
+        self.problems: list[str] = []
+        self.cpu_timeline: list[tuple[float, float]] = []
+        self.screens: list[list[str]] = []
+
+    def see(self, lines: list[str], now: float) -> None:
+        if not self.cpu_timeline or now - self.cpu_timeline[-1][0] >= 0.5:
+            self.cpu_timeline.append((now, cpu_seconds(self.pid)))
+            self.screens.append(lines)
+        if self.first_text is None and any("Fine-tuning runbook" in line for line in lines):
+            self.first_text = now
+        if self.receipt is None and any(line.lstrip().startswith("turn: ") for line in lines):
+            self.cpu_at_receipt = cpu_seconds(self.pid)
+            self.receipt = now
+        for line in lines:
+            if re.search(r"✗|Traceback|Exception|[Ee]rror", line) and line.strip() not in self.problems:
+                self.problems.append(line.strip())
+
+
+class Run:
+    def __init__(self, tm: Tmux, poll: float, timeout: float):
+        self.tm = tm
+        self.poll = poll
+        self.timeout = timeout
+        self.typed = ""
+
+    def wait_prompt(self, expect: str, since: float, watch: Watch | None = None, limit: float = 3.0) -> float | None:
+        while True:
+            lines = self.tm.screen()
+            now = time.perf_counter()
+            if watch is not None:
+                watch.see(lines, now)
+            if prompt_text(lines) == expect:
+                return now - since
+            if now - since > limit:
+                return None
+            time.sleep(self.poll)
+
+    def key(self, char: str, watch: Watch | None = None) -> float | None:
+        """Type one printable key; the time until the prompt box shows it (None: lost)."""
+        t = time.perf_counter()
+        self.tm.keys(_quote(char), literal=True)
+        latency = self.wait_prompt(self.typed + char, t, watch)
+        self.typed = self.typed + char if latency is not None else self.typed
+        if latency is None or len(self.typed) >= 12:
+            self.clear(watch)
+        return latency
+
+    def clear(self, watch: Watch | None = None) -> None:
+        for _ in range(5):
+            self.tm.keys("C-u")
+            if self.wait_prompt("", time.perf_counter(), watch) is not None:
+                self.typed = ""
+                return
+        raise RuntimeError("could not clear the prompt:\n" + "\n".join(self.tm.screen()))
+
+    def startup(self, command: str, cwd: Path) -> dict:
+        marker = "qzx"
+        t0 = time.perf_counter()
+        self.tm.new(command, cwd)
+        first_frame = usable = ready = None
+        sent = None
+        while time.perf_counter() - t0 < self.timeout:
+            lines = self.tm.screen()
+            now = time.perf_counter()
+            text = prompt_text(lines)
+            if first_frame is None and text is not None:
+                first_frame = now - t0
+            if usable is None and text and marker in text:
+                usable = now - t0
+            status = status_line(lines)
+            if ready is None and MODEL.split("/", 1)[1] in status and "(loading)" not in status:
+                ready = now - t0
+            if usable is not None and ready is not None:
+                break
+            # typed ahead once, then again every 250 ms in case the app dropped keys it got
+            # before its prompt existed
+            if usable is None and (sent is None or now - sent > 0.25):
+                self.tm.keys(marker, literal=True)
+                sent = now
+            time.sleep(self.poll)
+        else:
+            raise RuntimeError(f"the app did not become usable within {self.timeout:.0f} s:\n" + "\n".join(self.tm.screen()))
+        self.clear()
+        return {"first_frame_s": first_frame, "usable_s": usable, "ready_s": ready}
+
+    def stream(self, pid: int, tmux_pid: int, server: ScriptedLLMServer, interval: float) -> dict:
+        self.tm.keys(_quote(PROMPT), literal=True)
+        if self.wait_prompt(PROMPT, time.perf_counter()) is None:
+            raise RuntimeError("the prompt text did not show in the prompt box:\n" + "\n".join(self.tm.screen()))
+        watch = Watch(pid)
+        cpu0, tmux0 = cpu_seconds(pid), cpu_seconds(tmux_pid)
+        t_enter = time.perf_counter()
+        self.tm.keys("Enter")
+        echo: list[float] = []
+        lost = 0
+        last_key = t_enter
+        letters = "abcdefghijklmnoprstuvwy"
+        while watch.receipt is None:
+            lines = self.tm.screen()
+            now = time.perf_counter()
+            watch.see(lines, now)
+            if now - t_enter > self.timeout:
+                raise RuntimeError(f"no receipt {self.timeout:.0f} s after Enter:\n" + "\n".join(lines))
+            if now - last_key >= interval and watch.receipt is None:
+                last_key = now
+                latency = self.key(letters[len(echo) % len(letters)], watch)
+                if latency is None:
+                    lost += 1
+                elif watch.receipt is None or watch.receipt > now:
+                    echo.append(latency)
+            time.sleep(self.poll)
+        cpu1, tmux1 = watch.cpu_at_receipt, cpu_seconds(tmux_pid)
+        hwm = vm_hwm_mb(pid)
+        not_busy = None
+        while not_busy is None and time.perf_counter() - watch.receipt < 10:
+            if "working…" not in status_line(self.tm.screen()):
+                not_busy = time.perf_counter() - t_enter
+            time.sleep(self.poll)
+        idle0 = cpu_seconds(pid)
+        time.sleep(2.0)
+        idle_cpu = (cpu_seconds(pid) - idle0) / 2.0
+        lines = self.tm.screen()
+        split = lines[0].find("╭─ Plan") if lines and "╭─ Plan" in lines[0] else WIDTH
+        left = " ".join(" ".join(line[:split].split()) for line in lines)
+        pacer = server.pacer
+        return {
+            "stream_wall_s": watch.receipt - t_enter,
+            "not_busy_s": not_busy,
+            "first_text_s": None if watch.first_text is None else watch.first_text - t_enter,
+            "server_stream_s": None if pacer.finished is None else pacer.finished - pacer.started,
+            "server_done_to_receipt_s": None if pacer.finished is None else watch.receipt - pacer.finished,
+            "cpu_stream_s": cpu1 - cpu0,
+            "tmux_cpu_s": tmux1 - tmux0,
+            "echo_ms": [x * 1000 for x in echo],
+            "cpu_timeline": [(round(t - t_enter, 2), round(c - cpu0, 2)) for t, c in watch.cpu_timeline],
+            "screens": watch.screens,
+            "echo_lost": lost,
+            "peak_mb": hwm,
+            "idle_cpu_after_pct": idle_cpu * 100,
+            "closing_line_on_screen": CLOSING in left,
+            "requests": len(server.requests),
+            "problems": watch.problems,
+            "final_screen": lines,
+        }
+
+    def quit(self, pid: int) -> bool:
+        self.tm.keys("C-q")
+        end = time.time() + 5
+        while time.time() < end:
+            if not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def one_run(answer: str, tokens: int, args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory(prefix="mlintern-bench-") as tmp:
+        work = Path(tmp)
+        (work / "home").mkdir()
+        (work / "cwd").mkdir()
+        server, events = start_model(answer, tokens, args.rate, args.tokens_per_chunk)
+        tm = Tmux(work)
+        run = Run(tm, args.poll_ms / 1000, args.timeout)
+        try:
+            command = (f"env MLINTERN_HOME={work / 'home'} OPENAI_BASE_URL={server.base_url} OPENAI_API_KEY=sk-bench "
+                       f"TERM=tmux-256color COLORTERM=truecolor {APP} -m {MODEL}")
+            result = run.startup(command, work / "cwd")
+            pid = app_pid(tm.pane_pid())
+            t = time.perf_counter()
+            tm.screen()
+            result["capture_ms"] = (time.perf_counter() - t) * 1000
+            idle = [run.key(c) for c in "abcdefghij"]
+            run.clear()
+            result["idle_echo_ms"] = [a * 1000 for a in idle if a is not None]
+            result.update(run.stream(pid, tm.server_pid(), server, args.echo_every))
+            result["sse_events"] = events
+            result["clean_exit"] = run.quit(pid)
+            return result
+        finally:
+            tm.close()
+            server.stop()
+
+
+def _s(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} s"
+
+
+def _ms(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"{statistics.median(values):.0f}/{max(values):.0f} ms"
+
+
+def report(runs: list[dict], tokens: int, rate: float) -> None:
+    floor = tokens / rate
+    rows = [
+        ("startup to usable prompt", lambda r: f"{r['usable_s']:.2f} s"),
+        ("  first frame / model ready", lambda r: f"{r['first_frame_s']:.2f} / {r['ready_s']:.2f} s"),
+        ("CPU over the stream", lambda r: f"{r['cpu_stream_s']:.1f} s"),
+        ("key echo streaming, med/max", lambda r: _ms(r["echo_ms"]) + f" (n={len(r['echo_ms'])}, lost {r['echo_lost']})"),
+        ("  key echo idle", lambda r: _ms(r["idle_echo_ms"])),
+        ("peak memory (VmHWM)", lambda r: f"{r['peak_mb']:.0f} MB"),
+        (f"stream wall (floor {floor + 0.05:.2f} s)", lambda r: f"{r['stream_wall_s']:.2f} s"),
+        ("  server sent / receipt lag", lambda r: f"{_s(r['server_stream_s'])} / {_s(r['server_done_to_receipt_s'])}"),
+        ("  first text on screen", lambda r: _s(r["first_text_s"])),
+        ("  status idle after Enter", lambda r: _s(r["not_busy_s"])),
+        ("tmux server CPU, stream", lambda r: f"{r['tmux_cpu_s']:.1f} s"),
+        ("app CPU idle after stream", lambda r: f"{r['idle_cpu_after_pct']:.0f}%"),
+        ("last line of answer shown", lambda r: "yes" if r["closing_line_on_screen"] else "NO"),
+        ("clean quit (ctrl+q)", lambda r: "yes" if r["clean_exit"] else "NO"),
+    ]
+    width = max(len(name) for name, _ in rows) + 2
+    print(f"\nmlintern TUI, tmux {WIDTH}x{HEIGHT}, {tokens:,} tokens at {rate:,.0f} tok/s "
+          f"({runs[0]['sse_events']:,} SSE events), screen read every ~{runs[0]['capture_ms']:.1f} ms + poll")
+    print("".ljust(width) + "".join(f"run {i + 1}".ljust(34) for i in range(len(runs))))
+    for name, cell in rows:
+        print(name.ljust(width) + "".join(cell(r).ljust(34) for r in runs))
+    for i, r in enumerate(runs, 1):
+        if r["problems"]:
+            print(f"run {i}: suspicious lines on screen: {r['problems'][:5]}")
+        if r["requests"] != 1:
+            print(f"run {i}: the app made {r['requests']} model requests (expected 1)")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--tokens", type=int, default=20_000, help="answer length in cl100k tokens")
+    p.add_argument("--rate", type=float, default=2_000, help="tokens per second")
+    p.add_argument("--tokens-per-chunk", type=int, default=1, help="tokens per SSE event")
+    p.add_argument("--echo-every", type=float, default=0.3, help="seconds between key-echo samples")
+    p.add_argument("--poll-ms", type=float, default=2.0, help="sleep between screen reads")
+    p.add_argument("--timeout", type=float, default=90.0)
+    p.add_argument("--json", type=Path, help="write every run's numbers (and final screen) here")
+    args = p.parse_args()
+    if not APP.exists():
+        print(f"error: {APP} not found; install the package into this interpreter's environment", file=sys.stderr)
+        return 2
+    sys.setswitchinterval(0.0005)  # the pacing thread must not wait 5 ms for the GIL
+    answer, tokens = build_answer(args.tokens, encoder())
+    runs = []
+    for i in range(args.runs):
+        print(f"run {i + 1}/{args.runs} …", file=sys.stderr, flush=True)
+        runs.append(one_run(answer, tokens, args))
+    if args.json:
+        args.json.write_text(json.dumps(runs, indent=1, ensure_ascii=False))
+    report(runs, tokens, args.rate)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

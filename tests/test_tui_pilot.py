@@ -165,18 +165,19 @@ async def test_escape_interrupts_a_streaming_answer(llm_server, monkeypatch, tmp
 
 
 async def test_a_message_typed_while_working_is_queued_then_delivered(llm_server, monkeypatch, tmp_path):
-    llm_server.script(Text("first answer " * 20, chunk_chars=4, delay=0.02), Text("second answer"))
+    llm_server.script(ToolCalls([Call("s1", "bash", '{"command": "sleep 3"}')]), Text("first answer"), Text("second answer"))
     app = AppUnderTest()
     async with app.run_test(size=(120, 36)) as pilot:
         await start_app(pilot, app, llm_server, monkeypatch, tmp_path)
         await send(pilot, "one")
-        await wait_for(pilot, lambda: app.conversation.answer is not None, what="streaming")
+        await wait_for(pilot, lambda: "s1" in app.conversation.cards and app.conversation.cards["s1"].state == "running",
+                       what="a running tool")
         await send(pilot, "two")
         queued = [b for b in app.conversation.query(UserBlock) if b.text == "two"]
         assert queued and queued[0].queued and app.status_info.queued == 1
         await until_idle(pilot, app)
-        assert not queued[0].queued
-    assert llm_server.requests[1]["messages"][-1] == {"role": "user", "content": "two"}
+        assert not queued[0].queued and app.status_info.queued == 0
+    assert llm_server.requests[2]["messages"][-1] == {"role": "user", "content": "two"}
 
 
 async def test_slash_commands_and_palette(llm_server, monkeypatch, tmp_path):
