@@ -88,14 +88,28 @@ def _units(entries: list[Entry], start: int) -> list[tuple[int, int]]:
 
 
 def _placeholder(entry: Entry, tokens: int, limit: int) -> Entry:
+    """Shrink one message to about half of ``limit`` tokens, saying what was removed.
+
+    Text content keeps its head; tool-call arguments that are too big (a 400 KB ``write``)
+    are replaced by a small valid JSON note, so the call/result pairing stays intact."""
     msg = dict(entry.message)
-    note = (
-        f"[content removed during compaction: the original was {tokens:,} tokens, over the "
-        f"{limit:,}-token limit for one message]"
-    )
+    keep_chars = limit * 2  # about half the token limit, at ~4 chars a token
     text = message_text({"content": msg.get("content")})
-    keep = min(len(text), limit * 2)  # about half the token limit, at ~4 chars a token
-    msg["content"] = f"{text[:keep]}\n{note}" if keep else note
+    if len(text) > keep_chars:
+        note = (
+            f"[content removed during compaction: the message was {tokens:,} tokens, over the "
+            f"{limit:,}-token limit for one message]"
+        )
+        msg["content"] = f"{text[:keep_chars]}\n{note}" if keep_chars else note
+    if msg.get("tool_calls"):
+        calls = []
+        for call in msg["tool_calls"]:
+            fn = dict(call.get("function", {}))
+            args = str(fn.get("arguments", ""))
+            if len(args) > keep_chars:
+                fn["arguments"] = json.dumps({"_removed_during_compaction": f"{len(args):,} characters of arguments"})
+            calls.append({**call, "function": fn})
+        msg["tool_calls"] = calls
     return Entry(msg, entry.kind, None, entry.cost_usd, entry.llm_tokens, entry.turn)
 
 

@@ -91,11 +91,13 @@ class History:
 
     # ------------------------------------------------------------------ repair
 
-    def repair_dangling_tool_calls(self) -> int:
-        """Give every assistant tool call a result directly after its message.
+    def repair_dangling_tool_calls(self, skip_ids: set[str] | frozenset[str] = frozenset()) -> int:
+        """Give every assistant tool call exactly one result, directly after its message.
 
         Providers reject a history where a call has no result (after an interrupt, a crash
-        or an abandoned approval). Returns how many stub results were inserted.
+        or an abandoned approval) or two results for one id. Calls in ``skip_ids`` (still
+        waiting for the user's approval) are left alone. Returns how many stubs were
+        inserted.
         """
         inserted = 0
         i = 0
@@ -108,10 +110,17 @@ class History:
             j = i + 1
             seen: set[str] = set()
             while j < len(self.entries) and self.entries[j].message.get("role") == "tool":
-                seen.add(self.entries[j].message.get("tool_call_id", ""))
+                call_id = self.entries[j].message.get("tool_call_id", "")
+                if call_id in seen:  # a second result for one call: keep the first
+                    del self.entries[j]
+                    continue
+                seen.add(call_id)
                 j += 1
+            if j == len(self.entries) and skip_ids & {c.get("id") for c in calls}:
+                i = j  # the newest batch is waiting for approval; its results come later
+                continue
             for call in calls:
-                if call.get("id") not in seen:
+                if call.get("id") not in seen and call.get("id") not in skip_ids:
                     self.entries.insert(j, Entry(
                         {"role": "tool", "tool_call_id": call.get("id"), "name": call.get("function", {}).get("name", ""),
                          "content": STUB_RESULT},
@@ -133,6 +142,21 @@ class History:
                 del self.entries[idx:]
                 return removed
         return 0
+
+
+def for_request(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages as sent to the provider: consecutive plain-text user messages (a prompt
+    followed by an injected guard or a compaction summary) are joined into one, because
+    chat templates that demand strict user/assistant alternation reject two in a row."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        prev = out[-1] if out else None
+        if (prev is not None and m.get("role") == "user" and prev.get("role") == "user"
+                and isinstance(m.get("content"), str) and isinstance(prev.get("content"), str)):
+            out[-1] = {**prev, "content": prev["content"] + "\n\n" + m["content"]}
+        else:
+            out.append(m)
+    return out
 
 
 def approx_tokens(message: dict[str, Any]) -> int:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from agent.context import SUMMARY_SYSTEM, ContextManager, TokenCounter, render_transcript
 from agent.doom_loop import DoomLoopDetector
-from agent.history import History
+from agent.history import History, for_request
 from agent.llm.client import LLMClient, LLMResult
 from agent.llm.errors import LLMError
 from agent.llm.models import ResolvedModel
@@ -66,6 +66,10 @@ MALFORMED_NOTE = (
 REJECTED = "The user rejected this call; it was NOT executed."
 ABANDONED = "Abandoned: the user sent a new message instead of approving this call; it was NOT executed."
 CANCELLED = "Cancelled: the user interrupted the agent; the call was stopped."
+CANCELLED_MAYBE_DONE = (
+    "Interrupted by the user while this call was running; it may or may not have completed. "
+    "Check its effect (e.g. read the file) before relying on it."
+)
 
 
 @dataclass
@@ -89,6 +93,7 @@ class EngineSettings:
     approval: ApprovalSettings = field(default_factory=ApprovalSettings)
     context_windows: dict[str, int] = field(default_factory=dict)
     reasoning_effort: str | None = None
+    yolo_cap_usd: float | None = None
 
 
 class TurnEngine:
@@ -120,7 +125,21 @@ class TurnEngine:
         self._continuations = 0
         self._malformed: dict[str, int] = {}
         self._partial: list[str] = []
+        self._cut_off_parts: list[str] = []
         self.set_model(model)
+
+    def reset_conversation_state(self) -> None:
+        """/new: forget everything tied to the old conversation."""
+        self.doom.reset()
+        self.pending = None
+        self.turn = 0
+        self.session_cost = 0.0
+        self.session_unknown_calls = 0
+        self._stats = TurnStats()
+        self._iterations = self._continuations = 0
+        self._malformed.clear()
+        self._partial = []
+        self._cut_off_parts = []
 
     # ------------------------------------------------------------------ setup
 
@@ -160,6 +179,8 @@ class TurnEngine:
         self._stats = TurnStats()
         self._iterations = 0
         self._continuations = 0
+        self._malformed.clear()
+        self._cut_off_parts = []
         self.history.append({"role": "user", "content": text}, "user", turn=self.turn)
         await self._guarded(self._drive())
 
@@ -181,6 +202,7 @@ class TurnEngine:
     # ------------------------------------------------------------------ the loop
 
     async def _guarded(self, work, finish_turn: bool = True) -> None:
+        self._partial = []
         try:
             await work
         except asyncio.CancelledError:
@@ -190,15 +212,22 @@ class TurnEngine:
             partial = "".join(self._partial)
             if partial:
                 self.history.append({"role": "assistant", "content": partial + "\n\n[interrupted by the user]"}, "assistant", turn=self.turn)
-            self.history.repair_dangling_tool_calls()
-            self._partial = []
+            self._repair()
             self.emit(Interrupted(partial_text=partial))
         except LLMError as exc:
-            self.history.repair_dangling_tool_calls()
+            self._repair()
             self.emit(ErrorEvent(message=exc.info.message, kind=exc.info.kind, detail=exc.info.detail))
         except Exception as exc:  # a bug must end the turn with a message, not kill the session
-            self.history.repair_dangling_tool_calls()
+            self._repair()
             self.emit(ErrorEvent(message=f"Internal error: {type(exc).__name__}: {exc}", kind="internal"))
+        finally:
+            self._partial = []
+
+    def _repair(self) -> None:
+        """Stub results for calls that never got one - except calls still waiting for the
+        user's approval: their real result comes when the user answers."""
+        waiting = {c.id for c in self.pending.calls} if self.pending else set()
+        self.history.repair_dangling_tool_calls(skip_ids=waiting)
 
     async def _drive(self) -> None:
         self.emit(Processing())
@@ -212,7 +241,7 @@ class TurnEngine:
                 ))
                 self._complete(None, "iteration_cap")
                 return
-            self.history.repair_dangling_tool_calls()
+            self._repair()
             self._inject_guards()
             result = await self._call_model()
             self._iterations += 1
@@ -228,7 +257,10 @@ class TurnEngine:
                     continue
                 self._append_assistant(result, None)
                 self.emit(AssistantMessage(content=result.content, final=True))
-                self._complete(result.content, "done")
+                # an answer cut off at the output limit and continued is one answer
+                final = "".join(self._cut_off_parts) + (result.content or "")
+                self._cut_off_parts = []
+                self._complete(final, "done")
                 return
             self._continuations = 0
             calls = [self.router.parse(c.id, c.name, c.arguments) for c in result.tool_calls]
@@ -251,6 +283,8 @@ class TurnEngine:
         else:
             return False
         self._continuations += 1
+        if kind == "truncation":
+            self._cut_off_parts.append(result.content or "")
         self._append_assistant(result, None)
         if result.content:
             self.emit(AssistantMessage(content=result.content))
@@ -283,7 +317,7 @@ class TurnEngine:
             try:
                 return await self.client.stream(
                     self.model,
-                    self.history.messages(),
+                    for_request(self.history.messages()),
                     self.router.specs(),
                     kind="main",
                     on_text=self._on_text,
@@ -327,13 +361,17 @@ class TurnEngine:
         ask: list[ParsedCall] = []
         reasons: dict[str, str] = {}
         yolo = self.settings.approval.mode == "yolo"
+        cap = self.settings.yolo_cap_usd
+        over_budget = yolo and cap is not None and self.session_cost >= cap
         for call in calls:
             if call.malformed:
                 self._malformed[call.name] = self._malformed.get(call.name, 0) + 1
             elif call.tool is not None:
                 self._malformed.pop(call.name, None)
             reason = self.router.approval_reason(call, self.settings.approval)
-            if reason and not yolo:
+            if reason and (not yolo or over_budget):
+                if over_budget:  # LLM spend counts against the YOLO cap
+                    reason = f"{reason} (YOLO paused: ${self.session_cost:.2f} spent of the ${cap:.2f} cap)"
                 ask.append(call)
                 reasons[call.id] = reason
             else:
@@ -347,38 +385,53 @@ class TurnEngine:
             return True
         return False
 
-    async def _run_calls(self, calls: list[ParsedCall], notes: dict[str, str] | None = None) -> None:
+    async def _run_calls(self, calls: list[ParsedCall]) -> None:
+        results = await self._execute_calls(calls)
+        for call in calls:
+            self._append_result(call, results[call.id])
+
+    async def _execute_calls(self, calls: list[ParsedCall]) -> dict[str, ToolResult]:
+        """Run calls concurrently, each isolated. On interrupt, the calls that finished keep
+        their real results, the others get a cancellation result, then it re-raises."""
         for call in calls:
             self.emit(ToolCallEvent(tool_call_id=call.id, tool=call.name, arguments=call.arguments))
         tasks = [asyncio.ensure_future(self._run_one(c)) for c in calls]
         try:
             results = await asyncio.gather(*tasks)
         except asyncio.CancelledError:
-            for task, call in zip(tasks, calls):
+            finished = {id(t) for t in tasks if t.done() and not t.cancelled()}
+            for task in tasks:
                 task.cancel()
+            # give cancelled tools a moment to stop, but never hold the interrupt for long
+            await asyncio.wait(tasks, timeout=0.5)
+            for task, call in zip(tasks, calls):
+                if id(task) in finished and task.exception() is None:
+                    self._append_result(call, task.result())  # it completed: say so, not "cancelled"
+                    continue
                 self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="cancelled"))
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for call in calls:
-                self._append_result(call, ToolResult(CANCELLED, success=False), emit=False)
+                text = CANCELLED if call.tool is None or call.name == "bash" else CANCELLED_MAYBE_DONE
+                self._append_result(call, ToolResult(text, success=False), emit=False)
             raise
-        for call, result in zip(calls, results):
-            if notes and call.id in notes:
-                result = ToolResult(notes[call.id] + "\n" + result.output, result.success, result.spill_path)
-            self._append_result(call, result)
+        return {call.id: result for call, result in zip(calls, results)}
 
     async def _run_one(self, call: ParsedCall) -> ToolResult:
         if call.error:
             return ToolResult(call.error, success=False)
         self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="running"))
-        return await self.router.execute(call, self.tool_context(call.id, call.name))
+        try:
+            return await self.router.execute(call, self.tool_context(call.id, call.name))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # isolation: one broken call is one error result
+            return ToolResult(f"ERROR: {call.name} failed: {type(exc).__name__}: {exc}", success=False)
 
-    def _append_result(self, call: ParsedCall, result: ToolResult, emit: bool = True) -> None:
+    def _append_result(self, call: ParsedCall, result: ToolResult, emit: bool = True, state: bool = True) -> None:
         self.history.append(
             {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result.output}, "tool", turn=self.turn,
         )
         if emit:
             self.emit(ToolOutput(tool_call_id=call.id, tool=call.name, output=result.output, success=result.success, spill_path=result.spill_path))
-            if not call.error:
+            if state and not call.error:
                 self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="completed" if result.success else "failed"))
 
     def _close_pending(self, text: str, state: str) -> None:
@@ -395,6 +448,7 @@ class TurnEngine:
         by_id = {d.tool_call_id: d for d in decisions}
         run: list[ParsedCall] = []
         notes: dict[str, str] = {}
+        rejected: dict[str, ToolResult] = {}
         for call in pending.calls:
             d = by_id.get(call.id)
             if d is None or not d.approved:
@@ -404,25 +458,44 @@ class TurnEngine:
                 elif d.feedback:
                     clean = "".join(ch for ch in d.feedback if ch.isprintable() or ch in "\n\t").strip()
                     text += f" User feedback: {clean}"
-                self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="rejected", detail=d.feedback or "" if d else ""))
-                self._append_result(call, ToolResult(text, success=False))
+                self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="rejected", detail=(d.feedback or "") if d else ""))
+                rejected[call.id] = ToolResult(text, success=False)
                 continue
             if d.edited_args is not None:
-                edited = self.router.parse(call.id, call.name, json.dumps(d.edited_args))
-                notes[call.id] = "[Note: the user edited the arguments of this call before approving it.]"
-                call = edited
+                edited_json = json.dumps(d.edited_args, ensure_ascii=False)
+                call = self.router.parse(call.id, call.name, edited_json)
+                self._rewrite_call_arguments(call.id, edited_json)
+                notes[call.id] = f"[Note: the user edited the arguments of this call before approving it; it ran with {edited_json}]"
             self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="approved"))
             run.append(call)
         self.emit(Processing(message="Running approved calls"))
-        await self._run_calls(run, notes)
+        results = await self._execute_calls(run)
+        for call in pending.calls:  # results go into history in the model's call order
+            if call.id in rejected:
+                self._append_result(call, rejected[call.id], emit=True, state=False)
+            else:
+                ran = next(c for c in run if c.id == call.id)
+                result = results[call.id]
+                if call.id in notes:
+                    result = ToolResult(notes[call.id] + "\n" + result.output, result.success, result.spill_path)
+                self._append_result(ran, result)
         await self._drive()
+
+    def _rewrite_call_arguments(self, call_id: str, arguments: str) -> None:
+        """The history shows the call as it really ran, so the model sees the user's edit."""
+        for entry in reversed(self.history.entries):
+            for call in entry.message.get("tool_calls") or []:
+                if call.get("id") == call_id:
+                    call["function"]["arguments"] = arguments
+                    entry.tokens = None
+                    return
 
     # ------------------------------------------------------------------ compaction & end
 
     async def _compact(self, *, force: bool, focus: str | None = None, reason: str = "") -> None:
         if not force and not self.context.needs_compaction():
             return
-        self.history.repair_dangling_tool_calls()
+        self._repair()
 
         async def summarise(middle: list[dict[str, Any]]) -> str:
             return await self._summarise(middle, focus)

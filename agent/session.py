@@ -106,7 +106,8 @@ class Session:
         self.cwd = (cwd or Path.cwd()).resolve()
         self.data_dir = data_dir()
         self.bus = EventBus()
-        self._queue: asyncio.Queue[Op] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[int, Op]] = asyncio.Queue()
+        self._epoch = 0  # bumped by every interrupt
         self._seq = 0
         self._work: asyncio.Task | None = None
         self._runner: asyncio.Task | None = None
@@ -126,6 +127,7 @@ class Session:
             approval=ApprovalSettings(mode=mode, confirm_cpu_jobs=self.config.confirm_cpu_jobs, cwd=self.cwd),
             context_windows=self.config.context_windows,
             reasoning_effort=self.config.reasoning_effort,
+            yolo_cap_usd=self.config.yolo_cap_usd,
         )
         self.client = LLMClient(
             # through the engine, so every llm_call lands in the turn's receipt
@@ -160,10 +162,12 @@ class Session:
         if isinstance(op, Interrupt):
             self.interrupt()
             return
-        self._queue.put_nowait(op)
+        self._queue.put_nowait((self._epoch, op))
 
     def interrupt(self) -> None:
-        """Stop the running turn now (streaming, tools, retry sleeps, compaction)."""
+        """Stop the running turn now (streaming, tools, retry sleeps, compaction). Turns
+        submitted before the interrupt that have not started yet are dropped too."""
+        self._epoch += 1
         if self._work is not None and not self._work.done():
             self._work.cancel()
         elif self.engine.pending:
@@ -222,9 +226,14 @@ class Session:
         ))
         try:
             while True:
-                op = await self._queue.get()
+                epoch, op = await self._queue.get()
                 if isinstance(op, Shutdown):
                     break
+                if epoch != self._epoch and isinstance(op, (UserInput, ExecApproval, Compact)):
+                    # submitted, then interrupted before it started: it never runs
+                    if isinstance(op, UserInput):
+                        self.emit(Interrupted(partial_text=""))
+                    continue
                 await self._handle(op)
         finally:
             if self._username_task and not self._username_task.done():
@@ -240,10 +249,15 @@ class Session:
             if current is not None and current.cancelling():
                 raise  # the session itself is being stopped
             # cancelled before the engine even started: still a visible interrupt
-            self.engine.history.repair_dangling_tool_calls()
+            self.engine._repair()
             self.emit(Interrupted())
         finally:
             self._work = None
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            # the engine swallows the cancellation to report the interrupt; when it was the
+            # session task itself being cancelled, keep unwinding instead of taking more ops
+            raise asyncio.CancelledError
 
     async def _handle(self, op: Op) -> None:
         engine = self.engine
@@ -286,6 +300,7 @@ class Session:
                 )
                 if op.cap_usd is not None:
                     self.config.yolo_cap_usd = op.cap_usd
+                    self.engine_settings.yolo_cap_usd = op.cap_usd
                 self._settings_changed()
         except asyncio.CancelledError:
             raise
@@ -300,7 +315,7 @@ class Session:
         self.id = uuid.uuid4().hex
         self._seq = 0
         engine.history.entries.clear()
-        engine.doom.reset()
+        engine.reset_conversation_state()
         engine.turn = 0
         engine.session_cost = 0.0
         engine.session_unknown_calls = 0

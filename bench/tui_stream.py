@@ -13,23 +13,29 @@ Measured per run:
   (usable prompt), and until the status bar names the model without "(loading)" (ready);
 - CPU over the stream: utime+stime of the app (and any children) between the Enter that
   sends the prompt and the receipt line ("turn: ...") appearing on screen;
-- key echo: one printable key every ~300 ms while the answer streams, time until the
-  prompt box shows it (then a backspace, timed too); the same loop while idle gives the
-  app's own floor. The screen is read through a tmux control-mode client, whose
-  round trip (reported) is the measuring floor;
-- peak memory: VmHWM of the app at the end of the stream.
+- key echo: one printable key every ~300 ms from Enter until the receipt shows, time until
+  the prompt box shows it; the same while idle gives the app's own floor. The screen is
+  read through a tmux control-mode client every ~2 ms; its round trip (~0.1 ms, printed)
+  plus the poll interval is the measuring floor;
+- peak memory: VmHWM of the app at the end of the stream (and its RSS before Enter).
 
-The pane is read with ``capture-pane`` only; nothing in the app is patched.
+Also printed: when the model server sent its last byte against when the receipt showed
+(how far the app fell behind), the app's bytes written to the terminal, the CPU of tmux,
+of this script and of everything else on the machine (other load skews the numbers), and
+whether the answer's last line is on screen at the end. The pane is read with
+``capture-pane`` only; nothing in the app is patched.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import json
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,9 +50,10 @@ from tests.fakes.openai_server import ScriptedLLMServer, Text, Usage, _Handler  
 WIDTH, HEIGHT = 120, 36
 SESSION = "bench"
 MODEL = "openai/bench-model"
-PROMPT = "Write the complete fine-tuning runbook as one markdown document."
+PROMPT = "Write the fine-tuning runbook in markdown."
 CLOSING = "End of runbook: every step above was checked on the loopback model."
 PLACEHOLDER = "Ask the agent"
+FIRST_WORDS = "Fine-tuning runbook"  # the answer's heading; build_answer starts with it
 APP = Path(sys.executable).parent / "mlintern"
 
 # --------------------------------------------------------------------------- the answer
@@ -131,7 +138,7 @@ def _code(rng: random.Random, n: int) -> str:
 
 
 def build_answer(target_tokens: int, enc, seed: int = 7) -> tuple[str, int]:
-    """A deterministic runbook-style markdown answer of at least ``target_tokens`` tokens."""
+    """A deterministic runbook-style markdown answer of ``target_tokens`` tokens (within ~30)."""
     rng = random.Random(seed)
     parts = ["# Fine-tuning runbook", _paragraph(rng)]
     n = 0
@@ -169,6 +176,7 @@ class Pacer:
         self.sent = 0
         self.started: float | None = None
         self.finished: float | None = None
+        self.cpu = 0.0  # the serving thread's CPU time, part of the bench's own
 
 
 class PacedHandler(_Handler):
@@ -177,6 +185,7 @@ class PacedHandler(_Handler):
         if payload.startswith(b"data: {"):
             if pacer.started is None:
                 pacer.started = time.perf_counter()
+                pacer.cpu = -time.thread_time()
             else:
                 delay = pacer.started + pacer.sent * pacer.interval - time.perf_counter()
                 if delay > 0:
@@ -185,6 +194,7 @@ class PacedHandler(_Handler):
         super()._write_chunk(payload)
         if payload == b"":
             pacer.finished = time.perf_counter()
+            pacer.cpu += time.thread_time()
 
 
 def start_model(answer: str, tokens: int, rate: float, tokens_per_chunk: int) -> tuple[ScriptedLLMServer, int]:
@@ -210,28 +220,30 @@ class Tmux:
         self.conf = workdir / "tmux.conf"
         self.conf.write_text("set -g default-terminal tmux-256color\n")
         self.ctl: subprocess.Popen | None = None
-
-    def tmux(self, *args: str) -> str:
-        done = subprocess.run(["tmux", "-L", self.socket, "-f", str(self.conf), *args], capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"tmux {' '.join(args[:1])} failed: {done.stderr.strip()}")
-        return done.stdout
+        self.socket_path = ""
 
     def new(self, command: str, cwd: Path) -> None:
         # window-size manual keeps the control client from resizing the window; set in the
         # config file instead it makes this tmux (3.3a) exit at start
-        self.tmux("new-session", "-d", "-s", SESSION, "-x", str(WIDTH), "-y", str(HEIGHT), "-c", str(cwd), command,
-                  ";", "set-option", "-g", "window-size", "manual")
+        done = subprocess.run(["tmux", "-L", self.socket, "-f", str(self.conf), "new-session", "-d", "-s", SESSION,
+                               "-x", str(WIDTH), "-y", str(HEIGHT), "-c", str(cwd), command,
+                               ";", "set-option", "-g", "window-size", "manual"], capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"tmux new-session failed: {done.stderr.strip()}")
         self.ctl = subprocess.Popen(["tmux", "-L", self.socket, "-C", "attach", "-t", SESSION],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        # unbuffered stdin so each command goes out at once; buffered reads, or readline
+        # costs one syscall per byte of every screen
+        self.out = io.BufferedReader(self.ctl.stdout, 1 << 16)
         self._block()  # the attach's own reply
         self.cmd("refresh-client -f no-output")  # no %output copy of everything the app draws
+        self.socket_path = self.cmd("display-message -p '#{socket_path}'")[0]
 
     def _block(self) -> list[str]:
         out: list[str] = []
         inside = False
         while True:
-            raw = self.ctl.stdout.readline()
+            raw = self.out.readline()
             if not raw:
                 raise RuntimeError("the tmux control client went away (did the app exit?)")
             line = raw.decode("utf-8", "replace").rstrip("\n")
@@ -266,6 +278,8 @@ class Tmux:
             self.ctl.kill()
             self.ctl.wait()
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        if self.socket_path:  # kill-server leaves the socket file behind
+            Path(self.socket_path).unlink(missing_ok=True)
 
 
 _BOX = re.compile(r"│ (.*?) │")
@@ -303,7 +317,7 @@ def _tree(pid: int) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                ppid = int(_stat(int(entry.name))[1])
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
@@ -315,23 +329,42 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime+stime of ``pid`` and its live descendants, plus children it already reaped."""
-    total = 0
-    for p in _tree(pid):
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int, tree: bool = True) -> float:
+    """utime+stime of ``pid``; with ``tree`` also of its live descendants and of the
+    children it has already reaped."""
+    total = sum(int(f) for f in _stat(pid)[11:15 if tree else 13])
+    for child in _tree(pid)[1:] if tree else []:
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15]) if p == pid else sum(int(f) for f in fields[11:13])
+            total += sum(int(f) for f in _stat(child)[11:13])
+        except OSError:  # it exited meanwhile; its time is in the parent's cutime now
+            pass
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def vm_hwm_mb(pid: int) -> float:
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine, to tell other load from ours."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK"), sum(fields) / os.sysconf("SC_CLK_TCK")
+
+
+def written_mb(pid: int) -> float:
+    # wchar counts every write(); the app writes almost only to its terminal
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1]) / 1e6
+    return 0.0
+
+
+def memory_mb(pid: int, field: str = "VmHWM") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def app_pid(pane_pid: int) -> int:
@@ -365,6 +398,8 @@ class Watch:
         self.receipt: float | None = None
         self.cpu_at_receipt: float | None = None
         self.problems: list[str] = []
+        self.busy = False
+        self.idle: float | None = None  # the status bar dropped "working…"
         self.cpu_timeline: list[tuple[float, float]] = []
         self.screens: list[list[str]] = []
 
@@ -372,11 +407,15 @@ class Watch:
         if not self.cpu_timeline or now - self.cpu_timeline[-1][0] >= 0.5:
             self.cpu_timeline.append((now, cpu_seconds(self.pid)))
             self.screens.append(lines)
-        if self.first_text is None and any("Fine-tuning runbook" in line for line in lines):
+        if self.first_text is None and any(FIRST_WORDS in line for line in lines):
             self.first_text = now
         if self.receipt is None and any(line.lstrip().startswith("turn: ") for line in lines):
             self.cpu_at_receipt = cpu_seconds(self.pid)
             self.receipt = now
+        working = "working…" in status_line(lines)
+        self.busy = self.busy or working
+        if self.busy and not working and self.idle is None:
+            self.idle = now
         for line in lines:
             if re.search(r"✗|Traceback|Exception|[Ee]rror", line) and line.strip() not in self.problems:
                 self.problems.append(line.strip())
@@ -454,33 +493,48 @@ class Run:
         if self.wait_prompt(PROMPT, time.perf_counter()) is None:
             raise RuntimeError("the prompt text did not show in the prompt box:\n" + "\n".join(self.tm.screen()))
         watch = Watch(pid)
-        cpu0, tmux0 = cpu_seconds(pid), cpu_seconds(tmux_pid)
+        rss0 = memory_mb(pid, "VmRSS")
+        cpu0, tmux0, out0, busy0 = cpu_seconds(pid), cpu_seconds(tmux_pid, tree=False), written_mb(pid), machine_busy()
+        me0 = sum(os.times()[:2])
         t_enter = time.perf_counter()
         self.tm.keys("Enter")
+        # Keys go out on a fixed cadence whether or not the last one has shown, as a
+        # person types; each one's echo is the first screen whose prompt holds it.
         echo: list[float] = []
-        lost = 0
+        echo_at: list[float] = []
+        pending: list[tuple[int, float]] = []  # (length of the prompt once shown, sent at)
+        sent = ""
         last_key = t_enter
         letters = "abcdefghijklmnoprstuvwy"
-        while watch.receipt is None:
+        at_receipt = None
+        while watch.receipt is None or (pending and time.perf_counter() - watch.receipt < 5):
             lines = self.tm.screen()
             now = time.perf_counter()
             watch.see(lines, now)
+            if watch.receipt is not None and at_receipt is None:
+                at_receipt = cpu_seconds(tmux_pid, tree=False), written_mb(pid), machine_busy(), sum(os.times()[:2])
             if now - t_enter > self.timeout:
                 raise RuntimeError(f"no receipt {self.timeout:.0f} s after Enter:\n" + "\n".join(lines))
-            if now - last_key >= interval and watch.receipt is None:
-                last_key = now
-                latency = self.key(letters[len(echo) % len(letters)], watch)
-                if latency is None:
-                    lost += 1
-                elif watch.receipt is None or watch.receipt > now:
-                    echo.append(latency)
+            shown = prompt_text(lines) or ""
+            while pending and len(shown) >= pending[0][0] and shown.startswith(sent[: pending[0][0]]):
+                echo.append(now - pending[0][1])
+                echo_at.append(pending.pop(0)[1] - t_enter)
+            if watch.receipt is None and now - last_key >= interval:
+                if len(sent) >= 40 and not pending:  # short of where the prompt would wrap
+                    self.clear(watch)
+                    sent = ""
+                elif len(sent) < 40:
+                    sent += letters[len(echo_at + pending) % len(letters)]
+                    last_key = time.perf_counter()
+                    self.tm.keys(_quote(sent[-1]), literal=True)
+                    pending.append((len(sent), last_key))
             time.sleep(self.poll)
-        cpu1, tmux1 = watch.cpu_at_receipt, cpu_seconds(tmux_pid)
-        hwm = vm_hwm_mb(pid)
-        not_busy = None
-        while not_busy is None and time.perf_counter() - watch.receipt < 10:
-            if "working…" not in status_line(self.tm.screen()):
-                not_busy = time.perf_counter() - t_enter
+        lost = len(pending)
+        tmux1, out1, busy1, me1 = at_receipt
+        cpu1 = watch.cpu_at_receipt
+        hwm = memory_mb(pid)
+        while watch.idle is None and time.perf_counter() - watch.receipt < 10:
+            watch.see(self.tm.screen(), time.perf_counter())
             time.sleep(self.poll)
         idle0 = cpu_seconds(pid)
         time.sleep(2.0)
@@ -491,17 +545,26 @@ class Run:
         pacer = server.pacer
         return {
             "stream_wall_s": watch.receipt - t_enter,
-            "not_busy_s": not_busy,
+            "not_busy_s": None if watch.idle is None else watch.idle - t_enter,
             "first_text_s": None if watch.first_text is None else watch.first_text - t_enter,
+            "server_start_s": None if pacer.started is None else pacer.started - t_enter,
             "server_stream_s": None if pacer.finished is None else pacer.finished - pacer.started,
             "server_done_to_receipt_s": None if pacer.finished is None else watch.receipt - pacer.finished,
             "cpu_stream_s": cpu1 - cpu0,
             "tmux_cpu_s": tmux1 - tmux0,
+            "bench_cpu_s": me1 - me0,
+            "model_cpu_s": pacer.cpu,
+            "other_cpu_s": (busy1[0] - busy0[0]) - (cpu1 - cpu0) - (tmux1 - tmux0) - (me1 - me0),
+            "cores": os.cpu_count(),
+            "machine_busy_pct": 100 * (busy1[0] - busy0[0]) / (busy1[1] - busy0[1]),
+            "written_mb": out1 - out0,
             "echo_ms": [x * 1000 for x in echo],
+            "echo_at_s": echo_at,
             "cpu_timeline": [(round(t - t_enter, 2), round(c - cpu0, 2)) for t, c in watch.cpu_timeline],
             "screens": watch.screens,
             "echo_lost": lost,
             "peak_mb": hwm,
+            "rss_before_mb": rss0,
             "idle_cpu_after_pct": idle_cpu * 100,
             "closing_line_on_screen": CLOSING in left,
             "requests": len(server.requests),
@@ -513,10 +576,26 @@ class Run:
         self.tm.keys("C-q")
         end = time.time() + 5
         while time.time() < end:
-            if not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            try:
+                if _stat(pid)[0] == "Z":
+                    return True
+            except OSError:  # gone, reaped by the tmux server
                 return True
             time.sleep(0.05)
         return False
+
+
+def wait_for_quiet(limit_s: float, busy_pct: float = 25.0) -> float:
+    """Wait (up to ``limit_s``) for a second in which the machine is mostly idle: other
+    load takes cores from the app and tmux. Returns the last second's busy percentage."""
+    end = time.monotonic() + limit_s
+    while True:
+        b0 = machine_busy()
+        time.sleep(1.0)
+        b1 = machine_busy()
+        pct = 100 * (b1[0] - b0[0]) / max(1e-9, b1[1] - b0[1])
+        if pct <= busy_pct or time.monotonic() >= end:
+            return pct
 
 
 def one_run(answer: str, tokens: int, args: argparse.Namespace) -> dict:
@@ -563,14 +642,18 @@ def report(runs: list[dict], tokens: int, rate: float) -> None:
         ("startup to usable prompt", lambda r: f"{r['usable_s']:.2f} s"),
         ("  first frame / model ready", lambda r: f"{r['first_frame_s']:.2f} / {r['ready_s']:.2f} s"),
         ("CPU over the stream", lambda r: f"{r['cpu_stream_s']:.1f} s"),
-        ("key echo streaming, med/max", lambda r: _ms(r["echo_ms"]) + f" (n={len(r['echo_ms'])}, lost {r['echo_lost']})"),
+        ("key echo streaming, med/max", lambda r: _ms(r["echo_ms"]) + f" (n={len(r['echo_ms'])}"
+                                                  + (f", {r['echo_lost']} never shown)" if r["echo_lost"] else ")")),
         ("  key echo idle", lambda r: _ms(r["idle_echo_ms"])),
-        ("peak memory (VmHWM)", lambda r: f"{r['peak_mb']:.0f} MB"),
+        ("peak memory (VmHWM)", lambda r: f"{r['peak_mb']:.0f} MB (RSS {r['rss_before_mb']:.0f} MB before Enter)"),
         (f"stream wall (floor {floor + 0.05:.2f} s)", lambda r: f"{r['stream_wall_s']:.2f} s"),
         ("  server sent / receipt lag", lambda r: f"{_s(r['server_stream_s'])} / {_s(r['server_done_to_receipt_s'])}"),
-        ("  first text on screen", lambda r: _s(r["first_text_s"])),
+        ("  first byte sent / on screen", lambda r: f"{_s(r['server_start_s'])} / {_s(r['first_text_s'])}"),
         ("  status idle after Enter", lambda r: _s(r["not_busy_s"])),
-        ("tmux server CPU, stream", lambda r: f"{r['tmux_cpu_s']:.1f} s"),
+        ("app output to the terminal", lambda r: f"{r['written_mb']:.1f} MB"),
+        ("CPU tmux / bench (model) / other", lambda r: f"{r['tmux_cpu_s']:.1f} / {r['bench_cpu_s']:.1f} "
+                                                       f"({r['model_cpu_s']:.1f}) / {r['other_cpu_s']:.1f} s"),
+        ("machine busy over stream", lambda r: f"{r['machine_busy_pct']:.0f}% of {r['cores']} cores"),
         ("app CPU idle after stream", lambda r: f"{r['idle_cpu_after_pct']:.0f}%"),
         ("last line of answer shown", lambda r: "yes" if r["closing_line_on_screen"] else "NO"),
         ("clean quit (ctrl+q)", lambda r: "yes" if r["clean_exit"] else "NO"),
@@ -597,8 +680,12 @@ def main() -> int:
     p.add_argument("--echo-every", type=float, default=0.3, help="seconds between key-echo samples")
     p.add_argument("--poll-ms", type=float, default=2.0, help="sleep between screen reads")
     p.add_argument("--timeout", type=float, default=90.0)
+    p.add_argument("--quiet-wait", type=float, default=60.0, help="seconds to wait for other load to settle before a run")
     p.add_argument("--json", type=Path, help="write every run's numbers (and final screen) here")
     args = p.parse_args()
+    if shutil.which("tmux") is None:
+        print("error: tmux is not installed; this bench drives the app in a tmux pane", file=sys.stderr)
+        return 2
     if not APP.exists():
         print(f"error: {APP} not found; install the package into this interpreter's environment", file=sys.stderr)
         return 2
@@ -606,7 +693,8 @@ def main() -> int:
     answer, tokens = build_answer(args.tokens, encoder())
     runs = []
     for i in range(args.runs):
-        print(f"run {i + 1}/{args.runs} …", file=sys.stderr, flush=True)
+        busy = wait_for_quiet(args.quiet_wait)
+        print(f"run {i + 1}/{args.runs} (machine {busy:.0f}% busy before it) …", file=sys.stderr, flush=True)
         runs.append(one_run(answer, tokens, args))
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1, ensure_ascii=False))

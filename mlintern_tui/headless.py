@@ -15,6 +15,7 @@ import sys
 from typing import TextIO
 
 from agent.config import ConfigError, load_config
+from agent.costs import CostLedger
 from agent.llm.models import ModelIdError
 from agent.protocol import (
     ApprovalRequired,
@@ -24,6 +25,7 @@ from agent.protocol import (
     ExecApproval,
     Guard,
     Interrupted,
+    LLMCall,
     Ready,
     Shutdown,
     ToolCallEvent,
@@ -98,6 +100,7 @@ async def run_headless(
         print(f"Error: {exc}", file=err)
         return EXIT_USAGE
     printer = HeadlessPrinter(output_format, out, err)
+    ledger = CostLedger()
     sub = session.subscribe("headless")
     runner = session.start()
     loop = asyncio.get_running_loop()
@@ -112,18 +115,40 @@ async def run_headless(
         else:
             runner.cancel()
 
-    try:
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-    except (NotImplementedError, RuntimeError):
-        pass
+    def on_terminate() -> None:
+        # killed by a CI timeout, `timeout(1)` or a closed terminal: stop the tools (their
+        # process groups) and leave, rather than leave a training run going unattended
+        print("terminating: stopping running tools…", file=err, flush=True)
+        session.interrupt()
+        runner.cancel()
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for sig, handler in ((signal.SIGINT, on_sigint), (signal.SIGTERM, on_terminate), (signal.SIGHUP, on_terminate)):
+        try:
+            loop.add_signal_handler(sig, handler)
+        except (NotImplementedError, RuntimeError):
+            pass
     session.submit(UserInput(text=prompt))
     code = EXIT_ERROR
     final: TurnComplete | None = None
     error: ErrorEvent | None = None
+    async def next_event():
+        # the session may stop without a terminal event (cancelled, crashed): do not wait forever
+        getter = asyncio.ensure_future(sub.get())
+        done, _ = await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        if not sub.queue.empty():
+            return sub.get_nowait()
+        raise asyncio.CancelledError
+
     try:
         while True:
-            event = await sub.get()
+            event = await next_event()
             printer.handle(event)
+            if isinstance(event, LLMCall):
+                ledger.add(event)
             if isinstance(event, ApprovalRequired):
                 session.submit(ExecApproval(decisions=[
                     ToolDecision(
@@ -145,10 +170,11 @@ async def run_headless(
     except asyncio.CancelledError:
         code = EXIT_INTERRUPTED
     finally:
-        try:
-            loop.remove_signal_handler(signal.SIGINT)
-        except (NotImplementedError, RuntimeError):
-            pass
+        for sig in handled:
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
         session.submit(Shutdown())
         try:
             await asyncio.wait_for(runner, timeout=5)
@@ -174,5 +200,10 @@ async def run_headless(
             "reason": final.reason if final else ("interrupted" if code == EXIT_INTERRUPTED else "error"),
             "error": error.message if error else None,
             "receipt": final.receipt.model_dump() if final else None,
+            # what was spent even when the turn did not complete
+            "spent": {"llm_cost_usd": round(ledger.total.cost_usd, 6), "llm_calls": ledger.total.calls,
+                      "unknown_cost_calls": ledger.total.unknown_calls,
+                      "prompt_tokens": ledger.total.usage.prompt_tokens,
+                      "completion_tokens": ledger.total.usage.completion_tokens},
         }), file=out, flush=True)
     return code

@@ -108,3 +108,29 @@ def test_demo_model_runs_a_real_training_job_offline(mlintern_home, tmp_path):
 def test_version_and_help(flag, mlintern_home):
     proc = run([flag], mlintern_home)
     assert proc.returncode == 0 and "mlintern" in proc.stdout
+
+
+def test_sigterm_stops_running_tools_and_exits(llm_server, mlintern_home):
+    import signal
+    import time
+
+    marker = mlintern_home / "bash.pid"
+    llm_server.script(ToolCalls([Call("t1", "bash", json.dumps({"command": f"echo $$ > {marker}; sleep 300"}))]), Text("x"))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update({"MLINTERN_HOME": str(mlintern_home), **server_env(llm_server)})
+    proc = subprocess.Popen(mlintern_cmd() + ["-p", "go", "-m", "openai/scripted-model"], env=env, cwd=mlintern_home,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int(marker.read_text())
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130 and "stopping running tools" in err
+    time.sleep(0.3)
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            alive = fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        alive = False
+    assert not alive, "the bash child outlived mlintern after SIGTERM"

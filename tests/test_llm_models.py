@@ -151,3 +151,48 @@ def test_mid_stream_drop_is_retryable():
 
     exc = MidStreamFallbackError(message="Connection dropped", model="openai/x", llm_provider="openai", generated_content="par")
     assert classify(exc).retryable
+
+
+def test_tool_calls_that_reuse_index_zero_are_kept_apart():
+    from agent.llm.client import _StreamState
+
+    st = _StreamState()
+    deltas = [
+        {"index": 0, "id": "a", "function": {"name": "bash", "arguments": ""}},
+        {"index": 0, "function": {"arguments": '{"command": "ls"}'}},
+        {"index": 0, "id": "b", "function": {"name": "read", "arguments": ""}},
+        {"index": 0, "function": {"arguments": '{"path": "x.txt"}'}},
+    ]
+    for d in deltas:
+        st.add_tool_delta(d, 0)
+    calls = st.tool_calls()
+    assert [(c.id, c.name, c.arguments) for c in calls] == [
+        ("a", "bash", '{"command": "ls"}'), ("b", "read", '{"path": "x.txt"}')]
+
+
+def test_quota_429_is_credits_and_400_with_transient_words_is_not_retried():
+    exc = FakeHTTPError("You exceeded your current quota, please check your plan and billing details.", 429)
+    exc.body = {"code": "insufficient_quota"}
+    assert classify(exc).kind == "credits" and not classify(exc).retryable
+    assert classify(FakeHTTPError("invalid value for 'timeout'", 400)).kind == "bad_request"
+
+
+def test_a_parameter_named_title_survives_schema_building():
+    from agent.tools.base import Tool, ToolParams, ToolResult
+    from agent.tools.router import tool_spec
+
+    class P(ToolParams):
+        title: str
+        body: str = ""
+
+    class T(Tool):
+        name = "t"
+        description = "d"
+        Params = P
+
+        async def run(self, params, ctx):
+            return ToolResult("")
+
+    params = tool_spec(T())["function"]["parameters"]
+    assert set(params["properties"]) == {"title", "body"} and params["required"] == ["title"]
+    assert "title" not in params  # the schema's own title is still dropped

@@ -183,8 +183,31 @@ async def test_bash_cancellation_kills_children_and_returns_quickly(ctx):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert time.monotonic() - started < 0.5
+    # SIGTERM went out before the cancel returned; the group dies right after
+    deadline = time.monotonic() + 1.5
+    while (alive(shell) or alive(child)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
     assert not alive(shell)
     assert not alive(child)
+
+
+async def test_bash_cancel_returns_at_once_even_if_the_command_ignores_sigterm(ctx):
+    from agent.tools import shell as shell_module
+
+    task = asyncio.create_task(bash(ctx, "trap '' TERM; echo $$ > stubborn.pid; while true; do sleep 0.1; done"))
+    pid = int(await wait_for_file(ctx.cwd / "stubborn.pid"))
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 0.5  # the interrupt does not wait for the kill grace
+    assert pid in shell_module._LIVE_GROUPS  # still tracked until it is really gone
+    deadline = time.monotonic() + shell_module.KILL_GRACE_S + 2
+    while alive(pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not alive(pid), "the background reaper did not SIGKILL the stubborn group"
+    await asyncio.sleep(0.1)
+    assert pid not in shell_module._LIVE_GROUPS
 
 
 async def test_bash_does_not_wait_for_a_detached_background_child(ctx):

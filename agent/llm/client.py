@@ -47,6 +47,8 @@ class LLMResult:
 class _StreamState:
     text: list[str] = field(default_factory=list)
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    slot_of: dict[int, int] = field(default_factory=dict)
+    started: bool = False
     finish_reason: str | None = None
     usage: Any = None
 
@@ -57,13 +59,16 @@ class _StreamState:
         call_id = _get(delta, "id")
         name = _get(fn, "name")
         args = _get(fn, "arguments")
-        slot = self.calls.get(index)
-        # some providers reuse index 0 for every call and tell them apart only by id
+        slot_key = self.slot_of.get(index, index)
+        slot = self.calls.get(slot_key)
+        # some providers reuse index 0 for every call and tell them apart only by id: a new
+        # id on a used index opens a new slot, and later fragments on that index go there
         if slot is not None and call_id and slot["id"] and call_id != slot["id"] and slot["name"]:
-            index = max(self.calls) + 1
+            slot_key = max(self.calls) + 1
+            self.slot_of[index] = slot_key
             slot = None
         if slot is None:
-            slot = self.calls[index] = {"id": "", "name": "", "arguments": ""}
+            slot = self.calls[slot_key] = {"id": "", "name": "", "arguments": ""}
         if call_id:
             slot["id"] = call_id
         if name:
@@ -178,6 +183,7 @@ class LLMClient:
                     kwargs.update(extra)
                 response = await litellm.acompletion(**kwargs)
                 async for chunk in response:
+                    state.started = True
                     usage = _get(chunk, "usage")
                     if usage:
                         state.usage = usage
@@ -232,7 +238,12 @@ class LLMClient:
         latency = int((time.monotonic() - started) * 1000)
         if usage is None:
             usage = normalise_usage(state.usage)
-            cost = cost_of(price, usage) if state.usage else (0.0 if price is not None else None)
+            if state.usage:
+                cost = cost_of(price, usage)
+            elif not state.started:
+                cost = 0.0  # refused before any output: providers do not bill that
+            else:
+                cost = None  # output was generated but never reported: billed, amount unknown
         self.emit(LLMCall(
             model=model.id,
             kind=kind,

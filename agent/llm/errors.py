@@ -132,7 +132,10 @@ def classify(exc: BaseException, model: ResolvedModel | None = None) -> LLMError
         code = str(err.get("code") or "")
     if name == "ContextWindowExceededError" or code == "context_length_exceeded" or any(m in low for m in OVERFLOW_MARKERS):
         return LLMErrorInfo("context_overflow", False, f"The conversation no longer fits {who}'s context window.", short, status)
-    if status == 402 or (any(m in low for m in CREDIT_MARKERS) and status in (400, 403, 429, None) and "rate" not in low):
+    text_low = text.lower()
+    if status == 402 or code == "insufficient_quota" or "insufficient_quota" in text_low or (
+        any(m in text_low for m in CREDIT_MARKERS) and status in (400, 403, 429, None) and "rate limit" not in text_low
+    ):
         return LLMErrorInfo(
             "credits", False,
             f"The provider for {who} reports no credits left (402). Add credits or billing on the provider's "
@@ -151,6 +154,9 @@ def classify(exc: BaseException, model: ResolvedModel | None = None) -> LLMError
             + (" (for a router id, try it without the :provider suffix)." if model and ":" in model.id else "."),
             short, status,
         )
+    if status in (400, 422) and name not in ("APIConnectionError", "Timeout"):
+        # a client error is not transient, whatever words its message happens to contain
+        return LLMErrorInfo("bad_request", False, f"The model {who} rejected the request: {short}", short, status)
     if status == 429 or name == "RateLimitError" or any(m in low for m in RATE_LIMIT_MARKERS):
         return LLMErrorInfo("rate_limit", True, f"The provider of {who} is rate-limiting requests (429).", short, status, retry_after_seconds(exc))
     if name in ("Timeout", "APITimeoutError", "TimeoutError") or "timeout" in name.lower():

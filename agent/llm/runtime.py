@@ -43,6 +43,8 @@ def get_litellm() -> ModuleType:
             litellm.telemetry = False
             # Our own retry loop owns back-off; litellm's would multiply the attempts.
             litellm.num_retries = 0
+            # model names with "llama" would fetch a tokenizer from the Hub inside token_counter
+            litellm.disable_hf_tokenizer_download = True
             _silence_loggers()
             _litellm = litellm
     return _litellm

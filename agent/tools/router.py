@@ -26,15 +26,17 @@ MALFORMED_PREFIX = "ERROR: Tool call to '{name}' had malformed JSON arguments an
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     defs = schema.pop("$defs", {})
 
-    def resolve(node: Any) -> Any:
+    def resolve(node: Any, in_properties: bool = False) -> Any:
         if isinstance(node, dict):
+            if in_properties:  # keys here are parameter names (a parameter may be called "title")
+                return {k: resolve(v) for k, v in node.items()}
             ref = node.get("$ref")
             if isinstance(ref, str) and ref.startswith("#/$defs/"):
                 target = dict(defs[ref.split("/")[-1]])
                 extra = {k: v for k, v in node.items() if k != "$ref"}
                 target.update(extra)
                 return resolve(target)
-            return {k: resolve(v) for k, v in node.items() if k != "title"}
+            return {k: resolve(v, in_properties=(k == "properties")) for k, v in node.items() if k != "title"}
         if isinstance(node, list):
             return [resolve(v) for v in node]
         return node

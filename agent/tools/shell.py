@@ -9,6 +9,7 @@ the agent deliberately detached in an *earlier* call lives in another group and 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import codecs
 import os
 import re
@@ -216,6 +217,34 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+#: process groups of bash calls still running (or being killed); killed at interpreter exit
+#: so a SIGTERM'd or crashed app never leaves a training run going unattended
+_LIVE_GROUPS: set[int] = set()
+_REAPERS: set[asyncio.Task] = set()
+
+
+def kill_live_process_groups() -> None:
+    for pgid in list(_LIVE_GROUPS):
+        _signal_group(pgid, signal.SIGKILL)
+    _LIVE_GROUPS.clear()
+
+
+atexit.register(kill_live_process_groups)
+
+
+def _reap_in_background(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM now; SIGKILL after the grace period in a task, so an interrupt returns at once."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    task = asyncio.get_running_loop().create_task(kill_process_group(proc))
+    _REAPERS.add(task)
+
+    def done(t: asyncio.Task) -> None:
+        _REAPERS.discard(t)
+        _LIVE_GROUPS.discard(proc.pid)
+
+    task.add_done_callback(done)
+
+
 async def kill_process_group(proc: asyncio.subprocess.Process, grace: float = KILL_GRACE_S) -> None:
     """SIGTERM the command's whole group, then SIGKILL whatever ignores it."""
     pgid = proc.pid  # start_new_session made the shell the group leader
@@ -335,6 +364,8 @@ class BashTool(Tool):
         reader = asyncio.create_task(pump())
         timed_out = False
         note = ""
+        reaping = False
+        _LIVE_GROUPS.add(proc.pid)
         try:
             try:
                 await asyncio.wait_for(proc.wait(), timeout=params.timeout)
@@ -352,11 +383,14 @@ class BashTool(Tool):
                 )
         except asyncio.CancelledError:
             reader.cancel()
-            await asyncio.shield(kill_process_group(proc))
+            _reap_in_background(proc)
+            reaping = True
             raise
         finally:
             # closing our end means a leftover writer gets EPIPE instead of blocking forever
             transport.close()
+            if not reaping:
+                _LIVE_GROUPS.discard(proc.pid)
         splitter.close()
         live.flush(loop.time(), force=True)
 
