@@ -50,6 +50,11 @@ class LLMSettings(BaseModel):
     backoff_max_s: float = Field(60.0, ge=0)
     request_timeout_s: float = Field(600.0, gt=0)
     max_retry_after_s: float = Field(300.0, ge=0, description="longest Retry-After we honour")
+    transport: Literal["auto", "litellm", "direct"] = Field(
+        "auto",
+        description="auto: stream local servers and the HF router directly (fast), everything else "
+        "through litellm; litellm: always litellm; direct: also OPENAI_BASE_URL servers",
+    )
 
 
 class Config(BaseModel):

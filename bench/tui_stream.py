@@ -49,7 +49,9 @@ from tests.fakes.openai_server import ScriptedLLMServer, Text, Usage, _Handler  
 
 WIDTH, HEIGHT = 120, 36
 SESSION = "bench"
-MODEL = "openai/bench-model"
+# a local OpenAI-compatible server (what vLLM / llama.cpp / ollama users run); pass
+# --model openai/bench-model to go through litellm's streaming path instead
+MODEL = "vllm/bench-model"
 PROMPT = "Write the fine-tuning runbook in markdown."
 CLOSING = "End of runbook: every step above was checked on the loopback model."
 PLACEHOLDER = "Ask the agent"
@@ -608,7 +610,8 @@ def one_run(answer: str, tokens: int, args: argparse.Namespace) -> dict:
         run = Run(tm, args.poll_ms / 1000, args.timeout)
         try:
             command = (f"env MLINTERN_HOME={work / 'home'} OPENAI_BASE_URL={server.base_url} OPENAI_API_KEY=sk-bench "
-                       f"TERM=tmux-256color COLORTERM=truecolor {APP} -m {MODEL}")
+                       f"VLLM_BASE_URL={server.base_url} "
+                       f"TERM=tmux-256color COLORTERM=truecolor {APP} -m {args.model}")
             result = run.startup(command, work / "cwd")
             pid = app_pid(tm.pane_pid())
             t = time.perf_counter()
@@ -674,6 +677,7 @@ def report(runs: list[dict], tokens: int, rate: float) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--model", default=MODEL, help="model id the app runs with (vllm/… streams directly, openai/… via litellm)")
     p.add_argument("--tokens", type=int, default=20_000, help="answer length in cl100k tokens")
     p.add_argument("--rate", type=float, default=2_000, help="tokens per second")
     p.add_argument("--tokens-per-chunk", type=int, default=1, help="tokens per SSE event")

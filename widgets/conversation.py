@@ -77,8 +77,10 @@ class UserBlock(Static):
 class AnswerBlock(Markdown):
     """One assistant answer, streamed through a MarkdownStream fed in coalesced batches."""
 
+    # ``layout: stream`` keeps the placements of settled blocks, so appending to a long
+    # answer lays out only the new blocks instead of every block of the answer again
     DEFAULT_CSS = """
-    AnswerBlock { margin: 1 0 0 0; padding: 0 1; background: transparent; }
+    AnswerBlock { layout: stream; margin: 1 0 0 0; padding: 0 1; background: transparent; }
     """
 
     def __init__(self) -> None:

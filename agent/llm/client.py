@@ -84,6 +84,17 @@ class _StreamState:
         return out
 
 
+_LITELLM_ONLY = frozenset({"model", "messages", "stream", "stream_options", "timeout", "num_retries",
+                           "max_retries", "api_base", "api_key"})
+
+
+def _wire_message(message: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields of the OpenAI message schema (strict servers reject extras)."""
+    if message.get("role") == "tool":
+        return {"role": "tool", "tool_call_id": message.get("tool_call_id"), "content": message.get("content") or ""}
+    return message
+
+
 def _get(obj: Any, name: str, default: Any = None) -> Any:
     if obj is None:
         return default
@@ -112,6 +123,41 @@ class LLMClient:
         self.demo_workspace = demo_workspace
         self._sleep = sleep
         self._rng = random.Random()
+        self._direct = None
+
+    def uses_direct_stream(self, model: ResolvedModel) -> bool:
+        transport = self.settings.transport
+        if transport == "litellm":
+            return False
+        if transport == "direct":
+            return model.route in ("openai_compatible", "local", "hf_router")
+        return model.route in ("local", "hf_router")
+
+    async def _open(self, model: ResolvedModel, litellm: Any, kwargs: dict[str, Any]):
+        if not self.uses_direct_stream(model):
+            return await litellm.acompletion(**kwargs)
+        if self._direct is None:
+            from agent.llm.direct import DirectStreamer
+
+            self._direct = DirectStreamer()
+        body: dict[str, Any] = {
+            "model": model.litellm_model.split("/", 1)[1] if model.litellm_model.startswith("openai/") else model.litellm_model,
+            "messages": [_wire_message(m) for m in kwargs["messages"]],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        for key in ("tools", "tool_choice", "max_tokens"):
+            if key in kwargs:
+                body[key] = kwargs[key]
+        if "reasoning_effort" in kwargs and model.route == "hf_router":
+            # the router takes low|medium|high only (reference §7.2)
+            body["reasoning_effort"] = {"minimal": "low", "xhigh": "high", "max": "high"}.get(
+                kwargs["reasoning_effort"], kwargs["reasoning_effort"])
+        for key, value in kwargs.items():  # caller extras (e.g. prompt_cache_key) go on the wire as-is
+            if key not in _LITELLM_ONLY and key not in body and key != "reasoning_effort":
+                body[key] = value
+        return self._direct.stream(base_url=model.api_base or "", api_key=model.api_key, body=body,
+                                   timeout=self.settings.request_timeout_s)
 
     def _prepare(self, model: ResolvedModel) -> Any:
         litellm = get_litellm()
@@ -181,7 +227,7 @@ class LLMClient:
                     kwargs["max_tokens"] = max_tokens
                 if extra:
                     kwargs.update(extra)
-                response = await litellm.acompletion(**kwargs)
+                response = await self._open(model, litellm, kwargs)
                 async for chunk in response:
                     state.started = True
                     usage = _get(chunk, "usage")

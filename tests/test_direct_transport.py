@@ -1,0 +1,99 @@
+"""The direct OpenAI-compatible stream (local servers, the HF router) against the same
+scripted loopback server: same behaviour as the litellm path, without litellm's per-event cost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from agent.config import Config, LLMSettings
+from agent.protocol import Interrupt, Shutdown, UserInput
+from tests.engine_support import collect_until, of_type
+from tests.fakes import Call, Disconnect, Hang, HTTPError, Text, ToolCalls
+
+
+def make(llm_server, monkeypatch, tmp_path, **kw):
+    from agent.session import Session
+
+    monkeypatch.setenv("VLLM_BASE_URL", llm_server.base_url)
+    cfg = kw.pop("config", None) or Config(llm=LLMSettings(max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.05))
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    s = Session(cfg, model_id="vllm/scripted-model", cwd=work, **kw)
+    assert s.client.uses_direct_stream(s.model)
+    return s
+
+
+async def run(s, text):
+    sub = s.subscribe("t")
+    s.start()
+    s.submit(UserInput(text=text))
+    return sub
+
+
+async def stop(s):
+    s.submit(Shutdown())
+    await asyncio.wait_for(s._runner, 5)
+
+
+async def test_text_and_tool_calls_stream_directly(llm_server, monkeypatch, tmp_path):
+    llm_server.script(
+        ToolCalls([Call("d1", "bash", json.dumps({"command": "echo direct"})), Call("d2", "read", '{"path": "none"}')],
+                  content="Let me check."),
+        Text("Done **directly**.", chunk_chars=3),
+    )
+    s = make(llm_server, monkeypatch, tmp_path)
+    sub = await run(s, "go")
+    events = await collect_until(sub)
+    await stop(s)
+    assert events[-1].type == "turn_complete" and events[-1].final_response == "Done **directly**."
+    assert "direct" in of_type(events, "tool_output")[0].output
+    first = llm_server.requests[0]
+    assert first["model"] == "scripted-model" and first["stream_options"] == {"include_usage": True}
+    assert first["tool_choice"] == "auto" and len(first["tools"]) == 5
+    tool_msgs = [m for m in llm_server.requests[1]["messages"] if m["role"] == "tool"]
+    assert [set(m) for m in tool_msgs] == [{"role", "tool_call_id", "content"}] * 2  # wire schema only
+    r = events[-1].receipt
+    assert r.usage.prompt_tokens > 0 and r.llm_cost_usd == 0 and r.unknown_cost_calls == 0  # a local server costs $0
+
+async def test_retry_after_and_exhaustion(llm_server, monkeypatch, tmp_path):
+    llm_server.script(HTTPError(429, "slow down", headers={"Retry-After": "1"}), Text("after wait"))
+    s = make(llm_server, monkeypatch, tmp_path)
+    sub = await run(s, "hi")
+    t0 = time.monotonic()
+    events = await collect_until(sub)
+    assert time.monotonic() - t0 >= 0.95 and events[-1].final_response == "after wait"
+    llm_server.script(*[HTTPError(503, "busy")] * 3)
+    s.submit(UserInput(text="again"))
+    events = await collect_until(sub)
+    await stop(s)
+    assert events[-1].type == "error" and "Gave up after 3 attempts" in events[-1].message
+
+
+async def test_errors_are_classified_like_litellms(llm_server, monkeypatch, tmp_path):
+    llm_server.script(HTTPError(400, "Request too large", code="context_length_exceeded"), Text("fits now"),
+                      HTTPError(401, "bad key"))
+    s = make(llm_server, monkeypatch, tmp_path)
+    sub = await run(s, "hi")
+    events = await collect_until(sub)
+    assert events[-1].final_response == "fits now" and of_type(events, "compacted")
+    s.submit(UserInput(text="again"))
+    events = await collect_until(sub)
+    await stop(s)
+    assert events[-1].type == "error" and events[-1].kind == "auth" and "VLLM_API_KEY" not in events[-1].message
+
+
+async def test_dropped_stream_retries_and_interrupt_is_prompt(llm_server, monkeypatch, tmp_path):
+    llm_server.script(Disconnect(after_text="par"), Text("whole"), Hang(after_text="thinking", seconds=20))
+    s = make(llm_server, monkeypatch, tmp_path)
+    sub = await run(s, "hi")
+    events = await collect_until(sub)
+    assert events[-1].final_response == "whole" and any(c.reset for c in of_type(events, "assistant_chunk"))
+    s.submit(UserInput(text="long"))
+    await collect_until(sub, stop={"assistant_chunk"})
+    t0 = time.monotonic()
+    s.submit(Interrupt())
+    events = await collect_until(sub, stop={"interrupted"})
+    await stop(s)
+    assert time.monotonic() - t0 < 1.0
