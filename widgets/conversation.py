@@ -14,10 +14,10 @@ from typing import Any
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import Markdown, Static
-from textual.widgets.markdown import MarkdownStream
+from textual.widgets import Static
 
 from agent.protocol import Receipt
+from widgets.markdown_view import SETTLE_CHARS, MarkdownPart, settle_point
 
 STATE_ICONS = {
     "pending": "…",
@@ -74,42 +74,61 @@ class UserBlock(Static):
         self._refresh_content()
 
 
-class AnswerBlock(Markdown):
-    """One assistant answer, streamed through a MarkdownStream fed in coalesced batches."""
+class AnswerBlock(Widget):
+    """One assistant answer. Text arrives in coalesced batches (the bridge flushes ~20 times
+    a second); finished blocks settle into parts that are never re-rendered, only the live
+    tail is (see widgets/markdown_view.py for why this is not a Markdown widget)."""
 
-    # ``layout: stream`` keeps the placements of settled blocks, so appending to a long
-    # answer lays out only the new blocks instead of every block of the answer again
+    # ``layout: stream`` keeps the placements of settled parts, so appending to a long
+    # answer lays out only the tail
     DEFAULT_CSS = """
-    AnswerBlock { layout: stream; margin: 1 0 0 0; padding: 0 1; background: transparent; }
+    AnswerBlock { layout: stream; height: auto; margin: 1 0 0 0; padding: 0 1; }
     """
 
     def __init__(self) -> None:
-        super().__init__("")
-        self._stream: MarkdownStream | None = None
+        super().__init__()
         self.text = ""
+        self._settled = 0  # chars of ``text`` that live in settled parts
+        self._live: MarkdownPart | None = None
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "theme", self._repaint, init=False)
+
+    def _repaint(self) -> None:
+        for part in self.query(MarkdownPart):
+            part.refresh(layout=True)
 
     async def write(self, fragment: str) -> None:
         if not fragment:
             return
         self.text += fragment
-        if self._stream is None:
-            self._stream = Markdown.get_stream(self)
-        await self._stream.write(fragment)
+        tail = self.text[self._settled:]
+        if len(tail) > SETTLE_CHARS:
+            cut = settle_point(tail)
+            if cut:
+                settled = MarkdownPart(tail[:cut])
+                self._settled += cut
+                tail = tail[cut:]
+                if self._live is not None:
+                    await self.mount(settled, before=self._live)
+                else:
+                    await self.mount(settled)
+        if self._live is None:
+            self._live = MarkdownPart(tail)
+            await self.mount(self._live)
+        else:
+            self._live.set_text(tail)
 
     async def finish(self, final_text: str | None = None) -> None:
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
         if final_text is not None and final_text != self.text:
-            self.text = final_text
-            await self.update(final_text)
+            await self.reset()
+            await self.write(final_text)
 
     async def reset(self) -> None:
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
         self.text = ""
-        await self.update("")
+        self._settled = 0
+        self._live = None
+        await self.remove_children()
 
 
 class ToolCard(Widget, can_focus=True):
@@ -271,8 +290,7 @@ class Conversation(VerticalScroll):
         elif final_text:
             block = AnswerBlock()
             await self._add(block)
-            await block.update(final_text)
-            block.text = final_text
+            await block.write(final_text)
 
     async def add_tool_call(self, call_id: str, tool: str, arguments: dict[str, Any], state: str = "pending") -> ToolCard:
         await self.end_answer()
