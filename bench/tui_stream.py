@@ -423,6 +423,41 @@ class Watch:
                 self.problems.append(line.strip())
 
 
+
+class EchoProbe:
+    """Keys go out on a fixed cadence whether or not the last one has shown, as a person
+    types; each one's echo is the first screen whose prompt holds it. Call ``see`` with
+    every screen read; keys still in ``pending`` at the end never showed."""
+
+    LETTERS = "abcdefghijklmnoprstuvwy"
+
+    def __init__(self, run: "Run", interval: float, t0: float):
+        self.run = run
+        self.interval = interval
+        self.t0 = t0
+        self.echo: list[float] = []  # seconds until shown
+        self.echo_at: list[float] = []  # when each shown key was sent, from t0
+        self.pending: list[tuple[int, float]] = []  # (length of the prompt once shown, sent at)
+        self.sent = ""
+        self.last_key = t0
+
+    def see(self, lines: list[str], now: float, typing: bool = True, watch: "Watch | None" = None) -> None:
+        shown = prompt_text(lines) or ""
+        pending, sent = self.pending, self.sent
+        while pending and len(shown) >= pending[0][0] and shown.startswith(sent[: pending[0][0]]):
+            self.echo.append(now - pending[0][1])
+            self.echo_at.append(pending.pop(0)[1] - self.t0)
+        if typing and now - self.last_key >= self.interval:
+            if len(sent) >= 40 and not pending:  # short of where the prompt would wrap
+                self.run.clear(watch)
+                self.sent = ""
+            elif len(sent) < 40:
+                self.sent += self.LETTERS[len(self.echo_at + pending) % len(self.LETTERS)]
+                self.last_key = time.perf_counter()
+                self.run.tm.keys(_quote(self.sent[-1]), literal=True)
+                pending.append((len(self.sent), self.last_key))
+
+
 class Run:
     def __init__(self, tm: Tmux, poll: float, timeout: float):
         self.tm = tm
@@ -500,16 +535,9 @@ class Run:
         me0 = sum(os.times()[:2])
         t_enter = time.perf_counter()
         self.tm.keys("Enter")
-        # Keys go out on a fixed cadence whether or not the last one has shown, as a
-        # person types; each one's echo is the first screen whose prompt holds it.
-        echo: list[float] = []
-        echo_at: list[float] = []
-        pending: list[tuple[int, float]] = []  # (length of the prompt once shown, sent at)
-        sent = ""
-        last_key = t_enter
-        letters = "abcdefghijklmnoprstuvwy"
+        probe = EchoProbe(self, interval, t_enter)
         at_receipt = None
-        while watch.receipt is None or (pending and time.perf_counter() - watch.receipt < 5):
+        while watch.receipt is None or (probe.pending and time.perf_counter() - watch.receipt < 5):
             lines = self.tm.screen()
             now = time.perf_counter()
             watch.see(lines, now)
@@ -517,21 +545,9 @@ class Run:
                 at_receipt = cpu_seconds(tmux_pid, tree=False), written_mb(pid), machine_busy(), sum(os.times()[:2])
             if now - t_enter > self.timeout:
                 raise RuntimeError(f"no receipt {self.timeout:.0f} s after Enter:\n" + "\n".join(lines))
-            shown = prompt_text(lines) or ""
-            while pending and len(shown) >= pending[0][0] and shown.startswith(sent[: pending[0][0]]):
-                echo.append(now - pending[0][1])
-                echo_at.append(pending.pop(0)[1] - t_enter)
-            if watch.receipt is None and now - last_key >= interval:
-                if len(sent) >= 40 and not pending:  # short of where the prompt would wrap
-                    self.clear(watch)
-                    sent = ""
-                elif len(sent) < 40:
-                    sent += letters[len(echo_at + pending) % len(letters)]
-                    last_key = time.perf_counter()
-                    self.tm.keys(_quote(sent[-1]), literal=True)
-                    pending.append((len(sent), last_key))
+            probe.see(lines, now, typing=watch.receipt is None, watch=watch)
             time.sleep(self.poll)
-        lost = len(pending)
+        echo, echo_at, lost = probe.echo, probe.echo_at, len(probe.pending)
         tmux1, out1, busy1, me1 = at_receipt
         cpu1 = watch.cpu_at_receipt
         hwm = memory_mb(pid)
@@ -600,6 +616,14 @@ def wait_for_quiet(limit_s: float, busy_pct: float = 25.0) -> float:
             return pct
 
 
+
+def app_command(home: Path, base_url: str, model: str, extra: str = "") -> str:
+    """The shell command the pane runs: the installed app against the loopback model."""
+    return (f"env MLINTERN_HOME={home} OPENAI_BASE_URL={base_url} OPENAI_API_KEY=sk-bench "
+            f"VLLM_BASE_URL={base_url} TERM=tmux-256color COLORTERM=truecolor {APP} -m {model}"
+            + (f" {extra}" if extra else ""))
+
+
 def one_run(answer: str, tokens: int, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="mlintern-bench-") as tmp:
         work = Path(tmp)
@@ -609,9 +633,7 @@ def one_run(answer: str, tokens: int, args: argparse.Namespace) -> dict:
         tm = Tmux(work)
         run = Run(tm, args.poll_ms / 1000, args.timeout)
         try:
-            command = (f"env MLINTERN_HOME={work / 'home'} OPENAI_BASE_URL={server.base_url} OPENAI_API_KEY=sk-bench "
-                       f"VLLM_BASE_URL={server.base_url} "
-                       f"TERM=tmux-256color COLORTERM=truecolor {APP} -m {args.model}")
+            command = app_command(work / "home", server.base_url, args.model)
             result = run.startup(command, work / "cwd")
             pid = app_pid(tm.pane_pid())
             t = time.perf_counter()

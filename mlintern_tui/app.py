@@ -65,6 +65,11 @@ class MLInternApp(App):
         Binding("ctrl+l", "toggle_follow", "Follow log"),
         Binding("ctrl+r", "review_approvals", "Approvals", show=False),
         Binding("ctrl+b", "hide_banner", "Hide banner", show=False, priority=True),
+        # the prompt keeps focus; page keys scroll the conversation (a short prompt has no pages)
+        Binding("pageup", "scroll_conversation(-1)", "Scroll up", show=False, priority=True),
+        Binding("pagedown", "scroll_conversation(1)", "Scroll down", show=False, priority=True),
+        Binding("ctrl+home", "scroll_conversation_to('home')", "Top", show=False, priority=True),
+        Binding("ctrl+end", "scroll_conversation_to('end')", "Bottom", show=False, priority=True),
     ]
 
     def __init__(
@@ -326,8 +331,8 @@ class MLInternApp(App):
     # ------------------------------------------------------------------ actions
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # on a modal (approval card, palette) escape belongs to the modal, not to interrupt
-        if action == "interrupt" and self.screen.is_modal:
+        # on a modal (approval card, palette) these keys belong to the modal
+        if self.screen.is_modal and action in ("interrupt", "scroll_conversation", "scroll_conversation_to"):
             return False
         return True
 
@@ -357,6 +362,20 @@ class MLInternApp(App):
                 except (asyncio.TimeoutError, asyncio.CancelledError):
                     runner.cancel()
         self.exit()
+
+    def action_scroll_conversation(self, direction: int) -> None:
+        conv = self.conversation
+        if direction < 0:
+            conv.scroll_page_up(animate=False)
+        else:
+            conv.scroll_page_down(animate=False)
+
+    def action_scroll_conversation_to(self, where: str) -> None:
+        conv = self.conversation
+        if where == "home":
+            conv.scroll_home(animate=False)
+        else:
+            conv.scroll_end(animate=False)  # back at the bottom: following again
 
     def action_toggle_last_output(self) -> None:
         card = self.conversation.latest_card()

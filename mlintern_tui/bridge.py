@@ -50,6 +50,7 @@ class Bridge:
         self._log_source: str | None = None
         self._log_call: str | None = None
         self._call_titles: dict[str, str] = {}
+        self._streamed_chars = 0
         self.events_seen = 0
 
     # ------------------------------------------------------------------ batching
@@ -58,6 +59,8 @@ class Bridge:
         if self._text:
             text = "".join(self._text)
             self._text.clear()
+            self._streamed_chars += len(text)
+            self.app.update_status(streamed_chars=self._streamed_chars)
             await self.app.conversation.write_answer(text)
 
     def flush_logs(self) -> None:
@@ -118,8 +121,10 @@ class Bridge:
         elif isinstance(event, PlanUpdate):
             app.plan_view.plan = tuple(event.plan)
         elif isinstance(event, LLMCall):
+            self._streamed_chars = 0
             app.costs.add(event)
             app.on_llm_call(event)
+            app.update_status(streamed_chars=0)
         elif isinstance(event, ContextUsage):
             app.update_status(context_tokens=event.tokens, context_window=event.window)
         elif isinstance(event, Compacted):

@@ -80,7 +80,8 @@ REGISTRY = CommandRegistry()
 async def _help(app: MLInternApp, arg: str) -> None:
     lines = [f"{c.usage:<18} {c.help}" for c in REGISTRY.all()]
     keys = ("enter send · ctrl+j new line · ↑/↓ history · tab complete · esc interrupt · ctrl+p palette · "
-            "ctrl+o expand last tool output · ctrl+y copy last answer · f2 side panes · ctrl+q quit")
+            "pgup/pgdn scroll · ctrl+home/end top/bottom · ctrl+o expand last tool output · ctrl+y copy last answer · "
+            "ctrl+l follow/pause output · f2 side panes · ctrl+r pending approvals · ctrl+c twice or ctrl+q quit")
     await app.notice("info", "Commands:\n" + "\n".join(lines) + "\n\nKeys: " + keys)
 
 

@@ -127,3 +127,23 @@ async def test_conversation_is_a_stream_layout_anchored_at_the_bottom():
     async with app.run_test(size=(120, 36)):
         conv = app.query_one(Conversation)
         assert conv.styles.layout.name == "stream" and conv.is_anchored
+
+
+async def test_page_keys_scroll_the_conversation_while_the_prompt_has_focus():
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        conv = app.conversation
+        for i in range(80):
+            await conv.add_notice("info", f"block {i}")
+        await pilot.pause()
+        bottom = conv.scroll_y
+        assert app.focused is app.prompt
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert conv.scroll_y < bottom and not conv.is_following
+        await pilot.press("ctrl+home")
+        await pilot.pause()
+        assert conv.scroll_y == 0
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+        assert conv.scroll_y == conv.max_scroll_y and conv.is_following

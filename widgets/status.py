@@ -29,6 +29,8 @@ class StatusInfo:
     running_jobs: int = 0
     busy: bool = False
     queued: int = 0
+    #: characters streamed by the call in flight (its usage arrives only at the end)
+    streamed_chars: int = 0
 
 
 def _k(n: int) -> str:
@@ -81,8 +83,11 @@ class StatusBar(Widget):
         if compact:
             parts.append(Content.from_markup("turn $tc", tc=turn_cost))
         else:
+            out = _k(i.turn_tokens_out + i.streamed_chars // 4)
+            if i.streamed_chars:
+                out = "~" + out  # estimated until the provider reports usage
             parts.append(Content.from_markup("turn $tin↑ $tout↓ $tc", tin=_k(i.turn_tokens_in),
-                                             tout=_k(i.turn_tokens_out), tc=turn_cost))
+                                             tout=out, tc=turn_cost))
         parts.append(Content.from_markup("session [b]$sc[/]", sc=_money(i.session_cost_usd, i.session_unknown_calls)))
         if i.budget_left_usd is not None:
             parts.append(Content.from_markup("budget $b left", b=f"${i.budget_left_usd:.2f}"))
