@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.markdown import Heading, Markdown
 from rich.theme import Theme
 from textual.color import Color
 from textual.widgets import Static
@@ -22,12 +21,24 @@ from textual.widgets import Static
 SETTLE_CHARS = 1200
 
 
-class _LeftHeading(Heading):
-    LEVEL_ALIGN = {f"h{n}": "left" for n in range(1, 7)}  # a centred h1 reads oddly in a chat
+_markdown_class: type | None = None
 
 
-class _ChatMarkdown(Markdown):
-    elements = {**Markdown.elements, "heading_open": _LeftHeading}
+def _chat_markdown() -> type:
+    """rich.markdown (with pygments) costs ~50 ms to import: load it with the first answer,
+    not before the first frame."""
+    global _markdown_class
+    if _markdown_class is None:
+        from rich.markdown import Heading, Markdown
+
+        class _LeftHeading(Heading):
+            LEVEL_ALIGN = {f"h{n}": "left" for n in range(1, 7)}  # a centred h1 reads oddly in a chat
+
+        class _ChatMarkdown(Markdown):
+            elements = {**Markdown.elements, "heading_open": _LeftHeading}
+
+        _markdown_class = _ChatMarkdown
+    return _markdown_class
 
 
 _STYLE_CACHE: dict[str, tuple[dict[str, str], str]] = {}
@@ -90,7 +101,7 @@ class MarkdownText:
         styles, code_theme = self.style_source()
         key = (options.max_width, id(styles))
         if self._cache is None or self._cache[0] != key:
-            markdown = _ChatMarkdown(self.text, code_theme=code_theme, hyperlinks=False)
+            markdown = _chat_markdown()(self.text, code_theme=code_theme, hyperlinks=False)
             with console.use_theme(Theme(styles)):
                 self._cache = (key, list(console.render(markdown, options)))
         yield from self._cache[1]
