@@ -126,6 +126,7 @@ class TurnEngine:
         self._malformed: dict[str, int] = {}
         self._partial: list[str] = []
         self._cut_off_parts: list[str] = []
+        self.notes_source: Callable[[], list[str]] = lambda: []
         self.set_model(model)
 
     def reset_conversation_state(self) -> None:
@@ -242,6 +243,7 @@ class TurnEngine:
                 self._complete(None, "iteration_cap")
                 return
             self._repair()
+            self._inject_notes()
             self._inject_guards()
             result = await self._call_model()
             self._iterations += 1
@@ -291,6 +293,11 @@ class TurnEngine:
         self.history.append({"role": "user", "content": note}, "guard", turn=self.turn)
         self.emit(Guard(kind=kind, message=guard))  # type: ignore[arg-type]
         return True
+
+    def _inject_notes(self) -> None:
+        """Background news (a job finished) the model should see at its next step."""
+        for note in self.notes_source():
+            self.history.append({"role": "user", "content": note}, "note", turn=self.turn)
 
     def _inject_guards(self) -> None:
         for tool, streak in list(self._malformed.items()):
@@ -369,7 +376,7 @@ class TurnEngine:
             elif call.tool is not None:
                 self._malformed.pop(call.name, None)
             reason = self.router.approval_reason(call, self.settings.approval)
-            if reason and (not yolo or over_budget):
+            if reason and (not yolo or over_budget or self.router.always_ask(call)):
                 if over_budget:  # LLM spend counts against the YOLO cap
                     reason = f"{reason} (YOLO paused: ${self.session_cost:.2f} spent of the ${cap:.2f} cap)"
                 ask.append(call)
@@ -380,7 +387,9 @@ class TurnEngine:
         if ask:
             self.pending = Pending(ask, reasons)
             self.emit(ApprovalRequired(items=[
-                ApprovalItem(tool_call_id=c.id, tool=c.name, arguments=c.arguments, reason=reasons[c.id]) for c in ask
+                ApprovalItem(tool_call_id=c.id, tool=c.name, arguments=c.arguments, reason=reasons[c.id],
+                             estimated_cost_usd=self.router.estimate(c))
+                for c in ask
             ]))
             return True
         return False

@@ -138,6 +138,17 @@ class Session:
             model=model, router=self.router, client=self.client, emit=self.emit,
             settings=self.engine_settings, tool_context=self._tool_context, tool_state=self.tool_state,
         )
+        from agent.jobs.local import LocalBackend
+        from agent.jobs.monitor import JobMonitor
+        from agent.jobs.service import JobService
+
+        jobs_dir = self.data_dir / "jobs"
+        self.jobs = JobService(
+            backend=LocalBackend(jobs_dir / "local"),
+            monitor=JobMonitor(lambda event: self.engine.emit(event), jobs_dir),
+            turn=lambda: self.engine.turn,
+        )
+        self.engine.notes_source = self.jobs.monitor.drain_notes
         self._render_system_prompt()
 
     # ------------------------------------------------------------------ plumbing
@@ -186,6 +197,7 @@ class Session:
             tool_call_id=call_id,
             log=lambda line: self.engine.emit(ToolLog(tool=tool_name, log=line, tool_call_id=call_id)),
             on_plan=lambda plan: self.engine.emit(PlanUpdate(plan=list(plan))),
+            jobs=self.jobs,
         )
 
     def _render_system_prompt(self) -> None:
@@ -238,6 +250,14 @@ class Session:
         finally:
             if self._username_task and not self._username_task.done():
                 self._username_task.cancel()
+            # local jobs are this process's children: stop them with it (HF jobs keep running)
+            shutdown = getattr(self.jobs.backend, "shutdown", None)
+            if shutdown is not None:
+                try:
+                    await asyncio.shield(shutdown())
+                except Exception:
+                    pass
+            await self.jobs.monitor.close()
             self.emit(ShutdownEvent())
 
     async def _run_work(self, coro) -> None:

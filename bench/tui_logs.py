@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -41,7 +42,7 @@ GENERATOR = '''\
 """Prints trainer-style log lines at a fixed rate, in bursts, on an absolute schedule."""
 import json, math, os, sys, time
 
-rate, seconds = float(sys.argv[1]), float(sys.argv[2])
+rate, seconds, tag = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 burst = max(1, round(rate / 100))  # 100 bursts a second
 interval = burst / rate
 start = time.monotonic()
@@ -62,8 +63,9 @@ while time.monotonic() - start < seconds:
 end = time.monotonic()
 cpu = sum(os.times()[:2])
 print(f"GENERATOR DONE lines={n} wall={end - start:.3f}s rate={n / (end - start):.0f}/s", flush=True)
-with open("gen_stats.json", "w") as f:
+with open(f"gen_stats_{tag}.json.tmp", "w") as f:
     json.dump({"lines": n, "start": start, "end": end, "cpu_s": cpu}, f)
+os.replace(f"gen_stats_{tag}.json.tmp", f"gen_stats_{tag}.json")
 '''
 
 
@@ -98,16 +100,26 @@ def last_log_line(lines: list[str]) -> str:
     return rows[-1] if rows else ""
 
 
-def card_state(lines: list[str]) -> str:
-    """The state word on the generator's tool card header ("?" if the card is not on screen)."""
+def card_state(lines: list[str], tag: str) -> str:
+    """The state word on the tool card whose command ends in ``tag`` ("?" if not on screen)."""
     for i, line in enumerate(lines):
-        if "gen_logs.py" in line:
+        if f"gen_logs.py {tag}" in line:
             # the header may wrap; its state word is on this line or the next
             text = line + " " + (lines[i + 1] if i + 1 < len(lines) else "")
             for state in ("completed", "failed", "running", "cancelled", "waiting"):
                 if state in text:
                     return state
     return "?"
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope (MB/s) of (time, MB) points."""
+    if len(points) < 2:
+        return 0.0
+    mt = statistics.fmean(t for t, _ in points)
+    mv = statistics.fmean(v for _, v in points)
+    den = sum((t - mt) ** 2 for t, _ in points)
+    return sum((t - mt) * (v - mv) for t, v in points) / den if den else 0.0
 
 
 def run_once(args: argparse.Namespace) -> dict:
@@ -117,11 +129,13 @@ def run_once(args: argparse.Namespace) -> dict:
         cwd = work / "cwd"
         cwd.mkdir()
         (cwd / "gen_logs.py").write_text(GENERATOR)
-        command = f"{sys.executable} gen_logs.py {args.rate:g} {args.seconds:g}"
+        tags = [f"{args.rate:g} {args.seconds:g} {k}" for k in range(1, args.calls + 1)]
         server = ScriptedLLMServer(model_name=ts.MODEL.split("/", 1)[1]).start()
         server.script(
-            ToolCalls([Call("c1", "bash", json.dumps({"command": command, "timeout": 120}))],
-                      content="Starting the generator."),
+            *(ToolCalls([Call(f"c{k}", "bash", json.dumps({"command": f"{sys.executable} gen_logs.py {tag}",
+                                                           "timeout": 120}))],
+                        content="Starting the generator." if k == 1 else "Once more.")
+              for k, tag in enumerate(tags, 1)),
             Text("done"),
         )
         tm = ts.Tmux(work)
@@ -129,10 +143,9 @@ def run_once(args: argparse.Namespace) -> dict:
         try:
             result = run.startup(ts.app_command(work / "home", server.base_url, ts.MODEL), cwd)
             pid = ts.app_pid(tm.pane_pid())
-            tmux_pid = tm.server_pid()
             result["idle_echo_ms"] = [x * 1000 for x in (run.key(c) for c in "abcdefghijkl") if x is not None]
             run.clear()
-            result.update(flow(run, pid, tmux_pid, server, cwd, args))
+            result.update(flow(run, pid, server, cwd, tags, args))
             result["idle_echo_after_ms"] = [x * 1000 for x in (run.key(c) for c in "abcdefghijkl") if x is not None]
             run.clear()
             result["clean_exit"] = run.quit(pid)
@@ -142,7 +155,7 @@ def run_once(args: argparse.Namespace) -> dict:
             server.stop()
 
 
-def flow(run: ts.Run, pid: int, tmux_pid: int, server: ScriptedLLMServer, cwd: Path, args: argparse.Namespace) -> dict:
+def flow(run: ts.Run, pid: int, server: ScriptedLLMServer, cwd: Path, tags: list[str], args: argparse.Namespace) -> dict:
     tm = run.tm
     tm.keys(ts._quote(PROMPT), literal=True)
     if run.wait_prompt(PROMPT, time.perf_counter()) is None:
@@ -152,11 +165,11 @@ def flow(run: ts.Run, pid: int, tmux_pid: int, server: ScriptedLLMServer, cwd: P
     t_enter = time.perf_counter()
     tm.keys("Enter")
     probe = ts.EchoProbe(run, args.echo_every, t_enter)
-    samples: list[tuple[float, float, float, float]] = []  # (t, VmRSS MB, app CPU s, tree CPU s)
-    changes: list[float] = []  # when the Output pane's last line changed
+    samples: list[tuple[float, float, float, float]] = []  # (t, VmRSS MB, app CPU s, app+children CPU s)
+    changes: list[tuple[float, str]] = []  # when the Output pane's last line changed, and to what
     last = ""
     receipt = None
-    stats = None
+    stats: dict[int, dict] = {}
     problems: list[str] = []
     screens: list[tuple[float, list[str]]] = []
     while receipt is None or (probe.pending and time.perf_counter() - receipt < 5):
@@ -167,14 +180,16 @@ def flow(run: ts.Run, pid: int, tmux_pid: int, server: ScriptedLLMServer, cwd: P
         probe.see(lines, now, typing=receipt is None)
         line = last_log_line(lines)
         if line != last:
-            changes.append(now)
+            changes.append((now, line))
             last = line
         if not samples or now - samples[-1][0] >= 0.5:
             samples.append((now, ts.memory_mb(pid, "VmRSS"), ts.cpu_seconds(pid, tree=False), ts.cpu_seconds(pid)))
             screens.append((now - t_enter, lines))
-        if stats is None and (cwd / "gen_stats.json").exists():
+        k = len(stats) + 1
+        if k <= len(tags) and (cwd / f"gen_stats_{k}.json").exists():
             try:
-                stats = json.loads((cwd / "gen_stats.json").read_text())
+                stats[k] = json.loads((cwd / f"gen_stats_{k}.json").read_text())
+                stats[k]["rss_mb"] = ts.memory_mb(pid, "VmRSS")
             except ValueError:  # caught it half written
                 pass
         if receipt is None and any(row.lstrip().startswith("turn: ") for row in lines):
@@ -184,56 +199,57 @@ def flow(run: ts.Run, pid: int, tmux_pid: int, server: ScriptedLLMServer, cwd: P
                 problems.append(row.strip())
         time.sleep(run.poll)
     hwm = ts.memory_mb(pid)
-    # quiet for a second, then the settled screen and idle CPU
     time.sleep(1.0)
     c0 = ts.cpu_seconds(pid, tree=False)
     time.sleep(2.0)
     idle_cpu = (ts.cpu_seconds(pid, tree=False) - c0) / 2.0
     final = tm.screen()
-    if stats is None:
-        raise RuntimeError("the generator never wrote gen_stats.json:\n" + "\n".join(final))
-    g0, g1 = stats["start"] + mono_offset, stats["end"] + mono_offset
+    if len(stats) < len(tags):
+        raise RuntimeError(f"only {len(stats)} of {len(tags)} generator runs wrote their stats:\n" + "\n".join(final))
 
     def at(t: float) -> tuple[float, float, float, float]:
         return min(samples, key=lambda s: abs(s[0] - t))
 
-    s0, s1 = at(g0), at(g1)
-    # the first second is start-up (process spawn, the pane appearing); judge the steady flow
-    steady = [t for t in changes if g0 + 1.0 <= t <= g1] or [g0 + 1.0]
-    gaps = [b - a for a, b in zip([g0 + 1.0] + steady, steady + [g1])]
-    flowing = [ms * 1000 for ms, sent in zip(probe.echo, probe.echo_at) if g0 <= t_enter + sent <= g1]
-    mid = at((g0 + g1) / 2)
-    tool_msgs = [m for body in server.requests[1:2] for m in body.get("messages", []) if m.get("role") == "tool"]
-    tool_result = tool_msgs[-1]["content"] if tool_msgs else ""
-    if isinstance(tool_result, list):
-        tool_result = " ".join(part.get("text", "") for part in tool_result)
+    calls = []
+    for k, st in sorted(stats.items()):
+        g0, g1 = st["start"] + mono_offset, st["end"] + mono_offset
+        # the first second is start-up (process spawn, the pane appearing); judge the steady flow
+        steady = [t for t, _ in changes if g0 + 1.0 <= t <= g1]
+        gaps = [b - a for a, b in zip([g0 + 1.0] + steady, steady + [g1])]
+        during = [(t, text) for t, text in changes if g0 <= t <= g1]
+        third = [(t, r) for t, r, _, _ in samples if g0 + 2 * (g1 - g0) / 3 <= t <= g1]
+        calls.append({
+            "lines": st["lines"], "wall_s": st["end"] - st["start"], "gen_cpu_s": st["cpu_s"],
+            "lines_per_s": st["lines"] / (st["end"] - st["start"]),
+            "t0": g0 - t_enter, "t1": g1 - t_enter,
+            "app_cpu_s": at(g1)[2] - at(g0)[2], "tree_cpu_s": at(g1)[3] - at(g0)[3],
+            "rss_start_mb": at(g0)[1], "rss_end_mb": st["rss_mb"], "rss_slope_last_third": _slope(third),
+            "changes": len(steady), "max_gap_s": max(gaps), "gaps_over_1s": sum(1 for g in gaps if g > 1.0),
+            "last_change_s": during[-1][0] - g0 if during else None, "last_shown": during[-1][1] if during else "",
+            "card": card_state(final, tags[k - 1]),
+        })
+    first = calls[0]
+    froze_at = t_enter + first["t0"] + (first["last_change_s"] or 0.0)
+    in_flow = [(ms * 1000, t_enter + sent) for ms, sent in zip(probe.echo, probe.echo_at)
+               if any(c["t0"] <= sent <= c["t1"] for c in calls)]
+    tool_msgs = [m for m in (server.requests[-1].get("messages", []) if server.requests else []) if m.get("role") == "tool"]
+    results = [m["content"] if isinstance(m["content"], str) else " ".join(p.get("text", "") for p in m["content"])
+               for m in tool_msgs]
     return {
-        "lines": stats["lines"],
-        "gen_wall_s": stats["end"] - stats["start"],
-        "lines_per_s": stats["lines"] / (stats["end"] - stats["start"]),
-        "gen_cpu_s": stats["cpu_s"],
-        "enter_to_gen_start_s": g0 - t_enter,
-        "gen_end_to_receipt_s": receipt - g1,
-        "echo_flow_ms": flowing,
+        "calls": calls,
+        "echo_flow_ms": [ms for ms, _ in in_flow],
+        "echo_flow_updating_ms": [ms for ms, t in in_flow if t <= froze_at],
         "echo_all_ms": [x * 1000 for x in probe.echo],
         "echo_lost": len(probe.pending),
-        "app_cpu_flow_s": s1[2] - s0[2],
-        "tree_cpu_flow_s": s1[3] - s0[3],
+        "gen_end_to_receipt_s": receipt - (t_enter + calls[-1]["t1"]),
         "rss_before_mb": rss0,
-        "rss_gen_start_mb": s0[1],
-        "rss_gen_mid_mb": mid[1],
-        "rss_gen_end_mb": s1[1],
         "rss_max_mb": max(s[1] for s in samples),
         "peak_mb": hwm,
         "rss_after_mb": ts.memory_mb(pid, "VmRSS"),
         "rss_timeline": [(round(t - t_enter, 2), round(r, 1)) for t, r, _, _ in samples],
-        "screen_changes": len(steady),
-        "max_gap_s": max(gaps),
-        "gaps_over_1s": sum(1 for g in gaps if g > 1.0),
         "last_line_at_end": last_log_line(final),
-        "card_state": card_state(final),
-        "tool_result_has_done_line": "GENERATOR DONE" in tool_result,
-        "tool_result_chars": len(tool_result),
+        "results_have_done_line": [("GENERATOR DONE" in r) for r in results],
+        "result_chars": [len(r) for r in results],
         "answer_done_shown": any(row.split("│")[0].strip() == "done" for row in final),
         "requests": len(server.requests),
         "idle_cpu_after_pct": idle_cpu * 100,
@@ -247,40 +263,56 @@ def _ms(values: list[float]) -> str:
     return f"{statistics.median(values):.0f}/{max(values):.0f} ms (n={len(values)})" if values else "n/a"
 
 
+def _calls(r: dict, fmt) -> str:
+    return " | ".join(fmt(c) for c in r["calls"])
+
+
 def report(runs: list[dict], args: argparse.Namespace) -> None:
+    c1 = lambda r: r["calls"][0]  # noqa: E731
     rows = [
-        ("lines produced / wall", lambda r: f"{r['lines']:,} in {r['gen_wall_s']:.2f} s"),
-        ("  lines/s produced", lambda r: f"{r['lines_per_s']:,.0f} (target {args.rate:,.0f})"),
+        ("lines/s produced (per call)", lambda r: _calls(r, lambda c: f"{c['lines_per_s']:,.0f}")),
         ("key echo while flowing, med/max", lambda r: _ms(r["echo_flow_ms"]) + (f", {r['echo_lost']} lost" if r["echo_lost"] else "")),
+        ("  while the pane still updated", lambda r: _ms(r["echo_flow_updating_ms"])),
         ("  key echo idle before / after", lambda r: f"{_ms(r['idle_echo_ms']).split(' (')[0]} / {_ms(r['idle_echo_after_ms']).split(' (')[0]}"),
-        ("app CPU over the flow", lambda r: f"{r['app_cpu_flow_s']:.1f} s of {r['gen_wall_s']:.1f} s "
-                                            f"({100 * r['app_cpu_flow_s'] / r['gen_wall_s']:.0f}%)"),
-        ("  app + children CPU", lambda r: f"{r['tree_cpu_flow_s']:.1f} s (generator {r['gen_cpu_s']:.1f} s)"),
-        ("VmRSS before / gen start", lambda r: f"{r['rss_before_mb']:.0f} / {r['rss_gen_start_mb']:.0f} MB"),
-        ("  VmRSS gen mid / gen end", lambda r: f"{r['rss_gen_mid_mb']:.0f} / {r['rss_gen_end_mb']:.0f} MB"),
+        ("app CPU over the flow", lambda r: _calls(r, lambda c: f"{c['app_cpu_s']:.1f} s ({100 * c['app_cpu_s'] / c['wall_s']:.0f}%)")),
+        ("  generator's own CPU", lambda r: _calls(r, lambda c: f"{c['gen_cpu_s']:.1f} s")),
+        ("VmRSS before Enter", lambda r: f"{r['rss_before_mb']:.0f} MB"),
+        ("  VmRSS call start -> end", lambda r: _calls(r, lambda c: f"{c['rss_start_mb']:.0f}->{c['rss_end_mb']:.0f}")),
+        ("  growth in the last third", lambda r: _calls(r, lambda c: f"{c['rss_slope_last_third']:+.1f} MB/s")),
         ("  VmRSS max / after", lambda r: f"{r['rss_max_mb']:.0f} / {r['rss_after_mb']:.0f} MB"),
         ("VmHWM at the end", lambda r: f"{r['peak_mb']:.0f} MB"),
-        ("Output pane updates (steady)", lambda r: f"{r['screen_changes']} changes, max gap {r['max_gap_s']:.2f} s"),
-        ("  gaps over 1 s", lambda r: str(r["gaps_over_1s"])),
-        ("Enter to generator start", lambda r: f"{r['enter_to_gen_start_s']:.2f} s"),
-        ("generator end to receipt", lambda r: f"{r['gen_end_to_receipt_s']:.2f} s"),
-        ("tool card at the end", lambda r: r["card_state"]),
-        ("model got the result (its last line)", lambda r: ("yes" if r["tool_result_has_done_line"] else "NO") + f", {r['tool_result_chars']:,} chars"),
+        ("Output pane: last change", lambda r: _calls(r, lambda c: "never" if c["last_change_s"] is None
+                                                      else f"{c['last_change_s']:.1f} s of {c['wall_s']:.1f}")),
+        ("  changes / longest gap", lambda r: _calls(r, lambda c: f"{c['changes']} / {c['max_gap_s']:.1f} s")),
+        ("  gaps over 1 s", lambda r: _calls(r, lambda c: str(c["gaps_over_1s"]))),
+        ("  step on screen at last change", lambda r: _calls(r, lambda c: _step(c["last_shown"]))),
+        ("generator start after Enter", lambda r: f"{c1(r)['t0']:.2f} s"),
+        ("last generator end to receipt", lambda r: f"{r['gen_end_to_receipt_s']:.2f} s"),
+        ("tool card(s) at the end", lambda r: _calls(r, lambda c: c["card"])),
+        ("result reached the model", lambda r: " | ".join(("yes" if ok else "NO") + f" {n:,} ch"
+                                                           for ok, n in zip(r["results_have_done_line"], r["result_chars"]))),
         ("  answer 'done' on screen", lambda r: "yes" if r["answer_done_shown"] else "NO"),
         ("app CPU idle afterwards", lambda r: f"{r['idle_cpu_after_pct']:.0f}%"),
         ("clean quit (ctrl+q)", lambda r: "yes" if r["clean_exit"] else "NO"),
     ]
     width = max(len(name) for name, _ in rows) + 2
-    print(f"\nmlintern TUI, tmux {ts.WIDTH}x{ts.HEIGHT}, bash tool printing {args.rate:,.0f} lines/s for {args.seconds:g} s")
-    print("".ljust(width) + "".join(f"run {i + 1}".ljust(36) for i in range(len(runs))))
+    col = 26 * args.calls + 10
+    print(f"\nmlintern TUI, tmux {ts.WIDTH}x{ts.HEIGHT}, bash tool printing {args.rate:,.0f} lines/s for {args.seconds:g} s"
+          + (f", {args.calls} calls in a row" if args.calls > 1 else ""))
+    print("".ljust(width) + "".join(f"run {i + 1}".ljust(col) for i in range(len(runs))))
     for name, cell in rows:
-        print(name.ljust(width) + "".join(cell(r).ljust(36) for r in runs))
+        print(name.ljust(width) + "".join(cell(r).ljust(col) for r in runs))
     for i, r in enumerate(runs, 1):
         print(f"run {i}: last Output line at the end: {r['last_line_at_end']!r}")
         if r["problems"]:
             print(f"run {i}: suspicious lines on screen: {r['problems'][:5]}")
-        if r["requests"] != 2:
-            print(f"run {i}: the app made {r['requests']} model requests (expected 2)")
+        if r["requests"] != args.calls + 1:
+            print(f"run {i}: the app made {r['requests']} model requests (expected {args.calls + 1})")
+
+
+def _step(line: str) -> str:
+    match = re.search(r"'step': (\d+)", line)
+    return f"{int(match.group(1)):,}" if match else (repr(line[:20]) if line else "-")
 
 
 def main() -> int:
@@ -288,6 +320,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--rate", type=float, default=10_000, help="lines per second the tool prints")
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--calls", type=int, default=1, help="run the generator this many times in a row (memory retained?)")
     p.add_argument("--echo-every", type=float, default=0.3, help="seconds between key-echo samples")
     p.add_argument("--poll-ms", type=float, default=2.0, help="sleep between screen reads")
     p.add_argument("--timeout", type=float, default=90.0)

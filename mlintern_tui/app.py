@@ -110,6 +110,7 @@ class MLInternApp(App):
         self._turn_unknown = 0
         self._approval_worker = None
         self.approval_grace_s = GRACE_S
+        self._running_jobs: set[str] = set()
 
     # ------------------------------------------------------------------ layout
 
@@ -227,6 +228,13 @@ class MLInternApp(App):
         self.update_status(busy=False)
         if self.queued:
             self._deliver_next()
+
+    def on_job_update(self, event) -> None:
+        if event.status in ("COMPLETED", "ERROR", "CANCELED", "DELETED"):
+            self._running_jobs.discard(event.job_id)
+        else:
+            self._running_jobs.add(event.job_id)
+        self.update_status(running_jobs=len(self._running_jobs))
 
     def on_new_conversation(self) -> None:
         self.pending_approval = None

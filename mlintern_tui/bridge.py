@@ -20,6 +20,8 @@ from agent.protocol import (
     Event,
     Guard,
     Interrupted,
+    JobLog,
+    JobUpdate,
     LLMCall,
     NewComplete,
     PlanUpdate,
@@ -160,6 +162,14 @@ class Bridge:
             app.plan_view.plan = ()
             app.tool_log.clear()
             app.on_new_conversation()
+        elif isinstance(event, JobLog):
+            self._log_source = f"job {event.job_id}"
+            self._log_lines.extend(event.lines)
+        elif isinstance(event, JobUpdate):
+            app.on_job_update(event)
+            if event.status in ("COMPLETED", "ERROR", "CANCELED"):
+                kind = "info" if event.status == "COMPLETED" else "guard"
+                await app.notice(kind, f"Job {event.job_id} {event.detail or event.status.lower()}")
         elif isinstance(event, SettingsChanged):
             app.update_status(model_label=event.model_label, effort=event.effort,
                               mode="yolo" if event.yolo else app.base_mode, yolo_cap_usd=event.yolo_cap_usd,

@@ -25,6 +25,8 @@ from agent.protocol import (
     ExecApproval,
     Guard,
     Interrupted,
+    JobLog,
+    JobUpdate,
     LLMCall,
     Ready,
     Shutdown,
@@ -76,6 +78,11 @@ class HeadlessPrinter:
                 self.status(f"✗ rejected {item.tool}: {item.reason} (headless without --yolo)")
         elif isinstance(event, ErrorEvent):
             print(f"Error: {event.message}", file=self.err, flush=True)
+        elif isinstance(event, JobUpdate) and event.status in ("COMPLETED", "ERROR", "CANCELED"):
+            self.status(f"job {event.job_id}: {event.detail or event.status}")
+        elif isinstance(event, JobLog):
+            for line in event.lines:
+                self.status(f"  [{event.job_id}] {line}")
 
 
 async def run_headless(
@@ -130,6 +137,7 @@ async def run_headless(
             pass
     session.submit(UserInput(text=prompt))
     code = EXIT_ERROR
+    waiting = False
     final: TurnComplete | None = None
     error: ErrorEvent | None = None
     async def next_event():
@@ -145,7 +153,12 @@ async def run_headless(
 
     try:
         while True:
-            event = await next_event()
+            if waiting and not session.jobs.monitor.running():
+                break
+            try:
+                event = await asyncio.wait_for(next_event(), timeout=1.0) if waiting else await next_event()
+            except asyncio.TimeoutError:
+                continue
             printer.handle(event)
             if isinstance(event, LLMCall):
                 ledger.add(event)
@@ -160,6 +173,13 @@ async def run_headless(
                 ]))
             elif isinstance(event, TurnComplete):
                 final, code = event, EXIT_OK
+                running = session.jobs.monitor.running()
+                if running and session.jobs.backend.name == "local":
+                    # local jobs are our children: leaving now would kill them mid-run
+                    printer.status(f"waiting for {len(running)} running local job(s) to finish "
+                                   "(Ctrl+C stops them)…")
+                    waiting = True
+                    continue
                 break
             elif isinstance(event, ErrorEvent):
                 error, code = event, EXIT_ERROR

@@ -134,3 +134,32 @@ def test_sigterm_stops_running_tools_and_exits(llm_server, mlintern_home):
     except FileNotFoundError:
         alive = False
     assert not alive, "the bash child outlived mlintern after SIGTERM"
+
+
+def test_a_job_launched_headless_streams_its_log_and_finishes(llm_server, mlintern_home):
+    script = "import time\nfor s in range(1, 4):\n    print({'loss': 1.0 / s, 'step': s}, flush=True)\n    time.sleep(0.2)\nprint('final line of the job')"
+    llm_server.script(
+        ToolCalls([Call("j1", "hf_jobs", json.dumps({"operation": "run", "script": script, "timeout": "5m"}))]),
+        Text("Launched; it is training."),
+    )
+    proc = run(["-p", "train", "-m", "openai/scripted-model", "--yolo", "--output-format", "stream-json"],
+               mlintern_home, server_env(llm_server))
+    assert proc.returncode == 0, proc.stderr
+    events = [parse_event(line) for line in proc.stdout.splitlines()]
+    lines = [line for e in events if e.type == "job_log" for line in e.lines]
+    assert lines[-1] == "final line of the job"
+    updates = [e for e in events if e.type == "job_update"]
+    assert updates[0].status == "RUNNING" and updates[-1].status == "COMPLETED"
+    out = next(e for e in events if e.type == "tool_output")
+    assert "accepted on cpu-basic (local backend" in out.output and "First log lines" in out.output
+    assert [e.type for e in events][-1] == "shutdown"
+
+    # without --yolo a CPU job is not run (confirm_cpu_jobs is on by default)
+    llm_server.script(ToolCalls([Call("j2", "hf_jobs", json.dumps({"operation": "run", "script": "print(1)"}))]),
+                      Text("Needs approval."))
+    proc = run(["-p", "train", "-m", "openai/scripted-model", "--output-format", "stream-json"],
+               mlintern_home, server_env(llm_server))
+    events = [parse_event(line) for line in proc.stdout.splitlines()]
+    assert not [e for e in events if e.type == "job_update"]
+    out = next(e for e in events if e.type == "tool_output")
+    assert "NOT executed" in out.output and "CPU job on cpu-basic" in out.output

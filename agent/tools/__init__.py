@@ -10,10 +10,11 @@ def default_tools() -> list[Tool]:
     # imported here so that importing agent.tools.base never drags in every tool module
     from agent.tools.edit import EditTool
     from agent.tools.files import ReadTool, WriteTool
+    from agent.tools.jobs import HfJobsTool
     from agent.tools.plan import PlanTool
     from agent.tools.shell import BashTool
 
-    return [BashTool(), ReadTool(), WriteTool(), EditTool(), PlanTool()]
+    return [BashTool(), ReadTool(), WriteTool(), EditTool(), PlanTool(), HfJobsTool()]
 
 
 __all__ = ["Tool", "default_tools"]

@@ -59,6 +59,8 @@ class ToolContext:
     log: Callable[[str], None] = lambda line: None
     #: publish the new plan (becomes a ``plan_update`` event)
     on_plan: Callable[[list[PlanItem]], None] = lambda plan: None
+    #: the session's jobs (backend + monitor), for hf_jobs; an ``agent.jobs.service.JobService``
+    jobs: Any = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,14 @@ class Tool(abc.ABC):
 
     def approval_reason(self, params: Any, settings: ApprovalSettings) -> str | None:
         """Why this call needs a human, or None when it may run on its own."""
+        return None
+
+    def always_ask(self, params: Any) -> bool:
+        """True for calls that need a human even in YOLO mode (e.g. scheduled jobs)."""
+        return False
+
+    def estimate(self, params: Any) -> float | None:
+        """Dollars this call may cost at most (shown on the approval card), if known."""
         return None
 
     @abc.abstractmethod

@@ -139,6 +139,14 @@ class ToolRouter:
             return None
         return call.tool.approval_reason(call.params, settings)
 
+    def always_ask(self, call: ParsedCall) -> bool:
+        return bool(call.tool is not None and not call.error and call.tool.always_ask(call.params))
+
+    def estimate(self, call: ParsedCall) -> float | None:
+        if call.error or call.tool is None:
+            return None
+        return call.tool.estimate(call.params)
+
     async def execute(self, call: ParsedCall, ctx: ToolContext) -> ToolResult:
         """Run one checked call. Never raises except ``CancelledError``."""
         if call.error or call.tool is None:

@@ -1,0 +1,184 @@
+"""Follows every launched job in the background, whatever the turn is doing.
+
+For each job: follow the log (reconnecting when the stream drops, skipping lines already
+seen), write every line to ``<data_dir>/jobs/<backend>-<id>.log``, emit ``job_log`` in
+batches and ``job_update`` on status changes, and when the job ends reconcile the log with
+a full fetch (a dropped stream can lose lines silently), record the final cost, and leave
+a short note the model reads at its next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from agent.jobs.base import JobBackend, JobError, JobInfo
+from agent.jobs.pricing import hourly_price
+from agent.protocol import Event, JobLog, JobUpdate
+
+LOG_BATCH_S = 0.1
+LOG_BATCH_LINES = 500
+RECONNECT_S = 1.0
+POLL_S = 5.0
+
+
+@dataclass
+class WatchedJob:
+    info: JobInfo
+    backend: JobBackend
+    turn: int
+    log_path: Path
+    lines_seen: int = 0
+    last_line: str = ""
+    cost_usd: float | None = None
+    task: asyncio.Task | None = None
+    reconnects: int = 0
+    tail: list[str] = field(default_factory=list)
+
+
+class JobMonitor:
+    def __init__(self, emit: Callable[[Event], None], jobs_dir: Path, prices: dict[str, float] | None = None,
+                 poll_s: float = POLL_S, reconnect_s: float = RECONNECT_S):
+        self.emit = emit
+        self.jobs_dir = jobs_dir
+        self.prices = prices
+        self.poll_s = poll_s
+        self.reconnect_s = reconnect_s
+        self.jobs: dict[str, WatchedJob] = {}
+        self._notes: list[str] = []
+        self.compute_cost_usd = 0.0
+
+    # ------------------------------------------------------------------ public
+
+    def watch(self, backend: JobBackend, info: JobInfo, turn: int = 0) -> WatchedJob:
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        job = WatchedJob(info=info, backend=backend, turn=turn,
+                         log_path=self.jobs_dir / f"{backend.name}-{info.id}.log")
+        self.jobs[info.id] = job
+        self._update(job)
+        job.task = asyncio.get_running_loop().create_task(self._follow(job), name=f"job-{info.id}")
+        return job
+
+    def running(self) -> list[WatchedJob]:
+        return [j for j in self.jobs.values() if not j.info.finished]
+
+    def drain_notes(self) -> list[str]:
+        notes, self._notes = self._notes, []
+        return notes
+
+    def cost_so_far(self, job: WatchedJob) -> float | None:
+        price = hourly_price(job.info.flavor, self.prices)
+        if price is None or job.info.started_at is None:
+            return None
+        end = job.info.finished_at or time.time()
+        return round(price * max(0.0, end - job.info.started_at) / 3600, 6)
+
+    async def cancel(self, job_id: str) -> JobInfo:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise JobError(f"No job {job_id!r} is being followed.", kind="not_found")
+        job.info = await job.backend.cancel(job_id)
+        return job.info
+
+    async def close(self) -> None:
+        for job in self.jobs.values():
+            if job.task is not None:
+                job.task.cancel()
+        await asyncio.gather(*(j.task for j in self.jobs.values() if j.task), return_exceptions=True)
+
+    # ------------------------------------------------------------------ following
+
+    def _update(self, job: WatchedJob, detail: str = "") -> None:
+        self.emit(JobUpdate(job_id=job.info.id, status=job.info.stage, flavor=job.info.flavor, url=job.info.url,
+                            cost_usd=self.cost_so_far(job), detail=detail or job.info.message))
+
+    async def _follow(self, job: WatchedJob) -> None:
+        poller = asyncio.ensure_future(self._poll(job))
+        try:
+            with open(job.log_path, "a", encoding="utf-8", errors="replace") as log:
+                while True:
+                    await self._stream_once(job, log)
+                    job.info = await self._inspect(job)
+                    if job.info.finished:
+                        break
+                    job.reconnects += 1  # the stream ended while the job runs: reconnect
+                    await asyncio.sleep(self.reconnect_s)
+                # a dropped stream can lose lines without a sign: reconcile with a full fetch
+                try:
+                    full = await job.backend.fetch_logs(job.info.id)
+                except JobError:
+                    full = []
+                missing = full[job.lines_seen:]
+                if missing:
+                    self._write(job, log, missing)
+                    self.emit(JobLog(job_id=job.info.id, lines=missing))
+        finally:
+            poller.cancel()
+        self._finished(job)
+
+    async def _stream_once(self, job: WatchedJob, log) -> None:
+        skip = job.lines_seen  # every (re)connection replays from the first line
+        batch: list[str] = []
+        last_flush = time.monotonic()
+        index = 0
+        try:
+            async for line in job.backend.follow_logs(job.info.id):
+                index += 1
+                if index <= skip:
+                    continue
+                batch.append(line)
+                now = time.monotonic()
+                if len(batch) >= LOG_BATCH_LINES or now - last_flush >= LOG_BATCH_S:
+                    self._write(job, log, batch)
+                    self.emit(JobLog(job_id=job.info.id, lines=batch))
+                    batch, last_flush = [], now
+        except JobError:
+            pass
+        except Exception:  # a broken stream is a reconnect, not a crash
+            pass
+        if batch:
+            self._write(job, log, batch)
+            self.emit(JobLog(job_id=job.info.id, lines=batch))
+
+    def _write(self, job: WatchedJob, log, lines: list[str]) -> None:
+        log.write("\n".join(lines) + "\n")
+        log.flush()
+        job.lines_seen += len(lines)
+        job.last_line = lines[-1]
+        job.tail = (job.tail + lines)[-5:]
+
+    async def _inspect(self, job: WatchedJob) -> JobInfo:
+        try:
+            return await job.backend.inspect(job.info.id)
+        except JobError:
+            return job.info
+
+    async def _poll(self, job: WatchedJob) -> None:
+        stage = job.info.stage
+        while True:
+            await asyncio.sleep(self.poll_s)
+            info = await self._inspect(job)
+            if info.stage != stage:
+                job.info, stage = info, info.stage
+                self._update(job)
+            elif not info.finished:
+                self._update(job)  # the cost so far keeps growing
+
+    def _finished(self, job: WatchedJob) -> None:
+        job.cost_usd = self.cost_so_far(job)
+        if job.cost_usd is not None:
+            self.compute_cost_usd += job.cost_usd
+        elapsed = ""
+        if job.info.started_at and job.info.finished_at:
+            seconds = int(job.info.finished_at - job.info.started_at)
+            elapsed = f" after {seconds // 60}m{seconds % 60:02d}s"
+        cost = "unknown cost" if job.cost_usd is None else f"${job.cost_usd:.4f}"
+        self._update(job, detail=f"{job.info.stage.lower()}{elapsed}, {cost}")
+        tail = "\n".join(job.tail[-3:])
+        self._notes.append(
+            f"[JOB UPDATE] Job {job.info.id} ({job.info.backend}, {job.info.flavor}) finished: {job.info.stage}{elapsed}, "
+            f"{cost}. {job.info.message}\nLast log lines:\n{tail}\nFull log: {job.log_path}"
+        )
