@@ -1,22 +1,25 @@
 """The full-screen app while a tool prints 10,000 lines a second into the Output pane.
 
-    python bench/tui_logs.py [--runs 3] [--rate 10000] [--seconds 10] [--json out.json]
+    python bench/tui_logs.py [--runs 3] [--rate 10000] [--seconds 10] [--calls 1] [--json out.json]
 
 Setup: as bench/tui_stream.py (installed ``mlintern`` in a private tmux server at 120x36,
 ``-m vllm/bench-model`` against a loopback OpenAI-compatible server), but the model asks
-for one ``bash`` call that runs a small generator printing trainer-style log lines
+for a ``bash`` call that runs a small generator printing trainer-style log lines
 (``{'step': 123, 'loss': ...}``) at ``--rate`` lines/s for ``--seconds`` s, in 100 bursts a
-second on an absolute schedule; then the model answers "done".
+second on an absolute schedule; then the model answers "done". ``--calls 2`` runs the
+generator twice in a row, to see whether memory from the first run is kept.
 
 Measured per run:
 - lines/s the generator actually produced (a slow reader fills the pipe and slows it down);
 - key echo while the lines flow, one key every 300 ms, against the idle echo before;
-- the app's own CPU (not its children) over the generator's run;
-- VmRSS every 0.5 s from Enter to the end, and VmHWM at the end: is memory bounded?
+- the app's own CPU (not its children) over each generator run;
+- VmRSS every 0.5 s from Enter to the end, its slope over the last third of each run, and
+  VmHWM at the end: is memory bounded?
 - whether the screen keeps updating: the last visible line of the Output pane is read on
-  every poll, and the longest stretch without a change while lines flow is reported;
-- whether the tool card ends as completed and the model got the result ("done" answer and
-  a receipt line).
+  every poll; reported are when it last changed, how many times, and the longest stretch
+  without a change while lines flow (the first second of each run is start-up);
+- whether each tool card ends as completed, the model got each result (its last line), and
+  the answer and the receipt line show.
 """
 
 from __future__ import annotations

@@ -285,8 +285,8 @@ def rounds(run: ts.Run, pid: int, tmux_pid: int, server: ScriptedLLMServer, star
     run.clear()
 
     # seconds per round over the first and last 100 rounds after the start point
-    span = min(100, (args.rounds - args.start_rounds) // 2)
-    early, late = per_round(server.arrivals, args.start_rounds, args.rounds, span)
+    span = min(100, (args.rounds - args.start_rounds - 1) // 2)
+    early, late = per_round(server.arrivals, args.start_rounds + 1, args.rounds, span)
     bins: dict[str, list[float]] = {}
     for ms, n in zip(probe.echo, sent_at_round):
         lo = (n // 100) * 100
@@ -328,8 +328,8 @@ def headless_once(args: argparse.Namespace) -> dict:
             server.stop()
         if done.returncode or FINAL not in done.stdout:
             raise RuntimeError(f"headless run failed ({done.returncode}): {done.stderr[-2000:]}")
-        span = min(100, (args.rounds - args.start_rounds) // 2)
-        early, late = per_round(server.arrivals, args.start_rounds, args.rounds, span)
+        span = min(100, (args.rounds - args.start_rounds - 1) // 2)
+        early, late = per_round(server.arrivals, args.start_rounds + 1, args.rounds, span)
         return {
             "wall_s": wall,
             "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),

@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from agent.protocol import PlanItem
 
-MARKS = {"completed": ("✓", "$success"), "in_progress": ("▸", "$accent"), "pending": ("○", "$text-muted")}
+MARKS = {"completed": ("✓", "$success"), "in_progress": ("▸", "$accent"), "pending": ("○", "$foreground-muted")}
 
 
 class PlanView(Widget):
@@ -39,8 +39,8 @@ class PlanView(Widget):
             return
         lines = []
         for item in self.plan:
-            mark, colour = MARKS.get(item.status, ("·", "$text-muted"))
-            style = "strike $text-muted" if item.status == "completed" else ("b" if item.status == "in_progress" else "")
+            mark, colour = MARKS.get(item.status, ("·", "$foreground-muted"))
+            style = "strike $foreground-muted" if item.status == "completed" else ("b" if item.status == "in_progress" else "")
             lines.append(Content.from_markup(f"[{colour}]{mark}[/] [{style}]$text[/]" if style else f"[{colour}]{mark}[/] $text",
                                              text=item.content))
         yield Static(Content("\n").join(lines), classes="plan-items")

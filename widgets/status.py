@@ -65,7 +65,7 @@ class StatusBar(Widget):
         i = self.info
         compact = self.size.width < 110  # 80x24 must still show model, mode, context and cost
         parts: list[Content] = []
-        ready = "" if i.model_ready else " [i $text-muted](loading)[/]"
+        ready = "" if i.model_ready else " [i $foreground-muted](loading)[/]"
         model = "[b $warning]DEMO[/] " if i.is_demo else ""
         label = i.model_label if not compact or len(i.model_label) <= 28 else "…" + i.model_label[-27:]
         parts.append(Content.from_markup(f"{model}[b]$label[/]{ready}", label=label))

@@ -29,7 +29,7 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf(?:
 _QUALIFIER = r"(?:(?:train(?:ing)?|val(?:id(?:ation)?)?|eval(?:uation)?|test|dev|avg|average|mean|total|running)\s+)?"
 _PAIR = re.compile(
     r"(?:['\"](?P<qkey>[A-Za-z_][^'\"\n]{0,63})['\"]\s*:\s*"  # 'loss': / "loss":
-    rf"|(?<![\w./-])(?P<key>{_QUALIFIER}[A-Za-z_][\w./-]{{0,63}})(?:\s*[:=]\s*|\s+))"  # loss= / loss: / loss 
+    rf"|(?<![\w./-])(?P<key>{_QUALIFIER}[A-Za-z_][\w./-]{{0,63}})(?:\s*[:=]\s*|\s+))"  # loss= / loss: / "loss 0.5"
     r"\[?\s*['\"]?"  # Step [100/600]; 'loss': '0.6899' (some loggers format numbers first)
     r"(?:(?:np\.)?float\d*\(|tensor\(|array\()?"  # numpy 2 and torch reprs: np.float64(0.5)
     rf"(?P<val>{_NUMBER})(?![\w.])",
@@ -47,7 +47,6 @@ EVAL_KEYS = ("eval_loss", "val_loss", "valid_loss", "validation_loss", "evaluati
 STEP_KEYS = ("global_step", "train_global_step", "step", "steps", "train_step", "iter", "iteration",
              "update", "num_updates")
 _EVAL_PREFIXES = ("eval_", "val_", "valid_", "validation_", "test_", "dev_")
-_TRAIN_SET, _EVAL_SET, _STEP_SET = frozenset(TRAIN_KEYS), frozenset(EVAL_KEYS), frozenset(STEP_KEYS)
 _NORMALISE = str.maketrans({" ": "_", "/": "_", "-": "_", ".": "_"})
 
 

@@ -147,7 +147,8 @@ def _hardware_json(name: str, hourly_usd: float) -> dict[str, Any]:
     micro = round(hourly_usd * 1_000_000 / 60)
     accelerator = None
     if model:
-        accelerator = {"type": "gpu", "model": model, "quantity": str(count), "vram": vram, "manufacturer": "Nvidia"}
+        accelerator = {"type": "gpu", "model": model, "quantity": str(count), "vram": vram}
+        accelerator["manufacturer"] = "Nvidia"
     return {
         "name": name,
         "prettyName": pretty,
@@ -159,6 +160,10 @@ def _hardware_json(name: str, hourly_usd: float) -> dict[str, Any]:
         "unitCostUSD": micro / 1_000_000,
         "unitLabel": "minute",
     }
+
+
+def _secret(entry: dict, stamp: str) -> dict[str, Any]:
+    return {"value": entry["value"], "description": entry.get("description"), "updatedAt": stamp}
 
 
 def _redacted(spec: dict) -> dict:
@@ -405,7 +410,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     for method, pattern, handler in [
         ("GET", r"/api/whoami-v2", "_whoami"),
         ("GET", r"/api/agent-harnesses", "_agent_harnesses"),
-        ("GET", r"/api/jobs/hardware", "_hardware"),
+        ("GET", r"/api/jobs/hardware", "_hardware_list"),
         ("POST", rf"/api/jobs/{_NS}", "_run_job"),
         ("GET", rf"/api/jobs/{_NS}", "_list_jobs"),
         ("GET", rf"/api/jobs/{_NS}/(?P<id>[^/]+)", "_inspect_job"),
@@ -432,3 +437,714 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"/api/spaces/(?P<repo>[^/]+/[^/]+)/runtime", "_space_runtime"),
     ]
 ]
+
+
+class HubEmulator:
+    """Serves the Hub's Jobs and Spaces routes on a random loopback port."""
+
+    # The live Hub's SSE keep-alive period. It is longer than the client's 5 s read timeout
+    # for follow=False, which is how a no-follow fetch of a silent running job returns.
+    keepalive_seconds = 30.0
+
+    def __init__(self, users: dict[str, HubUser] | None = None, hardware: dict[str, float] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self._users = dict(users) if users is not None else {DEFAULT_TOKEN: HubUser("ada", ("ml-team",))}
+        self._prices = dict(hardware) if hardware is not None else dict(HOURLY_PRICES_USD)
+        self._requests: list[RecordedRequest] = []
+        self._job_scripts: deque[JobScript] = deque()
+        self._run_failures: deque[tuple[int, str]] = deque()
+        self._space_scripts: deque[tuple[tuple[str, ...], str | None]] = deque()
+        self._jobs: dict[str, _Job] = {}
+        self._scheduled: dict[str, _ScheduledJob] = {}
+        self._repos: dict[tuple[str, str], _Repo] = {}
+        self._pending_space_scripts: dict[str, tuple[tuple[str, ...], str | None]] = {}
+        self._ids = itertools.count(1)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ----
+
+    def start(self) -> HubEmulator:
+        if self._httpd is not None:
+            raise RuntimeError("HubEmulator is already running")
+        self._stopping.clear()
+        self._httpd = _HTTPServer(self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"hub-emulator-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._httpd.drop_open_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> HubEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("HubEmulator is not running; call start() first")
+        return self._httpd.server_address[1]
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # ---- scripting ----
+
+    def add_user(self, token: str, name: str, orgs: tuple[str, ...] = (), can_pay: bool = True) -> None:
+        with self._lock:
+            self._users[token] = HubUser(name, tuple(orgs), can_pay)
+
+    def script_job(
+        self,
+        lines: list[str] | tuple[str, ...] = JobScript.lines,
+        line_delay: float = 0.01,
+        final_stage: str | None = "COMPLETED",
+        drop_after: int | None = None,
+        *,
+        message: str | None = None,
+        scheduling: float = 0.0,
+        drop_mode: str = "cut",
+    ) -> None:
+        """Queue the behaviour of the next submitted job (run, rerun or scheduled trigger).
+
+        ``lines`` appear ``line_delay`` seconds apart once the job leaves SCHEDULING (after
+        ``scheduling`` seconds); one ``line_delay`` after the last line the job reaches
+        ``final_stage`` with status ``message`` (``None``: it runs until cancelled or
+        ``end_job``). ``drop_after=N`` cuts the job's first logs connection right after its
+        N-th line: ``drop_mode="cut"`` closes the socket mid-body (a network failure; the
+        client sees a protocol error), ``"end"`` ends the body cleanly (the stream ending
+        before the job does). Unscripted jobs print three lines and complete.
+        """
+        if final_stage is not None and final_stage not in _TERMINAL_STAGES:
+            raise ValueError(f"final_stage must be one of {_TERMINAL_STAGES} or None, not {final_stage!r}")
+        if drop_mode not in ("cut", "end"):
+            raise ValueError(f"drop_mode must be 'cut' or 'end', not {drop_mode!r}")
+        script = JobScript(tuple(lines), line_delay, final_stage, message, scheduling, drop_after, drop_mode)
+        with self._lock:
+            self._job_scripts.append(script)
+
+    def fail_next_run(self, status: int = 402, message: str = "Insufficient credits to run this job") -> None:
+        """Answer the next job submission (run_job, run_uv_job, rerun_job, trigger_scheduled_job)
+        with ``status`` and the Hub's error body ``{"error": message}``; queue several by calling again."""
+        with self._lock:
+            self._run_failures.append((status, message))
+
+    def script_space(
+        self,
+        stages: list[str] | tuple[str, ...] = ("BUILDING", "RUNNING"),
+        message: str | None = None,
+        repo_id: str | None = None,
+    ) -> None:
+        """Stages the Space runtime reports, one per ``get_space_runtime`` poll (the last sticks).
+
+        With ``repo_id`` it applies to that Space (now, or when it gets created); without, to
+        the next Space created or duplicated. ``message`` is the ``errorMessage`` of error stages.
+        """
+        script = (tuple(stages), message)
+        with self._lock:
+            repo = self._repos.get(("space", repo_id)) if repo_id else None
+            if repo is not None:
+                repo.stages, repo.stage_message, repo.polls = script[0], script[1], 0
+            elif repo_id:
+                self._pending_space_scripts[repo_id] = script
+            else:
+                self._space_scripts.append(script)
+
+    def end_job(self, job_id: str, stage: str = "COMPLETED", message: str | None = None) -> None:
+        """End a running job now (for jobs scripted with ``final_stage=None``)."""
+        with self._lock:
+            job = self._jobs[job_id]
+            if not job.is_over(time.time()):
+                job.forced_end = (time.time(), stage, message)
+
+    # ---- inspection ----
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def wait_for_request(
+        self, method: str, path_pattern: str, count: int = 1, timeout: float = 5.0
+    ) -> RecordedRequest:
+        """Block until ``count`` requests matched (``re.search`` on the path); return the last one."""
+        pattern = re.compile(path_pattern)
+
+        def matching() -> list[RecordedRequest]:
+            return [r for r in self._requests if r.method == method and pattern.search(r.path)]
+
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(matching()) >= count, timeout):
+                got = len(matching())
+                raise TimeoutError(f"expected {count} x {method} {path_pattern} within {timeout}s, got {got}")
+            return matching()[count - 1]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """The job as ``inspect_job`` would see it now (server JSON)."""
+        with self._lock:
+            return self._jobs[job_id].to_json(time.time())
+
+    def job_spec(self, job_id: str) -> dict[str, Any]:
+        """The job spec exactly as the client posted it, secrets included."""
+        with self._lock:
+            return json.loads(json.dumps(self._jobs[job_id].spec))
+
+    def job_ids(self, namespace: str | None = None) -> list[str]:
+        with self._lock:
+            return [j.id for j in self._jobs.values() if namespace is None or j.namespace == namespace]
+
+    def log_connections(self, job_id: str) -> int:
+        with self._lock:
+            return self._jobs[job_id].log_connections
+
+    def scheduled_job(self, scheduled_job_id: str) -> dict[str, Any]:
+        with self._lock:
+            return self._scheduled[scheduled_job_id].to_json(time.time())
+
+    def repo_exists(self, repo_id: str, repo_type: str = "space") -> bool:
+        with self._lock:
+            return (repo_type, repo_id) in self._repos
+
+    def space_secrets(self, repo_id: str) -> dict[str, str]:
+        with self._lock:
+            return {key: entry["value"] for key, entry in self._repo("space", repo_id).secrets.items()}
+
+    def space_variables(self, repo_id: str) -> dict[str, str]:
+        with self._lock:
+            return {key: entry["value"] for key, entry in self._repo("space", repo_id).variables.items()}
+
+    def repo_files(self, repo_id: str, repo_type: str = "space") -> dict[str, bytes]:
+        with self._lock:
+            return dict(self._repo(repo_type, repo_id).files)
+
+    def space_files(self, repo_id: str) -> dict[str, bytes]:
+        return self.repo_files(repo_id, "space")
+
+    def commits(self, repo_id: str, repo_type: str = "space") -> list[dict]:
+        """``{"oid", "summary", "operations"}`` per commit, oldest first."""
+        with self._lock:
+            return list(self._repo(repo_type, repo_id).commits)
+
+    def space_info(self, repo_id: str) -> dict[str, Any]:
+        """Sdk, hardware, sleep time and source of a Space, as the duplicate/create call set them."""
+        with self._lock:
+            repo = self._repo("space", repo_id)
+            return {
+                "sdk": repo.sdk,
+                "hardware": repo.hardware,
+                "sleep_time": repo.sleep_time,
+                "duplicated_from": repo.duplicated_from,
+            }
+
+    # ---- request handling (handler threads) ----
+
+    def _handle(
+        self, method: str, raw_path: str, headers: Any, raw: bytes
+    ) -> tuple[int, Any, dict[str, str]] | _LogStream:
+        parts = urlsplit(raw_path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        auth = headers.get("Authorization") or ""
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
+        body: Any = raw
+        if raw:
+            content_type = headers.get("Content-Type") or ""
+            try:
+                if "ndjson" in content_type:
+                    body = [json.loads(line) for line in raw.splitlines() if line.strip()]
+                elif "json" in content_type:
+                    body = json.loads(raw)
+            except ValueError as exc:
+                return 400, {"error": f"request body is not valid JSON: {exc}"}, {}
+        with self._arrived:
+            self._requests.append(RecordedRequest(method, parts.path, query, token, body))
+            self._arrived.notify_all()
+        for route_method, pattern, handler in _ROUTES:
+            match = pattern.fullmatch(parts.path)
+            if match and route_method == method:
+                call = _Call(method, parts.path, query, token, body, match.groupdict())
+                try:
+                    with self._lock:
+                        result = getattr(self, handler)(call)
+                except _Fail as failure:
+                    return failure.status, {"error": failure.message}, failure.headers
+                except Exception as exc:  # an emulator bug: fail loudly, never hang the client
+                    crash = f"hub emulator crashed on {method} {parts.path}: {type(exc).__name__}: {exc}"
+                    return 500, {"error": crash}, {}
+                if isinstance(result, _LogStream):
+                    return result
+                status, payload = result if isinstance(result, tuple) else (200, result)
+                return status, payload, {}
+        return 404, {"error": f"hub emulator has no route {method} {parts.path}"}, {}
+
+    # Route handlers run under self._lock and return a payload, (status, payload) or a _LogStream.
+
+    def _user(self, call: _Call) -> HubUser:
+        user = self._users.get(call.token or "")
+        if user is None:
+            raise _Fail(401, "Invalid credentials in Authorization header")
+        return user
+
+    def _member(self, call: _Call, namespace: str) -> HubUser:
+        user = self._user(call)
+        if namespace != user.name and namespace not in user.orgs:
+            raise _Fail(403, f"You are not a member of namespace '{namespace}'")
+        return user
+
+    def _owner(self, namespace: str, user: HubUser) -> dict[str, str]:
+        kind = "user" if namespace == user.name else "org"
+        return {"id": _oid(kind, namespace), "name": namespace, "type": kind}
+
+    def _repo(self, repo_type: str, repo_id: str) -> _Repo:
+        repo = self._repos.get((repo_type, repo_id))
+        if repo is None:
+            raise _Fail(404, f"Repository {repo_id} not found", {"X-Error-Code": "RepoNotFound"})
+        return repo
+
+    def _whoami(self, call: _Call) -> dict:
+        user = self._user(call)
+        orgs = [
+            {"type": "org", "id": _oid("org", org), "name": org, "fullname": org, "canPay": user.can_pay}
+            for org in user.orgs
+        ]
+        return {
+            "type": "user",
+            "id": _oid("user", user.name),
+            "name": user.name,
+            "fullname": user.name.title(),
+            "email": f"{user.name}@example.com",
+            "emailVerified": True,
+            "canPay": user.can_pay,
+            "isPro": False,
+            "orgs": orgs,
+            "auth": {"type": "access_token", "accessToken": {"displayName": "emulator", "role": "write"}},
+        }
+
+    def _agent_harnesses(self, call: _Call) -> dict:
+        return {"standardEnvVars": [], "harnesses": {}}
+
+    def _hardware_list(self, call: _Call) -> list:
+        return [_hardware_json(name, price) for name, price in self._prices.items()]
+
+    # ---- jobs ----
+
+    def _check_spec(self, spec: Any) -> dict:
+        if not isinstance(spec, dict) or not isinstance(spec.get("command"), list):
+            raise _Fail(400, "job spec needs a 'command' list")
+        if not (spec.get("dockerImage") or spec.get("spaceId")):
+            raise _Fail(400, "job spec needs a 'dockerImage' or a 'spaceId'")
+        if spec.get("flavor") not in self._prices:
+            raise _Fail(400, f"Invalid flavor '{spec.get('flavor')}'. Available: {', '.join(self._prices)}")
+        return spec
+
+    def _submit(self, namespace: str, spec: dict, owner: dict, initiator: dict) -> _Job:
+        if self._run_failures:
+            raise _Fail(*self._run_failures.popleft())
+        now = time.time()
+        script = self._job_scripts.popleft() if self._job_scripts else JobScript()
+        job_id = f"{int(now):08x}{next(self._ids):016x}"
+        job = _Job(job_id, namespace, json.loads(json.dumps(spec)), owner, initiator, now, script)
+        self._jobs[job_id] = job
+        return job
+
+    def _job(self, call: _Call) -> _Job:
+        self._member(call, call.params["ns"])
+        job = self._jobs.get(call.params["id"])
+        if job is None or job.namespace != call.params["ns"]:
+            raise _Fail(404, f"Job {call.params['id']} not found")
+        return job
+
+    def _run_job(self, call: _Call) -> dict:
+        namespace = call.params["ns"]
+        user = self._member(call, namespace)
+        spec = self._check_spec(call.body)
+        initiator = {"type": "user", "id": _oid("user", user.name), "name": user.name}
+        return self._submit(namespace, spec, self._owner(namespace, user), initiator).to_json(time.time())
+
+    def _list_jobs(self, call: _Call) -> list:
+        self._member(call, call.params["ns"])
+        now = time.time()
+        stages = set(call.query.get("stage", []))
+        labels = [item.split("=", 1) for item in call.query.get("label", [])]
+        found = []
+        for job in self._jobs.values():
+            job_labels = job.spec.get("labels") or {}
+            if job.namespace != call.params["ns"] or (stages and job.stage(now)[0] not in stages):
+                continue
+            if all(len(pair) == 2 and job_labels.get(pair[0]) == pair[1] for pair in labels):
+                found.append(job.to_json(now))
+        return found
+
+    def _inspect_job(self, call: _Call) -> dict:
+        return self._job(call).to_json(time.time())
+
+    def _cancel_job(self, call: _Call) -> dict:
+        job = self._job(call)
+        now = time.time()
+        if not job.is_over(now):
+            job.forced_end = (now, "CANCELED", None)
+        return job.to_json(now)
+
+    def _rerun_job(self, call: _Call) -> dict:
+        old = self._job(call)
+        initiator = {"type": "duplicated-job", "id": old.id}
+        return self._submit(old.namespace, old.spec, old.owner, initiator).to_json(time.time())
+
+    def _job_labels(self, call: _Call) -> dict:
+        job = self._job(call)
+        job.spec["labels"] = dict((call.body or {}).get("labels") or {})
+        return job.to_json(time.time())
+
+    def _job_logs(self, call: _Call) -> _LogStream:
+        job = self._job(call)
+        job.log_connections += 1
+        tail = call.query.get("tail", [None])[0]
+        return _LogStream(job, job.log_connections, int(tail) if tail not in (None, "") else None)
+
+    # ---- scheduled jobs ----
+
+    def _scheduled_job(self, call: _Call) -> _ScheduledJob:
+        self._member(call, call.params["ns"])
+        scheduled = self._scheduled.get(call.params["id"])
+        if scheduled is None or scheduled.namespace != call.params["ns"]:
+            raise _Fail(404, f"Scheduled job {call.params['id']} not found")
+        return scheduled
+
+    def _valid_schedule(self, schedule: Any) -> str:
+        if not isinstance(schedule, str) or _parse_cron(schedule) is None:
+            expected = "a 5-field cron expression or @hourly/@daily/@weekly/@monthly/@yearly"
+            raise _Fail(400, f"Invalid schedule {schedule!r}: expected {expected}")
+        return schedule
+
+    def _create_scheduled(self, call: _Call) -> dict:
+        namespace = call.params["ns"]
+        user = self._member(call, namespace)
+        body = call.body if isinstance(call.body, dict) else {}
+        spec = self._check_spec(body.get("jobSpec"))
+        now = time.time()
+        scheduled = _ScheduledJob(
+            f"{int(now):08x}{next(self._ids):016x}",
+            namespace,
+            json.loads(json.dumps(spec)),
+            self._valid_schedule(body.get("schedule")),
+            bool(body.get("suspend", False)),
+            bool(body.get("concurrency", False)),
+            self._owner(namespace, user),
+            now,
+        )
+        self._scheduled[scheduled.id] = scheduled
+        return scheduled.to_json(now)
+
+    def _list_scheduled(self, call: _Call) -> list:
+        self._member(call, call.params["ns"])
+        wanted = [item.split("=", 1) for item in call.query.get("label", [])]
+        found = []
+        for scheduled in self._scheduled.values():
+            labels = scheduled.spec.get("labels") or {}
+            if scheduled.namespace == call.params["ns"] and all(labels.get(k) == v for k, v in wanted):
+                found.append(scheduled.to_json(time.time()))
+        return found
+
+    def _inspect_scheduled(self, call: _Call) -> dict:
+        return self._scheduled_job(call).to_json(time.time())
+
+    def _delete_scheduled(self, call: _Call) -> dict:
+        del self._scheduled[self._scheduled_job(call).id]
+        return {}
+
+    def _suspend_scheduled(self, call: _Call) -> dict:
+        scheduled = self._scheduled_job(call)
+        scheduled.suspend = call.params["action"] == "suspend"
+        return scheduled.to_json(time.time())
+
+    def _trigger_scheduled(self, call: _Call) -> dict:
+        scheduled = self._scheduled_job(call)
+        initiator = {"type": "scheduled-job", "id": scheduled.id}
+        job = self._submit(scheduled.namespace, scheduled.spec, scheduled.owner, initiator)
+        scheduled.last_job = (job.id, job.created)
+        return job.to_json(time.time())
+
+    def _reschedule(self, call: _Call) -> dict:
+        scheduled = self._scheduled_job(call)
+        scheduled.schedule = self._valid_schedule((call.body or {}).get("schedule"))
+        return scheduled.to_json(time.time())
+
+    def _scheduled_labels(self, call: _Call) -> dict:
+        scheduled = self._scheduled_job(call)
+        scheduled.spec["labels"] = dict((call.body or {}).get("labels") or {})
+        return scheduled.to_json(time.time())
+
+    # ---- repos and Spaces ----
+
+    def _new_repo(self, call: _Call, repo_type: str, repo_id: str, settings: dict) -> _Repo | tuple[int, dict]:
+        self._member(call, repo_id.split("/")[0])
+        existing = self._repos.get((repo_type, repo_id))
+        if existing is not None:
+            return 409, {"error": f"You already created this {repo_type} repo", "url": existing.url(self.endpoint)}
+        repo = _Repo(repo_type, repo_id, sdk=settings.get("sdk"), hardware=settings.get("hardware"))
+        repo.sleep_time = settings.get("sleepTimeSeconds")
+        stamp = _iso(time.time())
+        for entry in settings.get("secrets") or []:
+            repo.secrets[entry["key"]] = _secret(entry, stamp)
+        for entry in settings.get("variables") or []:
+            repo.variables[entry["key"]] = {"value": entry["value"], "description": entry.get("description")}
+        if repo_type == "space":
+            script = self._pending_space_scripts.pop(repo_id, None)
+            if script is None and self._space_scripts:
+                script = self._space_scripts.popleft()
+            if script is not None:
+                repo.stages, repo.stage_message = script
+        self._repos[(repo_type, repo_id)] = repo
+        return repo
+
+    def _create_repo(self, call: _Call) -> Any:
+        body = call.body if isinstance(call.body, dict) else {}
+        user = self._user(call)
+        repo_id = f"{body.get('organization') or user.name}/{body.get('name')}"
+        repo = self._new_repo(call, body.get("type") or "model", repo_id, body)
+        if isinstance(repo, tuple):
+            return repo
+        return {"url": repo.url(self.endpoint), "name": repo_id, "id": _oid("repo", repo_id)}
+
+    def _duplicate_repo(self, call: _Call) -> Any:
+        body = call.body if isinstance(call.body, dict) else {}
+        repo_type = call.params["type"][:-1]
+        target = body.get("repository")
+        if not isinstance(target, str) or target.count("/") != 1:
+            raise _Fail(400, "'repository' must be 'namespace/name'")
+        source = self._repos.get((repo_type, call.params["repo"]))
+        repo = self._new_repo(call, repo_type, target, body)
+        if isinstance(repo, tuple):
+            return repo
+        repo.duplicated_from = call.params["repo"]
+        if source is not None:
+            repo.files = dict(source.files)
+            repo.sdk = repo.sdk or source.sdk
+        return {"url": repo.url(self.endpoint), "filesCopyPending": False}
+
+    def _delete_repo(self, call: _Call) -> dict:
+        body = call.body if isinstance(call.body, dict) else {}
+        user = self._user(call)
+        repo_id = f"{body.get('organization') or user.name}/{body.get('name')}"
+        repo = self._repo(body.get("type") or "model", repo_id)
+        self._member(call, repo_id.split("/")[0])
+        del self._repos[(repo.repo_type, repo_id)]
+        return {}
+
+    def _writable_repo(self, call: _Call) -> _Repo:
+        repo = self._repo(call.params["type"][:-1], call.params["repo"])
+        self._member(call, repo.repo_id.split("/")[0])
+        return repo
+
+    def _preupload(self, call: _Call) -> dict:
+        self._writable_repo(call)
+        files = (call.body or {}).get("files") or []
+        # Everything is "regular" (inline base64 in the commit): LFS/Xet are not emulated.
+        modes = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in files]
+        return {"files": modes}
+
+    def _commit(self, call: _Call) -> dict:
+        repo = self._writable_repo(call)
+        if call.query.get("create_pr"):
+            raise _Fail(400, "pull requests are not emulated")
+        items = call.body if isinstance(call.body, list) else []
+        header = next((item["value"] for item in items if item.get("key") == "header"), {})
+        files = dict(repo.files)
+        for item in items:
+            key, value = item.get("key"), item.get("value") or {}
+            if key == "file":
+                files[value["path"]] = base64.b64decode(value["content"])
+            elif key == "deletedFile":
+                files.pop(value["path"], None)
+            elif key == "deletedFolder":
+                prefix = value["path"].rstrip("/") + "/"
+                files = {path: data for path, data in files.items() if not path.startswith(prefix)}
+            elif key != "header":
+                raise _Fail(400, f"commit operation {key!r} is not emulated (LFS/Xet uploads are not supported)")
+        oid = hashlib.sha1(f"{repo.repo_id}:{len(repo.commits)}:{time.time()}".encode()).hexdigest()
+        repo.files = files
+        operations = [item for item in items if item.get("key") != "header"]
+        repo.commits.append({"oid": oid, "summary": header.get("summary"), "operations": operations})
+        if repo.repo_type == "space":
+            repo.polls = 0  # a push rebuilds the Space
+        return {"commitUrl": f"{repo.url(self.endpoint)}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None}
+
+    def _list_secrets(self, call: _Call) -> dict:
+        repo = self._writable_repo_by_id(call)
+        return {k: {"description": v["description"], "updatedAt": v["updatedAt"]} for k, v in repo.secrets.items()}
+
+    def _add_secret(self, call: _Call) -> dict:
+        repo = self._writable_repo_by_id(call)
+        body = call.body if isinstance(call.body, dict) else {}
+        if not body.get("key") or not isinstance(body.get("value"), str):
+            raise _Fail(400, "a secret needs a 'key' and a string 'value'")
+        repo.secrets[body["key"]] = _secret(body, _iso(time.time()))
+        return {}
+
+    def _delete_secret(self, call: _Call) -> dict:
+        self._writable_repo_by_id(call).secrets.pop((call.body or {}).get("key"), None)
+        return {}
+
+    def _space_runtime(self, call: _Call) -> dict:
+        self._user(call)
+        return self._repo("space", call.params["repo"]).runtime_json()
+
+    def _writable_repo_by_id(self, call: _Call) -> _Repo:
+        repo = self._repo("space", call.params["repo"])
+        self._member(call, repo.repo_id.split("/")[0])
+        return repo
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        # small SSE writes + Nagle + delayed ACK would add ~40 ms per event
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # the default logs every request to stderr, which garbles test output
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            result = self.server.owner._handle(method, self.path, self.headers, raw)
+            if isinstance(result, _LogStream):
+                self._stream_logs(result)
+            else:
+                self._send_json(*result)
+        except (BrokenPipeError, ConnectionResetError, _StopAnswering):
+            self.close_connection = True
+
+    def _stream_logs(self, stream: _LogStream) -> None:
+        owner = self.server.owner
+        job = stream.job
+        cut_after = job.script.drop_after if stream.connection == 1 else None
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        sent: int | None = None
+        lines_sent = 0
+        last_write = time.monotonic()
+        while True:
+            now = time.time()
+            with owner._lock:
+                events, over = job.events(now), job.is_over(now)
+            if sent is None:
+                sent = max(0, len(events) - stream.tail) if stream.tail is not None else 0
+            for stamp, text, is_line in events[sent:]:
+                event = json.dumps({"data": text, "timestamp": _iso(stamp)})
+                self._write_chunk(f"data: {event}\n\n".encode())
+                sent += 1
+                last_write = time.monotonic()
+                lines_sent += is_line
+                if cut_after is not None and lines_sent >= cut_after:
+                    if job.script.drop_mode == "end":
+                        self._write_chunk(b"")
+                    else:
+                        self._drop_connection()
+                    return
+            if over:  # `events` was taken at the same instant, so nothing is left to send
+                break
+            if owner._stopping.wait(0.02):
+                raise _StopAnswering
+            if time.monotonic() - last_write >= owner.keepalive_seconds:
+                self._write_chunk(b": keep-alive\n\n")
+                last_write = time.monotonic()
+        self._write_chunk(b"")
+
+    def _write_chunk(self, payload: bytes) -> None:
+        if self.server.owner._stopping.is_set():
+            raise _StopAnswering
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+        self.wfile.flush()
+
+    def _drop_connection(self) -> None:
+        # No terminating zero-length chunk: the client sees a body that ended early,
+        # which is what a cut network looks like.
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # log streams may be mid-wait; never wait for them
+
+    def __init__(self, owner: HubEmulator) -> None:
+        self.owner = owner
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients hanging up mid-stream is what the drop tests are about
+
+    def drop_open_connections(self) -> None:
+        # huggingface_hub pools keep-alive connections; without this every stopped emulator
+        # would leave a handler thread blocked on a read until the test process exits.
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
