@@ -1,6 +1,6 @@
 """The full-screen app while a tool prints 10,000 lines a second into the Output pane.
 
-    python bench/tui_logs.py [--runs 3] [--rate 10000] [--seconds 10] [--calls 1] [--json out.json]
+    python bench/tui_logs.py [--runs 3] [--rate 10000] [--seconds 10] [--calls 2] [--json out.json]
 
 Setup: as bench/tui_stream.py (installed ``mlintern`` in a private tmux server at 120x36,
 ``-m vllm/bench-model`` against a loopback OpenAI-compatible server), but the model asks
@@ -323,7 +323,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--rate", type=float, default=10_000, help="lines per second the tool prints")
     p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--calls", type=int, default=1, help="run the generator this many times in a row (memory retained?)")
+    p.add_argument("--calls", type=int, default=2, help="run the generator this many times in a row (memory retained?)")
     p.add_argument("--echo-every", type=float, default=0.3, help="seconds between key-echo samples")
     p.add_argument("--poll-ms", type=float, default=2.0, help="sleep between screen reads")
     p.add_argument("--timeout", type=float, default=90.0)

@@ -38,6 +38,7 @@ from mlintern_tui.commands import REGISTRY, SlashCommandProvider
 from mlintern_tui.screens.approval import GRACE_S, ApprovalAnswer, ApprovalScreen
 from themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
 from widgets.conversation import AnswerBlock, Conversation
+from widgets.loss_plot import LossPlot
 from widgets.plan import PlanView
 from widgets.prompt import PromptArea
 from widgets.status import StatusBar, StatusInfo
@@ -126,6 +127,7 @@ class MLInternApp(App):
                 yield PromptArea(id="prompt", placeholder="Ask the agent… (enter sends · ctrl+j new line · / commands)")
             with Vertical(id="side"):
                 yield PlanView(id="plan")
+                yield LossPlot(id="loss-plot", classes="-hidden")
                 yield ToolLogPane(id="tool-log")
         yield StatusBar(id="status")
         yield Footer()
@@ -228,6 +230,12 @@ class MLInternApp(App):
         self.update_status(busy=False)
         if self.queued:
             self._deliver_next()
+
+    def show_loss(self, points, eval_points) -> None:
+        plot = self.query_one(LossPlot)
+        plot.points = points
+        plot.eval_points = eval_points
+        plot.remove_class("-hidden")
 
     def on_job_update(self, event) -> None:
         if event.status in ("COMPLETED", "ERROR", "CANCELED", "DELETED"):

@@ -53,6 +53,9 @@ class Bridge:
         self._log_call: str | None = None
         self._call_titles: dict[str, str] = {}
         self._streamed_chars = 0
+        self._trackers: dict = {}  # job id -> LossTracker (the loss curve of its log)
+        self._plot_job: str | None = None
+        self._plot_dirty = False
         self.events_seen = 0
 
     # ------------------------------------------------------------------ batching
@@ -69,6 +72,11 @@ class Bridge:
         if self._log_lines:
             lines, self._log_lines = self._log_lines, []
             self.app.tool_log.write_lines(lines, self._log_source)
+        if self._plot_dirty and self._plot_job is not None:
+            # the curve is pushed at the log flush rate, never per line
+            self._plot_dirty = False
+            tracker = self._trackers[self._plot_job]
+            self.app.show_loss(tracker.series("train"), tracker.series("eval"))
 
     # ------------------------------------------------------------------ events
 
@@ -165,6 +173,17 @@ class Bridge:
         elif isinstance(event, JobLog):
             self._log_source = f"job {event.job_id}"
             self._log_lines.extend(event.lines)
+            tracker = self._trackers.get(event.job_id)
+            if tracker is None:
+                from agent.jobs.loss import LossTracker
+
+                tracker = self._trackers[event.job_id] = LossTracker()
+            changed = False
+            for line in event.lines:
+                changed = tracker.feed(line) is not None or changed
+            if changed:
+                self._plot_job = event.job_id
+                self._plot_dirty = True
         elif isinstance(event, JobUpdate):
             app.on_job_update(event)
             if event.status in ("COMPLETED", "ERROR", "CANCELED"):

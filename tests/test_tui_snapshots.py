@@ -272,3 +272,25 @@ def test_hugging_face_theme_with_yolo_badge(snap_compare):
         await pilot.pause()
 
     assert snap_compare(AppUnderTest(theme="mlintern-hf"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_local_job_with_a_loss_curve(snap_compare):
+    """A local training job streams its log: the side pane shows the loss curve falling
+    (title "loss … @ step 200") above the job's live log; the status bar counts "jobs 1"."""
+    from agent.protocol import JobLog, JobUpdate
+
+    lines = [f"{{'loss': {2.2 * 0.985 ** i + 0.05 * (i % 7) / 7:.4f}, 'learning_rate': 5e-05, 'epoch': {i / 100:.2f}}}"
+             for i in range(1, 201)]
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("Train it as a background job")
+        await feed(app, Processing(),
+                   ToolCallEvent(tool_call_id="j", tool="hf_jobs", arguments={"operation": "run", "hardware_flavor": "cpu-basic"}),
+                   ToolOutput(tool_call_id="j", tool="hf_jobs", output="Job local-7f3a accepted on cpu-basic", success=True),
+                   JobUpdate(job_id="local-7f3a", status="RUNNING", flavor="cpu-basic"),
+                   JobLog(job_id="local-7f3a", lines=lines))
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)

@@ -147,3 +147,23 @@ async def test_page_keys_scroll_the_conversation_while_the_prompt_has_focus():
         await pilot.press("ctrl+end")
         await pilot.pause()
         assert conv.scroll_y == conv.max_scroll_y and conv.is_following
+
+
+async def test_job_log_lines_draw_a_loss_curve_in_the_side_pane():
+    from agent.protocol import JobLog, JobUpdate
+    from widgets.loss_plot import LossPlot
+
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        plot = app.query_one(LossPlot)
+        assert not plot.display
+        lines = [f"{{'loss': {2.0 - i * 0.01:.4f}, 'learning_rate': 2e-05, 'epoch': {i / 100:.2f}}}" for i in range(150)]
+        await feed(app, JobUpdate(job_id="local-1", status="RUNNING", flavor="cpu-basic"),
+                   JobLog(job_id="local-1", lines=lines[:100]), JobLog(job_id="local-1", lines=lines[100:]))
+        await pilot.pause()
+        assert plot.display and len(plot.points) == 150 and plot.points[-1][1] == 0.51
+        assert app.status_info.running_jobs == 1
+        assert app.tool_log.lines_written == 150
+        await feed(app, JobUpdate(job_id="local-1", status="COMPLETED", flavor="cpu-basic", detail="completed after 0m03s, $0.0000"))
+        assert app.status_info.running_jobs == 0
+        assert any("Job local-1 completed" in str(n.render()) for n in app.conversation.query(Notice))

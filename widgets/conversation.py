@@ -166,7 +166,8 @@ class ToolCard(Widget, can_focus=True):
     def _render_header(self) -> None:
         icon = STATE_ICONS.get(self.state, "·")
         style = {"failed": "$error", "rejected": "$error", "waiting": "$warning", "completed": "$success"}.get(self.state, "$foreground-muted")
-        lines = f" · {self.output.count(chr(10)) + 1} lines" if self.output else ""
+        count = self.output.count("\n") + 1
+        lines = f" · {count} line{'s' if count != 1 else ''}" if self.output else ""
         hint = "" if not self.output else (" ▾" if self.has_class("-expanded") else " ▸")
         self._header.update(
             Content.from_markup(f"[b $secondary]$tool[/] $args  [{style}]{icon} $state$lines[/]$hint",
