@@ -68,6 +68,8 @@ class Config(BaseModel):
     approval_mode: Literal["ask", "auto", "yolo"] = "auto"
     yolo_cap_usd: float = 5.0
     confirm_cpu_jobs: bool = True
+    jobs_backend: Literal["auto", "local", "hf"] = Field(
+        "auto", description="auto: Hugging Face Jobs when an HF token is set, else local CPU processes")
     compaction_threshold: float = Field(0.9, gt=0.1, le=1.0)
     context_windows: dict[str, int] = Field(default_factory=dict)
     model_prices: dict[str, dict[str, float]] = Field(

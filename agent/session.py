@@ -100,6 +100,7 @@ class Session:
         tools: list[Tool] | None = None,
         approval_mode: str | None = None,
         max_iterations: int | None = None,
+        jobs_backend: str | None = None,
     ):
         self.config = config or Config()
         self.id = uuid.uuid4().hex
@@ -138,18 +139,30 @@ class Session:
             model=model, router=self.router, client=self.client, emit=self.emit,
             settings=self.engine_settings, tool_context=self._tool_context, tool_state=self.tool_state,
         )
-        from agent.jobs.local import LocalBackend
         from agent.jobs.monitor import JobMonitor
         from agent.jobs.service import JobService
 
         jobs_dir = self.data_dir / "jobs"
         self.jobs = JobService(
-            backend=LocalBackend(jobs_dir / "local"),
+            backend=self._job_backend(jobs_dir, jobs_backend or self.config.jobs_backend),
             monitor=JobMonitor(lambda event: self.engine.emit(event), jobs_dir),
             turn=lambda: self.engine.turn,
         )
         self.engine.notes_source = self.jobs.monitor.drain_notes
         self._render_system_prompt()
+
+    @staticmethod
+    def _job_backend(jobs_dir: Path, choice: str):
+        from agent.jobs.local import LocalBackend
+
+        token = hf_token()
+        if choice == "hf" or (choice == "auto" and token and os.environ.get("HF_HUB_OFFLINE") != "1"):
+            if not token:
+                raise ValueError("--jobs-backend hf needs a Hugging Face token: set HF_TOKEN or run `hf auth login`")
+            from agent.jobs.hf import HFJobsBackend
+
+            return HFJobsBackend(token, endpoint=os.environ.get("HF_ENDPOINT") or None)
+        return LocalBackend(jobs_dir / "local")
 
     # ------------------------------------------------------------------ plumbing
 

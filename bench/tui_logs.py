@@ -299,7 +299,7 @@ def report(runs: list[dict], args: argparse.Namespace) -> None:
         ("clean quit (ctrl+q)", lambda r: "yes" if r["clean_exit"] else "NO"),
     ]
     width = max(len(name) for name, _ in rows) + 2
-    col = 26 * args.calls + 10
+    col = max(len(cell(r)) for _, cell in rows for r in runs) + 3
     print(f"\nmlintern TUI, tmux {ts.WIDTH}x{ts.HEIGHT}, bash tool printing {args.rate:,.0f} lines/s for {args.seconds:g} s"
           + (f", {args.calls} calls in a row" if args.calls > 1 else ""))
     print("".ljust(width) + "".join(f"run {i + 1}".ljust(col) for i in range(len(runs))))

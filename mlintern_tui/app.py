@@ -82,6 +82,7 @@ class MLInternApp(App):
         config: Config | None = None,
         cwd: Path | None = None,
         start_engine: bool = True,
+        jobs_backend: str | None = None,
     ):
         super().__init__()
         self.config_error: str | None = None
@@ -98,6 +99,7 @@ class MLInternApp(App):
         self.max_iterations = max_iterations
         self.cwd = cwd
         self.start_engine = start_engine
+        self.jobs_backend = jobs_backend
         self.session = None
         self.bridge = Bridge(self)
         self.costs = CostLedger()
@@ -186,7 +188,8 @@ class MLInternApp(App):
         await asyncio.to_thread(get_litellm)
         try:
             session = Session(self.config, model_id=self.model_arg, cwd=self.cwd,
-                              approval_mode=self.start_mode, max_iterations=self.max_iterations)
+                              approval_mode=self.start_mode, max_iterations=self.max_iterations,
+                              jobs_backend=self.jobs_backend)
         except Exception as exc:  # bad model id, unreadable cwd ...
             await self.notice("error", f"Could not start the agent: {exc}")
             self.update_status(model_label="no model")
@@ -440,7 +443,8 @@ async def _copy(app: MLInternApp, arg: str) -> None:
         app.copy_text(text, "the last answer")
 
 
-def run_app(*, model: str | None = None, yolo: bool = False, max_iterations: int | None = None) -> int:
-    app = MLInternApp(model=model, yolo=yolo, max_iterations=max_iterations)
+def run_app(*, model: str | None = None, yolo: bool = False, max_iterations: int | None = None,
+            jobs_backend: str | None = None) -> int:
+    app = MLInternApp(model=model, yolo=yolo, max_iterations=max_iterations, jobs_backend=jobs_backend)
     app.run()
     return app.return_code or 0

@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="headless output: final text, one JSON object, or every event as JSON lines")
     p.add_argument("--yolo", action="store_true", help="auto-approve calls that would need approval")
     p.add_argument("--max-iterations", type=int, default=None, help="model calls per turn before stopping (-1: no limit)")
+    p.add_argument("--jobs-backend", choices=("auto", "local", "hf"), default=None,
+                   help="where hf_jobs runs jobs: Hugging Face Jobs (hf), this machine's CPU (local), auto")
     p.add_argument("--version", action="version", version=f"mlintern {__version__}")
     return p
 
@@ -34,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return asyncio.run(run_headless(
             args.prompt, model=args.model, output_format=args.output_format,
-            yolo=args.yolo, max_iterations=args.max_iterations,
+            yolo=args.yolo, max_iterations=args.max_iterations, jobs_backend=args.jobs_backend,
         ))
     from mlintern_tui.app import run_app
 
-    return run_app(model=args.model, yolo=args.yolo, max_iterations=args.max_iterations)
+    return run_app(model=args.model, yolo=args.yolo, max_iterations=args.max_iterations, jobs_backend=args.jobs_backend)
 
 
 if __name__ == "__main__":

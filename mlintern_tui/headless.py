@@ -92,6 +92,7 @@ async def run_headless(
     output_format: str,
     yolo: bool,
     max_iterations: int | None,
+    jobs_backend: str | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
@@ -102,8 +103,9 @@ async def run_headless(
         return EXIT_USAGE
     mode = "yolo" if yolo else ("auto" if config.approval_mode == "yolo" else config.approval_mode)
     try:
-        session = Session(config, model_id=model, approval_mode=mode, max_iterations=max_iterations)
-    except ModelIdError as exc:
+        session = Session(config, model_id=model, approval_mode=mode, max_iterations=max_iterations,
+                          jobs_backend=jobs_backend)
+    except (ModelIdError, ValueError) as exc:
         print(f"Error: {exc}", file=err)
         return EXIT_USAGE
     printer = HeadlessPrinter(output_format, out, err)

@@ -50,3 +50,26 @@ def pytest_configure(config: pytest.Config) -> None:
     # resets the filters for every test, so they would flood the summary.
     for pattern in (r".*`ReadOnly` qualifier.*", r".*Accessing the.*attribute on the instance is deprecated.*"):
         config.addinivalue_line("filterwarnings", f"ignore:{pattern}")
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """A running Hub emulator on 127.0.0.1 with huggingface_hub pointed at it."""
+    from huggingface_hub import constants
+
+    from tests.fakes.hub_server import HubEmulator
+
+    # huggingface_hub reads these at import, so the environment alone cannot undo the
+    # conftest's offline mode; the module constants have to be patched too.
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_EXPERIMENTAL_WARNING", True)
+    hf_home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(hf_home / ".agent_harnesses.json"))
+    with HubEmulator() as emulator:
+        # Code paths that ignore HfApi(endpoint=) use this; they must land here, never online.
+        monkeypatch.setattr(constants, "ENDPOINT", emulator.endpoint)
+        yield emulator
+
+

@@ -29,22 +29,6 @@ UV_IMAGE = "ghcr.io/astral-sh/uv:python3.12-bookworm"
 
 
 @pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubEmulator]:
-    # huggingface_hub reads these at import, so the environment alone cannot undo the
-    # conftest's offline mode; the module constants have to be patched too.
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_EXPERIMENTAL_WARNING", True)
-    hf_home = tmp_path / "hf-home"
-    monkeypatch.setenv("HF_HOME", str(hf_home))
-    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(hf_home / ".agent_harnesses.json"))
-    with HubEmulator() as emulator:
-        # Code paths that ignore HfApi(endpoint=) use this; they must land here, never online.
-        monkeypatch.setattr(constants, "ENDPOINT", emulator.endpoint)
-        yield emulator
-
-
-@pytest.fixture
 def api(hub: HubEmulator) -> HfApi:
     return HfApi(endpoint=hub.endpoint, token="hf_test")
 
