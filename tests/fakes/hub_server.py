@@ -52,6 +52,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from tests.fakes._loopback import LoopbackLifecycle
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -439,7 +440,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 ]
 
 
-class HubEmulator:
+class HubEmulator(LoopbackLifecycle):
     """Serves the Hub's Jobs and Spaces routes on a random loopback port."""
 
     # The live Hub's SSE keep-alive period. It is longer than the client's 5 s read timeout
@@ -466,43 +467,10 @@ class HubEmulator:
 
     # ---- lifecycle ----
 
-    def start(self) -> HubEmulator:
-        if self._httpd is not None:
-            raise RuntimeError("HubEmulator is already running")
-        self._stopping.clear()
-        self._httpd = _HTTPServer(self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"hub-emulator-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+    _thread_name = "hub-emulator"
 
-    def stop(self) -> None:
-        if self._httpd is None:
-            return
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._httpd.drop_open_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> HubEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("HubEmulator is not running; call start() first")
-        return self._httpd.server_address[1]
+    def _new_httpd(self) -> _HTTPServer:
+        return _HTTPServer(self)
 
     @property
     def endpoint(self) -> str:

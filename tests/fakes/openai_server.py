@@ -62,6 +62,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from tests.fakes._loopback import LoopbackLifecycle
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 
@@ -356,7 +357,7 @@ class _HTTPServer(ThreadingHTTPServer):
                 pass
 
 
-class ScriptedLLMServer:
+class ScriptedLLMServer(LoopbackLifecycle):
     """Serves scripted chat-completion replies on a random loopback port."""
 
     def __init__(self, model_name: str = "fake-model") -> None:
@@ -370,43 +371,10 @@ class ScriptedLLMServer:
         self._thread: threading.Thread | None = None
         self._answered = 0
 
-    def start(self) -> ScriptedLLMServer:
-        if self._httpd is not None:
-            raise RuntimeError("ScriptedLLMServer is already running")
-        self._stopping.clear()
-        self._httpd = _HTTPServer(self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"scripted-llm-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+    _thread_name = "scripted-llm"
 
-    def stop(self) -> None:
-        if self._httpd is None:
-            return
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._httpd.drop_open_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> ScriptedLLMServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("ScriptedLLMServer is not running; call start() first")
-        return self._httpd.server_address[1]
+    def _new_httpd(self) -> _HTTPServer:
+        return _HTTPServer(self)
 
     @property
     def base_url(self) -> str:

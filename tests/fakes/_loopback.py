@@ -1,0 +1,57 @@
+"""The start/stop life cycle shared by the loopback fakes (a ThreadingHTTPServer in a
+daemon thread on 127.0.0.1, stopped promptly even with streams open)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class LoopbackLifecycle:
+    """Subclasses set ``_stopping`` (a threading.Event), ``_httpd = None``, ``_thread = None``
+    in ``__init__`` and implement ``_new_httpd()``, returning a server that has
+    ``drop_open_connections()``."""
+
+    _thread_name = "loopback-fake"
+    _httpd: Any
+    _thread: threading.Thread | None
+    _stopping: threading.Event
+
+    def _new_httpd(self) -> Any:
+        raise NotImplementedError
+
+    def start(self):
+        if self._httpd is not None:
+            raise RuntimeError(f"{type(self).__name__} is already running")
+        self._stopping.clear()
+        self._httpd = self._new_httpd()
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"{self._thread_name}-{self.port}", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._httpd.drop_open_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError(f"{type(self).__name__} is not running; call start() first")
+        return self._httpd.server_address[1]
