@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import statistics
@@ -253,6 +252,7 @@ def flow(run: ts.Run, pid: int, server: ScriptedLLMServer, cwd: Path, tags: list
         "last_line_at_end": last_log_line(final),
         "results_have_done_line": [("GENERATOR DONE" in r) for r in results],
         "result_chars": [len(r) for r in results],
+        "result_tails": [r[-400:] for r in results],
         "answer_done_shown": any(row.split("│")[0].strip() == "done" for row in final),
         "requests": len(server.requests),
         "idle_cpu_after_pct": idle_cpu * 100,

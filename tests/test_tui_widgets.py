@@ -167,3 +167,44 @@ async def test_job_log_lines_draw_a_loss_curve_in_the_side_pane():
         await feed(app, JobUpdate(job_id="local-1", status="COMPLETED", flavor="cpu-basic", detail="completed after 0m03s, $0.0000"))
         assert app.status_info.running_jobs == 0
         assert any("Job local-1 completed" in str(n.render()) for n in app.conversation.query(Notice))
+
+
+async def test_output_pane_keeps_showing_the_newest_line_past_max_lines():
+    """What reaches the terminal, not the widget state: Textual 8.2.8's Log stops repainting
+    once it holds max_lines, so the newest line must appear in the driver's output."""
+    from textual.widgets import Log
+
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        from rich.console import Console
+
+        painted: list[str] = []
+        original = app._display
+
+        def capture(screen, renderable):  # the compositor's updates, as sent to the terminal
+            if renderable is not None:
+                console = Console(width=120, file=None, record=True, force_terminal=True, color_system=None)
+                with console.capture() as cap:
+                    console.print(renderable)
+                painted.append(cap.get())
+            return original(screen, renderable)
+
+        app._display = capture
+        pane = app.query_one(ToolLogPane)
+        for batch in range(12):  # 6,000 lines through a 5,000-line Log
+            pane.write_lines([f"L{batch * 500 + i}" for i in range(500)], source="bash")
+            await pilot.pause(0.05)
+        assert pane.query_one(Log).line_count == ToolLogPane.MAX_LINES
+        assert painted and "L5999" in "".join(painted[-3:])
+
+
+async def test_conversation_prunes_by_block_count_too():
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        conv = app.conversation
+        for i in range(conv.MAX_BLOCKS + 20):
+            await conv.add_notice("info", f"n{i}")
+        await pilot.pause()
+        conv.prune()
+        await pilot.pause()
+        assert len(conv.children) <= conv.MAX_BLOCKS and conv.pruned_blocks >= conv.MAX_BLOCKS - conv.LOW_BLOCKS

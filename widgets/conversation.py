@@ -243,6 +243,8 @@ class Conversation(VerticalScroll):
     #: prune when the content is taller than this many lines, down to the low mark
     HIGH_MARK = 4000
     LOW_MARK = 3000
+    MAX_BLOCKS = 300
+    LOW_BLOCKS = 200
 
     DEFAULT_CSS = """
     Conversation { layout: stream; padding: 0 1 1 1; scrollbar-size-vertical: 1; }
@@ -338,14 +340,21 @@ class Conversation(VerticalScroll):
         await self.remove_children()
 
     def prune(self) -> None:
-        if self.virtual_size.height <= self.HIGH_MARK:
+        """Drop the oldest blocks past a height budget or a block budget: every layout pass
+        walks every mounted widget, so a 1,000-message run must not keep 5,000 of them."""
+        children = list(self.children)
+        too_tall = self.virtual_size.height > self.HIGH_MARK
+        too_many = len(children) > self.MAX_BLOCKS
+        if not too_tall and not too_many:
             return
-        excess = self.virtual_size.height - self.LOW_MARK
+        excess = self.virtual_size.height - self.LOW_MARK if too_tall else 0
+        surplus = len(children) - self.LOW_BLOCKS if too_many else 0
         doomed = []
-        for child in self.children:
-            if excess <= 0 or child is self.answer:
+        for child in children:
+            if (excess <= 0 and surplus <= 0) or child is self.answer:
                 break
             excess -= child.outer_size.height
+            surplus -= 1
             doomed.append(child)
         for child in doomed:
             if isinstance(child, ToolCard):

@@ -72,7 +72,11 @@ class ToolLogPane(Vertical):
             return
         lines = list(self._pending)
         self._pending.clear()
-        self.query_one(Log).write_lines(lines)
+        log = self.query_one(Log)
+        log.write_lines(lines)
+        # Textual 8.2.8: once the Log is at max_lines, write_lines refreshes rows below the
+        # view and the view never repaints again; a full refresh keeps the tail visible
+        log.refresh()
         self.lines_written += len(lines)
         self.add_class("-has-lines")
 
