@@ -208,3 +208,19 @@ async def test_conversation_prunes_by_block_count_too():
         conv.prune()
         await pilot.pause()
         assert len(conv.children) <= conv.MAX_BLOCKS and conv.pruned_blocks >= conv.MAX_BLOCKS - conv.LOW_BLOCKS
+
+
+async def test_a_tool_card_is_one_widget_and_shows_a_bounded_expansion():
+    from widgets.conversation import ToolCard
+
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        card = await app.conversation.add_tool_call("c1", "bash", {"command": "seq 100"}, "running")
+        card.set_output("\n".join(str(i) for i in range(1, 101)), True)
+        await pilot.pause()
+        assert list(card.children) == [] and card.outer_size.height == 1  # the header line
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        text = str(card.render())
+        assert "100 lines ▾" in text and "  40" in text and "  41" not in text and "60 more lines" in text
+        assert card.outer_size.height == 1 + ToolCard.SHOWN_LINES + 1

@@ -133,17 +133,19 @@ class AnswerBlock(Widget):
 
 class ToolCard(Widget, can_focus=True):
     """A tool call: header with tool, key argument and state; output collapsed until
-    expanded (enter/space on the card, or ctrl+o for the latest card)."""
+    expanded (enter/space on the card, or ctrl+o for the latest card).
+
+    One widget, drawn by ``render`` (not a header and a body widget): every layout pass
+    walks every mounted widget, and long autonomous runs mount hundreds of cards."""
 
     BINDINGS = [("enter,space", "toggle", "Expand output")]
+    #: lines of output an expanded card shows (the full text stays in the history)
+    SHOWN_LINES = 40
     DEFAULT_CSS = """
     ToolCard { height: auto; margin: 1 0 0 0; padding: 0 1; border-left: thick $secondary; }
     ToolCard:focus { background: $boost; }
     ToolCard.-failed { border-left: thick $error; }
     ToolCard.-waiting { border-left: thick $warning; }
-    ToolCard > .tool-header { width: 1fr; }
-    ToolCard > .tool-output { display: none; color: $text-muted; padding: 0 0 0 2; max-height: 40; overflow-y: auto; }
-    ToolCard.-expanded > .tool-output { display: block; }
     """
 
     def __init__(self, call_id: str, tool: str, arguments: dict[str, Any]):
@@ -153,27 +155,28 @@ class ToolCard(Widget, can_focus=True):
         self.arguments = arguments
         self.state = "pending"
         self.output = ""
-        self._header = Static(classes="tool-header")
-        self._body = Static(classes="tool-output", markup=False)
 
-    def compose(self):
-        yield self._header
-        yield self._body
+    @property
+    def expanded(self) -> bool:
+        return self.has_class("-expanded")
 
-    def on_mount(self) -> None:
-        self._render_header()
-
-    def _render_header(self) -> None:
+    def render(self) -> Content:
         icon = STATE_ICONS.get(self.state, "·")
         style = {"failed": "$error", "rejected": "$error", "waiting": "$warning", "completed": "$success"}.get(self.state, "$foreground-muted")
         count = self.output.count("\n") + 1
         lines = f" · {count} line{'s' if count != 1 else ''}" if self.output else ""
-        hint = "" if not self.output else (" ▾" if self.has_class("-expanded") else " ▸")
-        self._header.update(
-            Content.from_markup(f"[b $secondary]$tool[/] $args  [{style}]{icon} $state$lines[/]$hint",
-                                tool=self.tool, args=key_arguments(self.tool, self.arguments), state=self.state,
-                                lines=lines, hint=hint)
-        )
+        hint = "" if not self.output else (" ▾" if self.expanded else " ▸")
+        header = Content.from_markup(f"[b $secondary]$tool[/] $args  [{style}]{icon} $state$lines[/]$hint",
+                                     tool=self.tool, args=key_arguments(self.tool, self.arguments), state=self.state,
+                                     lines=lines, hint=hint)
+        if not (self.expanded and self.output):
+            return header
+        body_lines = self.output.splitlines()
+        shown = body_lines[: self.SHOWN_LINES]
+        if len(body_lines) > len(shown):
+            shown.append(f"… {len(body_lines) - len(shown):,} more lines (the model saw the full output)")
+        body = Content("\n".join("  " + line for line in shown)).stylize("$foreground-muted")
+        return Content("\n").join([header, body])
 
     def header_text(self) -> str:
         return key_arguments(self.tool, self.arguments)
@@ -182,16 +185,15 @@ class ToolCard(Widget, can_focus=True):
         self.state = state
         self.set_class(state in ("failed", "rejected"), "-failed")
         self.set_class(state == "waiting", "-waiting")
-        self._render_header()
+        self.refresh(layout=self.expanded)
 
     def set_output(self, output: str, success: bool) -> None:
         self.output = output
-        self._body.update(output if len(output) < 20_000 else output[:20_000] + "\n…")
         self.set_state("completed" if success else ("failed" if self.state not in ("rejected", "cancelled", "abandoned") else self.state))
 
     def action_toggle(self) -> None:
         self.toggle_class("-expanded")
-        self._render_header()
+        self.refresh(layout=True)
 
 
 def _safe_id(call_id: str) -> str:
