@@ -163,6 +163,12 @@ class MLInternApp(App):
             self.call_later(self.notice, "error", f"{self.config_error}. Running with default settings.")
         if self.start_engine:
             self.boot_engine()
+        try:  # a closed terminal: stop tools and local jobs like ctrl+q does
+            import signal
+
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: self.call_later(self.action_quit))
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
 
     def watch_theme(self, theme: str) -> None:
         if theme in {t.name for t in THEMES} and theme != self.config.theme and self.is_mounted and not self.config_error:
@@ -227,6 +233,7 @@ class MLInternApp(App):
                            session_cost_usd=t.cost_usd, session_unknown_calls=t.unknown_calls)
 
     def on_turn_end(self, receipt: Receipt | None) -> None:
+        self.pending_approval = None  # answered, abandoned or cancelled: nothing to reopen
         self._turn_in = self._turn_out = 0
         self._turn_cost = 0.0
         self._turn_unknown = 0
@@ -280,6 +287,8 @@ class MLInternApp(App):
                 await self.notice("error", f"Unknown command: {text.split()[0]}. Type /help for the list.")
             return
         busy = self.session is None or self.status_info.busy or self.session.busy
+        if not busy:
+            self.pending_approval = None  # a new message abandons calls left pending
         block = await self.conversation.add_user(text, queued=busy)
         if busy:
             self.queued.append((text, block))
@@ -311,6 +320,9 @@ class MLInternApp(App):
     # ------------------------------------------------------------------ approvals
 
     def request_approval(self, event: ApprovalRequired) -> None:
+        # the turn now waits for the user: a typed message is sent (and abandons these
+        # calls) rather than queued behind an approval nobody is looking at
+        self.update_status(busy=False)
         self.pending_approval = event
         self._pending_answers = {}
         self._approval_worker = self.review_approvals()
@@ -377,7 +389,8 @@ class MLInternApp(App):
             runner = self.session._runner
             if runner is not None:
                 try:
-                    await asyncio.wait_for(asyncio.shield(runner), timeout=2)
+                    # long enough for local jobs to get SIGTERM, their grace, then SIGKILL
+                    await asyncio.wait_for(asyncio.shield(runner), timeout=6)
                 except (asyncio.TimeoutError, asyncio.CancelledError):
                     runner.cancel()
         self.exit()

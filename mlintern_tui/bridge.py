@@ -8,6 +8,7 @@ order on screen is the order of events.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from agent.protocol import (
@@ -53,6 +54,7 @@ class Bridge:
         self._log_call: str | None = None
         self._call_titles: dict[str, str] = {}
         self._streamed_chars = 0
+        self._lock = asyncio.Lock()
         self._trackers: dict = {}  # job id -> LossTracker (the loss curve of its log)
         self._plot_job: str | None = None
         self._plot_dirty = False
@@ -61,6 +63,12 @@ class Bridge:
     # ------------------------------------------------------------------ batching
 
     async def flush_text(self) -> None:
+        # the flush timer runs in its own task: without the lock an event handled while a
+        # flush awaits its mount could create a second answer or land above a tool card
+        async with self._lock:
+            await self._flush_text_locked()
+
+    async def _flush_text_locked(self) -> None:
         if self._text:
             text = "".join(self._text)
             self._text.clear()
@@ -89,6 +97,10 @@ class Bridge:
                 self.app.log.error(f"bridge failed on {event.type}: {exc!r}")
 
     async def handle(self, event: Event) -> None:
+        async with self._lock:
+            await self._handle(event)
+
+    async def _handle(self, event: Event) -> None:
         app = self.app
         conv = app.conversation
         if isinstance(event, AssistantChunk):
@@ -106,7 +118,7 @@ class Bridge:
             self._log_source = event.tool
             self._log_lines.extend(event.log.splitlines() or [""])
             return
-        await self.flush_text()
+        await self._flush_text_locked()
         if isinstance(event, Ready):
             app.on_engine_ready(event)
         elif isinstance(event, Processing):

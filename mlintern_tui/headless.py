@@ -118,11 +118,11 @@ async def run_headless(
     def on_sigint() -> None:
         nonlocal interrupts
         interrupts += 1
-        if interrupts == 1:
+        if interrupts == 1 and not waiting:
             print("interrupting… (Ctrl+C again to quit)", file=err, flush=True)
             session.interrupt()
         else:
-            runner.cancel()
+            runner.cancel()  # also while waiting for local jobs: the shutdown stops them
 
     def on_terminate() -> None:
         # killed by a CI timeout, `timeout(1)` or a closed terminal: stop the tools (their
@@ -142,13 +142,18 @@ async def run_headless(
     waiting = False
     final: TurnComplete | None = None
     error: ErrorEvent | None = None
-    async def next_event():
+    async def next_event(timeout: float | None = None):
         # the session may stop without a terminal event (cancelled, crashed): do not wait forever
         getter = asyncio.ensure_future(sub.get())
-        done, _ = await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
-        if getter in done:
-            return getter.result()
-        getter.cancel()
+        try:
+            done, _ = await asyncio.wait({getter, runner}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                return getter.result()
+        finally:
+            if not getter.done():
+                getter.cancel()  # a getter left behind would swallow a later event
+        if not done:
+            raise asyncio.TimeoutError
         if not sub.queue.empty():
             return sub.get_nowait()
         raise asyncio.CancelledError
@@ -158,7 +163,7 @@ async def run_headless(
             if waiting and not session.jobs.monitor.running():
                 break
             try:
-                event = await asyncio.wait_for(next_event(), timeout=1.0) if waiting else await next_event()
+                event = await next_event(1.0 if waiting else None)
             except asyncio.TimeoutError:
                 continue
             printer.handle(event)

@@ -119,3 +119,38 @@ async def test_monitor_emits_logs_and_updates_reconnects_and_leaves_a_note(tmp_p
     notes = monitor.drain_notes()
     assert len(notes) == 1 and "[JOB UPDATE]" in notes[0] and "COMPLETED" in notes[0] and "training done" in notes[0]
     assert monitor.drain_notes() == []
+
+
+async def test_cancel_also_kills_children_that_ignore_sigterm(tmp_path, monkeypatch):
+    from agent.jobs import local
+
+    monkeypatch.setattr(local, "KILL_GRACE_S", 0.5)
+    b = backend(tmp_path)
+    marker = tmp_path / "stubborn.pid"
+    script = ("import signal, subprocess, time\n"
+              "p = subprocess.Popen(['bash', '-c', 'trap \"\" TERM; echo $$ > " + str(marker) + "; while true; do sleep 0.1; done'])\n"
+              "time.sleep(60)")
+    job = await b.run(JobSpec(script=script))
+    for _ in range(200):
+        if marker.exists() and marker.read_text().strip():
+            break
+        await asyncio.sleep(0.05)
+    child = int(marker.read_text())
+    info = await b.cancel(job.id)
+    assert info.stage == "CANCELED"
+    await asyncio.sleep(0.2)
+    assert not alive(child)
+    assert not local._LIVE_JOB_GROUPS
+
+
+async def test_a_first_line_followed_by_silence_is_not_held_back(tmp_path):
+    events = []
+    b = backend(tmp_path)
+    monitor = JobMonitor(events.append, tmp_path / "jobs", poll_s=0.2)
+    info = await b.run(JobSpec(script="import time\nprint('loading model', flush=True)\ntime.sleep(3)\nprint('done')"))
+    watched = monitor.watch(b, info)
+    await asyncio.sleep(1.0)
+    assert watched.lines_seen == 1 and any(isinstance(e, JobLog) and e.lines == ["loading model"] for e in events)
+    await b.cancel(info.id)
+    await asyncio.wait_for(watched.task, 10)
+    assert [e for e in events if isinstance(e, JobUpdate)][-1].cost_usd == 0.0  # local CPU costs nothing

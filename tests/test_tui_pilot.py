@@ -251,3 +251,19 @@ async def test_layout_adapts_to_width_without_losing_content(llm_server, monkeyp
         if app.screen.has_class("-narrow"):
             await pilot.press("f2")
             assert app.query_one("#side").display
+
+
+async def test_a_message_after_deferring_an_approval_is_sent_and_abandons_it(llm_server, monkeypatch, tmp_path):
+    llm_server.script(ToolCalls(BASH[:1]), Text("doing something else"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
+        await send(pilot, "run")
+        await open_card(pilot, app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: approval_screen(app) is None, what="card closed")
+        await send(pilot, "never mind, do something else")
+        assert not [b for b in app.conversation.query(UserBlock) if b.queued]
+        await until_idle(pilot, app)
+    assert "Abandoned" in tool_results(llm_server.requests[1])["b1"]
+    assert app.pending_approval is None

@@ -224,3 +224,21 @@ async def test_a_tool_card_is_one_widget_and_shows_a_bounded_expansion():
         text = str(card.render())
         assert "100 lines ▾" in text and "  40" in text and "  41" not in text and "60 more lines" in text
         assert card.outer_size.height == 1 + ToolCard.SHOWN_LINES + 1
+
+
+async def test_a_timer_flush_racing_the_final_message_makes_one_answer():
+    import asyncio
+
+    from agent.protocol import AssistantChunk, AssistantMessage
+    from widgets.conversation import AnswerBlock
+
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        bridge = app.bridge
+        await bridge.handle(AssistantChunk(content="Hello world"))
+        timer_flush = asyncio.create_task(bridge.flush_text())  # what the 20 Hz interval does
+        await asyncio.sleep(0)  # it has taken the text and awaits the mount ...
+        await bridge.handle(AssistantMessage(content="Hello world"))  # ... while the final message lands
+        await timer_flush
+        await pilot.pause()
+        assert [a.text for a in app.conversation.query(AnswerBlock)] == ["Hello world"]

@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator
 from agent.jobs.base import JobBackend, JobError, JobInfo, JobSpec
 
 UV_IMAGE = "ghcr.io/astral-sh/uv:python3.12-bookworm"
-CREDIT_MARKERS = ("credit", "payment", "billing", "insufficient", "402")
+CREDIT_MARKERS = ("credit", "payment required", "billing", "insufficient")
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -154,10 +154,10 @@ class HFJobsBackend(JobBackend):
 
 
 def _friendly(exc: Exception) -> JobError:
-    text = str(exc)
+    text = str(exc).strip() or type(exc).__name__
     status = getattr(getattr(exc, "response", None), "status_code", None)
     low = text.lower()
-    if status == 402 or any(m in low for m in CREDIT_MARKERS):
+    if status == 402 or (status in (None, 400, 403) and any(m in low for m in CREDIT_MARKERS)):
         return JobError(
             "Hugging Face Jobs refused the job for billing: the account (or organisation) has no credits or payment "
             "method. Add one at https://huggingface.co/settings/billing, or run under an organisation that has "

@@ -8,6 +8,7 @@ log file as it is produced, and it outlives the turn that launched it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import shutil
 import signal
@@ -22,6 +23,22 @@ from agent.jobs.base import JobBackend, JobError, JobInfo, JobSpec
 
 CPU_FLAVORS = frozenset({"cpu-basic", "cpu-upgrade"})
 KILL_GRACE_S = 3.0
+
+#: process groups of running local jobs; killed if the interpreter exits without a clean
+#: shutdown (a crash, an unhandled signal) so no job keeps running unattended
+_LIVE_JOB_GROUPS: set[int] = set()
+
+
+def _kill_live_job_groups() -> None:
+    for pgid in list(_LIVE_JOB_GROUPS):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    _LIVE_JOB_GROUPS.clear()
+
+
+atexit.register(_kill_live_job_groups)
 
 
 @dataclass
@@ -106,7 +123,9 @@ class LocalBackend(JobBackend):
             info.stage, info.finished_at, info.message = "ERROR", time.time(), f"could not start: {exc}"
             raise JobError(f"The local job could not start: {exc}") from exc
         info.stage, info.started_at = "RUNNING", time.time()
+        _LIVE_JOB_GROUPS.add(job.proc.pid)
         job.task = asyncio.get_running_loop().create_task(self._supervise(job, spec.timeout_s))
+        job.task.add_done_callback(lambda _t, pgid=job.proc.pid: _LIVE_JOB_GROUPS.discard(pgid))
         return info
 
     def _append(self, job: _LocalJob, line: str) -> None:
@@ -202,24 +221,28 @@ class LocalBackend(JobBackend):
         return list(self._get(job_id).lines)
 
     async def shutdown(self) -> None:
-        """Kill every running job (app exit)."""
-        for job in self._jobs.values():
-            if job.proc is not None and not job.info.finished:
-                job.info.stage, job.info.message = "CANCELED", "the app exited"
-                await _kill_group(job.proc)
+        """Kill every running job (app exit), all at once."""
+        running = [j for j in self._jobs.values() if j.proc is not None and not j.info.finished]
+        for job in running:
+            job.info.stage, job.info.message = "CANCELED", "the app exited"
+        await asyncio.gather(*(_kill_group(j.proc) for j in running), return_exceptions=True)
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=KILL_GRACE_S)
-            return
-        except asyncio.TimeoutError:
-            continue
+    """SIGTERM the job's group, give it the grace period, then SIGKILL whatever is left of
+    the group - children that ignore SIGTERM included, even after the leader exited."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    try:
+        await asyncio.wait_for(proc.wait(), timeout=KILL_GRACE_S)
+    except asyncio.TimeoutError:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 async def _docker_engine_available() -> bool:

@@ -70,6 +70,8 @@ class JobMonitor:
         return notes
 
     def cost_so_far(self, job: WatchedJob) -> float | None:
+        if job.info.backend == "local":
+            return 0.0  # this machine's CPU: no bill
         price = hourly_price(job.info.flavor, self.prices)
         if price is None or job.info.started_at is None:
             return None
@@ -96,16 +98,29 @@ class JobMonitor:
                             cost_usd=self.cost_so_far(job), detail=detail or job.info.message))
 
     async def _follow(self, job: WatchedJob) -> None:
+        try:
+            await self._follow_inner(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never die silently: say it, and still tell the model
+            job.info.message = f"the monitor stopped following this job: {type(exc).__name__}: {exc}"
+            self._finished(job)
+
+    async def _follow_inner(self, job: WatchedJob) -> None:
         poller = asyncio.ensure_future(self._poll(job))
+        failures = 0
         try:
             with open(job.log_path, "a", encoding="utf-8", errors="replace") as log:
                 while True:
+                    seen = job.lines_seen
                     await self._stream_once(job, log)
                     job.info = await self._inspect(job)
                     if job.info.finished:
                         break
                     job.reconnects += 1  # the stream ended while the job runs: reconnect
-                    await asyncio.sleep(self.reconnect_s)
+                    failures = 0 if job.lines_seen > seen else failures + 1
+                    # back off while the stream gives nothing (a revoked token, an outage)
+                    await asyncio.sleep(min(60.0, self.reconnect_s * (2 ** min(failures, 6))))
                 # a dropped stream can lose lines without a sign: reconcile with a full fetch
                 try:
                     full = await job.backend.fetch_logs(job.info.id)
@@ -122,26 +137,39 @@ class JobMonitor:
     async def _stream_once(self, job: WatchedJob, log) -> None:
         skip = job.lines_seen  # every (re)connection replays from the first line
         batch: list[str] = []
-        last_flush = time.monotonic()
-        index = 0
-        try:
+
+        def flush() -> None:
+            if batch:
+                lines = list(batch)
+                batch.clear()
+                self._write(job, log, lines)
+                self.emit(JobLog(job_id=job.info.id, lines=lines))
+
+        async def read() -> None:
+            index = 0
             async for line in job.backend.follow_logs(job.info.id):
                 index += 1
-                if index <= skip:
-                    continue
-                batch.append(line)
-                now = time.monotonic()
-                if len(batch) >= LOG_BATCH_LINES or now - last_flush >= LOG_BATCH_S:
-                    self._write(job, log, batch)
-                    self.emit(JobLog(job_id=job.info.id, lines=batch))
-                    batch, last_flush = [], now
-        except JobError:
-            pass
+                if index > skip:
+                    batch.append(line)
+                    if len(batch) >= LOG_BATCH_LINES:
+                        flush()
+
+        async def tick() -> None:
+            # a line followed by silence (a model loading) must not wait for the next line
+            while True:
+                await asyncio.sleep(LOG_BATCH_S)
+                flush()
+
+        ticker = asyncio.ensure_future(tick())
+        try:
+            await read()
+        except asyncio.CancelledError:
+            raise
         except Exception:  # a broken stream is a reconnect, not a crash
             pass
-        if batch:
-            self._write(job, log, batch)
-            self.emit(JobLog(job_id=job.info.id, lines=batch))
+        finally:
+            ticker.cancel()
+        flush()
 
     def _write(self, job: WatchedJob, log, lines: list[str]) -> None:
         log.write("\n".join(lines) + "\n")
