@@ -154,3 +154,14 @@ async def test_a_first_line_followed_by_silence_is_not_held_back(tmp_path):
     await b.cancel(info.id)
     await asyncio.wait_for(watched.task, 10)
     assert [e for e in events if isinstance(e, JobUpdate)][-1].cost_usd == 0.0  # local CPU costs nothing
+
+
+async def test_jobs_do_not_inherit_llm_provider_keys(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
+    monkeypatch.setenv("HF_TOKEN", "hf_keep_for_push")
+    b = backend(tmp_path)
+    script = "import os\nfor k in ('ANTHROPIC_API_KEY', 'AWS_SECRET_ACCESS_KEY', 'HF_TOKEN', 'MY_FLAG'):\n    print(k, os.environ.get(k))"
+    info = await b.run(JobSpec(script=script, env={"MY_FLAG": "1"}))
+    lines = await asyncio.wait_for(follow_all(b, info.id), 20)
+    assert lines == ["ANTHROPIC_API_KEY None", "AWS_SECRET_ACCESS_KEY None", "HF_TOKEN hf_keep_for_push", "MY_FLAG 1"]

@@ -105,7 +105,7 @@ class LocalBackend(JobBackend):
                     notes.append(f"[local backend] uv is not installed, so dependencies were not installed: "
                                  f"{', '.join(spec.dependencies)}; running with {self.python}")
                 argv = [self.python, "-u", str(script_path), *spec.script_args]
-        env = {**os.environ, **spec.env, **spec.secrets, "PYTHONUNBUFFERED": "1"}
+        env = {**_job_environment(), **spec.env, **spec.secrets, "PYTHONUNBUFFERED": "1"}
         now = time.time()
         info = JobInfo(id=job_id, backend=self.name, stage="QUEUED", flavor=spec.flavor, created_at=now,
                        url=str(job_dir / "output.log"))
@@ -226,6 +226,18 @@ class LocalBackend(JobBackend):
         for job in running:
             job.info.stage, job.info.message = "CANCELED", "the app exited"
         await asyncio.gather(*(_kill_group(j.proc) for j in running), return_exceptions=True)
+
+
+_SECRET_MARKERS = ("API_KEY", "SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY")
+#: a training job may need the Hub (push_to_hub), as it gets on HF Jobs as a secret
+_KEPT_SECRETS = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
+
+
+def _job_environment() -> dict[str, str]:
+    """The environment a job starts with: ours minus credentials (LLM provider keys, cloud
+    secrets) that code written by a model has no business reading or printing."""
+    return {k: v for k, v in os.environ.items()
+            if k in _KEPT_SECRETS or not any(m in k.upper() for m in _SECRET_MARKERS)}
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:
