@@ -3,7 +3,9 @@ daemon thread on 127.0.0.1, stopped promptly even with streams open)."""
 
 from __future__ import annotations
 
+import socket
 import threading
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 
@@ -55,3 +57,40 @@ class LoopbackLifecycle:
         if self._httpd is None:
             raise RuntimeError(f"{type(self).__name__} is not running; call start() first")
         return self._httpd.server_address[1]
+
+
+class TrackingHTTPServer(ThreadingHTTPServer):
+    """A loopback ThreadingHTTPServer that remembers its open connections, so ``stop()``
+    can cut streams that are mid-wait (clients pool keep-alive connections; without this a
+    stopped fake would leave handler threads blocked until the test process exits)."""
+
+    daemon_threads = True
+    block_on_close = False  # handlers may be mid-stream; never wait for them
+
+    def __init__(self, owner: Any, handler: type) -> None:
+        self.owner = owner
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients hanging up mid-stream is what the drop and interrupt tests do
+
+    def drop_open_connections(self) -> None:
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass

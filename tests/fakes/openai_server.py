@@ -62,8 +62,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from tests.fakes._loopback import LoopbackLifecycle
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from tests.fakes._loopback import LoopbackLifecycle, TrackingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Union
 
 
@@ -322,39 +322,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # handler threads may sit in a Hang; never wait for them
-
-    def __init__(self, owner: ScriptedLLMServer) -> None:
-        self.owner = owner
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients hanging up mid-answer is the point of interrupt tests
-
-    def drop_open_connections(self) -> None:
-        # litellm pools keep-alive connections; without this every stopped server would
-        # leave a handler thread blocked on a read until the test process exits.
-        with self._open_lock:
-            sockets = list(self._open)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+class _HTTPServer(TrackingHTTPServer):
+    def __init__(self, owner: Any) -> None:
+        super().__init__(owner, _Handler)
 
 
 class ScriptedLLMServer(LoopbackLifecycle):
