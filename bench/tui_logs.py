@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -298,13 +297,9 @@ def report(runs: list[dict], args: argparse.Namespace) -> None:
         ("app CPU idle afterwards", lambda r: f"{r['idle_cpu_after_pct']:.0f}%"),
         ("clean quit (ctrl+q)", lambda r: "yes" if r["clean_exit"] else "NO"),
     ]
-    width = max(len(name) for name, _ in rows) + 2
     col = max(len(cell(r)) for _, cell in rows for r in runs) + 3
-    print(f"\nmlintern TUI, tmux {ts.WIDTH}x{ts.HEIGHT}, bash tool printing {args.rate:,.0f} lines/s for {args.seconds:g} s"
-          + (f", {args.calls} calls in a row" if args.calls > 1 else ""))
-    print("".ljust(width) + "".join(f"run {i + 1}".ljust(col) for i in range(len(runs))))
-    for name, cell in rows:
-        print(name.ljust(width) + "".join(cell(r).ljust(col) for r in runs))
+    ts.print_table(f"\nmlintern TUI, tmux {ts.WIDTH}x{ts.HEIGHT}, bash tool printing {args.rate:,.0f} lines/s for "
+                   f"{args.seconds:g} s" + (f", {args.calls} calls in a row" if args.calls > 1 else ""), rows, runs, col)
     for i, r in enumerate(runs, 1):
         print(f"run {i}: last Output line at the end: {r['last_line_at_end']!r}")
         if r["problems"]:
@@ -320,27 +315,14 @@ def _step(line: str) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=int, default=1)
+    ts.add_run_args(p)
     p.add_argument("--rate", type=float, default=10_000, help="lines per second the tool prints")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--calls", type=int, default=2, help="run the generator this many times in a row (memory retained?)")
-    p.add_argument("--echo-every", type=float, default=0.3, help="seconds between key-echo samples")
-    p.add_argument("--poll-ms", type=float, default=2.0, help="sleep between screen reads")
-    p.add_argument("--timeout", type=float, default=90.0)
-    p.add_argument("--quiet-wait", type=float, default=60.0, help="seconds to wait for other load to settle before a run")
-    p.add_argument("--json", type=Path, help="write every run's numbers and screens here")
     args = p.parse_args()
-    if shutil.which("tmux") is None:
-        print("error: tmux is not installed; this bench drives the app in a tmux pane", file=sys.stderr)
+    if not ts.preflight():
         return 2
-    if not ts.APP.exists():
-        print(f"error: {ts.APP} not found; install the package into this interpreter's environment", file=sys.stderr)
-        return 2
-    runs = []
-    for i in range(args.runs):
-        busy = ts.wait_for_quiet(args.quiet_wait)
-        print(f"run {i + 1}/{args.runs} (machine {busy:.0f}% busy before it) …", file=sys.stderr, flush=True)
-        runs.append(run_once(args))
+    runs = ts.run_repeatedly(args, lambda: run_once(args))
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1, ensure_ascii=False))
     report(runs, args)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import statistics
 import sys
@@ -384,12 +383,9 @@ def report(runs: list[dict], args: argparse.Namespace, headless: dict | None = N
         rows.insert(rows.index(next(r for r in rows if r[0].startswith("  key echo while running"))), (
             "  same rounds headless (-p)", lambda r: f"{headless['rounds_s']:.1f} s, "
                                                      f"{headless['s_per_round_early'] * 1000:.0f} / {headless['s_per_round_late'] * 1000:.0f} ms/round"))
-    width = max(len(name) for name, _ in rows) + 2
-    print(f"\nmlintern TUI, tmux {ts.WIDTH}x{ts.HEIGHT}, {args.rounds} tool-call rounds "
-          f"({2 * args.rounds + 2} messages), scroll times until the conversation rows change ('-': no change in 3 s)")
-    print("".ljust(width) + "".join(f"run {i + 1}".ljust(32) for i in range(len(runs))))
-    for name, cell in rows:
-        print(name.ljust(width) + "".join(cell(r).ljust(32) for r in runs))
+    ts.print_table(f"\nmlintern TUI, tmux {ts.WIDTH}x{ts.HEIGHT}, {args.rounds} tool-call rounds "
+                   f"({2 * args.rounds + 2} messages), scroll times until the conversation rows change "
+                   "('-': no change in 3 s)", rows, runs, 32)
     for i, r in enumerate(runs, 1):
         by_round = ", ".join(f"{k}: {statistics.median(v):.0f}" for k, v in sorted(r["echo_busy_by_round"].items(),
                                                                                   key=lambda kv: int(kv[0].split('-')[0])))
@@ -421,17 +417,9 @@ def main() -> int:
     args = p.parse_args()
     if args.rounds < args.start_rounds + 20:
         p.error("--rounds must be at least --start-rounds + 20")
-    if shutil.which("tmux") is None:
-        print("error: tmux is not installed; this bench drives the app in a tmux pane", file=sys.stderr)
+    if not ts.preflight():
         return 2
-    if not ts.APP.exists():
-        print(f"error: {ts.APP} not found; install the package into this interpreter's environment", file=sys.stderr)
-        return 2
-    runs = []
-    for i in range(args.runs):
-        busy_pct = ts.wait_for_quiet(args.quiet_wait)
-        print(f"run {i + 1}/{args.runs} (machine {busy_pct:.0f}% busy before it) …", file=sys.stderr, flush=True)
-        runs.append(run_once(args))
+    runs = ts.run_repeatedly(args, lambda: run_once(args))
     headless = None
     if not args.no_headless:
         print("the same rounds headless (mlintern -p) …", file=sys.stderr, flush=True)

@@ -667,6 +667,46 @@ def _ms(values: list[float]) -> str:
     return f"{statistics.median(values):.0f}/{max(values):.0f} ms"
 
 
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """The options every tmux bench shares."""
+    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--echo-every", type=float, default=0.3, help="seconds between key-echo samples")
+    p.add_argument("--poll-ms", type=float, default=2.0, help="sleep between screen reads")
+    p.add_argument("--timeout", type=float, default=90.0)
+    p.add_argument("--quiet-wait", type=float, default=60.0, help="seconds to wait for other load to settle before a run")
+    p.add_argument("--json", type=Path, help="write every run's numbers (and screens) here")
+
+
+def preflight() -> bool:
+    """Say why the bench cannot run here, if it cannot."""
+    if shutil.which("tmux") is None:
+        print("error: tmux is not installed; this bench drives the app in a tmux pane", file=sys.stderr)
+        return False
+    if not APP.exists():
+        print(f"error: {APP} not found; install the package into this interpreter's environment", file=sys.stderr)
+        return False
+    return True
+
+
+def run_repeatedly(args: argparse.Namespace, one) -> list[dict]:
+    """``args.runs`` runs of ``one()``, each after the machine has settled."""
+    runs = []
+    for i in range(args.runs):
+        busy = wait_for_quiet(args.quiet_wait)
+        print(f"run {i + 1}/{args.runs} (machine {busy:.0f}% busy before it) …", file=sys.stderr, flush=True)
+        runs.append(one())
+    return runs
+
+
+def print_table(title: str, rows: list, runs: list[dict], col: int) -> None:
+    """One row per measurement, one column per run."""
+    width = max(len(name) for name, _ in rows) + 2
+    print(title)
+    print("".ljust(width) + "".join(f"run {i + 1}".ljust(col) for i in range(len(runs))))
+    for name, cell in rows:
+        print(name.ljust(width) + "".join(cell(r).ljust(col) for r in runs))
+
+
 def report(runs: list[dict], tokens: int, rate: float) -> None:
     floor = tokens / rate
     rows = [
@@ -689,12 +729,9 @@ def report(runs: list[dict], tokens: int, rate: float) -> None:
         ("last line of answer shown", lambda r: "yes" if r["closing_line_on_screen"] else "NO"),
         ("clean quit (ctrl+q)", lambda r: "yes" if r["clean_exit"] else "NO"),
     ]
-    width = max(len(name) for name, _ in rows) + 2
-    print(f"\nmlintern TUI, tmux {WIDTH}x{HEIGHT}, {tokens:,} tokens at {rate:,.0f} tok/s "
-          f"({runs[0]['sse_events']:,} SSE events), screen read every ~{runs[0]['capture_ms']:.1f} ms + poll")
-    print("".ljust(width) + "".join(f"run {i + 1}".ljust(34) for i in range(len(runs))))
-    for name, cell in rows:
-        print(name.ljust(width) + "".join(cell(r).ljust(34) for r in runs))
+    print_table(f"\nmlintern TUI, tmux {WIDTH}x{HEIGHT}, {tokens:,} tokens at {rate:,.0f} tok/s "
+                f"({runs[0]['sse_events']:,} SSE events), screen read every ~{runs[0]['capture_ms']:.1f} ms + poll",
+                rows, runs, 34)
     for i, r in enumerate(runs, 1):
         if r["problems"]:
             print(f"run {i}: suspicious lines on screen: {r['problems'][:5]}")
@@ -704,30 +741,17 @@ def report(runs: list[dict], tokens: int, rate: float) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=int, default=1)
+    add_run_args(p)
     p.add_argument("--model", default=MODEL, help="model id the app runs with (vllm/… streams directly, openai/… via litellm)")
     p.add_argument("--tokens", type=int, default=20_000, help="answer length in cl100k tokens")
     p.add_argument("--rate", type=float, default=2_000, help="tokens per second")
     p.add_argument("--tokens-per-chunk", type=int, default=1, help="tokens per SSE event")
-    p.add_argument("--echo-every", type=float, default=0.3, help="seconds between key-echo samples")
-    p.add_argument("--poll-ms", type=float, default=2.0, help="sleep between screen reads")
-    p.add_argument("--timeout", type=float, default=90.0)
-    p.add_argument("--quiet-wait", type=float, default=60.0, help="seconds to wait for other load to settle before a run")
-    p.add_argument("--json", type=Path, help="write every run's numbers (and final screen) here")
     args = p.parse_args()
-    if shutil.which("tmux") is None:
-        print("error: tmux is not installed; this bench drives the app in a tmux pane", file=sys.stderr)
-        return 2
-    if not APP.exists():
-        print(f"error: {APP} not found; install the package into this interpreter's environment", file=sys.stderr)
+    if not preflight():
         return 2
     sys.setswitchinterval(0.0005)  # the pacing thread must not wait 5 ms for the GIL
     answer, tokens = build_answer(args.tokens, encoder())
-    runs = []
-    for i in range(args.runs):
-        busy = wait_for_quiet(args.quiet_wait)
-        print(f"run {i + 1}/{args.runs} (machine {busy:.0f}% busy before it) …", file=sys.stderr, flush=True)
-        runs.append(one_run(answer, tokens, args))
+    runs = run_repeatedly(args, lambda: one_run(answer, tokens, args))
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1, ensure_ascii=False))
     report(runs, tokens, args.rate)

@@ -3,13 +3,15 @@ daemon thread on 127.0.0.1, stopped promptly even with streams open)."""
 
 from __future__ import annotations
 
+import abc
+import json
 import socket
 import threading
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-class LoopbackLifecycle:
+class LoopbackLifecycle(abc.ABC):
     """Subclasses set ``_stopping`` (a threading.Event), ``_httpd = None``, ``_thread = None``
     in ``__init__`` and implement ``_new_httpd()``, returning a server that has
     ``drop_open_connections()``."""
@@ -19,8 +21,9 @@ class LoopbackLifecycle:
     _thread: threading.Thread | None
     _stopping: threading.Event
 
+    @abc.abstractmethod
     def _new_httpd(self) -> Any:
-        raise NotImplementedError
+        """The server to run (a ``TrackingHTTPServer`` with the fake's handler)."""
 
     def start(self):
         if self._httpd is not None:
@@ -94,3 +97,49 @@ class TrackingHTTPServer(ThreadingHTTPServer):
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class StopAnswering(Exception):
+    """The fake is stopping mid-answer; end this response without a word."""
+
+
+class LoopbackHandler(BaseHTTPRequestHandler):
+    """What every loopback fake's request handler shares: HTTP/1.1 keep-alive, no Nagle
+    delay, no request logging, chunked writes that stop when the fake stops, a cut
+    connection that looks like a network failure, and JSON answers."""
+
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # small SSE writes + Nagle + delayed ACK would add ~40 ms per event
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # the default logs every request to stderr, which garbles test output
+
+    def _write_chunk(self, payload: bytes) -> None:
+        if self.server.owner._stopping.is_set():
+            raise StopAnswering
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+        self.wfile.flush()
+
+    def _drop_connection(self) -> None:
+        # No terminating zero-length chunk: the client sees a body that ended early,
+        # which is what a crashed server or a cut network looks like.
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()

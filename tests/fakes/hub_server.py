@@ -46,14 +46,12 @@ import hashlib
 import itertools
 import json
 import re
-import socket
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from tests.fakes._loopback import LoopbackLifecycle, TrackingHTTPServer
-from http.server import BaseHTTPRequestHandler
+from tests.fakes._loopback import LoopbackHandler, LoopbackLifecycle, StopAnswering, TrackingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -129,9 +127,6 @@ class _Fail(Exception):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}
 
-
-class _StopAnswering(Exception):
-    """The emulator is stopping mid-answer; end this response without a word."""
 
 
 def _iso(ts: float) -> str:
@@ -982,17 +977,8 @@ class HubEmulator(LoopbackLifecycle):
         return repo
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackHandler):
     server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        # small SSE writes + Nagle + delayed ACK would add ~40 ms per event
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # the default logs every request to stderr, which garbles test output
 
     def do_GET(self) -> None:  # noqa: N802
         self._dispatch("GET")
@@ -1014,7 +1000,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._stream_logs(result)
             else:
                 self._send_json(*result)
-        except (BrokenPipeError, ConnectionResetError, _StopAnswering):
+        except (BrokenPipeError, ConnectionResetError, StopAnswering):
             self.close_connection = True
 
     def _stream_logs(self, stream: _LogStream) -> None:
@@ -1050,37 +1036,11 @@ class _Handler(BaseHTTPRequestHandler):
             if over:  # `events` was taken at the same instant, so nothing is left to send
                 break
             if owner._stopping.wait(0.02):
-                raise _StopAnswering
+                raise StopAnswering
             if time.monotonic() - last_write >= owner.keepalive_seconds:
                 self._write_chunk(b": keep-alive\n\n")
                 last_write = time.monotonic()
         self._write_chunk(b"")
-
-    def _write_chunk(self, payload: bytes) -> None:
-        if self.server.owner._stopping.is_set():
-            raise _StopAnswering
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
-        self.wfile.flush()
-
-    def _drop_connection(self) -> None:
-        # No terminating zero-length chunk: the client sees a body that ended early,
-        # which is what a cut network looks like.
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-        self.wfile.flush()
 
 
 class _HTTPServer(TrackingHTTPServer):

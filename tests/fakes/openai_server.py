@@ -56,14 +56,12 @@ extra model call fails loudly. ``GET /v1/models`` lists ``model_name``.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from tests.fakes._loopback import LoopbackLifecycle, TrackingHTTPServer
-from http.server import BaseHTTPRequestHandler
+from tests.fakes._loopback import LoopbackHandler, LoopbackLifecycle, StopAnswering, TrackingHTTPServer
 from typing import Any, Union
 
 
@@ -218,21 +216,8 @@ def _stream_chunks(body: dict, reply: Text | ToolCalls | Hang | Disconnect, comp
         yield {**base, "choices": [], "usage": _usage_for(body, reply).to_json()}
 
 
-class _StopAnswering(Exception):
-    """The server is stopping mid-answer; end this response without a word."""
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        super().setup()
-        # small SSE writes + Nagle + delayed ACK would add ~40 ms per request
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # the default logs every request to stderr, which garbles test output
+class _Handler(LoopbackHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         if self.path.rstrip("/") not in ("/v1/models", "/models"):
@@ -254,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.server.owner._take_reply(body)
         try:
             self._answer(body, reply)
-        except (BrokenPipeError, ConnectionResetError, _StopAnswering):
+        except (BrokenPipeError, ConnectionResetError, StopAnswering):
             self.close_connection = True
 
     def _answer(self, body: dict, reply: Any) -> None:
@@ -269,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop_connection()
         elif isinstance(reply, Hang):
             if owner._stopping.wait(reply.seconds):
-                raise _StopAnswering
+                raise StopAnswering
             self._send_json(200, _completion(body, Text(reply.after_text), owner._completion_id()))
         else:
             self._send_json(200, _completion(body, reply, owner._completion_id()))
@@ -284,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
         delay = getattr(reply, "delay", 0.0)
         for number, data in enumerate(_stream_chunks(body, reply, owner._completion_id())):
             if delay and number and owner._stopping.wait(delay):
-                raise _StopAnswering
+                raise StopAnswering
             self._write_chunk(b"data: " + json.dumps(data).encode() + b"\n\n")
         if isinstance(reply, Hang):
             owner._stopping.wait(reply.seconds)
@@ -294,32 +279,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._write_chunk(b"data: [DONE]\n\n")
         self._write_chunk(b"")
-
-    def _write_chunk(self, payload: bytes) -> None:
-        if self.server.owner._stopping.is_set():
-            raise _StopAnswering
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
-        self.wfile.flush()
-
-    def _drop_connection(self) -> None:
-        # Closing without the terminating zero-length chunk makes the client see a body
-        # that ended early, which is what a crashed provider or a cut network looks like.
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def _send_json(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-        self.wfile.flush()
 
 
 class _HTTPServer(TrackingHTTPServer):
