@@ -625,8 +625,13 @@ def wait_for_quiet(limit_s: float, busy_pct: float = 25.0) -> float:
 
 def app_command(home: Path, base_url: str, model: str, extra: str = "") -> str:
     """The shell command the pane runs: the installed app against the loopback model."""
+    # MLINTERN_BENCH_PROFILE=out.prof runs the app under cProfile (slower; for finding hot
+    # spots); MLINTERN_BENCH_WRAPPER="python wrap.py" runs it through a script of yours
+    profile = os.environ.get("MLINTERN_BENCH_PROFILE")
+    app = os.environ.get("MLINTERN_BENCH_WRAPPER") or (
+        f"{sys.executable} -m cProfile -o {profile} -m mlintern_tui.cli" if profile else str(APP))
     return (f"env MLINTERN_HOME={home} OPENAI_BASE_URL={base_url} OPENAI_API_KEY=sk-bench "
-            f"VLLM_BASE_URL={base_url} TERM=tmux-256color COLORTERM=truecolor {APP} -m {model}"
+            f"VLLM_BASE_URL={base_url} TERM=tmux-256color COLORTERM=truecolor {app} -m {model}"
             + (f" {extra}" if extra else ""))
 
 

@@ -33,6 +33,7 @@ from agent.protocol import (
     UserInput,
 )
 from mlintern_tui import __version__
+from mlintern_tui import heap
 from mlintern_tui.bridge import LOG_FLUSH_S, TEXT_FLUSH_S, Bridge
 from mlintern_tui.commands import REGISTRY, SlashCommandProvider
 from mlintern_tui.screens.approval import GRACE_S, ApprovalAnswer, ApprovalScreen
@@ -192,6 +193,7 @@ class MLInternApp(App):
         from agent.session import Session
 
         await asyncio.to_thread(get_litellm)
+        heap.freeze_long_lived()
         try:
             session = Session(self.config, model_id=self.model_arg, cwd=self.cwd,
                               approval_mode=self.start_mode, max_iterations=self.max_iterations,
@@ -238,6 +240,7 @@ class MLInternApp(App):
         self._turn_cost = 0.0
         self._turn_unknown = 0
         self.update_status(busy=False)
+        heap.collect_when_idle()
         if self.queued:
             self._deliver_next()
 
@@ -458,6 +461,7 @@ async def _copy(app: MLInternApp, arg: str) -> None:
 
 def run_app(*, model: str | None = None, yolo: bool = False, max_iterations: int | None = None,
             jobs_backend: str | None = None) -> int:
+    heap.tune()
     app = MLInternApp(model=model, yolo=yolo, max_iterations=max_iterations, jobs_backend=jobs_backend)
     app.run()
     return app.return_code or 0

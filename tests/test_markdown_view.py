@@ -5,7 +5,7 @@ from __future__ import annotations
 from agent.protocol import Ready
 from tests.tui_support import AppUnderTest, feed
 from widgets.conversation import AnswerBlock
-from widgets.markdown_view import SETTLE_CHARS, MarkdownPart, markdown_styles, settle_point
+from widgets.markdown_view import MarkdownPart, SettledMarkdown, markdown_styles, settle_point
 
 
 def test_settle_point_never_cuts_inside_a_code_fence():
@@ -34,13 +34,35 @@ async def test_a_long_answer_settles_into_few_widgets_and_keeps_all_text():
             await conv.write_answer(text[i:i + 350])
         await pilot.pause()
         block = conv.answer
-        parts = list(block.query(MarkdownPart))
+        settled, live = block.query_one(SettledMarkdown), block.query_one(MarkdownPart)
         assert block.text == text
-        assert "".join(p.text for p in parts) == text  # nothing lost or duplicated at the cuts
-        assert 10 < len(parts) < len(text) // SETTLE_CHARS + 5  # a widget per ~1,200 chars, not per paragraph
-        assert len(list(block.walk_children())) == len(parts)
+        assert settled.text + live.text == text  # nothing lost or duplicated at the cuts
+        assert len(settled.chunks) > 10 and len(live.text) < 2_000
+        assert list(block.children) == [settled, live]  # two widgets, however long the answer
+        # the settled lines are the chunks rendered in order: first and last paragraphs show
+        lines = [settled.render_line(y).text for y in range(settled.size.height)]
+        assert lines[0].strip().startswith("Paragraph 0:")
+        assert any("Paragraph 199:" in line for line in lines)
         await conv.end_answer(text)
-        assert "".join(p.text for p in block.query(MarkdownPart)) == text
+        assert block.text == text
+
+
+async def test_settled_lines_follow_width_and_theme():
+    text = "\n\n".join(f"Paragraph {i}: " + "word " * 40 for i in range(60)) + "\n\ntail"
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.conversation.write_answer(text)
+        await pilot.pause()
+        settled = app.conversation.answer.query_one(SettledMarkdown)
+        narrow_height, first = settled.size.height, settled.render_line(0)
+        await pilot.resize_terminal(200, 36)
+        await pilot.pause()
+        assert settled.size.width > 100
+        assert settled.size.height < narrow_height  # re-wrapped at the new width, not clipped
+        app.theme = "mlintern-light"
+        await pilot.pause()
+        assert settled.render_line(0) != first
+        assert "Paragraph 0:" in settled.render_line(0).text
 
 
 async def test_theme_switch_repaints_settled_parts():

@@ -17,7 +17,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from agent.protocol import Receipt
-from widgets.markdown_view import SETTLE_CHARS, MarkdownPart, settle_point
+from widgets.markdown_view import SETTLE_CHARS, MarkdownPart, SettledMarkdown, settle_point
 
 STATE_ICONS = {
     "pending": "…",
@@ -76,7 +76,7 @@ class UserBlock(Static):
 
 class AnswerBlock(Widget):
     """One assistant answer. Text arrives in coalesced batches (the bridge flushes ~20 times
-    a second); finished blocks settle into parts that are never re-rendered, only the live
+    a second); finished blocks settle into one widget that renders each once, only the live
     tail is (see widgets/markdown_view.py for why this is not a Markdown widget)."""
 
     # ``layout: stream`` keeps the placements of settled parts, so appending to a long
@@ -88,31 +88,34 @@ class AnswerBlock(Widget):
     def __init__(self) -> None:
         super().__init__()
         self.text = ""
-        self._settled = 0  # chars of ``text`` that live in settled parts
+        self._settled_chars = 0  # chars of ``text`` that live in the settled widget
+        self._settled: SettledMarkdown | None = None
         self._live: MarkdownPart | None = None
 
     def on_mount(self) -> None:
         self.watch(self.app, "theme", self._repaint, init=False)
 
     def _repaint(self) -> None:
-        for part in self.query(MarkdownPart):
+        for part in self.query("MarkdownPart, SettledMarkdown"):
             part.refresh(layout=True)
 
     async def write(self, fragment: str) -> None:
         if not fragment:
             return
         self.text += fragment
-        tail = self.text[self._settled:]
+        tail = self.text[self._settled_chars:]
         if len(tail) > SETTLE_CHARS:
             cut = settle_point(tail)
             if cut:
-                settled = MarkdownPart(tail[:cut])
-                self._settled += cut
+                if self._settled is None:
+                    self._settled = SettledMarkdown()
+                    if self._live is not None:
+                        await self.mount(self._settled, before=self._live)
+                    else:
+                        await self.mount(self._settled)
+                self._settled.append(tail[:cut])
+                self._settled_chars += cut
                 tail = tail[cut:]
-                if self._live is not None:
-                    await self.mount(settled, before=self._live)
-                else:
-                    await self.mount(settled)
         if self._live is None:
             self._live = MarkdownPart(tail)
             await self.mount(self._live)
@@ -126,7 +129,8 @@ class AnswerBlock(Widget):
 
     async def reset(self) -> None:
         self.text = ""
-        self._settled = 0
+        self._settled_chars = 0
+        self._settled = None
         self._live = None
         await self.remove_children()
 

@@ -2,10 +2,12 @@
 
 Textual's Markdown widget makes every paragraph, list item and code fence a widget; a
 20,000-token answer becomes ~1,200 widgets and every append re-lays out all of them
-(measured: ~110 ms per layout pass, keys echoing after up to 2 s). Here an answer is a few
-plain widgets: the text is cut at block boundaries into settled parts, each one widget
-rendering Rich Markdown once, plus one small live part re-rendered as tokens arrive.
-Colours come from the app theme's variables at render time, so a theme switch repaints.
+(measured: ~110 ms per layout pass, keys echoing after up to 2 s). Here an answer is two
+widgets whatever its length: the text is cut at block boundaries into settled chunks, each
+rendered with Rich Markdown once into lines that ``SettledMarkdown`` keeps and serves, plus
+one small live part re-rendered as tokens arrive. Every layout pass walks every widget on
+the screen, so the count matters more than the size. Colours come from the app theme's
+variables at render time, so a theme switch repaints.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from typing import Any, Callable
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.theme import Theme
 from textual.color import Color
-from textual.widgets import Static
+from textual.geometry import Size
+from textual.selection import Selection
+from textual.strip import Strip
+from textual.visual import Visual, visualize
+from textual.widget import Widget
 
 #: a part settles once the live text is this long and has a block boundary to cut at
 SETTLE_CHARS = 1200
@@ -128,38 +134,99 @@ def settle_point(text: str) -> int:
     return point
 
 
-class MarkdownPart(Static):
-    """One settled or live piece of an answer."""
+class _MarkdownLines(Widget):
+    """Markdown rendered to lines once per (text, width, theme) and served by ``render_line``.
 
-    DEFAULT_CSS = "MarkdownPart { height: auto; }"
+    A Static would render its renderable once to measure the height and again to draw it;
+    here one render feeds both, and a new text that keeps the height repaints without a
+    layout pass (a layout pass redraws the whole screen)."""
 
-    def __init__(self, text: str, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.text = text
-        self._measured_height: int | None = None
-        self._show(text)
+    DEFAULT_CSS = "_MarkdownLines { height: auto; }"
 
     def _styles(self) -> tuple[dict[str, str], str]:
         app = self.app
         theme = app.current_theme
         return markdown_styles(app.get_css_variables(), theme.name, theme.dark)
 
-    def _show(self, text: str) -> None:
+    def _render_text(self, text: str, width: int) -> list[Strip]:
+        visual = visualize(self, MarkdownText(text, self._styles))
+        return Visual.to_strips(self, visual, width, None, self.visual_style, pad=True)
+
+    def _lines(self, width: int) -> list[Strip]:
+        raise NotImplementedError
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self._lines(width)) if width > 0 else 0
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        lines = self._lines(width) if width > 0 else []
+        return lines[y] if y < len(lines) else Strip.blank(width, self.visual_style.rich_style)
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        lines = self._lines(self.size.width) if self.size.width > 0 else []
+        return selection.extract("\n".join(strip.text.rstrip() for strip in lines)), "\n"
+
+
+class MarkdownPart(_MarkdownLines):
+    """The live tail of an answer, re-rendered as tokens arrive."""
+
+    DEFAULT_CSS = "MarkdownPart { height: auto; }"
+
+    def __init__(self, text: str, **kwargs: Any):
+        super().__init__(**kwargs)
         self.text = text
-        self.update(MarkdownText(text, self._styles))
+        self._strips: list[Strip] = []
+        self._key: tuple[str, int, str] | None = None
+
+    def _lines(self, width: int) -> list[Strip]:
+        key = (self.text, width, self.app.current_theme.name)
+        if key != self._key:
+            self._key, self._strips = key, self._render_text(self.text, width)
+        return self._strips
 
     def set_text(self, text: str) -> None:
-        """Replace the text; re-layout the screen only if the part's height changed (most
-        batches of tokens extend the last line and do not - a layout pass redraws
-        everything)."""
+        """Replace the text; lay out again only if the height changed (most batches of
+        tokens extend the last line and do not)."""
         if text == self.text:
             return
         self.text = text
-        renderable = MarkdownText(text, self._styles)
-        width = self.content_region.width if self.is_mounted else 0
-        height = None
-        if width > 0:
-            console = self.app.console
-            height = len(console.render_lines(renderable, console.options.update_width(width), pad=False))
-        self.update(renderable, layout=height is None or height != self._measured_height)
-        self._measured_height = height
+        width = self.size.width if self.is_mounted else 0
+        if width <= 0:
+            self.refresh(layout=True)
+            return
+        before = len(self._strips)
+        after = len(self._lines(width))
+        self.refresh(layout=after != before)
+
+
+class SettledMarkdown(_MarkdownLines):
+    """The finished part of an answer: Markdown chunks rendered once each, at the current
+    width and theme; appending a chunk renders only that chunk, a resize or a theme switch
+    renders them all again."""
+
+    DEFAULT_CSS = "SettledMarkdown { height: auto; }"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[str] = []
+        self._strips: list[Strip] = []
+        self._rendered = 0  # chunks already in _strips
+        self._key: tuple[int, str] | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+    def append(self, text: str) -> None:
+        self.chunks.append(text)
+        self.refresh(layout=True)
+
+    def _lines(self, width: int) -> list[Strip]:
+        key = (width, self.app.current_theme.name)
+        if key != self._key:
+            self._key, self._strips, self._rendered = key, [], 0
+        while self._rendered < len(self.chunks):
+            self._strips.extend(self._render_text(self.chunks[self._rendered], width))
+            self._rendered += 1
+        return self._strips

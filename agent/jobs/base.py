@@ -25,10 +25,12 @@ class JobError(Exception):
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What to run. Exactly one of ``script`` (Python source, run with uv or python) and
-    ``command`` (Docker mode: argv inside ``image``)."""
+    """What to run. Exactly one of ``script`` (Python source, run with uv or python),
+    ``script_url`` (an http(s) URL uv fetches and runs; only where ``accepts_script_urls``)
+    and ``command`` (Docker mode: argv inside ``image``)."""
 
     script: str | None = None
+    script_url: str | None = None
     script_args: tuple[str, ...] = ()
     command: tuple[str, ...] | None = None
     image: str | None = None
@@ -62,6 +64,8 @@ class JobInfo:
 
 class JobBackend(abc.ABC):
     name: str
+    #: whether ``JobSpec.script_url`` can be run (uv on a remote machine fetches it)
+    accepts_script_urls: bool = False
 
     @abc.abstractmethod
     async def run(self, spec: JobSpec) -> JobInfo:
@@ -84,3 +88,46 @@ class JobBackend(abc.ABC):
     @abc.abstractmethod
     async def fetch_logs(self, job_id: str) -> list[str]:
         """All log lines so far, without following (used to reconcile after a drop)."""
+
+
+@dataclass
+class ScheduledJobInfo:
+    """A recurring job: the spec it submits on each tick of ``schedule``."""
+
+    id: str
+    backend: str
+    schedule: str
+    suspended: bool
+    namespace: str | None = None
+    flavor: str = ""
+    command: str = ""  # a one-line summary of what each run executes
+    timeout_s: int | None = None
+    created_at: float | None = None
+    next_run_at: float | None = None
+    last_job_id: str | None = None
+    last_job_at: float | None = None
+    url: str | None = None
+
+
+class ScheduledJobs(abc.ABC):
+    """Optional: backends that can run a job on a schedule (HF Jobs). The tool checks
+    ``isinstance(backend, ScheduledJobs)`` and explains the limit to others."""
+
+    @abc.abstractmethod
+    async def schedule(self, spec: JobSpec, schedule: str, *, suspend: bool = False) -> ScheduledJobInfo:
+        """Create the schedule (validating the namespace first); nothing runs now."""
+
+    @abc.abstractmethod
+    async def list_scheduled(self, namespace: str | None = None) -> list[ScheduledJobInfo]: ...
+
+    @abc.abstractmethod
+    async def inspect_scheduled(self, scheduled_job_id: str, namespace: str | None = None) -> ScheduledJobInfo: ...
+
+    @abc.abstractmethod
+    async def delete_scheduled(self, scheduled_job_id: str, namespace: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    async def suspend_scheduled(self, scheduled_job_id: str, namespace: str | None = None) -> ScheduledJobInfo: ...
+
+    @abc.abstractmethod
+    async def resume_scheduled(self, scheduled_job_id: str, namespace: str | None = None) -> ScheduledJobInfo: ...

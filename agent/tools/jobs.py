@@ -2,19 +2,23 @@
 
 ``run`` returns once the job is accepted (with its first log lines); the job monitor follows
 it in the background and the model gets a note when it ends. Scripts travel as content:
-inline code, or a local file path whose text is sent - never a path that only exists here.
+inline code, or a local file path whose text is sent - never a path that only exists here -
+or, on HF Jobs, an http(s) URL that uv fetches remotely. The ``scheduled *`` operations
+need a backend with schedules (HF Jobs); scheduled runs are not followed by the monitor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from agent.jobs.base import JobError, JobSpec
-from agent.jobs.pricing import estimate_cost, hourly_price, is_gpu, parse_timeout
+from agent.jobs.base import JobError, JobSpec, ScheduledJobInfo, ScheduledJobs
+from agent.jobs.pricing import default_prices, estimate_cost, hourly_price, is_gpu, parse_timeout
 from agent.tools.base import ApprovalSettings, Tool, ToolContext, ToolParams, ToolResult
 
 Operation = Literal[
@@ -27,9 +31,12 @@ LOG_TAIL = 60
 
 class HfJobsParams(ToolParams):
     operation: Operation = Field(description="What to do. `run` starts a job and returns once it is accepted; "
-                                             "`logs`/`inspect` check on it; `ps` lists jobs; `cancel` stops one.")
-    script: str | None = Field(None, description="Python code to run (inline source), or a path to a local .py file "
-                                                 "whose content is sent. Exactly one of script / command for run.")
+                                             "`logs`/`inspect` check on it; `ps` lists jobs; `cancel` stops one. "
+                                             "`scheduled run` creates a recurring job (needs `schedule`); "
+                                             "`scheduled ps/inspect/delete/suspend/resume` manage them (HF Jobs only).")
+    script: str | None = Field(None, description="Python code to run (inline source), a path to a local .py file "
+                                                 "whose content is sent, or (HF Jobs) an http(s) URL of a script. "
+                                                 "Exactly one of script / command for run and scheduled run.")
     script_args: list[str] = Field(default_factory=list, description="Arguments passed to the script.")
     dependencies: list[str] = Field(default_factory=list, description="pip packages the script needs (installed with uv).")
     image: str | None = Field(None, description="Docker mode: the image to run `command` in.")
@@ -52,12 +59,19 @@ class HfJobsTool(Tool):
         "background and you get a [JOB UPDATE] note when it ends. Check progress with `logs` (latest lines) or "
         "`inspect`. Send the training code itself as `script` (inline code or a local .py path whose content is "
         "sent); paths that exist only on this machine are meaningless to a remote job. Smoke-test on cpu-basic "
-        "with a tiny subset before paying for a GPU; GPU runs always need the user's approval."
+        "with a tiny subset before paying for a GPU; GPU runs always need the user's approval. On HF Jobs, "
+        "`scheduled run` creates a recurring job (cron or @hourly/@daily/...; always needs approval) and the other "
+        "`scheduled` operations list, inspect, suspend, resume or delete them."
     )
     Params = HfJobsParams
 
     def approval_reason(self, params: HfJobsParams, settings: ApprovalSettings) -> str | None:
         op = params.operation
+        if op == "scheduled run":
+            per_run = estimate_cost(params.hardware_flavor, parse_timeout(params.timeout))
+            money = f"up to ${per_run:.2f} per run" if per_run is not None else "cost per run cannot be estimated"
+            return (f"scheduled job on {params.hardware_flavor} ({params.schedule or 'no schedule'}, {money}): "
+                    "it repeats and its cost is unbounded, so it always asks")
         if op.startswith("scheduled"):
             return "scheduled jobs repeat and their cost is unbounded: always asks"
         if op != "run":
@@ -109,48 +123,58 @@ class HfJobsTool(Tool):
                 head = f"Job {info.id} is {info.stage}; {len(lines)} log lines"
                 head += f", showing the last {len(tail)}:" if len(lines) > len(tail) else ":"
                 return ToolResult(head + "\n" + "\n".join(tail))
-            return ToolResult(
-                f"ERROR: `{op}` needs Hugging Face Jobs, and this session runs jobs locally "
-                f"({jobs.backend.name} backend). Set HF_TOKEN and start with --jobs-backend hf.", success=False)
+            if not isinstance(jobs.backend, ScheduledJobs):
+                return ToolResult(
+                    f"ERROR: `{op}` needs Hugging Face Jobs, and this session runs jobs locally "
+                    f"({jobs.backend.name} backend). Set HF_TOKEN and start with --jobs-backend hf.", success=False)
+            return await self._scheduled(params, ctx)
         except JobError as exc:
             return ToolResult(f"ERROR: {exc}", success=False)
 
-    async def _run(self, params: HfJobsParams, ctx: ToolContext) -> ToolResult:
-        jobs = ctx.jobs
+    def _spec(self, params: HfJobsParams, ctx: ToolContext) -> JobSpec | ToolResult:
+        """The JobSpec for `run` / `scheduled run`, or the refusal that explains what is wrong."""
+        backend = ctx.jobs.backend
         if (params.script is None) == (params.command is None):
-            return ToolResult("ERROR: `run` needs exactly one of `script` (Python code) or `command` (Docker mode). "
-                              "NOT executed.", success=False)
+            return _refuse(f"`{params.operation}` needs exactly one of `script` (Python code, a .py path or an "
+                           "http(s) URL) or `command` (Docker mode).")
         timeout_s = parse_timeout(params.timeout)
         if timeout_s is None:
-            return ToolResult(f"ERROR: cannot read timeout {params.timeout!r}; use e.g. '30m' or '2h'. NOT executed.",
-                              success=False)
-        script = params.script
-        if script is not None and "\n" not in script and script.strip().endswith(".py"):
+            return _refuse(f"cannot read timeout {params.timeout!r}; use e.g. '30m' or '2h'.")
+        script, script_url = params.script, None
+        if script is not None and _is_url(script):
+            if not getattr(backend, "accepts_script_urls", False):
+                return _refuse("a script URL needs Hugging Face Jobs (uv fetches it on the remote machine), and this "
+                               f"session runs jobs locally ({backend.name} backend). Pass the code itself as `script`.")
+            script, script_url = None, script.strip()
+        elif script is not None and "\n" not in script and script.strip().endswith(".py"):
             path = Path(script.strip()).expanduser()
             path = path if path.is_absolute() else ctx.cwd / path
             if not path.is_file():
-                return ToolResult(f"ERROR: {script} is not a file here, and a remote job cannot see this machine's "
-                                  "files. Pass the code itself as `script`. NOT executed.", success=False)
+                return _refuse(f"{script} is not a file here, and a remote job cannot see this machine's files. "
+                               "Pass the code itself as `script`.")
             script = path.read_text(encoding="utf-8")
-        if script is not None and script.strip().startswith(("http://", "https://")) and "\n" not in script.strip():
-            return ToolResult("ERROR: script URLs are not supported yet; pass the code itself as `script`. "
-                              "NOT executed.", success=False)
-        spec = JobSpec(
-            script=script, script_args=tuple(params.script_args), command=tuple(params.command) if params.command else None,
-            image=params.image, dependencies=tuple(params.dependencies), env=dict(params.env),
-            flavor=params.hardware_flavor, timeout_s=timeout_s, namespace=params.namespace,
+        return JobSpec(
+            script=script, script_url=script_url, script_args=tuple(params.script_args),
+            command=tuple(params.command) if params.command else None, image=params.image,
+            dependencies=tuple(params.dependencies), env=dict(params.env), flavor=params.hardware_flavor,
+            timeout_s=timeout_s, namespace=params.namespace,
         )
-        info = await jobs.backend.run(spec)
+
+    async def _run(self, params: HfJobsParams, ctx: ToolContext) -> ToolResult:
+        jobs = ctx.jobs
+        spec = self._spec(params, ctx)
+        if isinstance(spec, ToolResult):
+            return spec
+        await _refresh_prices(jobs.backend)
+        try:
+            info = await jobs.backend.run(spec)
+        except JobError as exc:
+            return ToolResult(f"ERROR: {exc} NOT executed.", success=False)
         watched = jobs.monitor.watch(jobs.backend, info, turn=jobs.turn())
         deadline = asyncio.get_running_loop().time() + jobs.first_lines_wait_s
         while watched.lines_seen < 5 and not watched.info.finished and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        price = hourly_price(info.flavor)
-        estimate = estimate_cost(info.flavor, timeout_s)
-        money = (f"${price:.2f}/h, at most ${estimate:.2f} for the {params.timeout} timeout" if price is not None
-                 else "price unknown")
-        if jobs.backend.name == "local":
-            money = "local CPU, $0"
+        money = "local CPU, $0" if jobs.backend.name == "local" else _money(info.flavor, spec.timeout_s, params.timeout)
         lines = [f"Job {info.id} accepted on {info.flavor} ({jobs.backend.name} backend, {money}). Status: {watched.info.stage}.",
                  f"Log: {watched.log_path}"]
         if watched.tail:
@@ -158,6 +182,113 @@ class HfJobsTool(Tool):
         lines.append("It keeps running in the background: you will get a [JOB UPDATE] note when it ends. "
                      "Use hf_jobs logs / inspect with this job_id to check on it; do not wait in a loop.")
         return ToolResult("\n".join(lines))
+
+    async def _scheduled(self, params: HfJobsParams, ctx: ToolContext) -> ToolResult:
+        backend = ctx.jobs.backend
+        op = params.operation
+        if op == "scheduled run":
+            if not params.schedule or not _valid_schedule(params.schedule):
+                return ToolResult(f"ERROR: `scheduled run` needs `schedule`: a 5-field cron expression such as "
+                                  f"'0 3 * * *' or one of {', '.join(SCHEDULE_ALIASES)} (got {params.schedule!r}). "
+                                  "Nothing was scheduled.", success=False)
+            spec = self._spec(params, ctx)
+            if isinstance(spec, ToolResult):
+                return spec
+            await _refresh_prices(backend)
+            try:
+                info = await backend.schedule(spec, params.schedule.strip())
+            except JobError as exc:
+                return ToolResult(f"ERROR: {exc} Nothing was scheduled.", success=False)
+            return ToolResult("\n".join([
+                f"Scheduled job {info.id} created under {info.namespace}: runs {info.schedule} on {info.flavor}; "
+                f"each run: {_money(info.flavor, spec.timeout_s, params.timeout)}.",
+                _state_line(info),
+                f"Each run executes: {info.command}",
+                "Nothing runs now. Every run is a separate job billed on its own and is not followed here: "
+                "`scheduled inspect` shows the last run's job id, then use `logs` / `inspect` with it. "
+                "Stop the schedule with `scheduled suspend` or `scheduled delete`.",
+            ]))
+        if op == "scheduled ps":
+            infos = await backend.list_scheduled(params.namespace)
+            if not infos:
+                return ToolResult("No scheduled jobs" + (f" under {params.namespace}." if params.namespace else "."))
+            rows = [f"{len(infos)} scheduled job(s):"]
+            rows += [f"{i.id}  {i.schedule:<12} {i.flavor:<12} {'SUSPENDED' if i.suspended else 'active':<9} "
+                     f"next run: {_when(i.next_run_at)}; last job: {i.last_job_id or 'none yet'}" for i in infos]
+            return ToolResult("\n".join(rows))
+        if not params.scheduled_job_id:
+            return ToolResult(f"ERROR: `{op}` needs scheduled_job_id (see `scheduled ps`).", success=False)
+        sid = params.scheduled_job_id
+        if op == "scheduled delete":
+            await backend.delete_scheduled(sid, params.namespace)
+            return ToolResult(f"Scheduled job {sid} deleted: no further runs will start. A run already started "
+                              "keeps going; stop it with `cancel` and its job_id.")
+        if op == "scheduled suspend":
+            info = await backend.suspend_scheduled(sid, params.namespace)
+            return ToolResult(f"Scheduled job {sid} suspended: no runs start until `scheduled resume`.\n"
+                              + _state_line(info))
+        if op == "scheduled resume":
+            info = await backend.resume_scheduled(sid, params.namespace)
+            return ToolResult(f"Scheduled job {sid} resumed.\n" + _state_line(info))
+        info = await backend.inspect_scheduled(sid, params.namespace)
+        lines = [f"Scheduled job {info.id} under {info.namespace}: {info.schedule} on {info.flavor}.",
+                 _state_line(info), f"Each run executes: {info.command}"]
+        if info.created_at:
+            lines.append(f"Created: {_when(info.created_at, relative=False)}.")
+        return ToolResult("\n".join(lines))
+
+
+SCHEDULE_ALIASES = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually")
+
+
+def _valid_schedule(schedule: str) -> bool:
+    """A shape check only (the Hub validates the fields): an alias, or five cron fields."""
+    text = schedule.strip()
+    return text in SCHEDULE_ALIASES or (len(text.split()) == 5 and not text.startswith("@"))
+
+
+def _is_url(script: str) -> bool:
+    text = script.strip()
+    return text.startswith(("http://", "https://")) and not any(c.isspace() for c in text)
+
+
+def _refuse(message: str) -> ToolResult:
+    return ToolResult(f"ERROR: {message} NOT executed.", success=False)
+
+
+async def _refresh_prices(backend) -> None:
+    """Ask the Hub for current prices when the cached ones are stale (at most one quick try;
+    failures leave the offline table in place)."""
+    refresh = getattr(backend, "refresh_prices", None)
+    if refresh is not None and default_prices().needs_refresh():
+        await refresh()
+
+
+def _money(flavor: str, timeout_s: int, timeout: str) -> str:
+    price = hourly_price(flavor)
+    if price is None:
+        return "price unknown"
+    source = "the Hub's price list" if default_prices().source == "hub" else "the offline price list"
+    return f"${price:.2f}/h per {source}, at most ${estimate_cost(flavor, timeout_s):.2f} for the {timeout} timeout"
+
+
+def _when(ts: float | None, relative: bool = True) -> str:
+    if ts is None:
+        return "none"
+    moment = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if not relative:
+        return moment
+    minutes = int((ts - time.time()) // 60)
+    if minutes < 0:
+        return moment
+    span = f"{minutes // 1440}d {minutes % 1440 // 60}h" if minutes >= 1440 else f"{minutes // 60}h {minutes % 60:02d}m"
+    return f"{moment} (in {span})"
+
+
+def _state_line(info: ScheduledJobInfo) -> str:
+    last = "none yet" if not info.last_job_id else f"{info.last_job_id} at {_when(info.last_job_at, relative=False)}"
+    nxt = "none while suspended" if info.suspended else _when(info.next_run_at)
+    return f"Suspended: {'yes' if info.suspended else 'no'}. Next run: {nxt}. Last job: {last}."
 
 
 def _describe(info, jobs) -> str:

@@ -431,6 +431,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", r"/api/spaces/(?P<repo>[^/]+/[^/]+)/secrets", "_add_secret"),
         ("DELETE", r"/api/spaces/(?P<repo>[^/]+/[^/]+)/secrets", "_delete_secret"),
         ("GET", r"/api/spaces/(?P<repo>[^/]+/[^/]+)/runtime", "_space_runtime"),
+        ("POST", r"/api/validate-yaml", "_validate_yaml"),
     ]
 ]
 
@@ -451,6 +452,7 @@ class HubEmulator(LoopbackLifecycle):
         self._requests: list[RecordedRequest] = []
         self._job_scripts: deque[JobScript] = deque()
         self._run_failures: deque[tuple[int, str]] = deque()
+        self._hardware_failures: deque[tuple[int, str]] = deque()
         self._space_scripts: deque[tuple[tuple[str, ...], str | None]] = deque()
         self._jobs: dict[str, _Job] = {}
         self._scheduled: dict[str, _ScheduledJob] = {}
@@ -507,10 +509,16 @@ class HubEmulator(LoopbackLifecycle):
             self._job_scripts.append(script)
 
     def fail_next_run(self, status: int = 402, message: str = "Insufficient credits to run this job") -> None:
-        """Answer the next job submission (run_job, run_uv_job, rerun_job, trigger_scheduled_job)
-        with ``status`` and the Hub's error body ``{"error": message}``; queue several by calling again."""
+        """Answer the next job submission (run_job, run_uv_job, rerun_job, trigger_scheduled_job,
+        create_scheduled_job) with ``status`` and the Hub's error body ``{"error": message}``;
+        queue several by calling again."""
         with self._lock:
             self._run_failures.append((status, message))
+
+    def fail_hardware_list(self, times: int = 1, status: int = 500, message: str = "Internal Error") -> None:
+        """Answer the next ``times`` ``GET /api/jobs/hardware`` requests with ``status``."""
+        with self._lock:
+            self._hardware_failures.extend([(status, message)] * times)
 
     def script_space(
         self,
@@ -706,6 +714,8 @@ class HubEmulator(LoopbackLifecycle):
         return {"standardEnvVars": [], "harnesses": {}}
 
     def _hardware_list(self, call: _Call) -> list:
+        if self._hardware_failures:
+            raise _Fail(*self._hardware_failures.popleft())
         return [_hardware_json(name, price) for name, price in self._prices.items()]
 
     # ---- jobs ----
@@ -803,6 +813,8 @@ class HubEmulator(LoopbackLifecycle):
         user = self._member(call, namespace)
         body = call.body if isinstance(call.body, dict) else {}
         spec = self._check_spec(body.get("jobSpec"))
+        if self._run_failures:  # scripted billing refusals apply to creating a schedule too
+            raise _Fail(*self._run_failures.popleft())
         now = time.time()
         scheduled = _ScheduledJob(
             f"{int(now):08x}{next(self._ids):016x}",
@@ -970,6 +982,16 @@ class HubEmulator(LoopbackLifecycle):
     def _space_runtime(self, call: _Call) -> dict:
         self._user(call)
         return self._repo("space", call.params["repo"]).runtime_json()
+
+    def _validate_yaml(self, call: _Call) -> Any:
+        """README front matter check that upload_file runs before pushing a README.md; a Space
+        card must name its sdk."""
+        self._user(call)
+        body = call.body if isinstance(call.body, dict) else {}
+        content = str(body.get("content") or "")
+        if body.get("repoType") == "space" and not re.search(r"\A---\n(?:.*\n)*?sdk: *\S+\n(?:.*\n)*?---", content):
+            return 400, {"errors": [{"message": "a Space README needs front matter with an 'sdk'"}], "warnings": []}
+        return {"errors": [], "warnings": []}
 
     def _writable_repo_by_id(self, call: _Call) -> _Repo:
         repo = self._repo("space", call.params["repo"])

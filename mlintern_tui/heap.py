@@ -1,0 +1,46 @@
+"""Keeping Python's garbage collector from freezing the screen.
+
+Measured while a 20,000-token answer streams (in-process, 120x36): with the default
+thresholds the collector ran ~2,000 young and 6 full collections in 10 s; the full ones
+walk every object alive - about a million of them once litellm is imported - and took up
+to 324 ms each, 1.8 s in all. Rendering makes a lot of short-lived reference cycles
+(Textual strips that cache themselves), so collections cannot simply be turned off.
+
+- ``tune``: a young generation big enough to hold a frame's temporaries, so they are
+  garbage by the time it is collected and are not promoted (11 young collections per 10 s,
+  none older; 0.15 s in all, the longest 30 ms);
+- ``freeze_long_lived``: after litellm is loaded, its objects leave the collector's sight
+  (they live as long as the process);
+- ``collect_when_idle``: a full collection at the end of a turn, at most once every two
+  minutes, so the long-lived part does not grow until a full collection lands mid-stream.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+YOUNG_THRESHOLD = 50_000
+IDLE_COLLECT_EVERY_S = 120.0
+
+_last_full = time.monotonic()
+
+
+def tune() -> None:
+    gc.set_threshold(YOUNG_THRESHOLD, 20, 100)
+
+
+def freeze_long_lived() -> None:
+    gc.collect()
+    gc.freeze()
+
+
+def collect_when_idle(now: float | None = None) -> bool:
+    """Run a full collection if the last one was long enough ago; True if it ran."""
+    global _last_full
+    now = time.monotonic() if now is None else now
+    if now - _last_full < IDLE_COLLECT_EVERY_S:
+        return False
+    _last_full = now
+    gc.collect()
+    return True
