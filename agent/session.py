@@ -115,10 +115,12 @@ class Session:
         self._username_task: asyncio.Task | None = None
         self.hf_username: str | None = None
         self.tool_state = SessionToolState()
+        self.sandbox = self._sandbox_manager()
+        self._prices_task: asyncio.Task | None = None
         if tools is None:
             from agent.tools import default_tools
 
-            tools = default_tools()
+            tools = default_tools(sandbox=self.sandbox is not None)
         self.router = ToolRouter(tools)
         model = resolve_model(default_model_id(model_id or self.config.model))
         mode = approval_mode or self.config.approval_mode
@@ -150,6 +152,15 @@ class Session:
         )
         self.engine.notes_source = self.jobs.monitor.drain_notes
         self._render_system_prompt()
+
+    @staticmethod
+    def _sandbox_manager():
+        token = hf_token()
+        if not token or os.environ.get("HF_HUB_OFFLINE") == "1":
+            return None
+        from agent.sandbox.manager import SandboxManager
+
+        return SandboxManager(token)
 
     @staticmethod
     def _job_backend(jobs_dir: Path, choice: str):
@@ -211,6 +222,7 @@ class Session:
             log=lambda line: self.engine.emit(ToolLog(tool=tool_name, log=line, tool_call_id=call_id)),
             on_plan=lambda plan: self.engine.emit(PlanUpdate(plan=list(plan))),
             jobs=self.jobs,
+            sandbox=self.sandbox,
         )
 
     def _render_system_prompt(self) -> None:
@@ -245,6 +257,10 @@ class Session:
 
     async def run(self) -> None:
         self._username_task = asyncio.create_task(self._lookup_username())
+        refresh = getattr(self.jobs.backend, "refresh_prices", None)
+        if refresh is not None:
+            # the first approval card's estimate should already use the Hub's prices
+            self._prices_task = asyncio.create_task(refresh())
         self.emit(Ready(
             model=self.model.id, model_label=self.model.label, tool_count=len(self.router),
             cwd=str(self.cwd), is_demo=self.model.is_demo,
@@ -261,8 +277,16 @@ class Session:
                     continue
                 await self._handle(op)
         finally:
-            if self._username_task and not self._username_task.done():
-                self._username_task.cancel()
+            for task in (self._username_task, self._prices_task):
+                if task and not task.done():
+                    task.cancel()
+            if self.sandbox is not None:
+                # a sandbox is a Space that bills by the hour: never leave one behind
+                try:
+                    await asyncio.shield(self.sandbox.teardown(
+                        log=lambda line: self.engine.emit(ToolLog(tool="sandbox", log=line))))
+                except Exception:
+                    pass
             # local jobs are this process's children: stop them with it (HF jobs keep running)
             shutdown = getattr(self.jobs.backend, "shutdown", None)
             if shutdown is not None:

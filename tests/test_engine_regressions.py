@@ -12,7 +12,7 @@ import pytest
 import tests.engine_support as support
 from agent.config import Config, LLMSettings
 from agent.protocol import Compact, ExecApproval, Interrupt, Shutdown, ToolDecision, UserInput
-from tests.engine_support import collect_until, of_type
+from tests.engine_support import collect_until
 from tests.fakes import Call, Disconnect, Hang, HTTPError, Text, ToolCalls
 
 _SESSIONS = []
@@ -78,7 +78,7 @@ async def test_compact_while_an_approval_waits_gives_one_result_per_call(llm_ser
     s.submit(Compact())
     await collect_until(sub, stop={"compacted", "error"})
     s.submit(ExecApproval(decisions=[ToolDecision(tool_call_id="p1", approved=True)]))
-    evs = await collect_until(sub)
+    await collect_until(sub)
     await stop(s)
     body = llm_server.requests[-1]
     ids = [m["tool_call_id"] for m in body["messages"] if m["role"] == "tool"]
@@ -113,7 +113,7 @@ async def test_the_model_sees_the_arguments_the_user_edited(llm_server, monkeypa
     llm_server.script(ToolCalls([Call("e1", "bash", json.dumps({"command": "echo model-version > out.txt"}))]), Text("done"))
     s = make_session(llm_server, monkeypatch, tmp_path, approval_mode="ask")
     sub = await start(s, "write")
-    evs = await collect_until(sub)
+    await collect_until(sub)
     s.submit(ExecApproval(decisions=[ToolDecision(tool_call_id="e1", approved=True, edited_args={"command": "echo user-version > other.txt"})]))
     await collect_until(sub)
     msgs = [m for m in llm_server.requests[-1]["messages"] if m["role"] in ("assistant", "tool")]

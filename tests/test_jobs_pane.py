@@ -10,6 +10,7 @@ from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input
 
+from agent.jobs.loss import LossTracker
 from agent.protocol import JobUpdate
 from themes import DEFAULT_THEME, THEMES
 from widgets.jobs_pane import JobsPane
@@ -43,14 +44,15 @@ class Clock:
 class PaneHost(App):
     CSS = "#holder { height: 1fr; }"
 
-    def __init__(self, clock: Clock | None = None, setup=None):
+    def __init__(self, clock: Clock | None = None, setup=None, loss_tracker=LossTracker):
         super().__init__()
         self.clock = clock or Clock()
         self.setup = setup
+        self.loss_tracker = loss_tracker
 
     def compose(self) -> ComposeResult:
         with Vertical(id="holder"):
-            yield JobsPane(clock=self.clock)
+            yield JobsPane(loss_tracker=self.loss_tracker, clock=self.clock)
 
     def on_mount(self) -> None:
         for theme in THEMES:
@@ -65,7 +67,8 @@ class PaneHost(App):
         return self.query_one(JobsPane)
 
 
-def update(job_id: str, status: str, flavor: str = "a10g-large", cost: float | None = None, detail: str = "") -> JobUpdate:
+def update(job_id: str, status: str, flavor: str = "a10g-large", cost: float | None = None,
+           detail: str = "") -> JobUpdate:
     return JobUpdate(job_id=job_id, status=status, flavor=flavor, cost_usd=cost, detail=detail)
 
 
@@ -106,7 +109,8 @@ def test_cost_so_far_rules():
     assert format_cost(JobRow("x", backend="hf", cost_usd=None)) == "unknown"
     assert format_cost(JobRow("x", backend="hf", cost_usd=0.05)) == "$0.0500"
     assert format_cost(JobRow("x", backend="hf", cost_usd=12.345)) == "$12.35"
-    assert [format_elapsed(s) for s in (None, 0, 59.9, 90, 3599, 3600 + 62)] == ["—", "0s", "59s", "1m30s", "59m59s", "1h01m"]
+    assert [format_elapsed(s) for s in (None, 0, 59.9, 90, 3599, 3600 + 62)] == [
+        "—", "0s", "59s", "1m30s", "59m59s", "1h01m"]
 
 
 def test_columns_fold_away_when_narrow():
@@ -114,7 +118,8 @@ def test_columns_fold_away_when_narrow():
     assert keys(116) == ["id", "flavor", "status", "elapsed", "price", "cost", "last"]
     assert keys(76) == ["id", "status", "elapsed", "cost", "last"]
     assert keys(50) == ["id", "status", "elapsed", "cost"]
-    for width in (116, 76, 50):
+    assert keys(40) == ["id", "status", "cost"]
+    for width in (116, 76, 50, 40):
         assert sum(w for _, w in layout_columns(width)) + 2 * (len(keys(width)) - 1) <= width
 
 
@@ -122,6 +127,7 @@ def test_display_lines_are_one_bounded_line_without_escapes():
     assert display_line("  3%|▎ | 3/100\r  4%|▍ | 4/100\r") == "  4%|▍ | 4/100"
     assert display_line("\x1b[32mok\x1b[0m done") == "ok done"
     assert display_line("a\x0cb\u2028c") == "a b c"
+    assert display_line("") == " " and display_line("\r") == " "
     long = display_line("x" * (MAX_LINE_CHARS * 10))
     assert len(long) == MAX_LINE_CHARS and long.endswith("…")
 
@@ -152,8 +158,8 @@ async def test_rows_appear_and_update_in_place():
         assert (pane.running_count, pane.active_count) == (2, 2)
         assert pane.table.border_title == "Jobs · 2 running · 2 total"
 
-        pane.append_lines(LOCAL_JOB, ["preparing data", "step 1 done"])
-        assert pane.row(LOCAL_JOB).last_line == "step 1 done"
+        pane.append_lines(LOCAL_JOB, ["preparing data", "step 1 done", ""])
+        assert pane.row(LOCAL_JOB).last_line == "step 1 done"  # a trailing blank line is skipped
         pane.update_job(update(LOCAL_JOB, "ERROR", flavor="cpu-basic", detail="error after 0m12s"), None, "local")
         await pilot.pause()
         assert "error" in table_text(pane)[2]
@@ -235,6 +241,16 @@ async def test_a_job_without_loss_lines_shows_no_plot():
         assert pane.plot.display and pane.plot.points == ((10, 1.93),)
 
 
+async def test_without_a_loss_tracker_there_is_no_curve():
+    app = PaneHost(loss_tracker=None)
+    async with app.run_test(size=(120, 36)) as pilot:
+        pane = app.pane
+        pane.update_job(update("a", "RUNNING"), 1.0, "hf")
+        pane.append_lines("a", trainer_lines(30))
+        await pilot.pause()
+        assert pane.tracker_of("a") is None and not pane.plot.display and len(pane.log_view.lines) == 30
+
+
 async def test_follow_and_pause():
     app = PaneHost()
     async with app.run_test(size=(120, 36)) as pilot:
@@ -263,8 +279,10 @@ async def test_search_finds_lines_and_steps_through_matches():
         pane = app.pane
         log = pane.log_view
         pane.update_job(update("a", "RUNNING"), 1.0, "hf")
-        pane.append_lines("a", trainer_lines(300, every_eval=100))
+        # blank lines in between: Textual's Log drops "", which would shift the match numbers
+        pane.append_lines("a", [line for entry in trainer_lines(300, every_eval=100) for line in (entry, "")])
         await pilot.pause()
+        assert len(log.lines) == len(pane.lines_of("a")) == 606
         pane.table.focus()
         await pilot.press("slash")
         assert pane.search_input.has_focus
@@ -465,6 +483,37 @@ async def test_buffers_are_bounded():
         assert list(pane.log_view.lines) == list(lines)
 
 
+async def test_the_log_keeps_painting_the_newest_line_past_its_cap(monkeypatch):
+    """What reaches the terminal, not the widget state: Textual 8.2.8's Log stops repainting
+    once it holds max_lines, so the newest line must appear in the driver's output."""
+    from rich.console import Console
+
+    monkeypatch.setattr(JobsPane, "LINE_CAP", 200)
+    app = PaneHost()
+    async with app.run_test(size=(120, 36)) as pilot:
+        painted: list[str] = []
+        original = app._display
+
+        def capture(screen, renderable):  # the compositor's updates, as sent to the terminal
+            if renderable is not None:
+                console = Console(width=120, file=None, record=True, force_terminal=True, color_system=None)
+                with console.capture() as captured:
+                    console.print(renderable)
+                painted.append(captured.get())
+            return original(screen, renderable)
+
+        app._display = capture
+        pane = app.pane
+        pane.update_job(update("a", "RUNNING"), 1.0, "hf")
+        for batch in range(8):  # 400 lines through a 200-line Log
+            # every batch ends with the same line, so the table row does not change and its
+            # repaint cannot hide a Log that stopped painting; one width: no resize repaints
+            pane.append_lines("a", [f"L{batch * 50 + i:04d}" for i in range(49)] + ["epoch end"])
+            await pilot.pause(0.05)
+        assert pane.log_view.line_count == 200
+        assert painted and "L0398" in "".join(painted[-3:])
+
+
 async def test_many_jobs_scroll_the_table_to_the_cursor():
     app = PaneHost()
     async with app.run_test(size=(120, 36)) as pilot:
@@ -507,7 +556,8 @@ def two_jobs(pane: JobsPane) -> None:
     pane.update_job(update(LOCAL_JOB, "COMPLETED", flavor="cpu-basic", cost=0.0,
                            detail="completed after 0m41s, $0.0000"), None, "local")
     pane.append_lines(LOCAL_JOB, ["Generating train split: 1200 examples", "wrote data/train.jsonl"])
-    pane.append_lines(HF_JOB, ["Downloading model.safetensors: 100%|██████████| 988M/988M", *trainer_lines(240, every_eval=60)])
+    pane.append_lines(HF_JOB, ["Downloading model.safetensors: 100%|██████████| 988M/988M",
+                               *trainer_lines(240, every_eval=60)])
     pane.select(HF_JOB)
 
 
@@ -519,12 +569,14 @@ async def settle(pilot) -> None:
 
 def test_snapshot_two_jobs_with_a_loss_curve(snap_compare):
     """120x36. The table (focused, accent border) titled "Jobs · 1 running · 2 total" has the
-    headers job/flavour/status/elapsed/$/h/cost/last line. Row 1, under the cursor: the HF job
-    on a10g-large, "● running" in accent, 7m30s, $2.00, $0.2500, and its last log line muted.
-    Row 2: the local job, "✓ completed" in green, elapsed "—", $0, "$0 (local)", "wrote
-    data/train.jsonl". Below: the HF job's log tail (trainer dicts) on the left, "following"
-    in its border; on the right the loss plot titled "loss … @ step 240" with a falling accent
-    curve and four warning-coloured ● eval markers."""
+    headers job/flavour/status/elapsed/$/h/cost/last line. Row 1, under the accent cursor: the
+    HF job "6890f1a2b3…" on a10g-large, "● running" in accent, 7m30s, $2.00, $0.2500, and its
+    last log line (the newest eval dict) muted. Row 2: "local-1a2b…" on cpu-basic, "✓ completed"
+    in green, elapsed "—", $0, "$0 (local)", "wrote data/train.jsonl". Below, left: the HF job's
+    log tail (trainer dicts, the eval dict last) titled "Log · 6890f1a2b3c4d5e6f7a8b9c0",
+    "following" in its bottom border. Right: the loss plot titled "loss 0.0585 @ step 239", a
+    falling accent braille curve from 2.17 to 0.0585, four warning-coloured ● eval markers
+    just above it, and "eval 0.0638 @ 239" in the bottom border."""
 
     assert snap_compare(PaneHost(Clock(), setup=two_jobs), terminal_size=(120, 36), run_before=settle)
 
@@ -532,7 +584,7 @@ def test_snapshot_two_jobs_with_a_loss_curve(snap_compare):
 def test_snapshot_two_jobs_compact_80x24(snap_compare):
     """80x24, the compact pane: the table drops flavour and $/h (job, status, elapsed, cost,
     last line), the plot is folded away and the log's border title carries the newest loss
-    instead ("Log · 6890f1a2… · loss … @ 240"); the log tail fills the rest."""
+    instead: "Log · 6890f1a2b3c4d5e… · loss 0.0585 @ 239"; the log tail fills the rest."""
 
     assert snap_compare(PaneHost(Clock(), setup=two_jobs), terminal_size=(80, 24), run_before=settle)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from agent.protocol import Ready
 from tests.tui_support import AppUnderTest, feed
-from widgets.conversation import AnswerBlock
 from widgets.markdown_view import MarkdownPart, SettledMarkdown, markdown_styles, settle_point
 
 
@@ -75,3 +74,33 @@ async def test_theme_switch_repaints_settled_parts():
         app.theme = "mlintern-light"
         await pilot.pause()
         assert part.render_line(0) != dark
+
+
+async def test_what_reaches_the_terminal_matches_the_widgets_while_an_answer_streams():
+    """The renderer skips Textual's second layout pass per batch (settled_virtual_size):
+    the terminal must still end up showing exactly what a fresh render of the widgets
+    shows, at the bottom of a long answer and after scrolling back up."""
+    from tests.tui_support import TerminalRecorder, rendered_text
+
+    text = "\n\n".join(f"## Step {i}\n\nParagraph {i}: " + "token " * (20 + i % 30) +
+                       ("\n\n```python\n" + "\n".join(f"x{j} = {j}" for j in range(i % 7)) + "\n```" if i % 4 == 0 else "")
+                       for i in range(36)) + "\n\nThe last line of the answer."
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = TerminalRecorder(app, 120, 36)
+        conv = app.conversation
+        i, step = 0, 0
+        while i < len(text):
+            size = 6 if step % 4 == 1 else 230  # small batches that keep the height, large ones that grow it
+            await conv.write_answer(text[i:i + size])
+            i, step = i + size, step + 1
+            await pilot.pause(0.01)
+            assert screen.text() == rendered_text(app), f"stale screen after {i} chars"
+        await pilot.pause(0.1)
+        assert screen.frames > 20
+        shown = screen.text()
+        assert shown == rendered_text(app)
+        assert any("The last line of the answer." in line for line in shown)
+        conv.scroll_to(y=conv.max_scroll_y // 2, animate=False)
+        await pilot.pause(0.1)
+        assert screen.text() == rendered_text(app) != shown

@@ -412,8 +412,9 @@ async def test_a_preloaded_sandbox_is_waited_for_and_a_teardown_mid_creation_lea
 
     hub.script_space(stages=["BUILDING"])
     slow = make_manager(start_timeout_s=60)
+    polled = len([r for r in hub.requests if r.path.endswith("/runtime")])
     slow.preload(log=logs.append)
-    await asyncio.to_thread(hub.wait_for_request, "GET", r"/runtime$", 4)
+    await asyncio.to_thread(hub.wait_for_request, "GET", r"/runtime$", polled + 1)
     assert await slow.teardown() is True and slow.active is None and not slow.creating
     assert [hub.repo_exists(repo_id) for repo_id in duplicated_ids(hub)] == [False, False]
 
@@ -547,3 +548,31 @@ async def test_the_tools_explain_a_missing_hf_token(tmp_path):
                          (SandboxReadTool(), SandboxReadParams(path="x"))):
         result = await tool.run(params, ctx)
         assert not result.success and "HF_TOKEN" in result.output
+
+
+# ---- the session -----------------------------------------------------------------------------
+
+
+async def test_a_session_offers_the_sandbox_only_with_a_token_and_deletes_it_on_shutdown(
+        hub, make_manager, mlintern_home, monkeypatch, tmp_path):
+    from agent.config import Config
+    from agent.protocol import Shutdown
+    from agent.session import Session
+
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    without = Session(Config(), cwd=tmp_path, jobs_backend="local")
+    assert without.sandbox is None and "sandbox_create" not in without.router.names
+
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    session = Session(Config(), cwd=tmp_path, jobs_backend="local")
+    assert isinstance(session.sandbox, SandboxManager)
+    assert {"sandbox_create", "sandbox_bash", "sandbox_read", "sandbox_write", "sandbox_edit"} <= set(session.router.names)
+    assert session._tool_context("c1", "sandbox_bash").sandbox is session.sandbox
+    session.sandbox = manager = make_manager()  # the same manager, its Space host on loopback
+    sandbox = await manager.create()
+    assert hub.repo_exists(sandbox.repo_id)
+    runner = session.start()
+    session.submit(Shutdown())
+    await asyncio.wait_for(runner, 10)
+    assert not hub.repo_exists(sandbox.repo_id) and manager.active is None

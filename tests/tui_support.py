@@ -52,3 +52,51 @@ def cwd_for(tmp_path: Path) -> Path:
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     return work
+
+
+class TerminalRecorder:
+    """What the terminal shows: replays every update the app sends to its driver onto a
+    grid of characters, so a test can compare it with a fresh render of the widgets. A
+    frame the app forgets to repaint shows up as a difference."""
+
+    def __init__(self, app: MLInternApp, width: int, height: int):
+        from rich.console import Console
+
+        self.rows = [[" "] * width for _ in range(height)]
+        self._console = Console(width=width, height=height, file=None, force_terminal=True, color_system=None)
+        self._original = app._display
+        self.frames = 0
+        app._display = self._display
+
+    def _display(self, screen, renderable) -> None:
+        from rich.cells import cell_len
+        from rich.segment import ControlType
+
+        if renderable is not None:
+            self.frames += 1
+            x = y = 0
+            for segment in self._console.render(renderable):
+                if segment.control:
+                    for code in segment.control:
+                        if code[0] == ControlType.CURSOR_MOVE_TO:
+                            x, y = code[1], code[2]
+                    continue
+                if segment.text == "\n":
+                    continue
+                for char in segment.text:
+                    if 0 <= y < len(self.rows) and 0 <= x < len(self.rows[y]):
+                        self.rows[y][x] = char
+                    x += cell_len(char)
+        return self._original(screen, renderable)
+
+    def text(self) -> list[str]:
+        return ["".join(row).rstrip() for row in self.rows]
+
+
+def rendered_text(app: MLInternApp) -> list[str]:
+    """A fresh render of the whole screen from the widgets' current state: every widget's
+    cached lines are dropped first (without scheduling a repaint, which would hide a
+    missing one from the next comparison)."""
+    for widget in app.screen.walk_children(with_self=True):
+        widget._styles_cache.clear()
+    return [strip.text.rstrip() for strip in app.screen._compositor.render_strips()]

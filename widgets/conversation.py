@@ -17,7 +17,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from agent.protocol import Receipt
-from widgets.markdown_view import SETTLE_CHARS, MarkdownPart, SettledMarkdown, settle_point
+from widgets.markdown_view import SETTLE_CHARS, MarkdownPart, SettledMarkdown, settle_point, settled_virtual_size
 
 STATE_ICONS = {
     "pending": "…",
@@ -84,6 +84,7 @@ class AnswerBlock(Widget):
     DEFAULT_CSS = """
     AnswerBlock { layout: stream; height: auto; margin: 1 0 0 0; padding: 0 1; }
     """
+    virtual_size = settled_virtual_size()
 
     def __init__(self) -> None:
         super().__init__()
@@ -255,6 +256,7 @@ class Conversation(VerticalScroll):
     DEFAULT_CSS = """
     Conversation { layout: stream; padding: 0 1 1 1; scrollbar-size-vertical: 1; }
     """
+    virtual_size = settled_virtual_size()
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)

@@ -3,7 +3,7 @@ loss curve below it.
 
 The app feeds it two things: ``update_job`` for each ``JobUpdate`` and ``append_lines``
 with the batched lines of each ``JobLog`` (about 15 times a second). Each job keeps its
-newest lines in a bounded buffer and its own ``LossTracker``. The Log shows the selected
+newest lines in a bounded buffer and its own loss tracker. The Log shows the selected
 job only, and only while the pane is on screen: when it is hidden, lines pile up in the
 buffers (bounded) and the Log catches up from them when the pane is shown again.
 
@@ -35,9 +35,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Input, Log
 
-from agent.jobs.loss import LossTracker
 from agent.protocol import JobUpdate
-from widgets.jobs_table import LINE_CAP, JobRecord, JobRow, JobsTable, short_id
+from widgets.jobs_table import LINE_CAP, JobRecord, JobRow, JobsTable, LossSource, LossSourceFactory, short_id
 from widgets.loss_plot import LossPlot, format_loss
 
 COMPACT_WIDTH = 100  # below this the plot folds away and the table drops columns
@@ -165,11 +164,11 @@ class JobsPane(Vertical):
     DEFAULT_CSS = """
     JobsPane { height: 1fr; }
     JobsPane > JobsTable {
-        max-height: 10; border: round $panel; border-title-color: $foreground; border-title-style: bold;
+        max-height: 40%; border: round $panel; border-title-color: $foreground; border-title-style: bold;
         border-subtitle-color: $foreground-muted;
     }
     JobsPane > JobsTable:focus { border: round $accent; }
-    JobsPane > #job-detail { height: 1fr; }
+    JobsPane > #job-detail { height: 1fr; min-height: 5; }
     JobsPane #job-log-box {
         width: 1fr; border: round $panel; border-title-color: $foreground; border-subtitle-color: $foreground-muted;
     }
@@ -211,9 +210,12 @@ class JobsPane(Vertical):
         def control(self) -> JobsPane:
             return self.pane
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, name: str | None = None,
-                 id: str | None = None, classes: str | None = None):
+    def __init__(self, *, loss_tracker: LossSourceFactory | None = None, clock: Callable[[], float] = time.monotonic,
+                 name: str | None = None, id: str | None = None, classes: str | None = None):
+        """``loss_tracker`` makes one tracker per job (the app passes ``LossTracker``; without
+        it there is no loss curve). ``clock`` gives monotonic seconds."""
         super().__init__(name=name, id=id, classes=classes)
+        self.loss_tracker = loss_tracker
         self.clock = clock
         self._jobs: dict[str, JobRecord] = {}
         self._log_job: str | None = None  # whose lines the Log holds
@@ -303,7 +305,7 @@ class JobsPane(Vertical):
         """The buffered (display) lines of a job, oldest first."""
         return tuple(self._jobs[job_id].lines)
 
-    def tracker_of(self, job_id: str) -> LossTracker:
+    def tracker_of(self, job_id: str) -> LossSource | None:
         return self._jobs[job_id].tracker
 
     def tick(self) -> None:
@@ -349,7 +351,8 @@ class JobsPane(Vertical):
     def _job(self, job_id: str) -> JobRecord:
         job = self._jobs.get(job_id)
         if job is None:
-            job = self._jobs[job_id] = JobRecord(job_id, cap=self.LINE_CAP)
+            tracker = self.loss_tracker() if self.loss_tracker is not None else None
+            job = self._jobs[job_id] = JobRecord(job_id, cap=self.LINE_CAP, tracker=tracker)
         return job
 
     def _refresh_row(self, job: JobRecord, now: float) -> None:
@@ -376,9 +379,10 @@ class JobsPane(Vertical):
             box.border_title = "Log"
             box.border_subtitle = ""
             return
-        title = f"Log · {short_id(job.job_id, 24)}"
-        latest = job.tracker.latest
-        if latest is not None and self.has_class("-compact"):
+        compact = self.has_class("-compact")
+        title = f"Log · {short_id(job.job_id, 16 if compact else 32)}"
+        latest = job.tracker.latest if job.tracker is not None else None
+        if latest is not None and compact:
             title += f" · loss {format_loss(latest.loss)} @ {latest.step:,}"  # the plot is folded away
         box.border_title = title
         parts = [self._search_status] if self._search_status else []
@@ -406,7 +410,7 @@ class JobsPane(Vertical):
         missing = job.total_lines - self._log_total
         if missing > 0:
             buffered = len(job.lines)
-            log.write_lines(job.lines)
+            log.write_lines(job.lines if missing >= buffered else islice(job.lines, buffered - missing, None))
             # Textual 8.2.8: once the Log is at max_lines, write_lines refreshes rows below the
             # view and the view never repaints again; a full refresh keeps the tail visible
             log.refresh()
@@ -416,8 +420,9 @@ class JobsPane(Vertical):
         if self._plot_dirty:
             self._plot_dirty = False
             plot = self.plot
-            plot.points = job.tracker.series("train")
-            plot.eval_points = job.tracker.series("eval")
+            tracker = job.tracker
+            plot.points = tracker.series("train") if tracker is not None else ()
+            plot.eval_points = tracker.series("eval") if tracker is not None else ()
             self.set_class(bool(plot.points or plot.eval_points), "-has-loss")
         self._titles()
 

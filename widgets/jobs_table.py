@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable, Literal, Protocol
 
 from textual import events
 from textual.binding import Binding
@@ -21,8 +22,6 @@ from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
-
-from agent.jobs.loss import LossTracker
 
 LINE_CAP = 5000  # lines kept per job (the full log is on disk, see agent/jobs/monitor.py)
 MAX_LINE_CHARS = 2000  # a tqdm line can be megabytes; the Log measures every line it gets
@@ -45,6 +44,29 @@ CURSOR_BLURRED = "on $panel"
 EMPTY_TEXT = "No jobs yet. Jobs the agent launches appear here."
 
 
+class LossPoint(Protocol):
+    @property
+    def step(self) -> int: ...
+
+    @property
+    def loss(self) -> float: ...
+
+
+class LossSource(Protocol):
+    """What the pane needs of a loss parser. ``agent.jobs.loss.LossTracker`` is one; widgets
+    may import only ``agent.protocol`` from the engine, so the app passes the class in."""
+
+    @property
+    def latest(self) -> LossPoint | None: ...
+
+    def feed(self, line: str) -> object | None: ...
+
+    def series(self, kind: Literal["train", "eval"] = "train") -> tuple[tuple[int, float], ...]: ...
+
+
+LossSourceFactory = Callable[[], LossSource]
+
+
 @dataclass(frozen=True)
 class JobRow:
     """What the table shows for one job, already worked out by the pane."""
@@ -58,10 +80,6 @@ class JobRow:
     cost_usd: float | None = None
     last_line: str = ""
 
-    @property
-    def finished(self) -> bool:
-        return self.status in FINAL_STAGES
-
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
 # str.splitlines() breaks on these too: the Log would turn one line into several
@@ -70,7 +88,8 @@ _LINE_BREAKS = re.compile("[\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 def display_line(raw: str) -> str:
     """A raw log line as the Log shows it: the last frame of a ``\\r``-redrawn progress bar,
-    no ANSI escapes, one line, bounded."""
+    no ANSI escapes, one line, bounded, never empty (the Log drops "" and the line numbers
+    the search keeps would drift)."""
     line = raw
     if "\r" in line:
         frames = [frame for frame in line.split("\r") if frame.strip()]
@@ -81,7 +100,7 @@ def display_line(raw: str) -> str:
         line = _LINE_BREAKS.sub(" ", line)
     if len(line) > MAX_LINE_CHARS:
         line = line[:MAX_LINE_CHARS - 1] + "…"
-    return line
+    return line or " "
 
 
 def cost_so_far(backend: str, status: str, price_per_hour: float | None, elapsed_s: float | None,
@@ -117,7 +136,8 @@ class JobRecord:
     anchored: bool = False  # start time derived from the monitor's cost so far
     lines: deque[str] = field(init=False)
     total_lines: int = 0  # every line ever appended (the buffer keeps the newest ``cap``)
-    tracker: LossTracker = field(default_factory=LossTracker)
+    last_line: str = ""  # the newest line that is not blank
+    tracker: LossSource | None = None  # None: no loss curve for this pane
 
     def __post_init__(self) -> None:
         self.lines = deque(maxlen=self.cap)
@@ -152,12 +172,15 @@ class JobRecord:
 
     def append(self, raw_lines: list[str]) -> bool:
         """Buffer a batch of raw lines; True when one of them held a loss value."""
-        feed = self.tracker.feed
         found = False
-        for raw in raw_lines:
-            found = feed(raw) is not None or found
-        self.lines.extend(display_line(raw) for raw in raw_lines)
-        self.total_lines += len(raw_lines)
+        if self.tracker is not None:
+            feed = self.tracker.feed
+            for raw in raw_lines:
+                found = feed(raw) is not None or found
+        shown = [display_line(raw) for raw in raw_lines]
+        self.lines.extend(shown)
+        self.total_lines += len(shown)
+        self.last_line = next((line for line in reversed(shown) if not line.isspace()), self.last_line)
         return found
 
     def row(self, now: float) -> JobRow:
@@ -165,10 +188,10 @@ class JobRecord:
         return JobRow(job_id=self.job_id, status=self.status, flavor=self.flavor, backend=self.backend,
                       price_per_hour=self.price, elapsed_s=elapsed,
                       cost_usd=cost_so_far(self.backend, self.status, self.price, elapsed, self.reported_cost),
-                      last_line=self.lines[-1] if self.lines else "")
+                      last_line=self.last_line)
 
 
-def short_id(job_id: str, width: int = 12) -> str:
+def short_id(job_id: str, width: int = 11) -> str:
     return job_id if len(job_id) <= width else job_id[: width - 1] + "…"
 
 
@@ -215,7 +238,7 @@ class Column:
 
 
 COLUMNS = (
-    Column("id", "job", 12),
+    Column("id", "job", 11),
     Column("flavor", "flavour", 12),
     Column("status", "status", 11),
     Column("elapsed", "elapsed", 7),
@@ -225,8 +248,8 @@ COLUMNS = (
 )
 GAP = 2
 LAST_MIN = 20
-#: dropped in this order until the row fits the width
-DROP_ORDER = ("price", "flavor", "last")
+#: dropped in this order until the row fits the width (a 50-column side pane keeps four)
+DROP_ORDER = ("price", "flavor", "last", "elapsed")
 
 
 def layout_columns(width: int) -> tuple[tuple[Column, int], ...]:

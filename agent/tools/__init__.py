@@ -5,8 +5,10 @@ from __future__ import annotations
 from agent.tools.base import Tool
 
 
-def default_tools() -> list[Tool]:
-    """Fresh instances of the built-in local tools, in the order the model sees them."""
+def default_tools(*, sandbox: bool = False) -> list[Tool]:
+    """Fresh instances of the built-in tools, in the order the model sees them. The sandbox
+    tools are offered only when a sandbox can exist (an HF token, online): five tools the
+    model cannot use would only cost prompt tokens."""
     # imported here so that importing agent.tools.base never drags in every tool module
     from agent.tools.edit import EditTool
     from agent.tools.files import ReadTool, WriteTool
@@ -14,7 +16,12 @@ def default_tools() -> list[Tool]:
     from agent.tools.plan import PlanTool
     from agent.tools.shell import BashTool
 
-    return [BashTool(), ReadTool(), WriteTool(), EditTool(), PlanTool(), HfJobsTool()]
+    tools: list[Tool] = [BashTool(), ReadTool(), WriteTool(), EditTool(), PlanTool(), HfJobsTool()]
+    if sandbox:
+        from agent.tools.sandbox import sandbox_tools
+
+        tools += sandbox_tools()
+    return tools
 
 
 __all__ = ["Tool", "default_tools"]

@@ -61,6 +61,8 @@ class ToolContext:
     on_plan: Callable[[list[PlanItem]], None] = lambda plan: None
     #: the session's jobs (backend + monitor), for hf_jobs; an ``agent.jobs.service.JobService``
     jobs: Any = None
+    #: the session's remote sandbox (an ``agent.sandbox.manager.SandboxManager``), None without an HF token
+    sandbox: Any = None
 
 
 @dataclass(frozen=True)
