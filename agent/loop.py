@@ -111,6 +111,8 @@ class TurnEngine:
         self.router = router
         self.client = client
         self._emit = emit
+        self._text_out: list[str] = []  # streamed text not yet emitted (see _on_text)
+        self._text_flush_pending = False
         self.settings = settings
         self.tool_context = tool_context
         self.tool_state = tool_state
@@ -168,8 +170,17 @@ class TurnEngine:
             else:
                 s.llm_cost += event.cost_usd
                 self.session_cost += event.cost_usd
+        if self._text_out and not isinstance(event, AssistantChunk):
+            self._flush_text_out()  # text streamed so far goes out before whatever follows it
         event.turn = self.turn
         self._emit(event)
+
+    def _flush_text_out(self) -> None:
+        self._text_flush_pending = False
+        if self._text_out:
+            text = "".join(self._text_out)
+            self._text_out.clear()
+            self.emit(AssistantChunk(content=text))
 
     # ------------------------------------------------------------------ entry points
 
@@ -338,11 +349,17 @@ class TurnEngine:
                 await self._compact(force=True, reason="the provider said the context is too long")
 
     def _on_text(self, piece: str) -> None:
+        # pieces parsed from one network read go out as one event: the bus, the UI bridge
+        # and stream-json readers see a few hundred events per answer, not one per token
         self._partial.append(piece)
-        self.emit(AssistantChunk(content=piece))
+        self._text_out.append(piece)
+        if not self._text_flush_pending:
+            self._text_flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush_text_out)
 
     def _on_reset(self) -> None:
         self._partial = []
+        self._text_out.clear()
         self.emit(AssistantChunk(content="", reset=True))
 
     def _append_assistant(self, result: LLMResult, calls: list[ParsedCall] | None) -> None:

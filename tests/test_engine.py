@@ -46,7 +46,9 @@ async def stop(session):
 
 
 async def test_streamed_text_answer(llm_server, monkeypatch, tmp_path):
-    llm_server.script(Text("Hello **world**, here is a plan.", chunk_chars=5))
+    # paced chunks arrive in separate reads and stream out as separate events; chunks that
+    # arrive together are coalesced into one event (see test_chunks_from_one_read_...)
+    llm_server.script(Text("Hello **world**, here is a plan.", chunk_chars=5, delay=0.03))
     s = make_session(llm_server, monkeypatch, tmp_path)
     sub = await start(s, "hi")
     events = await collect_until(sub)
@@ -443,3 +445,20 @@ async def test_stream_dropped_mid_answer_is_retried_and_the_partial_text_reset(l
     assert "".join(c.content for c in chunks[resets[0] + 1:]) == "A whole answer."
     assert events[-1].final_response == "A whole answer."
     assert "Half an ans" not in json.dumps(llm_server.requests[1]["messages"])
+
+
+async def test_chunks_from_one_read_go_out_as_one_event_before_what_follows(llm_server, monkeypatch, tmp_path):
+    """1,000 chunks sent in one burst: a handful of assistant_chunk events, the text whole and
+    in order, all of it before the llm_call and turn_complete that follow."""
+    text = "".join(f"w{i} " for i in range(1000))
+    llm_server.script(Text(text, chunk_chars=4))
+    s = make_session(llm_server, monkeypatch, tmp_path)
+    sub = await start(s, "hi")
+    events = await collect_until(sub)
+    await stop(s)
+    chunks = of_type(events, "assistant_chunk")
+    assert "".join(c.content for c in chunks) == text
+    assert len(chunks) < 100  # not one per streamed chunk (1,260 of them)
+    last_chunk = max(i for i, e in enumerate(events) if e.type == "assistant_chunk")
+    first_call = min(i for i, e in enumerate(events) if e.type == "llm_call")
+    assert last_chunk < first_call
