@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from agent.protocol import LLMCall, Usage
+from agent.protocol import JobUpdate, LLMCall, Usage
 
 
 @dataclass
@@ -34,6 +34,19 @@ class CostLedger:
     by_kind: dict[str, Bucket] = field(default_factory=lambda: defaultdict(Bucket))
     by_model: dict[str, Bucket] = field(default_factory=lambda: defaultdict(Bucket))
     failed_calls: int = 0
+    #: the latest word on each job: id -> (flavor, status, cost so far or final, None = unknown)
+    jobs: dict[str, tuple[str, str, float | None]] = field(default_factory=dict)
+
+    def job(self, update: JobUpdate) -> None:
+        self.jobs[update.job_id] = (update.flavor, update.status, update.cost_usd)
+
+    @property
+    def compute_cost_usd(self) -> float:
+        return round(sum(cost for _, _, cost in self.jobs.values() if cost is not None), 6)
+
+    @property
+    def unknown_compute_jobs(self) -> int:
+        return sum(1 for _, _, cost in self.jobs.values() if cost is None)
 
     def add(self, call: LLMCall) -> None:
         self.total.add(call)
@@ -56,5 +69,13 @@ class CostLedger:
         if self.by_model:
             lines.append("By model:")
             lines += [f"  {m:<40} {b.calls:>4} calls  {b.money()}" for m, b in sorted(self.by_model.items())]
-        lines.append("Compute (jobs, sandboxes): $0.00 - none launched")
+        if not self.jobs:
+            lines.append("Compute (jobs): $0.00 - none launched")
+            return "\n".join(lines)
+        unknown = self.unknown_compute_jobs
+        lines.append(f"Compute (jobs): ${self.compute_cost_usd:.4f}"
+                     + (f" + {unknown} at unknown price" if unknown else "") + " (running jobs: cost so far)")
+        for job_id, (flavor, status, cost) in self.jobs.items():
+            money = "unknown price" if cost is None else f"${cost:.4f}"
+            lines.append(f"  {job_id:<24} {flavor:<12} {status.lower():<10} {money}")
         return "\n".join(lines)

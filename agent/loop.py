@@ -129,6 +129,8 @@ class TurnEngine:
         self._partial: list[str] = []
         self._cut_off_parts: list[str] = []
         self.notes_source: Callable[[], list[str]] = lambda: []
+        #: compute spent (USD, jobs without a price) for a turn, or the session when None
+        self.compute_source: Callable[[int | None], tuple[float, int]] = lambda turn: (0.0, 0)
         self.set_model(model)
 
     def reset_conversation_state(self) -> None:
@@ -386,7 +388,8 @@ class TurnEngine:
         reasons: dict[str, str] = {}
         yolo = self.settings.approval.mode == "yolo"
         cap = self.settings.yolo_cap_usd
-        over_budget = yolo and cap is not None and self.session_cost >= cap
+        spent = self.spent_usd()
+        over_budget = yolo and cap is not None and spent >= cap
         for call in calls:
             if call.malformed:
                 self._malformed[call.name] = self._malformed.get(call.name, 0) + 1
@@ -395,7 +398,7 @@ class TurnEngine:
             reason = self.router.approval_reason(call, self.settings.approval)
             if reason and (not yolo or over_budget or self.router.always_ask(call)):
                 if over_budget:  # LLM spend counts against the YOLO cap
-                    reason = f"{reason} (YOLO paused: ${self.session_cost:.2f} spent of the ${cap:.2f} cap)"
+                    reason = f"{reason} (YOLO paused: ${spent:.2f} spent of the ${cap:.2f} cap)"
                 ask.append(call)
                 reasons[call.id] = reason
             else:
@@ -557,8 +560,13 @@ class TurnEngine:
             summary = result.content
         return summary
 
+    def spent_usd(self) -> float:
+        """Known spend of the session: model calls plus compute (jobs, sandboxes)."""
+        return self.session_cost + self.compute_source(None)[0]
+
     def _complete(self, final: str | None, reason: str) -> None:
         s = self._stats
+        compute, unknown_jobs = self.compute_source(self.turn)
         self.emit(TurnComplete(
             final_response=final,
             reason=reason,  # type: ignore[arg-type]
@@ -568,7 +576,9 @@ class TurnEngine:
                 llm_calls=s.llm_calls,
                 llm_cost_usd=round(s.llm_cost, 6),
                 unknown_cost_calls=s.unknown_cost_calls,
-                session_cost_usd=round(self.session_cost, 6),
+                compute_cost_usd=compute,
+                unknown_compute_jobs=unknown_jobs,
+                session_cost_usd=round(self.spent_usd(), 6),
                 session_unknown_cost_calls=self.session_unknown_calls,
             ),
         ))

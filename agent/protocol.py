@@ -88,7 +88,11 @@ class Receipt(BaseModel):
     llm_calls: int = 0
     llm_cost_usd: float = 0.0
     unknown_cost_calls: int = 0
+    #: jobs and sandboxes launched in this turn: final cost, or cost so far while running
     compute_cost_usd: float = 0.0
+    #: jobs of this turn whose hardware has no known price (not in the sum)
+    unknown_compute_jobs: int = 0
+    #: everything spent in the session: model calls and compute
     session_cost_usd: float = 0.0
     session_unknown_cost_calls: int = 0
     budget_left_usd: float | None = None

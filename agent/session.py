@@ -151,7 +151,22 @@ class Session:
             turn=lambda: self.engine.turn,
         )
         self.engine.notes_source = self.jobs.monitor.drain_notes
+        self.engine.compute_source = self._compute_spent
         self._render_system_prompt()
+
+    def _compute_spent(self, turn: int | None) -> tuple[float, int]:
+        """Jobs by the turn that launched them; the sandbox (one per session, billed by
+        the hour while it exists) counts in the session's total."""
+        total, unknown = self.jobs.monitor.spent(turn)
+        if turn is None and self.sandbox is not None:
+            total += self.sandbox.retired_cost_usd
+            sandbox = self.sandbox.active
+            cost = sandbox.cost_so_far() if sandbox is not None else 0.0
+            if cost is None:
+                unknown += 1
+            else:
+                total += cost
+        return round(total, 6), unknown
 
     @staticmethod
     def _sandbox_manager():

@@ -169,6 +169,8 @@ async def run_headless(
             printer.handle(event)
             if isinstance(event, LLMCall):
                 ledger.add(event)
+            elif isinstance(event, JobUpdate):
+                ledger.job(event)
             if isinstance(event, ApprovalRequired):
                 session.submit(ExecApproval(decisions=[
                     ToolDecision(
@@ -231,6 +233,11 @@ async def run_headless(
             "spent": {"llm_cost_usd": round(ledger.total.cost_usd, 6), "llm_calls": ledger.total.calls,
                       "unknown_cost_calls": ledger.total.unknown_calls,
                       "prompt_tokens": ledger.total.usage.prompt_tokens,
-                      "completion_tokens": ledger.total.usage.completion_tokens},
+                      "completion_tokens": ledger.total.usage.completion_tokens,
+                      # jobs end after the turn's receipt: their final cost is here
+                      "compute_cost_usd": ledger.compute_cost_usd,
+                      "unknown_compute_jobs": ledger.unknown_compute_jobs,
+                      "jobs": {job_id: {"flavor": f, "status": st, "cost_usd": c}
+                               for job_id, (f, st, c) in ledger.jobs.items()}},
         }), file=out, flush=True)
     return code

@@ -93,14 +93,18 @@ def test_bad_config_and_bad_model_are_usage_errors(mlintern_home):
 
 
 def test_demo_model_runs_a_real_training_job_offline(mlintern_home, tmp_path):
-    proc = run(["-p", "Fine-tune a small classifier", "--output-format", "json"], mlintern_home, cwd=tmp_path)
+    proc = run(["-p", "Fine-tune a small classifier", "--yolo", "--output-format", "json"], mlintern_home,
+               {"MLINTERN_DEMO_STEPS": "200", "MLINTERN_DEMO_POLL_S": "0.5"}, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["model"] == "demo" and result["reason"] == "done"
-    metrics = list((mlintern_home / "demo-workspace").rglob("metrics.json"))
+    # the job ran in its own directory under the data dir and saved its metrics there
+    metrics = list((mlintern_home / "jobs").rglob("metrics.json"))
     assert len(metrics) == 1
-    accuracy = json.loads(metrics[0].read_text())
-    assert any(str(v)[:5] in result["result"] for v in accuracy.values() if isinstance(v, float))
+    saved = json.loads(metrics[0].read_text())
+    assert saved["steps"] == 200
+    assert f"| final training loss | {saved['final_loss']} |" in result["result"]
+    assert f"({saved['eval_accuracy']})" in result["result"]
     assert result["receipt"]["llm_cost_usd"] == 0 and result["receipt"]["unknown_cost_calls"] == 0
 
 
@@ -163,3 +167,21 @@ def test_a_job_launched_headless_streams_its_log_and_finishes(llm_server, mlinte
     assert not [e for e in events if e.type == "job_update"]
     out = next(e for e in events if e.type == "tool_output")
     assert "NOT executed" in out.output and "CPU job on cpu-basic" in out.output
+
+
+def test_json_output_counts_the_jobs_final_cost(llm_server, mlintern_home):
+    """The receipt is emitted when the turn ends; the job ends later: json output's
+    ``spent`` carries each job's final status and cost (local CPU: $0, not unknown)."""
+    script = "import time\ntime.sleep(0.5)\nprint('done')"
+    llm_server.script(
+        ToolCalls([Call("j1", "hf_jobs", json.dumps({"operation": "run", "script": script, "timeout": "5m"}))]),
+        Text("Launched."),
+    )
+    proc = run(["-p", "train", "-m", "openai/scripted-model", "--yolo", "--output-format", "json"],
+               mlintern_home, server_env(llm_server))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    jobs = result["spent"]["jobs"]
+    assert len(jobs) == 1 and list(jobs.values())[0] == {"flavor": "cpu-basic", "status": "COMPLETED", "cost_usd": 0.0}
+    assert result["spent"]["compute_cost_usd"] == 0.0 and result["spent"]["unknown_compute_jobs"] == 0
+    assert result["receipt"]["unknown_compute_jobs"] == 0

@@ -86,3 +86,44 @@ async def test_session_picks_hf_jobs_with_a_token_and_local_without(hub, monkeyp
     assert Session(Config(), model_id="demo", cwd=tmp_path).jobs.backend.name == "local"
     with pytest.raises(ValueError, match="needs a Hugging Face token"):
         Session(Config(), model_id="demo", cwd=tmp_path, jobs_backend="hf")
+
+
+async def test_a_jobs_cost_is_in_its_turns_receipt_and_the_session_total(hub, llm_server, monkeypatch, tmp_path):
+    """An a10g-small job launched in turn 1 (YOLO) runs ~1.5 s on the emulator: turn 1's
+    receipt carries its cost so far, and once it has ended the next turn's receipt counts
+    its final cost in the session total (not in that turn's compute)."""
+    import json
+
+    from agent.jobs.pricing import hourly_price
+    from agent.protocol import Shutdown, UserInput
+    from tests.engine_support import collect_until, make_session
+    from tests.fakes.openai_server import Call, Text, ToolCalls
+
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    hub.script_job(lines=[f"step {i}" for i in range(15)], line_delay=0.1)
+    run = {"operation": "run", "script": "print('hi')\n", "hardware_flavor": "a10g-small", "timeout": "10m"}
+    llm_server.script(ToolCalls([Call("j1", "hf_jobs", json.dumps(run))]), Text("Launched."), Text("Still here."))
+    session = make_session(llm_server, monkeypatch, tmp_path, approval_mode="yolo")
+    assert session.jobs.backend.name == "hf"
+    session.jobs.first_lines_wait_s = 0.5
+    sub = session.subscribe("t")
+    session.start()
+    session.submit(UserInput(text="train"))
+    first = (await collect_until(sub))[-1]
+    assert first.type == "turn_complete"
+    assert first.receipt.compute_cost_usd >= 0 and first.receipt.unknown_compute_jobs == 0
+    ended = []
+    while not ended:  # the job ends in the background, after the turn
+        ended = [e for e in await collect_until(sub, stop={"job_update"}) if e.type == "job_update" and e.status == "COMPLETED"]
+    final = ended[0].cost_usd
+    assert final is not None and 0 < final < hourly_price("a10g-small") * 10 / 3600
+    session.submit(UserInput(text="anything new?"))
+    second = (await collect_until(sub))[-1]
+    assert second.receipt.compute_cost_usd == 0  # nothing launched in turn 2
+    llm = second.receipt.session_cost_usd - session.jobs.monitor.spent(None)[0]
+    assert session.jobs.monitor.spent(1) == (final, 0)
+    assert abs(llm - session.engine.session_cost) < 1e-9  # session total = model calls + the job
+    assert second.receipt.session_cost_usd >= final
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 10)

@@ -73,10 +73,27 @@ class JobMonitor:
         if job.info.backend == "local":
             return 0.0  # this machine's CPU: no bill
         price = hourly_price(job.info.flavor, self.prices)
-        if price is None or job.info.started_at is None:
+        if price is None:
             return None
+        if job.info.started_at is None:
+            return 0.0  # queued, or failed before it started: nothing billed yet
         end = job.info.finished_at or time.time()
         return round(price * max(0.0, end - job.info.started_at) / 3600, 6)
+
+    def spent(self, turn: int | None = None) -> tuple[float, int]:
+        """Compute spent on the jobs launched in ``turn`` (all jobs when None): the final
+        cost of finished jobs, the cost so far of running ones. Also how many jobs have no
+        known price (not counted in the sum, never counted as $0)."""
+        total, unknown = 0.0, 0
+        for job in self.jobs.values():
+            if turn is not None and job.turn != turn:
+                continue
+            cost = job.cost_usd if job.info.finished and job.cost_usd is not None else self.cost_so_far(job)
+            if cost is None:
+                unknown += 1
+            else:
+                total += cost
+        return round(total, 6), unknown
 
     async def cancel(self, job_id: str) -> JobInfo:
         job = self.jobs.get(job_id)

@@ -131,6 +131,8 @@ class SandboxManager:
         self.delete_attempts = delete_attempts
         self.delete_backoff_s = delete_backoff_s
         self.active: Sandbox | None = None
+        #: what sandboxes deleted earlier in the session cost (known prices only)
+        self.retired_cost_usd = 0.0
         self._creating: asyncio.Task | None = None
         self._in_flight: set[threading.Event] = set()
 
@@ -191,6 +193,7 @@ class SandboxManager:
         sandbox, self.active = self.active, None
         if sandbox is None:
             return True
+        self.retired_cost_usd += sandbox.cost_so_far() or 0.0
         await sandbox.client.aclose()
         ok, message = await self._delete(sandbox.repo_id)
         log(message)
