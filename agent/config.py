@@ -18,6 +18,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.protocol import ApprovalRule
+
+#: set by ``--budget``: the YOLO cap for this run, over the config file
+BUDGET_ENV = "MLINTERN_BUDGET_USD"
+
 
 class ConfigError(Exception):
     """The config file cannot be used; the message says what to fix."""
@@ -66,8 +71,12 @@ class Config(BaseModel):
     reasoning_effort: str | None = None
     max_iterations: int = Field(300, description="LLM calls per turn; -1 for no limit")
     approval_mode: Literal["ask", "auto", "yolo"] = "auto"
-    yolo_cap_usd: float = 5.0
+    yolo_cap_usd: float = Field(5.0, ge=0, description="YOLO budget per session (USD), LLM spend included")
     confirm_cpu_jobs: bool = True
+    approval_rules: list[ApprovalRule] = Field(
+        default_factory=list, description="always allow/deny rules for every project (see agent/rules.py)")
+    project_approval_rules: dict[str, list[ApprovalRule]] = Field(
+        default_factory=dict, description="always allow/deny rules per project directory")
     jobs_backend: Literal["auto", "local", "hf"] = Field(
         "auto", description="auto: Hugging Face Jobs when an HF token is set, else local CPU processes")
     compaction_threshold: float = Field(0.9, gt=0.1, le=1.0)
@@ -118,8 +127,29 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def budget_override(env: dict[str, str] | None = None) -> float | None:
+    """The cap ``--budget`` set for this run, if any."""
+    raw = (os.environ if env is None else env).get(BUDGET_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw.lstrip("$"))
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"the budget must be a dollar amount of 0 or more, e.g. --budget 2.50 (got {raw!r})")
+    return value
+
+
 def load_config(path: Path | None = None) -> Config:
-    path = path or config_path()
+    config = _load_file(path or config_path())
+    cap = budget_override()
+    if cap is not None:
+        config.yolo_cap_usd = cap
+    return config
+
+
+def _load_file(path: Path) -> Config:
     if not path.exists():
         return Config()
     try:

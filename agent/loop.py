@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -20,6 +21,8 @@ from agent.llm.client import LLMClient, LLMResult
 from agent.llm.errors import LLMError
 from agent.llm.models import ResolvedModel
 from agent.llm.pricing import context_window
+from agent.policy import Decision, Policy
+from agent.rules import describe as describe_rule
 from agent.protocol import (
     ApprovalItem,
     ApprovalRequired,
@@ -34,14 +37,16 @@ from agent.protocol import (
     LLMCall,
     Processing,
     Receipt,
+    SettingsChanged,
     ToolCallEvent,
     ToolDecision,
+    ToolLog,
     ToolOutput,
     ToolState,
     TurnComplete,
     Usage,
 )
-from agent.tools.base import ApprovalSettings, SessionToolState, ToolContext, ToolResult
+from agent.tools.base import SessionToolState, ToolContext, ToolResult
 from agent.tools.router import ParsedCall, ToolRouter
 
 TRUNCATION_NOTE = (
@@ -66,6 +71,9 @@ MALFORMED_NOTE = (
 REJECTED = "The user rejected this call; it was NOT executed."
 ABANDONED = "Abandoned: the user sent a new message instead of approving this call; it was NOT executed."
 CANCELLED = "Cancelled: the user interrupted the agent; the call was stopped."
+BUDGET_TOOL = "yolo_budget"
+BUDGET_STOPPED = ("Stopped: the YOLO budget is spent (${spent:.2f} of the ${cap:.2f} cap). Raise it with "
+                  "/yolo <dollars> (or --budget) and send a message to continue.")
 CANCELLED_MAYBE_DONE = (
     "Interrupted by the user while this call was running; it may or may not have completed. "
     "Check its effect (e.g. read the file) before relying on it."
@@ -76,6 +84,10 @@ CANCELLED_MAYBE_DONE = (
 class Pending:
     calls: list[ParsedCall]
     reasons: dict[str, str]
+    #: call id -> the scope "always" would save
+    suggested: dict[str, Any] = field(default_factory=dict)
+    #: set when the agent paused because the YOLO budget is spent (no calls then)
+    budget: ApprovalItem | None = None
 
 
 @dataclass
@@ -90,10 +102,8 @@ class TurnStats:
 class EngineSettings:
     max_iterations: int = 300
     compaction_threshold: float = 0.9
-    approval: ApprovalSettings = field(default_factory=ApprovalSettings)
     context_windows: dict[str, int] = field(default_factory=dict)
     reasoning_effort: str | None = None
-    yolo_cap_usd: float | None = None
 
 
 class TurnEngine:
@@ -107,6 +117,7 @@ class TurnEngine:
         settings: EngineSettings,
         tool_context: Callable[[str, str], ToolContext],
         tool_state: SessionToolState,
+        policy: Policy | None = None,
     ):
         self.router = router
         self.client = client
@@ -131,6 +142,16 @@ class TurnEngine:
         self.notes_source: Callable[[], list[str]] = lambda: []
         #: compute spent (USD, jobs without a price) for a turn, or the session when None
         self.compute_source: Callable[[int | None], tuple[float, int]] = lambda turn: (0.0, 0)
+        #: called when the engine changed a setting itself (the user raised the YOLO cap)
+        self.on_settings_changed: Callable[[], None] = self._emit_settings
+        # the one policy that decides every call, shared with the router so that nothing
+        # the engine (or anyone else) runs through it escapes the decision
+        policy = policy or router.policy or Policy(spent=self.spent_usd)
+        if router.policy is None:
+            router.policy = policy
+        elif router.policy is not policy:
+            raise ValueError("the engine and its router must share one approval policy")
+        self.policy = policy
         self.set_model(model)
 
     def reset_conversation_state(self) -> None:
@@ -256,6 +277,8 @@ class TurnEngine:
                 self._complete(None, "iteration_cap")
                 return
             self._repair()
+            if self._budget_pause():
+                return  # suspended: the user decides whether to raise the YOLO cap
             self._inject_notes()
             self._inject_guards()
             result = await self._call_model()
@@ -382,49 +405,67 @@ class TurnEngine:
     # ------------------------------------------------------------------ tools
 
     async def _dispatch(self, calls: list[ParsedCall]) -> bool:
-        """Run what may run, queue what needs a human. True when the turn is suspended."""
-        auto: list[ParsedCall] = []
-        ask: list[ParsedCall] = []
-        reasons: dict[str, str] = {}
-        yolo = self.settings.approval.mode == "yolo"
-        cap = self.settings.yolo_cap_usd
-        spent = self.spent_usd()
-        over_budget = yolo and cap is not None and spent >= cap
+        """Run what the policy allows, answer what it denies, queue what needs a human.
+        True when the turn is suspended for approval."""
         for call in calls:
             if call.malformed:
                 self._malformed[call.name] = self._malformed.get(call.name, 0) + 1
             elif call.tool is not None:
                 self._malformed.pop(call.name, None)
-            reason = self.router.approval_reason(call, self.settings.approval)
-            if reason and (not yolo or over_budget or self.router.always_ask(call)):
-                if over_budget:  # LLM spend counts against the YOLO cap
-                    reason = f"{reason} (YOLO paused: ${spent:.2f} spent of the ${cap:.2f} cap)"
-                ask.append(call)
-                reasons[call.id] = reason
-            else:
-                auto.append(call)
-        await self._run_calls(auto)
+        decisions = self.policy.decide_batch(calls)  # budget reserved for the batch at once
+        auto = [c for c in calls if decisions[c.id].verdict == "allow"]
+        ask = [c for c in calls if decisions[c.id].verdict == "ask"]
+        results = await self._execute_calls(auto, decisions)
+        for call in calls:
+            d = decisions[call.id]
+            if d.verdict == "allow":
+                self._append_result(call, results[call.id])
+            elif d.verdict == "deny":
+                self._deny(call, d)
         if ask:
-            self.pending = Pending(ask, reasons)
+            self.pending = Pending(ask, {c.id: decisions[c.id].reason for c in ask},
+                                   {c.id: decisions[c.id].suggested_rule for c in ask})
             self.emit(ApprovalRequired(items=[
-                ApprovalItem(tool_call_id=c.id, tool=c.name, arguments=c.arguments, reason=reasons[c.id],
-                             estimated_cost_usd=self.router.estimate(c))
+                ApprovalItem(tool_call_id=c.id, tool=c.name, arguments=c.arguments, reason=decisions[c.id].reason,
+                             estimated_cost_usd=self.router.estimate(c),
+                             suggested_rule=decisions[c.id].suggested_rule)
                 for c in ask
             ]))
             return True
         return False
 
-    async def _run_calls(self, calls: list[ParsedCall]) -> None:
-        results = await self._execute_calls(calls)
-        for call in calls:
-            self._append_result(call, results[call.id])
+    def _deny(self, call: ParsedCall, decision: Decision) -> None:
+        """A rule forbids the call: the model is told so, the user sees why."""
+        self.emit(ToolCallEvent(tool_call_id=call.id, tool=call.name, arguments=call.arguments))
+        self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="rejected", detail=decision.reason))
+        text = f"This call was NOT executed: it is {decision.reason}. Do not retry it; find another way or ask the user."
+        self._append_result(call, ToolResult(text, success=False), state=False)
 
-    async def _execute_calls(self, calls: list[ParsedCall]) -> dict[str, ToolResult]:
+    def _budget_pause(self) -> bool:
+        """In YOLO mode, once the observed spend reaches the cap: ask before the next model
+        call whether to raise it (LLM spend counts too)."""
+        budget = self.policy.budget
+        if self.policy.mode != "yolo" or not budget.reached():
+            return False
+        cap, spent = budget.cap_usd or 0.0, budget.spent()
+        proposed = round(max(cap * 2, spent + max(cap, 1.0)), 2)
+        item = ApprovalItem(
+            tool_call_id=f"yolo-budget-{uuid.uuid4().hex[:12]}", tool=BUDGET_TOOL,
+            arguments={"cap_usd": round(cap, 2), "spent_usd": round(spent, 4), "new_cap_usd": proposed},
+            reason=(f"YOLO budget reached: ${spent:.2f} spent of the ${cap:.2f} cap (model calls and compute). "
+                    f"Approve to raise the cap to ${proposed:.2f} (edit new_cap_usd for another amount) and "
+                    "continue, or reject to stop here."),
+        )
+        self.pending = Pending([], {item.tool_call_id: item.reason}, budget=item)
+        self.emit(ApprovalRequired(items=[item]))
+        return True
+
+    async def _execute_calls(self, calls: list[ParsedCall], decisions: dict[str, Decision]) -> dict[str, ToolResult]:
         """Run calls concurrently, each isolated. On interrupt, the calls that finished keep
         their real results, the others get a cancellation result, then it re-raises."""
         for call in calls:
             self.emit(ToolCallEvent(tool_call_id=call.id, tool=call.name, arguments=call.arguments))
-        tasks = [asyncio.ensure_future(self._run_one(c)) for c in calls]
+        tasks = [asyncio.ensure_future(self._run_one(c, decisions[c.id])) for c in calls]
         try:
             results = await asyncio.gather(*tasks)
         except asyncio.CancelledError:
@@ -433,6 +474,8 @@ class TurnEngine:
                 task.cancel()
             # give cancelled tools a moment to stop, but never hold the interrupt for long
             await asyncio.wait(tasks, timeout=0.5)
+            for call in calls:  # a call cancelled before it started gives its reservation back
+                self.policy.discard(decisions[call.id])
             for task, call in zip(tasks, calls):
                 if id(task) in finished and task.exception() is None:
                     self._append_result(call, task.result())  # it completed: say so, not "cancelled"
@@ -443,12 +486,12 @@ class TurnEngine:
             raise
         return {call.id: result for call, result in zip(calls, results)}
 
-    async def _run_one(self, call: ParsedCall) -> ToolResult:
+    async def _run_one(self, call: ParsedCall, decision: Decision) -> ToolResult:
         if call.error:
             return ToolResult(call.error, success=False)
         self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="running"))
         try:
-            return await self.router.execute(call, self.tool_context(call.id, call.name))
+            return await self.router.execute(call, self.tool_context(call.id, call.name), decision)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # isolation: one broken call is one error result
@@ -465,7 +508,7 @@ class TurnEngine:
 
     def _close_pending(self, text: str, state: str) -> None:
         assert self.pending is not None
-        for call in self.pending.calls:
+        for call in self.pending.calls:  # a budget pause has none: nothing to answer
             self._append_result(call, ToolResult(text, success=False), emit=False)
             self.emit(ToolState(tool_call_id=call.id, tool=call.name, state=state))  # type: ignore[arg-type]
         self.pending = None
@@ -475,11 +518,17 @@ class TurnEngine:
         assert pending is not None
         self.pending = None
         by_id = {d.tool_call_id: d for d in decisions}
+        if pending.budget is not None:
+            await self._resume_budget(pending.budget, by_id.get(pending.budget.tool_call_id))
+            return
         run: list[ParsedCall] = []
+        approvals: dict[str, Decision] = {}
         notes: dict[str, str] = {}
         rejected: dict[str, ToolResult] = {}
         for call in pending.calls:
             d = by_id.get(call.id)
+            if d is not None and d.remember:
+                self._remember(call, d, pending.suggested.get(call.id))
             if d is None or not d.approved:
                 text = REJECTED
                 if d is None:
@@ -495,10 +544,16 @@ class TurnEngine:
                 call = self.router.parse(call.id, call.name, edited_json)
                 self._rewrite_call_arguments(call.id, edited_json)
                 notes[call.id] = f"[Note: the user edited the arguments of this call before approving it; it ran with {edited_json}]"
+            approval = self.policy.approve(call)  # the user's yes, for exactly these arguments
+            if not approval.allowed:  # edited into something a deny rule forbids
+                self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="rejected", detail=approval.reason))
+                rejected[call.id] = ToolResult(f"{REJECTED} The edited call was {approval.reason}.", success=False)
+                continue
+            approvals[call.id] = approval
             self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="approved"))
             run.append(call)
         self.emit(Processing(message="Running approved calls"))
-        results = await self._execute_calls(run)
+        results = await self._execute_calls(run, approvals)
         for call in pending.calls:  # results go into history in the model's call order
             if call.id in rejected:
                 self._append_result(call, rejected[call.id], emit=True, state=False)
@@ -509,6 +564,40 @@ class TurnEngine:
                     result = ToolResult(notes[call.id] + "\n" + result.output, result.success, result.spill_path)
                 self._append_result(ran, result)
         await self._drive()
+
+    def _remember(self, call: ParsedCall, d: ToolDecision, suggested: Any) -> None:
+        """"Always allow" / "always deny": save the rule the card showed (or the one sent)."""
+        rule = d.rule or suggested
+        if rule is None:
+            self.emit(ToolLog(tool="system", log=f"No rule saved for {call.name}: this call cannot be approved "
+                                                  "for good (it always asks), so it was answered once."))
+            return
+        rule = rule.model_copy(update={"effect": "allow" if d.approved else "deny", "label": ""})
+        saved, error = self.policy.add_rule(rule, d.remember)  # type: ignore[arg-type]
+        where = f"this session only: {error}" if error else \
+            f"saved for {'this project' if d.remember == 'project' else 'all your projects'}"
+        self.emit(ToolLog(tool="system", log=f"Rule: {describe_rule(saved)} ({where})."))
+
+    async def _resume_budget(self, item: ApprovalItem, d: ToolDecision | None) -> None:
+        budget = self.policy.budget
+        if d is not None and d.approved:
+            proposed = float(item.arguments["new_cap_usd"])
+            try:
+                new_cap = float((d.edited_args or {}).get("new_cap_usd", proposed))
+            except (TypeError, ValueError):
+                new_cap = proposed
+            if not 0 <= new_cap < float("inf"):
+                new_cap = proposed
+            if not d.edited_args:  # a /yolo <cap> sent while the card waited is not undone by it
+                new_cap = max(new_cap, budget.cap_usd or 0.0)
+            budget.cap_usd = new_cap
+            self.emit(ToolLog(tool="system", log=f"YOLO cap raised to ${budget.cap_usd:.2f}."))
+            self.on_settings_changed()
+            await self._drive()  # asks again if the new cap is still spent
+            return
+        self.emit(Guard(kind="budget", ends_turn=True,
+                        message=BUDGET_STOPPED.format(spent=budget.spent(), cap=budget.cap_usd or 0.0)))
+        self._complete(None, "budget")
 
     def _rewrite_call_arguments(self, call_id: str, arguments: str) -> None:
         """The history shows the call as it really ran, so the model sees the user's edit."""
@@ -580,5 +669,17 @@ class TurnEngine:
                 unknown_compute_jobs=unknown_jobs,
                 session_cost_usd=round(self.spent_usd(), 6),
                 session_unknown_cost_calls=self.session_unknown_calls,
+                budget_left_usd=self._budget_left(),
             ),
+        ))
+
+    def _budget_left(self) -> float | None:
+        left = self.policy.budget_left()
+        return None if left is None else round(left, 6)
+
+    def _emit_settings(self) -> None:
+        self.emit(SettingsChanged(
+            model=self.model.id, model_label=self.model.label, effort=self.settings.reasoning_effort,
+            yolo=self.policy.mode == "yolo", yolo_cap_usd=self.policy.budget.cap_usd,
+            context_window=self.window.tokens, approval_mode=self.policy.mode, budget_left_usd=self._budget_left(),
         ))

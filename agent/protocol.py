@@ -28,8 +28,33 @@ class Envelope(BaseModel):
     turn: int = 0
 
 
+ApprovalMode = Literal["ask", "auto", "yolo"]
+RuleScope = Literal["project", "user"]
+
+
+class ApprovalRule(BaseModel):
+    """A standing "always allow" / "always deny" answer with an exact scope: one tool, one
+    operation (None: any) and one argument pattern (None: any). What the pattern is matched
+    against depends on the tool (``agent.rules``): a bash command prefix, a hardware flavour,
+    a path or a repo id glob. ``label`` is that scope in words, filled in by the engine."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    effect: Literal["allow", "deny"]
+    tool: str
+    operation: str | None = None
+    pattern: str | None = None
+    #: where the rule is kept (None: not saved yet)
+    scope: RuleScope | None = None
+    label: str = ""
+
+
 class ToolDecision(BaseModel):
-    """The user's answer to one call of an ``approval_required`` batch."""
+    """The user's answer to one call of an ``approval_required`` batch.
+
+    ``remember`` also saves the answer as a rule (allow when approved, deny when not) for
+    this project or for every project of this user; the rule is the item's
+    ``suggested_rule`` unless ``rule`` gives another scope."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -37,6 +62,8 @@ class ToolDecision(BaseModel):
     approved: bool
     feedback: str | None = None
     edited_args: dict[str, Any] | None = None
+    remember: RuleScope | None = None
+    rule: ApprovalRule | None = None
 
 
 class PlanItem(BaseModel):
@@ -57,6 +84,9 @@ class ApprovalItem(BaseModel):
     arguments: dict[str, Any]
     reason: str = ""
     estimated_cost_usd: float | None = None
+    #: the scope "always" would save for this call; None when "always" is not offered
+    #: (scheduled jobs, budget pauses, compound shell commands)
+    suggested_rule: ApprovalRule | None = None
 
 
 class Usage(BaseModel):
@@ -153,6 +183,13 @@ class SetYolo(Envelope):
     cap_usd: float | None = None
 
 
+class SetApprovalMode(Envelope):
+    """Switch between ask / auto / yolo (the mode key cycles through them)."""
+
+    type: Literal["set_approval_mode"] = "set_approval_mode"
+    mode: ApprovalMode
+
+
 Op = Annotated[
     Union[
         UserInput,
@@ -166,6 +203,7 @@ Op = Annotated[
         SetModel,
         SetEffort,
         SetYolo,
+        SetApprovalMode,
     ],
     Field(discriminator="type"),
 ]
@@ -317,7 +355,7 @@ class JobLog(Envelope):
     lines: list[str]
 
 
-TurnEndReason = Literal["done", "iteration_cap", "approval_pending"]
+TurnEndReason = Literal["done", "iteration_cap", "approval_pending", "budget"]
 
 
 class TurnComplete(Envelope):
@@ -370,6 +408,9 @@ class SettingsChanged(Envelope):
     yolo: bool
     yolo_cap_usd: float | None
     context_window: int
+    approval_mode: ApprovalMode | None = None
+    #: YOLO cap minus spend and open reservations (yolo mode only)
+    budget_left_usd: float | None = None
 
 
 class ContextUsage(Envelope):

@@ -20,7 +20,9 @@ from typing import AsyncIterator
 from agent.config import Config, data_dir
 from agent.llm.client import LLMClient
 from agent.llm.models import ModelIdError, default_model_id, hf_token, resolve_model
+from agent.budget import Observer
 from agent.loop import EngineSettings, TurnEngine
+from agent.policy import Policy
 from agent.prompts.system import render_system_prompt
 from agent.protocol import (
     Compact,
@@ -36,6 +38,7 @@ from agent.protocol import (
     Ready,
     Resume,
     SetEffort,
+    SetApprovalMode,
     SetModel,
     SetYolo,
     SettingsChanged,
@@ -47,6 +50,7 @@ from agent.protocol import (
     UserInput,
 )
 from agent.tools.base import ApprovalSettings, SessionToolState, Tool, ToolContext
+from agent.rules import rules_from_config
 from agent.tools.router import ToolRouter
 
 
@@ -101,6 +105,7 @@ class Session:
         approval_mode: str | None = None,
         max_iterations: int | None = None,
         jobs_backend: str | None = None,
+        yolo_cap_usd: float | None = None,
     ):
         self.config = config or Config()
         self.id = uuid.uuid4().hex
@@ -121,16 +126,23 @@ class Session:
             from agent.tools import default_tools
 
             tools = default_tools(sandbox=self.sandbox is not None)
-        self.router = ToolRouter(tools)
-        model = resolve_model(default_model_id(model_id or self.config.model))
         mode = approval_mode or self.config.approval_mode
+        # every call of this session, whoever makes it, is decided by this one policy
+        self.policy = Policy(
+            ApprovalSettings(mode=mode, confirm_cpu_jobs=self.config.confirm_cpu_jobs, cwd=self.cwd),
+            cap_usd=self.config.yolo_cap_usd if yolo_cap_usd is None else yolo_cap_usd,
+            rules=rules_from_config(self.config, self.cwd),
+            spent=lambda: self.engine.spent_usd(),
+        )
+        self.policy.observers["hf_jobs"] = self._job_observer
+        self.policy.observers["sandbox_create"] = self._sandbox_observer
+        self.router = ToolRouter(tools, policy=self.policy)
+        model = resolve_model(default_model_id(model_id or self.config.model))
         self.engine_settings = EngineSettings(
             max_iterations=self.config.max_iterations if max_iterations is None else max_iterations,
             compaction_threshold=self.config.compaction_threshold,
-            approval=ApprovalSettings(mode=mode, confirm_cpu_jobs=self.config.confirm_cpu_jobs, cwd=self.cwd),
             context_windows=self.config.context_windows,
             reasoning_effort=self.config.reasoning_effort,
-            yolo_cap_usd=self.config.yolo_cap_usd,
         )
         self.client = LLMClient(
             # through the engine, so every llm_call lands in the turn's receipt
@@ -140,7 +152,9 @@ class Session:
         self.engine = TurnEngine(
             model=model, router=self.router, client=self.client, emit=self.emit,
             settings=self.engine_settings, tool_context=self._tool_context, tool_state=self.tool_state,
+            policy=self.policy,
         )
+        self.engine.on_settings_changed = self._settings_changed
         from agent.jobs.monitor import JobMonitor
         from agent.jobs.service import JobService
 
@@ -167,6 +181,32 @@ class Session:
             else:
                 total += cost
         return round(total, 6), unknown
+
+    def _job_observer(self, call_id: str, since: float) -> Observer | None:
+        """The job a successful hf_jobs call launched: its cost so far, final once it ended
+        (a local job costs $0, known from the start)."""
+        monitor = self.jobs.monitor
+        job = next((j for j in reversed(list(monitor.jobs.values())) if j.call_id == call_id), None)
+        if job is None:
+            return None
+
+        def observe() -> tuple[float | None, bool]:
+            if job.info.backend == "local":
+                return 0.0, True
+            if job.info.finished and job.cost_usd is not None:
+                return job.cost_usd, True
+            return monitor.cost_so_far(job), job.info.finished
+
+        return observe
+
+    def _sandbox_observer(self, call_id: str, since: float) -> Observer | None:
+        """The sandbox a successful sandbox_create call made (not one that already existed):
+        billed until it is torn down."""
+        manager = self.sandbox
+        sandbox = manager.active if manager is not None else None
+        if sandbox is None or sandbox.created_at < since:
+            return None
+        return lambda: (sandbox.cost_so_far(), manager.active is not sandbox)
 
     @staticmethod
     def _sandbox_manager():
@@ -366,13 +406,14 @@ class Session:
                 self.engine_settings.reasoning_effort = op.effort
                 self._settings_changed()
             elif isinstance(op, SetYolo):
-                self.engine_settings.approval = ApprovalSettings(
-                    mode="yolo" if op.enabled else self.config.approval_mode if self.config.approval_mode != "yolo" else "auto",
-                    confirm_cpu_jobs=self.config.confirm_cpu_jobs, cwd=self.cwd,
-                )
+                base = self.config.approval_mode if self.config.approval_mode != "yolo" else "auto"
+                self.policy.set_mode("yolo" if op.enabled else base)
                 if op.cap_usd is not None:
                     self.config.yolo_cap_usd = op.cap_usd
-                    self.engine_settings.yolo_cap_usd = op.cap_usd
+                    self.policy.budget.cap_usd = op.cap_usd
+                self._settings_changed()
+            elif isinstance(op, SetApprovalMode):
+                self.policy.set_mode(op.mode)
                 self._settings_changed()
         except asyncio.CancelledError:
             raise
@@ -399,7 +440,9 @@ class Session:
         self.emit(SettingsChanged(
             model=self.model.id, model_label=self.model.label,
             effort=self.engine_settings.reasoning_effort,
-            yolo=self.engine_settings.approval.mode == "yolo",
-            yolo_cap_usd=self.config.yolo_cap_usd,
+            yolo=self.policy.mode == "yolo",
+            yolo_cap_usd=self.policy.budget.cap_usd,
             context_window=self.engine.window.tokens,
+            approval_mode=self.policy.mode,
+            budget_left_usd=self.policy.budget_left(),
         ))

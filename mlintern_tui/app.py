@@ -17,7 +17,8 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Static
+from textual.content import Content
+from textual.widgets import Footer, Static, Tab, Tabs
 
 from agent.config import Config, ConfigError, load_config, save_config_value
 from agent.costs import CostLedger
@@ -33,13 +34,13 @@ from agent.protocol import (
     UserInput,
 )
 from mlintern_tui import __version__
-from mlintern_tui import heap
+from mlintern_tui import hangup, heap
 from mlintern_tui.bridge import LOG_FLUSH_S, TEXT_FLUSH_S, Bridge
 from mlintern_tui.commands import REGISTRY, SlashCommandProvider
+from mlintern_tui.jobs_view import JobsViewMixin
 from mlintern_tui.screens.approval import GRACE_S, ApprovalAnswer, ApprovalScreen
 from themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
 from widgets.conversation import AnswerBlock, Conversation
-from widgets.loss_plot import LossPlot
 from widgets.plan import PlanView
 from widgets.prompt import PromptArea
 from widgets.status import StatusBar, StatusInfo
@@ -52,18 +53,22 @@ DEMO_BANNER = (
 )
 
 
-class MLInternApp(App):
+class MLInternApp(JobsViewMixin, App):
     TITLE = "mlintern"
     CSS_PATH = Path(__file__).parent / "app.tcss"
     COMMANDS = App.COMMANDS | {SlashCommandProvider}
     AUTO_FOCUS = "PromptArea"
     BINDINGS = [
         Binding("escape", "interrupt", "Interrupt", priority=True),
+        # with focus in the jobs pane escape backs out (search, then the pane) instead
+        Binding("escape", "leave_jobs", "Back"),
         Binding("ctrl+c", "quit_twice", "Quit (twice)", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        # before ctrl+o: what a narrow footer keeps
+        Binding("f2", "toggle_side", "Side panes"),
+        Binding("ctrl+g", "toggle_jobs", "Jobs"),
         Binding("ctrl+o", "toggle_last_output", "Expand output"),
         Binding("ctrl+y", "copy_answer", "Copy answer", priority=True),  # over the prompt's redo
-        Binding("f2", "toggle_side", "Side panes"),
         Binding("ctrl+l", "toggle_follow", "Follow log"),
         Binding("ctrl+r", "review_approvals", "Approvals", show=False),
         Binding("ctrl+b", "hide_banner", "Hide banner", show=False, priority=True),
@@ -114,7 +119,8 @@ class MLInternApp(App):
         self._turn_unknown = 0
         self._approval_worker = None
         self.approval_grace_s = GRACE_S
-        self._running_jobs: set[str] = set()
+        self._jobs_seen: set[str] = set()
+        self.jobs_clock = time.monotonic  # the Jobs pane's elapsed-time clock (tests pin it)
 
     # ------------------------------------------------------------------ layout
 
@@ -130,8 +136,10 @@ class MLInternApp(App):
                 yield PromptArea(id="prompt", placeholder="Ask the agent… (enter sends · ctrl+j new line · / commands)")
             with Vertical(id="side"):
                 yield PlanView(id="plan")
-                yield LossPlot(id="loss-plot", classes="-hidden")
-                yield ToolLogPane(id="tool-log")
+                tabs = Tabs(Tab("Output", id="tab-output"), Tab("Jobs", id="tab-jobs"), id="side-tabs")
+                tabs.can_focus = False  # a click on a tab must leave the prompt focused
+                yield tabs
+                yield ToolLogPane(id="tool-log")  # the Jobs pane joins it when a job starts
         yield StatusBar(id="status")
         yield Footer()
 
@@ -164,11 +172,10 @@ class MLInternApp(App):
             self.call_later(self.notice, "error", f"{self.config_error}. Running with default settings.")
         if self.start_engine:
             self.boot_engine()
-        try:  # a closed terminal: stop tools and local jobs like ctrl+q does
-            import signal
-
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: self.call_later(self.action_quit))
-        except (NotImplementedError, RuntimeError, ValueError):
+        try:  # a closed terminal: stop tools and local jobs like ctrl+q does, then exit for sure
+            loop = asyncio.get_running_loop()
+            hangup.install(lambda: loop.call_soon_threadsafe(self.call_later, self.action_quit))
+        except (RuntimeError, ValueError, AttributeError):  # not the main thread (tests), or no SIGHUP
             pass
 
     def watch_theme(self, theme: str) -> None:
@@ -183,7 +190,8 @@ class MLInternApp(App):
         self._apply_width(event.size.width)
 
     def _apply_width(self, width: int) -> None:
-        self.screen.set_class(width < NARROW_WIDTH, "-narrow")
+        self.main_screen.set_class(width < NARROW_WIDTH, "-narrow")
+        self.query_one(Footer).compact = width < NARROW_WIDTH  # so f2 and ctrl+g fit in 80 columns
 
     # ------------------------------------------------------------------ engine
 
@@ -244,19 +252,6 @@ class MLInternApp(App):
         if self.queued:
             self._deliver_next()
 
-    def show_loss(self, points, eval_points) -> None:
-        plot = self.query_one(LossPlot)
-        plot.points = points
-        plot.eval_points = eval_points
-        plot.remove_class("-hidden")
-
-    def on_job_update(self, event) -> None:
-        if event.status in ("COMPLETED", "ERROR", "CANCELED", "DELETED"):
-            self._running_jobs.discard(event.job_id)
-        else:
-            self._running_jobs.add(event.job_id)
-        self.update_status(running_jobs=len(self._running_jobs))
-
     def on_new_conversation(self) -> None:
         self.pending_approval = None
 
@@ -302,7 +297,8 @@ class MLInternApp(App):
     def on_prompt_area_completions_changed(self, event: PromptArea.CompletionsChanged) -> None:
         hints = self.query_one("#hints", Static)
         hints.set_class(bool(event.hints), "-visible")
-        hints.update("\n".join(f"{h.usage:<18} {h.help}" for h in event.hints[:6]))
+        # Content, not markup: "/model [id]" would lose "[id]" as a style tag
+        hints.update(Content("\n".join(f"{h.usage:<20} {h.help}" for h in event.hints[:6])))
 
     def _send(self, text: str) -> None:
         self.update_status(busy=True)
@@ -365,9 +361,16 @@ class MLInternApp(App):
     # ------------------------------------------------------------------ actions
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # on a modal (approval card, palette) these keys belong to the modal
-        if self.screen.is_modal and action in ("interrupt", "scroll_conversation", "scroll_conversation_to"):
+        # on a modal (approval card, palette, confirm) these keys belong to the modal
+        if self.screen.is_modal and action in ("interrupt", "scroll_conversation", "scroll_conversation_to", "toggle_jobs"):
             return False
+        in_jobs = self.jobs_view_active or self.focus_in_jobs()
+        if action == "interrupt":
+            return not in_jobs  # escape goes to the jobs pane, then back to the prompt
+        if action == "leave_jobs":
+            return in_jobs
+        if self.jobs_view_active and action in ("toggle_last_output", "copy_answer", "toggle_side", "toggle_follow"):
+            return False  # about the conversation and the output pane, which the jobs view hides
         return True
 
     def action_interrupt(self) -> None:
@@ -418,8 +421,8 @@ class MLInternApp(App):
             card.action_toggle()
 
     def action_toggle_side(self) -> None:
-        if self.screen.has_class("-narrow"):
-            self.screen.toggle_class("-show-side")
+        if self.main_screen.has_class("-narrow"):
+            self.main_screen.toggle_class("-show-side")
         else:
             self.query_one("#side").toggle_class("-hidden")
         self.call_after_refresh(self.tool_log.flush)

@@ -1,8 +1,9 @@
 """From the engine's event bus to the widgets.
 
 Runs in the app's own asyncio loop (the engine does too). Token chunks are coalesced and
-written to the answer's MarkdownStream about 20 times a second; tool log lines about 15
-times a second; everything else is applied as it comes, after flushing pending text so the
+written to the answer's MarkdownStream about 20 times a second; tool and job log lines about
+15 times a second (job lines per job, to the Jobs pane, which parses losses and buffers
+while hidden); everything else is applied as it comes, after flushing pending text so the
 order on screen is the order of events.
 """
 
@@ -55,9 +56,7 @@ class Bridge:
         self._call_titles: dict[str, str] = {}
         self._streamed_chars = 0
         self._lock = asyncio.Lock()
-        self._trackers: dict = {}  # job id -> LossTracker (the loss curve of its log)
-        self._plot_job: str | None = None
-        self._plot_dirty = False
+        self._job_lines: dict[str, list[str]] = {}  # job id -> lines since the last flush
         self.events_seen = 0
 
     # ------------------------------------------------------------------ batching
@@ -80,11 +79,11 @@ class Bridge:
         if self._log_lines:
             lines, self._log_lines = self._log_lines, []
             self.app.tool_log.write_lines(lines, self._log_source)
-        if self._plot_dirty and self._plot_job is not None:
-            # the curve is pushed at the log flush rate, never per line
-            self._plot_dirty = False
-            tracker = self._trackers[self._plot_job]
-            self.app.show_loss(tracker.series("train"), tracker.series("eval"))
+        pane = self.app.jobs_pane
+        if self._job_lines and pane is not None:
+            batches, self._job_lines = self._job_lines, {}
+            for job_id, lines in batches.items():
+                pane.append_lines(job_id, lines)
 
     # ------------------------------------------------------------------ events
 
@@ -115,8 +114,14 @@ class Bridge:
                 # a header per call that produces output, so interleaved runs stay readable
                 self._log_call = event.tool_call_id
                 self._log_lines.append(f"── {event.tool} {self._call_titles.get(event.tool_call_id or '', '')} ──")
+                app.on_tool_output_started()
             self._log_source = event.tool
             self._log_lines.extend(event.log.splitlines() or [""])
+            return
+        if isinstance(event, JobLog):  # no bearing on the conversation: no text flush
+            if app.jobs_pane is None:
+                await app.ensure_jobs_pane()
+            self._job_lines.setdefault(event.job_id, []).extend(event.lines)
             return
         await self._flush_text_locked()
         if isinstance(event, Ready):
@@ -182,22 +187,10 @@ class Bridge:
             app.plan_view.plan = ()
             app.tool_log.clear()
             app.on_new_conversation()
-        elif isinstance(event, JobLog):
-            self._log_source = f"job {event.job_id}"
-            self._log_lines.extend(event.lines)
-            tracker = self._trackers.get(event.job_id)
-            if tracker is None:
-                from agent.jobs.loss import LossTracker
-
-                tracker = self._trackers[event.job_id] = LossTracker()
-            changed = False
-            for line in event.lines:
-                changed = tracker.feed(line) is not None or changed
-            if changed:
-                self._plot_job = event.job_id
-                self._plot_dirty = True
         elif isinstance(event, JobUpdate):
-            app.on_job_update(event)
+            self.flush_logs()  # a job's last lines before its final status and notice
+            app.costs.job(event)  # /cost lists every job with its latest cost
+            await app.on_job_update(event)
             if event.status in ("COMPLETED", "ERROR", "CANCELED"):
                 kind = "info" if event.status == "COMPLETED" else "guard"
                 await app.notice(kind, f"Job {event.job_id} {event.detail or event.status.lower()}")

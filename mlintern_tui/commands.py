@@ -78,10 +78,12 @@ REGISTRY = CommandRegistry()
 
 @REGISTRY.add("/help", "/help", "List commands and keys")
 async def _help(app: MLInternApp, arg: str) -> None:
-    lines = [f"{c.usage:<18} {c.help}" for c in REGISTRY.all()]
+    lines = [f"{c.usage:<20} {c.help}" for c in REGISTRY.all()]
     keys = ("enter send · ctrl+j new line · ↑/↓ history · tab complete · esc interrupt · ctrl+p palette · "
             "pgup/pgdn scroll · ctrl+home/end top/bottom · ctrl+o expand last tool output · ctrl+y copy last answer · "
-            "ctrl+l follow/pause output · f2 side panes · ctrl+r pending approvals · ctrl+c twice or ctrl+q quit")
+            "ctrl+l follow/pause output · f2 side panes · ctrl+r pending approvals · ctrl+c twice or ctrl+q quit\n"
+            "Jobs: ctrl+g jobs view and back · ↑/↓ or [ ] select · c cancel · / search the log (n/N next/previous) · "
+            "f follow/pause · esc back to the prompt")
     await app.notice("info", "Commands:\n" + "\n".join(lines) + "\n\nKeys: " + keys)
 
 
@@ -150,6 +152,11 @@ async def _status(app: MLInternApp, arg: str) -> None:
 @REGISTRY.add("/cost", "/cost", "Session cost by kind and model")
 async def _cost(app: MLInternApp, arg: str) -> None:
     await app.notice("info", app.costs.report())
+
+
+@REGISTRY.add("/jobs", "/jobs [[cancel] id]", "Jobs view; select a job, or ask to cancel it")
+async def _jobs(app: MLInternApp, arg: str) -> None:
+    await app.jobs_command(arg)
 
 
 @REGISTRY.add("/quit", "/quit", "Quit")

@@ -3,7 +3,9 @@
 ``text`` prints the final answer on stdout and progress on stderr; ``json`` prints one object
 at the end; ``stream-json`` prints every protocol event as one JSON line as it happens.
 Without ``--yolo`` any call that needs approval is rejected with a result telling the model
-why (there is nobody to ask).
+why (there is nobody to ask). With ``--yolo`` gated calls run within the budget (``--budget``,
+default the config's ``yolo_cap_usd``); a call over it, an unestimable one or a scheduled job
+is rejected with that reason, and once the spend reaches the cap the turn stops.
 """
 
 from __future__ import annotations
@@ -47,11 +49,20 @@ def _short(args: dict, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _refusal(reason: str, yolo: bool) -> str:
+    if yolo:
+        return (f"Running headless, so nobody can approve this ({reason}). Continue without it, or explain "
+                "what the user must approve or which --budget it needs.")
+    return (f"Running headless without --yolo, so nobody can approve this ({reason}). "
+            "Continue without it, or explain what the user must run with --yolo.")
+
+
 class HeadlessPrinter:
-    def __init__(self, fmt: str, out: TextIO, err: TextIO):
+    def __init__(self, fmt: str, out: TextIO, err: TextIO, yolo: bool = False):
         self.fmt = fmt
         self.out = out
         self.err = err
+        self.why = "headless, nobody to approve it" if yolo else "headless without --yolo"
 
     def status(self, line: str) -> None:
         if self.fmt == "text":
@@ -75,7 +86,7 @@ class HeadlessPrinter:
             self.status(f"context compacted: {event.tokens_before:,} → {event.tokens_after:,} tokens ({event.method})")
         elif isinstance(event, ApprovalRequired):
             for item in event.items:
-                self.status(f"✗ rejected {item.tool}: {item.reason} (headless without --yolo)")
+                self.status(f"✗ rejected {item.tool}: {item.reason} ({self.why})")
         elif isinstance(event, ErrorEvent):
             print(f"Error: {event.message}", file=self.err, flush=True)
         elif isinstance(event, JobUpdate) and event.status in ("COMPLETED", "ERROR", "CANCELED"):
@@ -93,6 +104,7 @@ async def run_headless(
     yolo: bool,
     max_iterations: int | None,
     jobs_backend: str | None = None,
+    budget: float | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
@@ -104,11 +116,11 @@ async def run_headless(
     mode = "yolo" if yolo else ("auto" if config.approval_mode == "yolo" else config.approval_mode)
     try:
         session = Session(config, model_id=model, approval_mode=mode, max_iterations=max_iterations,
-                          jobs_backend=jobs_backend)
+                          jobs_backend=jobs_backend, yolo_cap_usd=budget)
     except (ModelIdError, ValueError) as exc:
         print(f"Error: {exc}", file=err)
         return EXIT_USAGE
-    printer = HeadlessPrinter(output_format, out, err)
+    printer = HeadlessPrinter(output_format, out, err, yolo=mode == "yolo")
     ledger = CostLedger()
     sub = session.subscribe("headless")
     runner = session.start()
@@ -173,11 +185,7 @@ async def run_headless(
                 ledger.job(event)
             if isinstance(event, ApprovalRequired):
                 session.submit(ExecApproval(decisions=[
-                    ToolDecision(
-                        tool_call_id=i.tool_call_id, approved=False,
-                        feedback=f"Running headless without --yolo, so nobody can approve this ({i.reason}). "
-                        "Continue without it, or explain what the user must run with --yolo.",
-                    )
+                    ToolDecision(tool_call_id=i.tool_call_id, approved=False, feedback=_refusal(i.reason, mode == "yolo"))
                     for i in event.items
                 ]))
             elif isinstance(event, TurnComplete):

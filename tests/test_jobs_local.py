@@ -165,3 +165,24 @@ async def test_jobs_do_not_inherit_llm_provider_keys(tmp_path, monkeypatch):
     info = await b.run(JobSpec(script=script, env={"MY_FLAG": "1"}))
     lines = await asyncio.wait_for(follow_all(b, info.id), 20)
     assert lines == ["ANTHROPIC_API_KEY None", "AWS_SECRET_ACCESS_KEY None", "HF_TOKEN hf_keep_for_push", "MY_FLAG 1"]
+
+
+async def test_memory_keeps_only_recent_lines_and_followers_still_get_every_line(tmp_path, monkeypatch):
+    """A chatty job: the backend keeps a bounded window in memory; a follower reading as
+    it runs, one that starts after the job ended, and fetch_logs all see every line, in
+    order (older ones come back from output.log)."""
+    import agent.jobs.local as local
+
+    monkeypatch.setattr(local, "KEEP_LINES", 100)
+    script = "import sys\nfor i in range(30000):\n    sys.stdout.write(f'line {i}\\n')\nprint('x' * 10, 'a\\nb', sep='')"
+    b = backend(tmp_path)
+    info = await b.run(JobSpec(script=script))
+    live = asyncio.ensure_future(follow_all(b, info.id))
+    await asyncio.sleep(0.05)
+    lines = await asyncio.wait_for(live, 30)
+    expected = [f"line {i}" for i in range(30000)] + ["x" * 10 + "a", "b"]
+    assert [line for line in lines if not line.startswith("[local backend]")] == expected
+    job = b._jobs[info.id]
+    assert len(job.lines) <= 200 and job.total == len(lines)
+    late = await asyncio.wait_for(follow_all(b, info.id), 30)
+    assert late == lines and await b.fetch_logs(info.id) == lines

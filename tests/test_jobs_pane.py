@@ -14,16 +14,8 @@ from agent.jobs.loss import LossTracker
 from agent.protocol import JobUpdate
 from themes import DEFAULT_THEME, THEMES
 from widgets.jobs_pane import JobsPane
-from widgets.jobs_table import (
-    LINE_CAP,
-    MAX_LINE_CHARS,
-    JobRow,
-    cost_so_far,
-    display_line,
-    format_cost,
-    format_elapsed,
-    layout_columns,
-)
+from widgets.job_record import LINE_CAP, MAX_LINE_CHARS, JobRow, cost_so_far, display_line
+from widgets.jobs_table import format_cost, format_elapsed, layout_columns
 
 HF_JOB = "6890f1a2b3c4d5e6f7a8b9c0"
 LOCAL_JOB = "local-1a2b3c4d5e"
@@ -270,6 +262,25 @@ async def test_follow_and_pause():
         await pilot.pause()
         assert pane.follow and log.scroll_y == log.max_scroll_y
         assert pane.query_one("#job-log-box").border_subtitle == "following"
+
+
+async def test_following_survives_the_horizontal_scrollbar_and_resizes():
+    """Lines wider than a narrow pane bring a horizontal scrollbar, which takes the bottom row:
+    the newest line must still be in view, and the log must go on following."""
+    app = PaneHost()
+    async with app.run_test(size=(60, 30)) as pilot:
+        pane = app.pane
+        log = pane.log_view
+        pane.update_job(update("a", "RUNNING"), 1.0, "hf")
+        wide = lambda n: [f"step {i:04d} " + "x" * 80 for i in range(n, n + 100)]  # noqa: E731
+        pane.append_lines("a", wide(0))
+        await wait_for(pilot, lambda: log.show_horizontal_scrollbar and log.scroll_y == log.max_scroll_y,
+                       "the tail above the scrollbar")
+        pane.append_lines("a", wide(100))
+        await wait_for(pilot, lambda: log.scroll_y == log.max_scroll_y and log.line_count == 200, "still following")
+        await pilot.resize_terminal(60, 20)
+        await wait_for(pilot, lambda: log.scroll_y == log.max_scroll_y, "following after a resize")
+        assert pane.follow
 
 
 async def test_search_finds_lines_and_steps_through_matches():

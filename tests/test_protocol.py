@@ -11,7 +11,9 @@ from agent import protocol as p
 SAMPLES: dict[type, dict] = {
     p.UserInput: {"text": "train a model"},
     p.ExecApproval: {"decisions": [{"tool_call_id": "c1", "approved": False, "feedback": "use a t4",
-                                     "edited_args": {"timeout": "1h"}}]},
+                                     "edited_args": {"timeout": "1h"}},
+                                    {"tool_call_id": "c2", "approved": True, "remember": "project",
+                                     "rule": {"effect": "allow", "tool": "bash", "pattern": "pytest"}}]},
     p.Interrupt: {},
     p.Compact: {"focus": "dataset choices"},
     p.Undo: {},
@@ -21,6 +23,7 @@ SAMPLES: dict[type, dict] = {
     p.SetModel: {"model": "anthropic/claude-sonnet-4-5"},
     p.SetEffort: {"effort": "high"},
     p.SetYolo: {"enabled": True, "cap_usd": 2.5},
+    p.SetApprovalMode: {"mode": "ask"},
     p.Ready: {"model": "demo", "model_label": "demo", "tool_count": 5, "cwd": "/tmp", "is_demo": True},
     p.Processing: {},
     p.AssistantChunk: {"content": "Hel"},
@@ -30,7 +33,9 @@ SAMPLES: dict[type, dict] = {
     p.ToolLog: {"tool": "bash", "log": "line", "tool_call_id": "c1"},
     p.ToolState: {"tool_call_id": "c1", "tool": "bash", "state": "running"},
     p.ApprovalRequired: {"items": [{"tool_call_id": "c1", "tool": "hf_jobs", "arguments": {"operation": "run"},
-                                    "reason": "GPU job", "estimated_cost_usd": 4.0}]},
+                                    "reason": "GPU job", "estimated_cost_usd": 4.0,
+                                    "suggested_rule": {"effect": "allow", "tool": "hf_jobs", "operation": "run",
+                                                       "pattern": "a10g-large", "label": "hf_jobs run on hardware a10g-large"}}]},
     p.PlanUpdate: {"plan": [{"id": "1", "content": "inspect", "status": "in_progress"}]},
     p.LLMCall: {"model": "demo", "kind": "compaction", "latency_ms": 12,
                 "usage": {"prompt_tokens": 10, "completion_tokens": 2, "cache_read_tokens": 3, "cache_write_tokens": 1},
@@ -48,7 +53,7 @@ SAMPLES: dict[type, dict] = {
     p.ResumeComplete: {"restored_messages": 9},
     p.ShutdownEvent: {},
     p.SettingsChanged: {"model": "demo", "model_label": "demo", "effort": None, "yolo": True,
-                        "yolo_cap_usd": 5.0, "context_window": 32768},
+                        "yolo_cap_usd": 5.0, "context_window": 32768, "approval_mode": "yolo", "budget_left_usd": 3.5},
     p.ContextUsage: {"tokens": 1000, "window": 32768, "threshold": 29491},
 }
 

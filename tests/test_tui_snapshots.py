@@ -274,23 +274,109 @@ def test_hugging_face_theme_with_yolo_badge(snap_compare):
     assert snap_compare(AppUnderTest(theme="mlintern-hf"), terminal_size=SIZE, run_before=run_before)
 
 
-def test_local_job_with_a_loss_curve(snap_compare):
-    """A local training job streams its log: the side pane shows the loss curve falling
-    (title "loss … @ step 200") above the job's live log; the status bar counts "jobs 1"."""
+class PinnedClock:
+    """The Jobs pane's monotonic clock, moved only by the test (elapsed time and cost so far)."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def trainer_log(count: int) -> list[str]:
+    return [f"{{'loss': {2.2 * 0.985 ** i + 0.05 * (i % 7) / 7:.4f}, 'learning_rate': 5e-05, 'epoch': {i / 100:.2f}}}"
+            for i in range(1, count + 1)]
+
+
+async def two_jobs(pilot) -> None:
+    """A finished local data-prep job and a GPU training job 7m30s in, with 240 loss lines
+    and an eval every 60 steps."""
     from agent.protocol import JobLog, JobUpdate
 
-    lines = [f"{{'loss': {2.2 * 0.985 ** i + 0.05 * (i % 7) / 7:.4f}, 'learning_rate': 5e-05, 'epoch': {i / 100:.2f}}}"
-             for i in range(1, 201)]
+    app = pilot.app
+    clock = PinnedClock()
+    app.jobs_clock = clock
+    lines = trainer_log(240)
+    for step in (60, 120, 180, 240):
+        lines.insert(lines.index(trainer_log(step)[-1]) + 1,
+                     f"{{'eval_loss': {2.4 * 0.985 ** step + 0.05:.4f}, 'eval_runtime': 1.2, 'epoch': {step / 100:.2f}}}")
+    await feed(app, ready())
+    await app.conversation.add_user("Prepare the data, then train on an a10g-large")
+    await feed(app, Processing(),
+               ToolCallEvent(tool_call_id="j1", tool="hf_jobs", arguments={"operation": "run", "hardware_flavor": "cpu-basic"}),
+               ToolOutput(tool_call_id="j1", tool="hf_jobs", output="Job local-1a2b3c4d5e accepted on cpu-basic", success=True),
+               JobUpdate(job_id="local-1a2b3c4d5e", status="RUNNING", flavor="cpu-basic"),
+               JobLog(job_id="local-1a2b3c4d5e", lines=["prepared 12,400 rows", "wrote data/train.jsonl"]),
+               JobUpdate(job_id="local-1a2b3c4d5e", status="COMPLETED", flavor="cpu-basic",
+                         detail="completed after 0m03s, $0.0000"),
+               ToolCallEvent(tool_call_id="j2", tool="hf_jobs", arguments={"operation": "run", "hardware_flavor": "a10g-large"}),
+               ToolOutput(tool_call_id="j2", tool="hf_jobs", output="Job 6890f1a2b3c4d5e6f7a8b9c0 accepted on a10g-large",
+                          success=True),
+               JobUpdate(job_id="6890f1a2b3c4d5e6f7a8b9c0", status="RUNNING", flavor="a10g-large"),
+               JobLog(job_id="6890f1a2b3c4d5e6f7a8b9c0", lines=lines))
+    clock.now += 450
+    app.jobs_pane.tick()
+
+
+def test_local_job_with_a_loss_curve(snap_compare):
+    """A local training job streams its log: the side column has switched to its Jobs tab
+    ("Jobs · 1 running"): the job's row (running, $0 (local)) above its live log, whose title
+    carries the newest loss ("loss … @ 200") since the plot needs a wider pane; the output pane
+    got none of the job's lines; the status bar counts "jobs 1"."""
+    from agent.protocol import JobLog, JobUpdate
 
     async def run_before(pilot):
         app = pilot.app
+        app.jobs_clock = PinnedClock()
         await feed(app, ready())
         await app.conversation.add_user("Train it as a background job")
         await feed(app, Processing(),
                    ToolCallEvent(tool_call_id="j", tool="hf_jobs", arguments={"operation": "run", "hardware_flavor": "cpu-basic"}),
                    ToolOutput(tool_call_id="j", tool="hf_jobs", output="Job local-7f3a accepted on cpu-basic", success=True),
                    JobUpdate(job_id="local-7f3a", status="RUNNING", flavor="cpu-basic"),
-                   JobLog(job_id="local-7f3a", lines=lines))
+                   JobLog(job_id="local-7f3a", lines=trainer_log(200)))
         await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_jobs_view_with_two_jobs_and_a_loss_curve(snap_compare):
+    """ctrl+g: the Jobs pane across the whole screen, the table focused (accent border). Two
+    rows: the finished local job (✓ completed, $0 (local)) and the selected GPU job (● running
+    on a10g-large, 7m30s, $2.00/h, $0.2500 so far, its last line). Below, the GPU job's log
+    (following) beside its loss curve falling from ~2.2 with four eval dots; the footer has the
+    pane's keys (c cancel, f follow, / search) and esc Back, ctrl+g Jobs; no conversation."""
+
+    async def run_before(pilot):
+        await two_jobs(pilot)
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_jobs_view_80x24(snap_compare):
+    """The same two jobs at 80×24: the table drops flavour and $/h, the plot folds away and the
+    log title carries the newest loss instead; status bar and footer still fit."""
+
+    async def run_before(pilot):
+        await two_jobs(pilot)
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_cancel_asks_first(snap_compare):
+    """c on the running GPU job: a small modal "Cancel job" asks "Cancel job 6890f1a2…?" with
+    what it has run and cost so far, and the keys: y cancel the job · n or esc keep it running."""
+
+    async def run_before(pilot):
+        await two_jobs(pilot)
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        await pilot.press("c")
+        await pilot.pause(0.2)
 
     assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)

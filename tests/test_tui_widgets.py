@@ -149,26 +149,6 @@ async def test_page_keys_scroll_the_conversation_while_the_prompt_has_focus():
         assert conv.scroll_y == conv.max_scroll_y and conv.is_following
 
 
-async def test_job_log_lines_draw_a_loss_curve_in_the_side_pane():
-    from agent.protocol import JobLog, JobUpdate
-    from widgets.loss_plot import LossPlot
-
-    app = AppUnderTest()
-    async with app.run_test(size=(120, 36)) as pilot:
-        plot = app.query_one(LossPlot)
-        assert not plot.display
-        lines = [f"{{'loss': {2.0 - i * 0.01:.4f}, 'learning_rate': 2e-05, 'epoch': {i / 100:.2f}}}" for i in range(150)]
-        await feed(app, JobUpdate(job_id="local-1", status="RUNNING", flavor="cpu-basic"),
-                   JobLog(job_id="local-1", lines=lines[:100]), JobLog(job_id="local-1", lines=lines[100:]))
-        await pilot.pause()
-        assert plot.display and len(plot.points) == 150 and plot.points[-1][1] == 0.51
-        assert app.status_info.running_jobs == 1
-        assert app.tool_log.lines_written == 150
-        await feed(app, JobUpdate(job_id="local-1", status="COMPLETED", flavor="cpu-basic", detail="completed after 0m03s, $0.0000"))
-        assert app.status_info.running_jobs == 0
-        assert any("Job local-1 completed" in str(n.render()) for n in app.conversation.query(Notice))
-
-
 async def test_output_pane_keeps_showing_the_newest_line_past_max_lines():
     """What reaches the terminal, not the widget state: Textual 8.2.8's Log stops repainting
     once it holds max_lines, so the newest line must appear in the driver's output."""
@@ -242,3 +222,21 @@ async def test_a_timer_flush_racing_the_final_message_makes_one_answer():
         await timer_flush
         await pilot.pause()
         assert [a.text for a in app.conversation.query(AnswerBlock)] == ["Hello world"]
+
+
+def test_approval_cards_show_what_matters_for_jobs_and_sandboxes():
+    from agent.protocol import ApprovalItem
+    from widgets.approval_card import detail_rows
+
+    job = dict(detail_rows(ApprovalItem(
+        tool_call_id="j", tool="hf_jobs", reason="GPU job", estimated_cost_usd=2.0,
+        arguments={"operation": "run", "script": "print(1)\n", "hardware_flavor": "a10g-small", "timeout": "2h"})))
+    assert job["hardware"] == "a10g-small" and job["timeout"] == "2h" and job["script"] == "print(1)\n"
+    assert job["estimate"] == "$2.00 at most (hourly price × timeout)"
+    paid = dict(detail_rows(ApprovalItem(tool_call_id="s", tool="sandbox_create", reason="GPU sandbox",
+                                         estimated_cost_usd=0.6, arguments={"hardware": "t4-small"})))
+    assert paid["hardware"] == "t4-small" and "HF_TOKEN" in paid["HF token"]
+    assert paid["estimate"] == "$0.60 for the first hour" and "arguments" not in paid
+    free = dict(detail_rows(ApprovalItem(tool_call_id="s", tool="sandbox_create", reason="token",
+                                         arguments={"store_hf_token": False})))
+    assert free == {"hardware": "cpu-basic"}

@@ -47,6 +47,17 @@ def detail_rows(item: ApprovalItem) -> list[tuple[str, str]]:
         row("dependencies", "dependencies", lambda v: ", ".join(v) if isinstance(v, list) else str(v))
         row("env", "env", lambda v: ", ".join(sorted(v)) if isinstance(v, dict) else str(v))
         row("script", "script")
+    elif item.tool == "sandbox_create":
+        hardware = a.get("hardware") or "cpu-basic"
+        rows.append(("hardware", str(hardware)))
+        shown.update(("hardware", "store_hf_token"))
+        if hardware != "cpu-basic" or a.get("store_hf_token"):
+            rows.append(("HF token", "stored as the secret HF_TOKEN in the private Space; code in the sandbox can read it"))
+    elif item.tool == "sandbox_bash":
+        row("command", "command")
+        row("in", "work_dir")
+    elif item.tool in ("sandbox_write", "sandbox_edit", "sandbox_read"):
+        row("file", "path")
     elif item.tool in ("hf_repo_files", "hf_repo_git"):
         for label, key in (("operation", "operation"), ("repo", "repo_id"), ("type", "repo_type"), ("path", "path"),
                            ("branch", "branch"), ("tag", "tag"), ("revision", "revision"), ("PR", "pr_num"),
@@ -56,7 +67,8 @@ def detail_rows(item: ApprovalItem) -> list[tuple[str, str]]:
             rows.append(("size", f"{len(a['content'].encode()):,} bytes"))
             shown.add("content")
     if item.estimated_cost_usd is not None:
-        rows.append(("estimate", f"${item.estimated_cost_usd:.2f}"))
+        basis = {"hf_jobs": " at most (hourly price × timeout)", "sandbox_create": " for the first hour"}
+        rows.append(("estimate", f"${item.estimated_cost_usd:.2f}{basis.get(item.tool, '')}"))
     rest = {k: v for k, v in a.items() if k not in shown}
     if rest:
         rows.append(("arguments", json.dumps(rest, indent=2, ensure_ascii=False)))

@@ -63,38 +63,48 @@ class StatusBar(Widget):
 
     def render(self) -> Content:
         i = self.info
-        compact = self.size.width < 110  # 80x24 must still show model, mode, context and cost
-        parts: list[Content] = []
+        width = self.size.width  # inside the padding
+        compact = width < 110  # 80x24 must still show model, mode, context and cost
+        parts: list[tuple[int, Content]] = []  # (rank, part): the highest rank goes first when it does not fit
         ready = "" if i.model_ready else " [i $foreground-muted](loading)[/]"
         model = "[b $warning]DEMO[/] " if i.is_demo else ""
         label = i.model_label if not compact or len(i.model_label) <= 28 else "…" + i.model_label[-27:]
-        parts.append(Content.from_markup(f"{model}[b]$label[/]{ready}", label=label))
-        if i.effort and not compact:
-            parts.append(Content.from_markup("effort [b]$e[/]", e=i.effort))
+        parts.append((0, Content.from_markup(f"{model}[b]$label[/]{ready}", label=label)))
+        if i.effort:
+            parts.append((4, Content.from_markup("effort [b]$e[/]", e=i.effort)))
         if i.mode == "yolo":
             cap = f" ${i.yolo_cap_usd:.2f}" if i.yolo_cap_usd is not None else ""
-            parts.append(Content.from_markup(f"[b reverse $error] YOLO [/]{cap}{'' if compact else ' cap' if cap else ''}"))
+            parts.append((0, Content.from_markup(f"[b reverse $error] YOLO [/]{cap}{'' if compact else ' cap' if cap else ''}")))
         else:
-            parts.append(Content.from_markup("[b]$m[/]" if compact else "mode [b]$m[/]", m=i.mode))
+            parts.append((0, Content.from_markup("[b]$m[/]" if compact else "mode [b]$m[/]", m=i.mode)))
         bar, pct = context_bar(i.context_tokens, i.context_window, 5 if compact else 10)
         colour = "$error" if pct >= 90 else "$warning" if pct >= 70 else "$success"
-        parts.append(Content.from_markup(f"ctx [{colour}]$bar[/] $pct%", bar=bar, pct=str(pct)))
+        parts.append((2, Content.from_markup(f"ctx [{colour}]$bar[/] $pct%", bar=bar, pct=str(pct))))
         turn_cost = _money(i.turn_cost_usd, i.turn_unknown_calls)
         if compact:
-            parts.append(Content.from_markup("turn $tc", tc=turn_cost))
+            parts.append((3, Content.from_markup("turn $tc", tc=turn_cost)))
         else:
             out = _k(i.turn_tokens_out + i.streamed_chars // 4)
             if i.streamed_chars:
                 out = "~" + out  # estimated until the provider reports usage
-            parts.append(Content.from_markup("turn $tin↑ $tout↓ $tc", tin=_k(i.turn_tokens_in),
-                                             tout=out, tc=turn_cost))
-        parts.append(Content.from_markup("session [b]$sc[/]", sc=_money(i.session_cost_usd, i.session_unknown_calls)))
+            parts.append((3, Content.from_markup("turn $tin↑ $tout↓ $tc", tin=_k(i.turn_tokens_in),
+                                                 tout=out, tc=turn_cost)))
+        parts.append((1, Content.from_markup("session [b]$sc[/]", sc=_money(i.session_cost_usd, i.session_unknown_calls))))
         if i.budget_left_usd is not None:
-            parts.append(Content.from_markup("budget $b left", b=f"${i.budget_left_usd:.2f}"))
+            parts.append((1, Content.from_markup("budget $b left", b=f"${i.budget_left_usd:.2f}")))
         if i.running_jobs:
-            parts.append(Content.from_markup("[b $accent]jobs $j[/]", j=str(i.running_jobs)))
+            # the Jobs pane's running count, the number its title and tab show
+            parts.append((0, Content.from_markup("[b $accent]jobs $j[/]", j=str(i.running_jobs))))
         if i.queued:
-            parts.append(Content.from_markup("[$warning]$q queued[/]", q=str(i.queued)))
+            parts.append((0, Content.from_markup("[$warning]$q queued[/]", q=str(i.queued))))
         if i.busy:
-            parts.append(Content.from_markup("[$accent]working…[/]"))
-        return Content(" │ ").join(parts)
+            parts.append((0, Content.from_markup("[$accent]working…[/]")))
+        separator = Content(" │ ")
+        # what matters now (jobs, queue, working…) beats the turn's tokens on a narrow screen
+        while sum(part.cell_length for _, part in parts) + separator.cell_length * (len(parts) - 1) > width:
+            rank = max(rank for rank, _ in parts)
+            if rank == 0:
+                break
+            index = max(n for n, (r, _) in enumerate(parts) if r == rank)
+            del parts[index]
+        return separator.join(part for _, part in parts)

@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from agent.jobs.base import JobBackend, JobError, JobInfo, JobSpec
 
@@ -41,18 +41,41 @@ def _kill_live_job_groups() -> None:
 atexit.register(_kill_live_job_groups)
 
 
+#: lines of a job's output kept in memory; older ones are read back from output.log (a job
+#: printing 20,000 lines/s would otherwise hold ~34 MB more every 10 s, for as long as the app runs)
+KEEP_LINES = 20_000
+
+
 @dataclass
 class _LocalJob:
     info: JobInfo
     dir: Path
     proc: asyncio.subprocess.Process | None = None
-    lines: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # the newest lines; lines[0] is line number ``base``
+    base: int = 0
+    log: Any = None  # output.log while the job writes it
     waiters: set[asyncio.Event] = field(default_factory=set)  # one per follower
     task: asyncio.Task | None = None
+
+    @property
+    def total(self) -> int:
+        return self.base + len(self.lines)
 
     def wake(self) -> None:
         for event in self.waiters:
             event.set()
+
+    def read_back(self, start: int, stop: int) -> list[str]:
+        """Lines [start, stop) from output.log (they left memory). Flush ``log`` first, on
+        the loop's thread."""
+        out: list[str] = []
+        with open(self.dir / "output.log", encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f):
+                if number >= stop:
+                    break
+                if number >= start:
+                    out.append(line.rstrip("\n"))
+        return out
 
 
 class LocalBackend(JobBackend):
@@ -130,6 +153,10 @@ class LocalBackend(JobBackend):
 
     def _append(self, job: _LocalJob, line: str) -> None:
         job.lines.append(line)
+        if len(job.lines) > 2 * KEEP_LINES:  # trim in bulk: amortised O(1) per line
+            drop = len(job.lines) - KEEP_LINES
+            del job.lines[:drop]
+            job.base += drop
         job.wake()
 
     async def _supervise(self, job: _LocalJob, timeout_s: int) -> None:
@@ -139,18 +166,24 @@ class LocalBackend(JobBackend):
 
         async def pump() -> None:
             with open(log_path, "a", encoding="utf-8", errors="replace") as log:
-                while True:
-                    try:
-                        raw = await proc.stdout.readline()
-                    except ValueError:  # a line over the limit: take it in pieces
-                        raw = await proc.stdout.read(4 << 20)
-                    if not raw:
-                        return
-                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                    log.write(line + "\n")
-                    if len(job.lines) % 200 == 0:
-                        log.flush()
-                    self._append(job, line)
+                job.log = log
+                try:
+                    while True:
+                        try:
+                            raw = await proc.stdout.readline()
+                        except ValueError:  # a line over the limit: take it in pieces
+                            raw = await proc.stdout.read(4 << 20)
+                        if not raw:
+                            return
+                        # one entry per line, in memory and in the file alike (a piece read
+                        # past the limit may hold several)
+                        for line in raw.decode("utf-8", "replace").rstrip("\r\n").split("\n"):
+                            log.write(line + "\n")
+                            if job.total % 200 == 0:
+                                log.flush()
+                            self._append(job, line)
+                finally:
+                    job.log = None
 
         reader = asyncio.ensure_future(pump())
         timed_out = False
@@ -208,17 +241,32 @@ class LocalBackend(JobBackend):
         try:
             while True:
                 event.clear()
-                while sent < len(job.lines):
-                    yield job.lines[sent]
+                if sent < job.base:  # fell behind what memory keeps: catch up from the file
+                    if job.log is not None:
+                        job.log.flush()
+                    for line in job.read_back(sent, job.base):
+                        yield line
+                    sent = job.base
+                while sent < job.total:
+                    if sent < job.base:
+                        break  # trimmed while we were yielding: back to the file
+                    yield job.lines[sent - job.base]
                     sent += 1
-                if job.info.finished and sent >= len(job.lines):
+                if job.info.finished and sent >= job.total:
                     return
+                if sent < job.base:
+                    continue
                 await event.wait()
         finally:
             job.waiters.discard(event)
 
     async def fetch_logs(self, job_id: str) -> list[str]:
-        return list(self._get(job_id).lines)
+        job = self._get(job_id)
+        if job.base == 0:
+            return list(job.lines)
+        if job.log is not None:
+            job.log.flush()
+        return await asyncio.to_thread(job.read_back, 0, job.total)
 
     async def shutdown(self) -> None:
         """Kill every running job (app exit), all at once."""

@@ -37,6 +37,13 @@ class WatchedJob:
     task: asyncio.Task | None = None
     reconnects: int = 0
     tail: list[str] = field(default_factory=list)
+    #: the tool call that launched it (the approval policy settles that call's budget with it)
+    call_id: str = ""
+
+
+def _log_name(backend: str, job_id: str) -> str:
+    # local ids already say "local-"; HF ids do not say where they ran
+    return f"{job_id}.log" if job_id.startswith(f"{backend}-") else f"{backend}-{job_id}.log"
 
 
 class JobMonitor:
@@ -53,10 +60,10 @@ class JobMonitor:
 
     # ------------------------------------------------------------------ public
 
-    def watch(self, backend: JobBackend, info: JobInfo, turn: int = 0) -> WatchedJob:
+    def watch(self, backend: JobBackend, info: JobInfo, turn: int = 0, call_id: str = "") -> WatchedJob:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        job = WatchedJob(info=info, backend=backend, turn=turn,
-                         log_path=self.jobs_dir / f"{backend.name}-{info.id}.log")
+        job = WatchedJob(info=info, backend=backend, turn=turn, call_id=call_id,
+                         log_path=self.jobs_dir / _log_name(backend.name, info.id))
         self.jobs[info.id] = job
         self._update(job)
         job.task = asyncio.get_running_loop().create_task(self._follow(job), name=f"job-{info.id}")

@@ -2,13 +2,22 @@
 
 With no credentials the app starts on this model, so a fresh offline install works end to
 end. It is registered with litellm as a custom provider and walks through a small, real ML
-task (inspect the machine, write a pure-Python training script, train, evaluate, report);
-the engine executes its tool calls for real, and the report quotes the parsed output.
+task: inspect the machine, write a pure-Python training script, launch it with ``hf_jobs``
+as a background job (the local backend without an HF account; the user approves it), check
+on it every few seconds while it trains, then read its log and report. The engine executes
+every call for real, and the report quotes the job's parsed log. If the job outlives the
+checks, the turn ends and the next message picks the job up again (by then the job
+monitor's ``[JOB UPDATE]`` note is in the conversation).
 
-The next step is decided from the conversation alone (the calls after the last real user
-message and their results), never from state kept in the provider: one provider instance
-serves every session, and resuming or undoing needs nothing special. Content (prose, the
-training script, output parsers) lives in ``agent.llm.demo_script``.
+The next step is decided from the conversation alone (the calls and their results, the
+monitor's notes), never from state kept in the provider: one provider instance serves every
+session, and resuming or undoing needs nothing special. Content (prose, the training script,
+output parsers) lives in ``agent.llm.demo_script``.
+
+Environment knobs, read when the provider is registered (tests use them to keep runs
+short): ``MLINTERN_DEMO_DELAY`` (seconds between streamed chunks), ``MLINTERN_DEMO_STEPS``
+(training steps), ``MLINTERN_DEMO_POLL_S`` (seconds between checks on the job) and
+``MLINTERN_DEMO_MAX_POLLS`` (checks before handing the running job over).
 
 This module does not import litellm at import time (it costs seconds); ``DemoLLM`` is built
 on first access and ``register_demo_provider`` imports litellm when called.
@@ -35,10 +44,13 @@ log = logging.getLogger(__name__)
 
 DEMO_PROVIDER = "mlintern_demo"
 DEMO_MODEL_ID = f"{DEMO_PROVIDER}/ml-task"
-DEMO_CONTEXT_WINDOW = 32_768
+DEMO_CONTEXT_WINDOW = 131_072  # one demo run uses ~10k tokens: room for many runs before compaction
 DEMO_MAX_OUTPUT = 4_096
 CALL_ID_PREFIX = "call_demo_"
 DEFAULT_CHUNK_DELAY = 0.01
+DEFAULT_POLL_S = 5.0
+DEFAULT_MAX_POLLS = 12
+FINAL_STAGES = frozenset({"COMPLETED", "ERROR", "CANCELED", "DELETED"})
 _ARG_PIECE = 64  # tool arguments stream in pieces this long, like a real model's deltas
 _RERUN = re.compile(
     r"\b(again|re-?run|retrain|retry|restart|train(ing)?|one more time|start over|continue|resume)\b",
@@ -54,6 +66,8 @@ _FAILED = re.compile(
     r"|Traceback \(most recent call last\)|\bexit (?:code|status)[:= ]*-?[1-9]",
     re.I,
 )
+#: user-role messages nobody typed: the engine's guards and the job monitor's notes
+_INJECTED = ("[SYSTEM", "[JOB UPDATE]")
 
 # --------------------------------------------------------------------------- reading messages
 
@@ -76,11 +90,19 @@ def _text(content: Any) -> str:
 
 
 def _is_request(message: Any) -> bool:
-    """A message a person typed; guards inject user-role ``[SYSTEM: ...]`` notes."""
+    """A message a person typed, not a guard's or the job monitor's note."""
     if _field(message, "role") != "user":
         return False
     text = _text(_field(message, "content")).strip()
-    return bool(text) and not text.startswith("[SYSTEM")
+    return bool(text) and not text.startswith(_INJECTED)
+
+
+@dataclass
+class DemoSettings:
+    workspace: Path
+    steps: int = script.STEPS
+    poll_s: float = DEFAULT_POLL_S
+    max_polls: int = DEFAULT_MAX_POLLS
 
 
 @dataclass
@@ -89,13 +111,16 @@ class Call:
     name: str
     args: dict[str, Any]
     result: str | None = None  # None: no tool message answered this call
+    at: int = 0  # index of the assistant message that made it
 
     @property
     def kind(self) -> str:
         if self.name == "bash":
-            return "run" if "--steps" in str(self.args.get("command", "")) else "env"
+            return "wait" if str(self.args.get("command", "")).lstrip().startswith("sleep ") else "env"
         if self.name == "read":
-            return "metrics" if str(self.args.get("path", "")).endswith(".json") else "read_script"
+            return "read_script"
+        if self.name == "hf_jobs":
+            return {"run": "launch", "inspect": "inspect", "logs": "logs"}.get(self.args.get("operation"), "hf_jobs")
         return self.name
 
     @property
@@ -107,12 +132,19 @@ class Call:
         if self.result is None or self.rejected:
             return True
         head = self.result.lstrip()[:20].lower()
+        if self.name == "hf_jobs":  # the rest is the job's own output: a job's failure is not the call's
+            return head.startswith("error")
         return head.startswith(("error", "failed")) or bool(_FAILED.search(self.result))
+
+    @property
+    def job(self) -> script.Launched | None:
+        """The job of a launch the backend accepted."""
+        return script.launched_job(self.result) if self.kind == "launch" and not self.failed else None
 
 
 def _calls(messages: list[Any], results: dict[str, str]) -> list[Call]:
     out = []
-    for m in messages:
+    for at, m in enumerate(messages):
         if _field(m, "role") != "assistant":
             continue
         for tc in _field(m, "tool_calls") or []:
@@ -123,7 +155,7 @@ def _calls(messages: list[Any], results: dict[str, str]) -> list[Call]:
             except (TypeError, ValueError):
                 args = {}
             out.append(Call(call_id, str(_field(fn, "name") or ""),
-                            args if isinstance(args, dict) else {}, results.get(call_id)))
+                            args if isinstance(args, dict) else {}, results.get(call_id), at))
     return out
 
 
@@ -131,40 +163,63 @@ def _calls(messages: list[Any], results: dict[str, str]) -> list[Call]:
 class Conversation:
     request: str | None  # the last real user message
     first_request: str
-    turn: list[Call]  # tool calls after the request, with their results
+    anchor: int  # its index (-1: none)
+    calls: list[Call]  # every tool call, with its result
     answered: bool  # a text-only assistant answer already followed the request
     earlier_demo_run: bool
-    earlier_calls: list[Call]
-    demo_call_count: int
+    notes: dict[str, script.JobNote]  # job id -> the monitor's note that it ended
+    reports: list[int]  # indices of the demo's closing reports (results or failure)
 
     @classmethod
     def read(cls, messages: list[Any]) -> Conversation:
         msgs = [m for m in messages if m is not None]
         anchors = [i for i, m in enumerate(msgs) if _is_request(m)]
-        anchor = anchors[-1] if anchors else None
+        anchor = anchors[-1] if anchors else -1
         results = {
             str(_field(m, "tool_call_id") or ""): _text(_field(m, "content"))
             for m in msgs if _field(m, "role") == "tool"
         }
-        before = msgs[:anchor] if anchor is not None else []
-        after = msgs[anchor + 1:] if anchor is not None else []
-        earlier, turn = _calls(before, results), _calls(after, results)
-        earlier_demo = any(c.id.startswith(CALL_ID_PREFIX) for c in earlier) or any(
-            _field(m, "role") == "assistant" and script.DEMO_MARK in _text(_field(m, "content"))
-            for m in before
-        )
+        calls = _calls(msgs, results)
+        texts = [(i, _text(_field(m, "content")).strip()) for i, m in enumerate(msgs)
+                 if _field(m, "role") == "assistant" and not _field(m, "tool_calls")]
+        notes = {}
+        for m in msgs:
+            if _field(m, "role") == "user" and (note := script.parse_note(_text(_field(m, "content")))):
+                notes[note.job_id] = note
+        earlier_demo = any(c.id.startswith(CALL_ID_PREFIX) for c in calls if c.at < anchor) or any(
+            i < anchor and script.DEMO_MARK in text for i, text in texts)
         return cls(
-            request=_text(_field(msgs[anchor], "content")).strip() if anchor is not None else None,
+            request=_text(_field(msgs[anchor], "content")).strip() if anchors else None,
             first_request=_text(_field(msgs[anchors[0]], "content")).strip() if anchors else "",
-            turn=turn,
-            answered=any(_field(m, "role") == "assistant" and not _field(m, "tool_calls") for m in after),
+            anchor=anchor,
+            calls=calls,
+            answered=anchors != [] and any(i > anchor for i, _ in texts),
             earlier_demo_run=earlier_demo,
-            earlier_calls=earlier,
-            demo_call_count=sum(c.id.startswith(CALL_ID_PREFIX) for c in earlier + turn),
+            notes=notes,
+            reports=[i for i, text in texts if text.startswith(script.REPORT_PREFIX)],
         )
+
+    @property
+    def turn(self) -> list[Call]:
+        return [c for c in self.calls if c.at > self.anchor]
+
+    @property
+    def earlier(self) -> list[Call]:
+        return [c for c in self.calls if c.at < self.anchor]
+
+    @property
+    def demo_call_count(self) -> int:
+        return sum(c.id.startswith(CALL_ID_PREFIX) for c in self.calls)
 
     def last(self, kind: str) -> Call | None:
         return next((c for c in reversed(self.turn) if c.kind == kind), None)
+
+    def open_job(self) -> Call | None:
+        """The last accepted launch, unless a closing report already followed it."""
+        launch = next((c for c in reversed(self.calls) if c.job is not None), None)
+        if launch is None or any(i > launch.at for i in self.reports):
+            return None
+        return launch
 
 
 # --------------------------------------------------------------------------- deciding the step
@@ -205,47 +260,51 @@ def offered_tools(tools: Any) -> set[str]:
     return names
 
 
-def next_reply(messages: list[Any], offered: set[str], workspace: Path) -> Reply:
+def next_reply(messages: list[Any], offered: set[str], settings: DemoSettings) -> Reply:
     """What the demo says and calls next, given everything so far."""
     convo = Conversation.read(list(messages))
     b = _Builder(convo.demo_call_count)
     if convo.request is None:
         return b.reply(script.GREETING)
-    if convo.answered and not any(c.failed for c in convo.turn):
-        return b.reply(script.ALREADY_DONE)  # (after a failure, a nudge gets the honest failure again)
+    job = convo.open_job()
+    failed = next((c for c in convo.turn if c.failed), None)
+    if convo.answered and failed is None:  # (after a failure, a nudge gets the honest failure again)
+        return b.reply(script.still_running_text(job.job.id) if job else script.ALREADY_DONE)
+    resumed = job is not None and job.at < convo.anchor  # the last turn ended while it ran
     rerun = convo.earlier_demo_run and bool(_RERUN.search(convo.request))
-    if not convo.turn and convo.earlier_demo_run and not rerun:
-        runs = [c for c in convo.earlier_calls if c.kind == "run"]
-        return b.reply(script.follow_up_text(script.parse_training_log(runs[-1].result) if runs else None))
-    missing = sorted({"bash", "write"} - offered)
+    if not convo.turn and convo.earlier_demo_run and not rerun and not resumed:
+        logs = [c for c in convo.earlier if c.kind == "logs"]
+        return b.reply(script.follow_up_text(script.parse_training_log(logs[-1].result) if logs else None))
+    missing = sorted({"bash", "write", "hf_jobs"} - offered)
     if missing:
         return b.reply(script.no_tools_text(missing, offered))
-    run = convo.last("run")
-    log_so_far = script.parse_training_log(run.result) if run and not run.failed else None
-    for call in convo.turn:
-        if call.failed:
-            how = ("never returned a result (it was interrupted or not executed)" if call.result is None
-                   else "was rejected" if call.rejected else "failed")
-            what = script.STEP_NAMES.get(call.kind, f"the `{call.name}` call")
-            return b.reply(script.failure_text(what, call.name, call.result, how, log_so_far))
-    return _scenario_step(convo, b, offered, workspace, rerun)
+    if failed is not None:
+        what = script.STEP_NAMES.get(failed.kind, f"the `{failed.name}` call")
+        how = ("never returned a result (it was interrupted or not executed)" if failed.result is None
+               else "was rejected" if failed.rejected else "failed")
+        running = job.job.id if job is not None and job.at < failed.at else None
+        return _trimmed_plan(convo, b, failed.at, f"Stopping: {what} {how}.") or b.reply(
+            script.failure_text(what, failed.name, failed.result, how, declined=failed.rejected, job_id=running))
+    if resumed:
+        return _follow(convo, b, job, offered, settings, resumed=True)
+    return _scenario_step(convo, b, offered, settings, rerun)
+
+
+def _plan(offered: set[str], done: int) -> list[tuple[str, dict[str, Any]]]:
+    return [script.plan_call(done)] if "plan_tool" in offered else []
 
 
 def _scenario_step(
-    convo: Conversation, b: _Builder, offered: set[str], workspace: Path, rerun: bool
+    convo: Conversation, b: _Builder, offered: set[str], settings: DemoSettings, rerun: bool
 ) -> Reply:
-    has_plan = "plan_tool" in offered
-
-    def plan(done: int) -> list[tuple[str, dict[str, Any]]]:
-        return [script.plan_call(done)] if has_plan else []
-
+    workspace = settings.workspace
     env_call = ("bash", {"command": script.ENV_COMMAND, "description": "Check Python, CPU cores and disk",
                          "work_dir": str(workspace), "timeout": 60})
     env = convo.last("env")
     if env is None:
         intro = script.intro_text(convo.request or "", rerun)
         if not convo.turn:
-            return b.reply(intro, *(plan(0) if has_plan else [env_call]))
+            return b.reply(intro, *(_plan(offered, 0) or [env_call]))
         return b.reply("First, a quick look at the machine this will run on.", env_call)
 
     write, read_script = convo.last("write"), convo.last("read_script")
@@ -258,41 +317,101 @@ def _scenario_step(
         if path.exists() and "read" in offered:
             return b.reply(
                 f"`{path.name}` is already there from an earlier run; reading it before I replace it.",
-                *plan(1), ("read", {"path": str(path)}),
+                *_plan(offered, 1), ("read", {"path": str(path)}),
             )
         while path.exists():  # without `read` the write tool would refuse, so pick a new name
             path = path.with_name(f"{path.stem}_{uuid.uuid4().hex[:4]}.py")
-        return b.reply(script.script_text(env.result), *plan(1),
+        return b.reply(script.script_text(env.result), *_plan(offered, 1),
                        ("write", {"path": str(path), "content": script.TRAIN_SCRIPT}))
 
-    train_script = Path(str(write.args.get("path")))
-    run = convo.last("run")
-    if run is None:
-        return b.reply(
-            f"Script written. Training for {script.STEPS} steps, logging every 10:", *plan(2),
-            ("bash", {"command": script.run_command(train_script), "description": "Train the tiny MLP",
-                      "work_dir": str(workspace), "timeout": 300}),
-        )
-    log_ = script.parse_training_log(run.result)
-    if log_ is None:
-        return b.reply(script.failure_text(
-            script.STEP_NAMES["run"], "bash", run.result, "finished without printing an eval accuracy", None))
-    metrics = convo.last("metrics")
-    if metrics is None and "read" in offered:
-        return b.reply(
-            f"Training finished: loss {log_.losses[0][1]} → {log_.losses[-1][1]} over {log_.steps} "
-            f"steps, eval accuracy {log_.eval_accuracy:.2%}. Checking the metrics file it saved.",
-            *plan(3), ("read", {"path": str(script.output_dir(train_script) / "metrics.json")}),
-        )
-    note = script.metrics_note(log_, metrics.result) if metrics else ""
+    launch = convo.last("launch")
+    if launch is None:
+        # the script travels as content (a path is read and sent), as it would to a remote job
+        return b.reply(script.launch_text(settings.steps), *_plan(offered, 2), ("hf_jobs", {
+            "operation": "run", "script": str(write.args.get("path")),
+            "script_args": ["--steps", str(settings.steps)], "hardware_flavor": "cpu-basic",
+            "timeout": script.JOB_TIMEOUT,
+        }))
+    if launch.job is None:
+        return b.reply(script.failure_text(script.STEP_NAMES["launch"], "hf_jobs", launch.result,
+                                           "came back without a job id"))
+    return _follow(convo, b, launch, offered, settings, resumed=False)
+
+
+def _follow(convo: Conversation, b: _Builder, launch: Call, offered: set[str], settings: DemoSettings,
+            resumed: bool) -> Reply:
+    """While the job runs: wait a little, inspect, repeat; when it ends, read its log."""
+    job = launch.job
+    assert job is not None
+    job_id = job.id
+    after = [c for c in convo.calls if c.at > launch.at]
+    note = convo.notes.get(job_id)
+    logs = next((c for c in reversed(after) if c.kind == "logs"), None)
+    if logs is not None:
+        return _report(convo, b, launch, logs, note, offered)
+    last = after[-1] if after else None
+    stage = note.stage if note else script.job_stage(last.result) if last and last.kind == "inspect" else None
+    if stage in FINAL_STAGES:
+        return b.reply(script.finished_text(job_id, note, stage), *_plan(offered, 4),
+                       ("hf_jobs", {"operation": "logs", "job_id": job_id}))
+    if last is not None and last.kind == "wait" and last.at > convo.anchor:
+        return b.reply("", ("hf_jobs", {"operation": "inspect", "job_id": job_id}))
+    waits = sum(c.kind == "wait" for c in after if c.at > convo.anchor)
+    if waits >= settings.max_polls:
+        handoff = script.handoff_plan_call()
+        if "plan_tool" in offered and not (last and last.name == "plan_tool" and last.args == handoff[1]):
+            return b.reply("It is still training. Updating the plan before I hand it over.", handoff)
+        return b.reply(script.handoff_text(job))
+    if waits == 0:
+        text = script.running_text(job, settings.poll_s, settings.max_polls, resumed)
+    else:
+        text = script.progress_text(last.result if last and last.kind == "inspect" else None, _steps(launch))
+    return b.reply(text, *(_plan(offered, 3) if waits == 0 else []), ("bash", {
+        "command": f"sleep {settings.poll_s:g}", "description": f"Wait {settings.poll_s:g} s before checking on the job",
+        "work_dir": str(settings.workspace), "timeout": int(settings.poll_s) + 30,
+    }))
+
+
+def _trimmed_plan(convo: Conversation, b: _Builder, since: int, text: str) -> Reply | None:
+    """Before an early stop, drop the plan items that will not happen now: left unfinished,
+    the engine's continuation guard would send the demo back to repeat its failure report."""
+    plans = [c for c in convo.calls if c.name == "plan_tool" and not c.failed]
+    todos = plans[-1].args.get("todos") or [] if plans else []
+    if plans[-1:] and plans[-1].at > since or all(_field(t, "status") == "completed" for t in todos):
+        return None
+    return b.reply(text + " Taking the steps that won't run off the plan.",
+                   ("plan_tool", {"todos": [t for t in todos if _field(t, "status") == "completed"]}))
+
+
+def _steps(launch: Call) -> int | None:
+    args = [str(a) for a in launch.args.get("script_args") or []]
+    i = args.index("--steps") + 1 if "--steps" in args else len(args)
+    return int(args[i]) if i < len(args) and args[i].isdigit() else None
+
+
+def _report(convo: Conversation, b: _Builder, launch: Call, logs: Call, note: script.JobNote | None,
+            offered: set[str]) -> Reply:
+    job = launch.job
+    assert job is not None
+    stage = note.stage if note else script.job_stage(logs.result) or "UNKNOWN"
+    log_ = script.parse_training_log(logs.result)
+    if stage != "COMPLETED" or log_ is None:
+        return _trimmed_plan(convo, b, logs.at, f"The job ended {stage}: no results to report.") or b.reply(
+            script.job_failure_text(job.id, stage, note, logs.result))
     plan_done = any(
-        c.name == "plan_tool" and all(_field(t, "status") == "completed" for t in c.args.get("todos") or [{}])
-        for c in convo.turn
+        c.name == "plan_tool" and c.at > logs.at
+        and all(_field(t, "status") == "completed" for t in c.args.get("todos") or [{}])
+        for c in convo.calls
     )
-    if has_plan and not plan_done:
-        return b.reply(f"{note or 'Evaluation done.'} Marking the plan complete.",
-                       script.plan_call(len(script.PLAN_ITEMS)))
-    return b.reply(script.final_answer(log_, train_script, env.result, note))
+    if "plan_tool" in offered and not plan_done:
+        return b.reply(
+            f"Training finished: loss {log_.losses[0][1]} → {log_.losses[-1][1]} over {log_.steps} steps, "
+            f"eval accuracy {log_.eval_accuracy:.2%}. Marking the plan complete.",
+            script.plan_call(len(script.PLAN_ITEMS)),
+        )
+    env = next((c for c in reversed(convo.calls) if c.kind == "env" and c.at < launch.at), None)
+    return b.reply(script.final_answer(log_, Path(str(launch.args.get("script"))), env.result if env else None,
+                                       job, note))
 
 
 # --------------------------------------------------------------------------- the litellm provider
@@ -331,25 +450,31 @@ def stream_chunks(reply: Reply, usage: dict[str, int]) -> Iterator[dict[str, Any
     yield _chunk(finish_reason=reply.finish_reason, usage=usage)
 
 
-def _delay_from_env() -> float:
+def _env_number(name: str, default: float) -> float:
     try:
-        return max(0.0, float(os.environ.get("MLINTERN_DEMO_DELAY", DEFAULT_CHUNK_DELAY)))
+        return max(0.0, float(os.environ.get(name, default)))
     except ValueError:
-        return DEFAULT_CHUNK_DELAY
+        return default
 
 
 class _DemoBehaviour:
     """The provider's logic, kept free of litellm so this module imports instantly."""
 
-    def __init__(self, workspace: Path, chunk_delay: float = DEFAULT_CHUNK_DELAY) -> None:
+    def __init__(self, workspace: Path, chunk_delay: float = DEFAULT_CHUNK_DELAY, *, steps: int = script.STEPS,
+                 poll_s: float = DEFAULT_POLL_S, max_polls: int = DEFAULT_MAX_POLLS) -> None:
         super().__init__()
-        self.workspace = Path(workspace).expanduser().resolve()
+        self.settings = DemoSettings(Path(workspace).expanduser().resolve(), max(1, int(steps)),
+                                     max(0.1, float(poll_s)), max(0, int(max_polls)))
         self.chunk_delay = max(0.0, float(chunk_delay))
+
+    @property
+    def workspace(self) -> Path:
+        return self.settings.workspace
 
     def _respond(self, messages: Any, optional_params: dict[str, Any] | None) -> tuple[Reply, dict[str, int]]:
         tools = (optional_params or {}).get("tools")
         try:
-            reply = next_reply(list(messages or []), offered_tools(tools), self.workspace)
+            reply = next_reply(list(messages or []), offered_tools(tools), self.settings)
         except Exception as exc:  # a demo must never take the session down with it
             log.exception("demo model could not decide its next step")
             reply = Reply(f"The demo model hit an internal error ({type(exc).__name__}: {exc}) and "
@@ -397,7 +522,7 @@ def _demo_llm_class() -> type:
     cls = type("DemoLLM", (_DemoBehaviour, CustomLLM), {
         "__module__": __name__,
         "__doc__": "The scripted demo model as a litellm ``CustomLLM``: "
-                   "DemoLLM(workspace, chunk_delay=0.01).",
+                   "DemoLLM(workspace, chunk_delay=0.01, *, steps, poll_s, max_polls).",
     })
     return cls
 
@@ -408,13 +533,23 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def register_demo_provider(workspace: Path, chunk_delay: float | None = None) -> str:
+def register_demo_provider(workspace: Path, chunk_delay: float | None = None, *, steps: int | None = None,
+                           poll_s: float | None = None, max_polls: int | None = None) -> str:
     """Make ``DEMO_MODEL_ID`` callable through litellm; safe to call again (the handler is
-    replaced, so a new workspace or delay takes effect). Returns the litellm model id."""
+    replaced, so new settings take effect). Settings left as None come from the
+    ``MLINTERN_DEMO_*`` environment variables, else the defaults. Returns the litellm model id."""
     os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
     import litellm
 
-    handler = _demo_llm_class()(workspace, _delay_from_env() if chunk_delay is None else chunk_delay)
+    def pick(value: float | None, env: str, default: float) -> float:
+        return _env_number(env, default) if value is None else value
+
+    handler = _demo_llm_class()(
+        workspace, pick(chunk_delay, "MLINTERN_DEMO_DELAY", DEFAULT_CHUNK_DELAY),
+        steps=int(pick(steps, "MLINTERN_DEMO_STEPS", script.STEPS)),
+        poll_s=pick(poll_s, "MLINTERN_DEMO_POLL_S", DEFAULT_POLL_S),
+        max_polls=int(pick(max_polls, "MLINTERN_DEMO_MAX_POLLS", DEFAULT_MAX_POLLS)),
+    )
     providers = litellm.custom_provider_map
     providers[:] = [p for p in providers if p.get("provider") != DEMO_PROVIDER]
     providers.append({"provider": DEMO_PROVIDER, "custom_handler": handler})

@@ -1,23 +1,25 @@
 """What the demo model says and runs: its training script, commands and prose.
 
 The step logic lives in ``agent.llm.demo``; this module holds the content. The training
-script is small but real, and every number the demo reports is parsed from its actual output
-(the parsers are here too), so the demo can never claim a result that did not happen.
+script is small but real, and every number the demo reports is parsed from the actual
+output of the job that ran it (the parsers are here too), so the demo can never claim a
+result that did not happen.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STEPS = 300
+STEPS = 4000  # about 15 s of one CPU core for the script below
+JOB_TIMEOUT = "10m"
 DEMO_MARK = "Demo model"
+REPORT_PREFIX = "## Demo"  # how every closing report (results or failure) starts
 REAL_MODEL_HINT = (
     "To work on your own task, use a real model: set `ANTHROPIC_API_KEY`, `OPENAI_API_KEY` or "
     "`HF_TOKEN` and restart, start with `-m ollama/<model>` for a local model, or switch now "
@@ -25,11 +27,12 @@ REAL_MODEL_HINT = (
 )
 PLAN_ITEMS = (
     ("inspect", "Inspect the environment (Python, CPU cores, free disk)"),
-    ("script", "Write a pure-Python training script (tiny MLP, two-moons data)"),
-    ("train", f"Train for {STEPS} SGD steps on CPU"),
-    ("evaluate", "Evaluate on held-out points and check metrics.json"),
-    ("report", "Report the results"),
+    ("script", "Write a pure-Python training script (small MLP, two-spirals data)"),
+    ("launch", "Launch it as a local CPU job with hf_jobs (needs your approval)"),
+    ("follow", "Follow the job while it trains (log, loss curve)"),
+    ("report", "Read the final loss and eval accuracy from the job's log and report"),
 )
+HANDOFF_ITEM = ("follow", "Check on the job for a while; it still runs, so it is handed over")
 ENV_COMMAND = (
     "python3 --version && python3 -c \"import os, platform, shutil; "
     "print('platform:', platform.platform()); print('cpu cores:', os.cpu_count()); "
@@ -40,8 +43,10 @@ STEP_NAMES = {  # a call's kind (see ``agent.llm.demo.Call``) as said in a failu
     "env": "inspecting the environment",
     "read_script": "reading the existing training script",
     "write": "writing the training script",
-    "run": "running the training script",
-    "metrics": "reading metrics.json",
+    "launch": "launching the training job",
+    "wait": "waiting between checks on the job",
+    "inspect": "checking on the training job",
+    "logs": "reading the job's log",
     "plan_tool": "updating the plan",
 }
 
@@ -56,12 +61,20 @@ def plan_call(done: int) -> tuple[str, dict[str, Any]]:
     return "plan_tool", {"todos": todos}
 
 
-# Standard library only, so it runs on any machine with python3 and no downloads.
-TRAIN_SCRIPT = '''"""Train a tiny MLP to separate two interleaved half-moons, using only the standard library.
+def handoff_plan_call() -> tuple[str, dict[str, Any]]:
+    """The plan when the turn ends with the job still running: what this turn did, all done
+    (an unfinished item would make the engine's continuation guard send the demo back)."""
+    todos = [{"id": key, "content": content, "status": "completed"} for key, content in PLAN_ITEMS[:3]]
+    todos.append({"id": HANDOFF_ITEM[0], "content": HANDOFF_ITEM[1], "status": "completed"})
+    return "plan_tool", {"todos": todos}
 
-Written by the mlintern demo model. Minibatch SGD with momentum and a linearly decaying
-learning rate; logs one Transformers-Trainer-style dict per logging step, evaluates on
-held-out points and saves metrics.json in --output-dir.
+
+# Standard library only, so it runs on any machine with python3 and no downloads.
+TRAIN_SCRIPT = '''"""Train a small MLP to separate two interleaved spirals, using only the standard library.
+
+Written by the mlintern demo model. Minibatch SGD with momentum, a short warm-up and a cosine
+learning-rate decay. Logs one Transformers-Trainer-style dict per logging step (about 40 in
+all), evaluates on held-out points four times, and saves metrics.json in --output-dir.
 """
 
 import argparse
@@ -72,114 +85,135 @@ import random
 import time
 
 
-def make_moons(n, noise, rng):
+def make_spirals(n, noise, rng):
     data = []
     for i in range(n):
-        label = i % 2
-        t = rng.uniform(0.0, math.pi)
-        x, y = (math.cos(t), math.sin(t)) if label == 0 else (1 - math.cos(t), 0.5 - math.sin(t))
-        data.append(((x + rng.gauss(0, noise), y + rng.gauss(0, noise)), label))
+        label, r = i % 2, rng.uniform(0.05, 1.0)
+        t = 3 * math.pi * r + math.pi * label
+        data.append(((r * math.cos(t) + rng.gauss(0, noise), r * math.sin(t) + rng.gauss(0, noise)), label))
     return data
 
 
-class TinyMLP:
-    """2 inputs -> `hidden` tanh units -> 1 sigmoid output; parameters in one flat list."""
+class MLP:
+    """2 -> hidden -> hidden -> 1 with tanh hidden layers and a sigmoid output."""
 
     def __init__(self, hidden, rng):
-        self.hidden = hidden
-        w1 = [rng.gauss(0, 1 / math.sqrt(2)) for _ in range(2 * hidden)]
-        w2 = [rng.gauss(0, 1 / math.sqrt(hidden)) for _ in range(hidden)]
-        self.params = w1 + [0.0] * hidden + w2 + [0.0]  # w1, b1, w2, b2
-        self.velocity = [0.0] * len(self.params)
+        def layer(n_in, n_out):
+            return [[rng.gauss(0, 1 / math.sqrt(n_in)) for _ in range(n_in)] for _ in range(n_out)], [0.0] * n_out
+
+        self.layers = [layer(2, hidden), layer(hidden, hidden), layer(hidden, 1)]
+        self.velocity = [([[0.0] * len(r) for r in w], [0.0] * len(b)) for w, b in self.layers]
 
     def forward(self, x):
-        p, h = self.params, self.hidden
-        acts = [math.tanh(p[2 * j] * x[0] + p[2 * j + 1] * x[1] + p[2 * h + j]) for j in range(h)]
-        z = sum(p[3 * h + j] * a for j, a in enumerate(acts)) + p[4 * h]
-        return acts, 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
+        (w1, b1), (w2, b2), (w3, b3) = self.layers
+        h1 = [math.tanh(r[0] * x[0] + r[1] * x[1] + b) for r, b in zip(w1, b1)]
+        h2 = [math.tanh(sum(w * h for w, h in zip(r, h1)) + b) for r, b in zip(w2, b2)]
+        z = sum(w * h for w, h in zip(w3[0], h2)) + b3[0]
+        return h1, h2, 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
 
     def train_step(self, batch, lr, momentum=0.9):
-        p, h = self.params, self.hidden
-        grad = [0.0] * len(p)
+        (w1, b1), (w2, b2), (w3, b3) = self.layers
+        grads = [([[0.0] * len(r) for r in w], [0.0] * len(b)) for w, b in self.layers]
+        (g1, gb1), (g2, gb2), (g3, gb3) = grads
         loss = 0.0
         for x, y in batch:
-            acts, prob = self.forward(x)
-            loss += bce(prob, y)
-            dz = prob - y
-            grad[4 * h] += dz
-            for j, a in enumerate(acts):
-                grad[3 * h + j] += dz * a
-                da = dz * p[3 * h + j] * (1 - a * a)
-                grad[2 * j] += da * x[0]
-                grad[2 * j + 1] += da * x[1]
-                grad[2 * h + j] += da
-        for i, g in enumerate(grad):
-            self.velocity[i] = momentum * self.velocity[i] + g / len(batch)
-            p[i] -= lr * self.velocity[i]
-        return loss / len(batch)
+            h1, h2, p = self.forward(x)
+            loss += bce(p, y)
+            dz = p - y
+            gb3[0] += dz
+            d1 = [0.0] * len(h1)
+            for j, h in enumerate(h2):
+                g3[0][j] += dz * h
+                dj = dz * w3[0][j] * (1 - h * h)
+                gb2[j] += dj
+                row, grow = w2[j], g2[j]
+                for i, hi in enumerate(h1):
+                    grow[i] += dj * hi
+                    d1[i] += dj * row[i]
+            for i, hi in enumerate(h1):
+                di = d1[i] * (1 - hi * hi)
+                gb1[i] += di
+                g1[i][0] += di * x[0]
+                g1[i][1] += di * x[1]
+        norm = 0.0
+        for (w, b), (gw, gb), (vw, vb) in zip(self.layers, grads, self.velocity):
+            for row, grow, vrow in zip(w + [b], gw + [gb], vw + [vb]):
+                for i, g in enumerate(grow):
+                    g /= len(batch)
+                    norm += g * g
+                    vrow[i] = momentum * vrow[i] + g
+                    row[i] -= lr * vrow[i]
+        return loss / len(batch), math.sqrt(norm)
 
 
-def bce(prob, label):
-    return -math.log(max(prob if label else 1 - prob, 1e-12))
+def bce(p, label):
+    return -math.log(max(p if label else 1 - p, 1e-12))
 
 
 def evaluate(model, data):
     loss = correct = 0
     for x, y in data:
-        _, prob = model.forward(x)
-        loss += bce(prob, y)
-        correct += int((prob >= 0.5) == bool(y))
-    return loss / len(data), correct / len(data)
+        p = model.forward(x)[2]
+        loss += bce(p, y)
+        correct += int((p >= 0.5) == bool(y))
+    return round(loss / len(data), 4), round(correct / len(data), 4)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=__STEPS__)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=0.3)
-    parser.add_argument("--hidden", type=int, default=16)
-    parser.add_argument("--logging-steps", type=int, default=10)
+    parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output-dir", default="demo_output")
     args = parser.parse_args()
+    log_every = max(1, args.steps // 40)
+    eval_every = max(log_every, args.steps // 4)
 
     rng = random.Random(args.seed)
-    train, test = make_moons(800, 0.15, rng), make_moons(400, 0.15, rng)
-    model = TinyMLP(args.hidden, rng)
+    train, test = make_spirals(2000, 0.04, rng), make_spirals(500, 0.04, rng)
+    model = MLP(args.hidden, rng)
     history, running, count, cursor = [], 0.0, 0, len(train)
+    warmup = max(1, args.steps // 20)
     start = time.time()
     for step in range(1, args.steps + 1):
         if cursor + args.batch_size > len(train):
             rng.shuffle(train)
             cursor = 0
         batch, cursor = train[cursor:cursor + args.batch_size], cursor + args.batch_size
-        lr = args.learning_rate * (1 - (step - 1) / args.steps)
-        running, count = running + model.train_step(batch, lr), count + 1
-        if step % args.logging_steps == 0 or step == args.steps:
-            entry = {"loss": round(running / count, 4), "learning_rate": round(lr, 6),
-                     "epoch": round(step * args.batch_size / len(train), 2), "step": step}
+        lr = args.learning_rate * min(step / warmup, 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+        loss, grad_norm = model.train_step(batch, lr)
+        running, count = running + loss, count + 1
+        if step % log_every == 0 or step == args.steps:
+            entry = {"loss": round(running / count, 4), "grad_norm": round(grad_norm, 4),
+                     "learning_rate": round(lr, 6), "epoch": round(step * args.batch_size / len(train), 2),
+                     "step": step}
             print(entry, flush=True)
             history.append(entry)
             running, count = 0.0, 0
-    runtime = time.time() - start
-    print({"train_runtime": round(runtime, 3), "train_loss": history[-1]["loss"],
-           "epoch": history[-1]["epoch"], "step": args.steps})
+        if step % eval_every == 0 and step != args.steps:
+            eval_loss, eval_accuracy = evaluate(model, test)
+            print({"eval_loss": eval_loss, "eval_accuracy": eval_accuracy, "step": step}, flush=True)
+    runtime = round(time.time() - start, 3)
+    print({"train_runtime": runtime, "train_loss": history[-1]["loss"], "epoch": history[-1]["epoch"],
+           "step": args.steps}, flush=True)
     eval_loss, eval_accuracy = evaluate(model, test)
-    print({"eval_loss": round(eval_loss, 4), "eval_accuracy": round(eval_accuracy, 4),
-           "epoch": history[-1]["epoch"], "step": args.steps}, flush=True)
+    print({"eval_loss": eval_loss, "eval_accuracy": eval_accuracy, "epoch": history[-1]["epoch"],
+           "step": args.steps}, flush=True)
 
     os.makedirs(args.output_dir, exist_ok=True)
     path = os.path.join(args.output_dir, "metrics.json")
     with open(path, "w") as f:
-        json.dump({"steps": args.steps, "seed": args.seed, "train_runtime": round(runtime, 3),
-                   "final_loss": history[-1]["loss"], "eval_loss": round(eval_loss, 4),
-                   "eval_accuracy": round(eval_accuracy, 4), "log_history": history}, f, indent=1)
-    print(f"metrics written to {path}")
+        json.dump({"steps": args.steps, "seed": args.seed, "train_runtime": runtime,
+                   "final_loss": history[-1]["loss"], "eval_loss": eval_loss,
+                   "eval_accuracy": eval_accuracy, "log_history": history}, f, indent=1)
+    print(f"metrics written to {path}", flush=True)
 
 
 if __name__ == "__main__":
     main()
-'''
+'''.replace("__STEPS__", str(STEPS))
 
 
 # --------------------------------------------------------------------------- paths and commands
@@ -195,12 +229,29 @@ def output_dir(script: Path) -> Path:
     return script.with_name(f"{script.stem}_output")
 
 
-def run_command(script: Path) -> str:
-    return (f"python3 {shlex.quote(str(script))} --steps {STEPS} "
+def run_command(script: Path, steps: int) -> str:
+    return (f"python3 {shlex.quote(str(script))} --steps {steps} "
             f"--output-dir {shlex.quote(str(output_dir(script)))}")
 
 
 # --------------------------------------------------------------------------- parsing outputs
+
+
+def _dicts(text: str | None) -> list[dict[str, Any]]:
+    """The flat ``{...}`` literals in a text, in order (Trainer-style log lines)."""
+    out = []
+    for match in re.finditer(r"\{[^{}]*\}", text or ""):
+        try:
+            entry = ast.literal_eval(match.group(0))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if isinstance(entry, dict):
+            out.append(entry)
+    return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass
@@ -220,36 +271,17 @@ def parse_training_log(output: str | None) -> TrainingLog | None:
     losses: list[tuple[int, str]] = []
     evals: dict[str, Any] = {}
     runtime = None
-    for match in re.finditer(r"\{[^{}]*\}", output or ""):
-        try:
-            entry = ast.literal_eval(match.group(0))
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            continue
-        if not isinstance(entry, dict):
-            continue
-        if isinstance(entry.get("loss"), (int, float)) and isinstance(entry.get("step"), int):
+    for entry in _dicts(output):
+        if _number(entry.get("loss")) and isinstance(entry.get("step"), int):
             losses.append((entry["step"], str(entry["loss"])))
-        if isinstance(entry.get("eval_accuracy"), (int, float)):
+        if _number(entry.get("eval_accuracy")):
             evals = entry
-        if isinstance(entry.get("train_runtime"), (int, float)):
+        if _number(entry.get("train_runtime")):
             runtime = entry["train_runtime"]
     if not losses or not evals:
         return None
     eval_loss = evals.get("eval_loss")
-    return TrainingLog(losses, float(evals["eval_accuracy"]),
-                       eval_loss if isinstance(eval_loss, (int, float)) else None, runtime)
-
-
-def parse_metrics_file(read_output: str | None) -> dict[str, Any] | None:
-    """metrics.json from a ``read`` result, which numbers every line like ``cat -n``."""
-    lines = [re.sub(r"^\s*\d+[\t│|→] ?", "", line) for line in (read_output or "").splitlines()]
-    text = "\n".join(lines)
-    start, end = text.find("{"), text.rfind("}")
-    try:
-        data = json.loads(text[start:end + 1]) if 0 <= start < end else None
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+    return TrainingLog(losses, float(evals["eval_accuracy"]), eval_loss if _number(eval_loss) else None, runtime)
 
 
 def parse_environment(output: str | None) -> str:
@@ -264,12 +296,60 @@ def parse_environment(output: str | None) -> str:
     return ", ".join(facts)
 
 
+@dataclass
+class Launched:
+    """An accepted ``hf_jobs run``: the job id, where it runs, and where its log goes."""
+
+    id: str
+    where: str  # as the result says it, e.g. "local backend, local CPU, $0"
+    log_path: str
+
+    @property
+    def local(self) -> bool:
+        return self.where.startswith("local backend")
+
+
+def launched_job(run_output: str | None) -> Launched | None:
+    m = re.search(r"^Job (\S+) accepted on \S+ \((.*)\)\. Status", run_output or "", re.M)
+    if not m:
+        return None
+    log = re.search(r"^Log: (.+)$", run_output or "", re.M)
+    return Launched(m.group(1), m.group(2), log.group(1).strip() if log else "")
+
+
+@dataclass
+class JobNote:
+    """The job monitor's ``[JOB UPDATE]`` note: the job ended."""
+
+    job_id: str
+    stage: str
+    text: str
+
+    @property
+    def elapsed(self) -> str:
+        m = re.search(r"finished: \w+ after (\S+?),", self.text)
+        return m.group(1) if m else ""
+
+
+def parse_note(text: str) -> JobNote | None:
+    m = re.match(r"\s*\[JOB UPDATE\] Job (\S+) .*?finished: (\w+)", text, re.S)
+    return JobNote(m.group(1), m.group(2).upper(), text) if m else None
+
+
+def job_stage(result: str | None) -> str | None:
+    """The stage an ``inspect`` ("Job X: RUNNING on ...") or ``logs`` ("Job X is RUNNING; ...")
+    result reports."""
+    m = re.match(r"\s*Job \S+(?::| is) ([A-Z]+)\b", result or "")
+    return m.group(1) if m else None
+
+
 # --------------------------------------------------------------------------- prose
 
 
 GREETING = (
     f"**{DEMO_MARK}** here (scripted, no API key needed). Send any message and I'll run my "
-    "built-in task with the real tools: training a tiny MLP on synthetic data. " + REAL_MODEL_HINT
+    "built-in task with the real tools: training a small MLP on synthetic data as a background job. "
+    + REAL_MODEL_HINT
 )
 ALREADY_DONE = (
     "The demo run for your last message is finished. Say \"run again\" to repeat it. "
@@ -288,8 +368,9 @@ def intro_text(request: str, rerun: bool) -> str:
     return (
         f"**{DEMO_MARK}** — scripted, no API key needed. I follow a fixed script, but nothing "
         "here is faked: every tool call below really runs on this machine.\n\n"
-        f"{lead}train a tiny neural network (a 2-16-1 MLP in pure Python: no GPU, no downloads, "
-        "a fraction of a second of CPU) to separate a synthetic two-moons dataset, then "
+        f"{lead}train a small neural network (a 2-32-32-1 MLP in pure Python: no GPU, no "
+        "downloads) to separate two interleaved spirals. It runs as a background CPU job (about 15-20 s), "
+        "launched with `hf_jobs` like a real training run, so you'll be asked to approve it. Then I "
         "evaluate it on held-out points.\n\nFirst, the plan:"
     )
 
@@ -298,10 +379,62 @@ def script_text(env_output: str | None) -> str:
     facts = parse_environment(env_output)
     return (
         (f"{facts}: plenty for a small pure-Python model. " if facts else "")
-        + "Next, the training script: a 2-16-1 MLP trained with minibatch SGD (momentum 0.9, "
-        "linear learning-rate decay) on synthetic two-moons data, logging like the "
-        "Transformers Trainer and saving metrics.json."
+        + "Next, the training script: minibatch SGD with momentum, warm-up and cosine decay on "
+        "synthetic two-spirals data, logging like the Transformers Trainer (about 40 loss lines) "
+        "and evaluating four times."
     )
+
+
+def launch_text(steps: int) -> str:
+    return (f"Script written. Launching it as a job for {steps} steps on `cpu-basic` (without a Hugging "
+            "Face account, jobs run on this machine at $0). Jobs need your approval unless YOLO is on or "
+            "`confirm_cpu_jobs` is off: press `y` on the card to start it.")
+
+
+def running_text(job: Launched, poll_s: float, max_polls: int, resumed: bool) -> str:
+    if resumed:
+        return (f"Job `{job.id}` from before is still running; picking it up again and checking on it "
+                f"every {poll_s:g} s.")
+    return (
+        f"Job `{job.id}` is running in the background ({job.where}): `hf_jobs run` returned as soon "
+        "as it started, so nothing here is blocked. Its log streams into the Jobs pane beside the "
+        "conversation; ctrl+g opens the jobs view with its loss curve. A real agent would get on with "
+        "other work; this demo has nothing else to do, so "
+        f"it checks on the job every {poll_s:g} s (up to {max_polls} times) and gets a [JOB UPDATE] "
+        "note when it ends."
+    )
+
+
+def progress_text(inspect_output: str | None, total_steps: int | None) -> str:
+    entries = _dicts((inspect_output or "").partition("last line:")[2])
+    entry = entries[-1] if entries else {}
+    of = f" of {total_steps}" if total_steps else ""
+    if _number(entry.get("eval_accuracy")):
+        return f"Still training: held-out accuracy {entry['eval_accuracy']:.1%} at step {entry.get('step', '?')}{of}."
+    if _number(entry.get("loss")):
+        return f"Still training: step {entry.get('step', '?')}{of}, loss {entry['loss']}."
+    return "Still running; no training line in its log yet."
+
+
+def finished_text(job_id: str, note: JobNote | None, stage: str) -> str:
+    source = "The [JOB UPDATE] note is in" if note else "`inspect` says it ended"
+    took = f" after {note.elapsed}" if note and note.elapsed else ""
+    return f"{source}: job `{job_id}` finished {stage}{took}. Reading its log for the numbers."
+
+
+def handoff_text(job: Launched) -> str:
+    return (
+        f"Job `{job.id}` is still training, so I'm handing it over rather than holding your turn. "
+        "It keeps running in the background (its log shows in the Jobs pane"
+        + (f" and goes to `{job.log_path}`" if job.log_path else "") + "), a notice says when it ends, and I "
+        "get a [JOB UPDATE] note at my next step. Send any message and I'll pick it up "
+        "and report the real results."
+    )
+
+
+def still_running_text(job_id: str) -> str:
+    return (f"Job `{job_id}` is still running in the background. Send any message once the "
+            "notice says it ended and I'll report its results.")
 
 
 def no_tools_text(missing: list[str], offered: set[str]) -> str:
@@ -310,21 +443,10 @@ def no_tools_text(missing: list[str], offered: set[str]) -> str:
     plural = len(missing) > 1
     return (
         f"**{DEMO_MARK}** — scripted, no API key needed. It needs the {names} "
-        f"tool{'s' if plural else ''} to write and run its training script, but this session "
-        f"doesn't offer {'them' if plural else 'it'} (tools offered: {have}), so nothing was run. "
-        + REAL_MODEL_HINT
+        f"tool{'s' if plural else ''} to write its training script and run it as a job, but this "
+        f"session doesn't offer {'them' if plural else 'it'} (tools offered: {have}), so nothing was "
+        "run. " + REAL_MODEL_HINT
     )
-
-
-def metrics_note(log: TrainingLog, metrics_read: str | None) -> str:
-    data = parse_metrics_file(metrics_read)
-    saved = data.get("eval_accuracy") if data else None
-    if not isinstance(saved, (int, float)):
-        return "I couldn't parse metrics.json from the read output, so I'm reporting the console numbers."
-    if round(float(saved), 4) != round(log.eval_accuracy, 4):
-        return (f"metrics.json says eval accuracy {saved} but the console said "
-                f"{log.eval_accuracy}; I'm flagging the mismatch and reporting the console numbers.")
-    return f"metrics.json agrees with the console output (eval accuracy {saved})."
 
 
 def _excerpt(text: str, limit: int = 1200) -> str:
@@ -334,29 +456,45 @@ def _excerpt(text: str, limit: int = 1200) -> str:
     return f"{text[:300]}\n…\n{text[-(limit - 300):]}"
 
 
-def failure_text(
-    what: str, tool: str, result: str | None, how: str, log: TrainingLog | None
-) -> str:
-    """The honest end of a run that went wrong: what broke, what came back, what to do."""
-    done = ""
-    if log is not None:
-        done = (f"Training itself did finish (final loss {log.losses[-1][1]}, eval accuracy "
-                f"{log.eval_accuracy}), but I can't confirm the rest. ")
-    else:
-        done = "No results table this time: nothing after this step ran. "
+def failure_text(what: str, tool: str, result: str | None, how: str, declined: bool = False,
+                 job_id: str | None = None) -> str:
+    """The honest end of a run that went wrong: what broke, what came back, what to do.
+    ``job_id``: a job launched before the failure, which keeps running."""
+    hint = ""
+    if "--yolo" in (result or ""):
+        hint = "Nobody can approve a job in headless mode: run `mlintern -p … --yolo` to allow it. "
+    trained = (f"Job `{job_id}` was already launched and keeps running in the background; I won't report "
+               "numbers I haven't read." if job_id else "Nothing was trained.")
     return (
-        f"## Demo stopped: {what} did not work\n\n"
+        f"{REPORT_PREFIX} stopped: {what} {'was declined' if declined else 'did not work'}\n\n"
         f"The `{tool}` call for {what} {how}, so I'm stopping here instead of pretending the run "
-        "went fine. This is what came back:\n\n"
+        f"went fine. {trained} This is what came back:\n\n"
         f"```text\n{_excerpt(result or '(no result)')}\n```\n\n"
-        f"{done}Say \"run again\" to retry the scripted demo. {REAL_MODEL_HINT}"
+        f"{hint}Say \"run again\" to retry the scripted demo. {REAL_MODEL_HINT}"
     )
 
 
-def final_answer(log: TrainingLog, script: Path, env_output: str | None, note: str) -> str:
-    env = parse_environment(env_output)
+def job_failure_text(job_id: str, stage: str, note: JobNote | None, logs: str | None) -> str:
+    why = {"ERROR": "failed", "CANCELED": "was cancelled", "DELETED": "was deleted"}.get(stage, f"ended {stage}")
+    if stage == "COMPLETED":
+        why = "completed, but its log has no final evaluation line"
+    status = note.text.splitlines()[0] if note else f"Job {job_id}: {stage}"
+    return (
+        f"{REPORT_PREFIX} stopped: the training job {why}\n\n"
+        f"Job `{job_id}` {why}, so there are no results to report and I won't make any up. "
+        f"The job monitor said:\n\n```text\n{status}\n```\n\nThe end of its log:\n\n"
+        f"```text\n{_excerpt(logs or '(no log)')}\n```\n\n"
+        f"Say \"run again\" to retry the scripted demo. {REAL_MODEL_HINT}"
+    )
+
+
+def final_answer(log: TrainingLog, script: Path, env_output: str | None, job: Launched,
+                 note: JobNote | None) -> str:
+    env = parse_environment(env_output) if job.local else ""  # a remote job ran elsewhere
     first_step, first_loss = log.losses[0]
     rows = [
+        ("job", f"`{job.id}` on cpu-basic ({job.where}), COMPLETED"
+                + (f" after {note.elapsed}" if note and note.elapsed else "")),
         ("steps", str(log.steps)),
         (f"first logged loss (step {first_step})", first_loss),
         ("final training loss", log.losses[-1][1]),
@@ -367,13 +505,14 @@ def final_answer(log: TrainingLog, script: Path, env_output: str | None, note: s
         rows.append(("training time", f"{log.runtime_s} s" + (f" ({env})" if env else "")))
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     return (
-        "## Demo run: tiny MLP on two-moons\n\n"
-        f"I trained a 2-16-1 MLP with minibatch SGD for {log.steps} steps on 800 synthetic "
-        "two-moons points and evaluated it on 400 held-out points. Every number below was "
-        "parsed from the real run in this session." + (f" {note}" if note else "") + "\n\n"
+        f"{REPORT_PREFIX} run: small MLP on two spirals\n\n"
+        f"I trained a 2-32-32-1 MLP with minibatch SGD for {log.steps} steps on 2,000 synthetic "
+        f"two-spirals points as a background job {'on this machine' if job.local else 'on Hugging Face Jobs'} "
+        "and evaluated it on 500 held-out points. Every number below was parsed from that job's log, "
+        "the same lines the loss curve was drawn from.\n\n"
         f"| metric | value |\n|---|---|\n{table}\n\n"
-        f"Script: `{script}`  \nMetrics: `{output_dir(script) / 'metrics.json'}`\n\n"
-        f"Re-run it yourself:\n\n```bash\n{run_command(script)}\n```\n\n"
+        f"Script: `{script}`" + (f"  \nJob log: `{job.log_path}`" if job.log_path else "") + "\n\n"
+        f"Re-run it yourself, in the foreground:\n\n```bash\n{run_command(script, log.steps)}\n```\n\n"
         "This was the scripted **demo** model; it always runs this same task. " + REAL_MODEL_HINT
     )
 

@@ -38,7 +38,7 @@ FALLBACK_WINDOWS: dict[str, int] = {
     "meta-llama/llama-3.3": 131_072,
     "anthropic/claude": 200_000,
     "claude": 200_000,
-    "demo": 32_768,
+    "demo": 131_072,
 }
 
 FALLBACK_PRICES: dict[str, Price] = {

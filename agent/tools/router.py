@@ -3,6 +3,12 @@
 Schemas are generated from each tool's pydantic ``Params`` model, with ``$defs`` inlined
 (several providers reject ``$ref``). Arguments are parsed once; a malformed or invalid call
 becomes an error result that says it was NOT executed and why, so the model can fix it.
+
+A router with a ``policy`` (every session's router) is *governed*: ``execute`` runs a call
+only with an allow decision that policy issued for that exact call (``agent.policy``), or,
+when the caller brings none, one the policy makes on the spot - so a gated call can never
+run without a human's approval, a rule or a YOLO decision within budget, whoever calls.
+An ungoverned router (no policy) is a bare harness for tests that play the engine.
 """
 
 from __future__ import annotations
@@ -11,12 +17,15 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from agent.tools.base import ApprovalSettings, Tool, ToolContext, ToolResult
 from agent.tools.output import apply_output_budget
+
+if TYPE_CHECKING:
+    from agent.policy import Decision, Policy
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +83,8 @@ class ParsedCall:
 
 
 class ToolRouter:
-    def __init__(self, tools: list[Tool]):
+    def __init__(self, tools: list[Tool], *, policy: Policy | None = None):
+        self.policy = policy
         self._tools: dict[str, Tool] = {}
         for tool in tools:
             if tool.name in self._tools:
@@ -147,10 +157,19 @@ class ToolRouter:
             return None
         return call.tool.estimate(call.params)
 
-    async def execute(self, call: ParsedCall, ctx: ToolContext) -> ToolResult:
-        """Run one checked call. Never raises except ``CancelledError``."""
+    async def execute(self, call: ParsedCall, ctx: ToolContext, decision: Decision | None = None) -> ToolResult:
+        """Run one checked call. Never raises except ``CancelledError``. On a governed router
+        the call runs only if ``decision`` (or the policy's own, when None) allows it."""
         if call.error or call.tool is None:
             return ToolResult(call.error or "ERROR: call was NOT executed.", success=False)
+        policy = self.policy
+        if policy is not None:
+            if decision is None:
+                decision = policy.decide(call)
+            refusal = policy.admit(call, decision)
+            if refusal is not None:
+                return ToolResult(refusal, success=False)
+        result: ToolResult | None = None
         try:
             result = await call.tool.run(call.params, ctx)
         except asyncio.CancelledError:
@@ -158,6 +177,9 @@ class ToolRouter:
         except Exception as exc:  # one failing tool is one error result
             log.exception("tool %s failed", call.name)
             result = ToolResult(f"ERROR: {call.name} failed: {type(exc).__name__}: {exc}", success=False)
+        finally:
+            if policy is not None and decision is not None:
+                policy.finish(call, decision, result)  # release, track or settle its budget reservation
         if result.spill_path is None:
             text, spill = apply_output_budget(result.output, ctx.spill_dir, label=call.name)
             result = ToolResult(text, result.success, spill)

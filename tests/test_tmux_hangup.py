@@ -1,0 +1,63 @@
+"""A terminal that disappears mid-stream (the tmux server is killed): the installed app must
+exit by itself (after stopping what it started, see mlintern_tui/hangup.py), not linger
+with a dead pty burning CPU."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mlintern_tui.hangup import EXIT_CODE, GRACE_S
+from tests.fakes.openai_server import Text
+
+TMUX = shutil.which("tmux")
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_the_app_exits_when_the_terminal_is_killed_mid_stream(llm_server, mlintern_home, tmp_path):
+    llm_server.script(Text("streaming " * 3000, chunk_chars=8, delay=0.01))
+    exe = Path(sys.executable).parent / "mlintern"
+    socket = f"mlintern-hup-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "HF_TOKEN"}
+    env.update({"MLINTERN_HOME": str(mlintern_home), "TERM": "xterm-256color",
+                "OPENAI_BASE_URL": llm_server.base_url, "OPENAI_API_KEY": "sk-test"})
+    command = f"cd {tmp_path} && exec {exe} -m openai/scripted-model --yolo"
+    subprocess.run([TMUX, "-L", socket, "new-session", "-d", "-s", "s", "-x", "120", "-y", "36", command],
+                   env=env, check=True)
+    try:
+        pane_pid = int(subprocess.run([TMUX, "-L", socket, "display-message", "-p", "-t", "s", "#{pane_pid}"],
+                                      capture_output=True, text=True, check=True).stdout.strip())
+        deadline = time.monotonic() + 60
+        while "(loading)" in (screen := subprocess.run([TMUX, "-L", socket, "capture-pane", "-p", "-t", "s"],
+                                                        capture_output=True, text=True).stdout) \
+                or "scripted-model" not in screen:
+            assert time.monotonic() < deadline, screen
+            time.sleep(0.2)
+        subprocess.run([TMUX, "-L", socket, "send-keys", "-t", "s", "-l", "go"], check=True)
+        subprocess.run([TMUX, "-L", socket, "send-keys", "-t", "s", "Enter"], check=True)
+        while "streaming streaming" not in subprocess.run([TMUX, "-L", socket, "capture-pane", "-p", "-t", "s"],
+                                                          capture_output=True, text=True).stdout:
+            assert time.monotonic() < deadline, "the answer never started streaming"
+            time.sleep(0.1)
+    finally:
+        subprocess.run([TMUX, "-L", socket, "kill-server"], capture_output=True)
+    deadline = time.monotonic() + GRACE_S + 5
+    while not gone(pane_pid):
+        assert time.monotonic() < deadline, f"the app (pid {pane_pid}) is still running after its terminal was killed"
+        time.sleep(0.2)
+    assert EXIT_CODE == 129
