@@ -165,6 +165,11 @@ class Session:
             turn=lambda: self.engine.turn,
         )
         self.engine.notes_source = self.jobs.monitor.drain_notes
+        from agent.tools.jobs import HfJobsTool
+
+        jobs_tool = self.router.get("hf_jobs")
+        if isinstance(jobs_tool, HfJobsTool):
+            jobs_tool.backend_name = self.jobs.backend.name  # estimates say $0 for local jobs
         self.engine.compute_source = self._compute_spent
         self._render_system_prompt()
 

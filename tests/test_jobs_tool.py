@@ -26,6 +26,19 @@ def test_approval_rules():
     assert "cannot be estimated" in reason(operation="run", script="x", hardware_flavor="quantum-large")
 
 
+def test_a_session_on_the_local_backend_estimates_jobs_at_zero(tmp_path, monkeypatch):
+    """Local jobs run on this machine's CPU: the card and the budget see $0, not the HF price."""
+    from agent.config import Config
+    from agent.session import Session
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    session = Session(Config(), model_id="demo", cwd=tmp_path, jobs_backend="local")
+    tool = session.router.get("hf_jobs")
+    params = HfJobsParams(operation="run", script="x", hardware_flavor="cpu-basic", timeout="10m")
+    assert tool.backend_name == "local" and tool.estimate(params) == 0.0
+    assert "$0" in tool.approval_reason(params, ApprovalSettings()) and "0.01" not in tool.approval_reason(params, ApprovalSettings())
+
+
 def test_timeouts_and_estimates():
     assert [parse_timeout(v) for v in ("30m", "2h", "1.5h", "90s", "90", 3600, "", "soon", "-1h")] == \
         [1800, 7200, 5400, 90, 90, 3600, 1800, None, None]

@@ -64,6 +64,8 @@ class HfJobsTool(Tool):
         "`scheduled` operations list, inspect, suspend, resume or delete them."
     )
     Params = HfJobsParams
+    #: set by the session once its backend is chosen: jobs on this machine's CPU cost $0
+    backend_name: str | None = None
 
     def approval_reason(self, params: HfJobsParams, settings: ApprovalSettings) -> str | None:
         op = params.operation
@@ -76,9 +78,10 @@ class HfJobsTool(Tool):
             return "scheduled jobs repeat and their cost is unbounded: always asks"
         if op != "run":
             return None
-        timeout = parse_timeout(params.timeout)
-        estimate = estimate_cost(params.hardware_flavor, timeout)
+        estimate = self.estimate(params)
         money = f"estimated up to ${estimate:.2f}" if estimate is not None else "cost cannot be estimated"
+        if self.backend_name == "local" and not is_gpu(params.hardware_flavor):
+            money = "on this machine's CPU, $0"
         if is_gpu(params.hardware_flavor):
             return f"GPU job on {params.hardware_flavor} for up to {params.timeout} ({money})"
         if settings.confirm_cpu_jobs:
@@ -91,6 +94,8 @@ class HfJobsTool(Tool):
     def estimate(self, params: HfJobsParams) -> float | None:
         if params.operation != "run":
             return None
+        if self.backend_name == "local" and not is_gpu(params.hardware_flavor):
+            return 0.0  # GPU flavours are refused there: their estimate stays the HF price
         return estimate_cost(params.hardware_flavor, parse_timeout(params.timeout))
 
     async def run(self, params: HfJobsParams, ctx: ToolContext) -> ToolResult:
