@@ -452,13 +452,16 @@ async def test_chunks_from_one_read_go_out_as_one_event_before_what_follows(llm_
     in order, all of it before the llm_call and turn_complete that follow."""
     text = "".join(f"w{i} " for i in range(1000))
     llm_server.script(Text(text, chunk_chars=4))
-    s = make_session(llm_server, monkeypatch, tmp_path)
+    # the direct path (a local server) reads the burst in a few paced reads; litellm's
+    # iterator may yield to the loop between chunks, so its count depends on machine load
+    monkeypatch.setenv("VLLM_BASE_URL", llm_server.base_url)
+    s = make_session(llm_server, monkeypatch, tmp_path, model_id="vllm/scripted-model")
     sub = await start(s, "hi")
     events = await collect_until(sub)
     await stop(s)
     chunks = of_type(events, "assistant_chunk")
     assert "".join(c.content for c in chunks) == text
-    assert len(chunks) < 100  # not one per streamed chunk (1,260 of them)
+    assert len(chunks) <= 1260 // 10  # not one per streamed chunk (1,260 of them)
     last_chunk = max(i for i, e in enumerate(events) if e.type == "assistant_chunk")
     first_call = min(i for i, e in enumerate(events) if e.type == "llm_call")
     assert last_chunk < first_call
