@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.protocol import ApprovalRule
 
@@ -89,6 +89,13 @@ class Config(BaseModel):
     theme: str | None = None
     mcp_servers: dict[str, Any] = Field(default_factory=dict, alias="mcpServers")
     messaging: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("reasoning_effort", mode="before")
+    @classmethod
+    def _known_effort(cls, value: Any) -> str | None:
+        from agent.llm.effort import normalise_effort  # no litellm behind it
+
+        return normalise_effort(value)
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")

@@ -396,6 +396,8 @@ class TurnEngine:
             ]
             if not msg["content"]:
                 msg["content"] = ""  # some chat templates crash on a missing content
+        if result.thinking_blocks:  # Anthropic wants them back within a tool loop (dropped for others)
+            msg["thinking_blocks"] = result.thinking_blocks
         self.history.append(
             msg, "assistant", turn=self.turn, cost_usd=result.cost_usd,
             llm_tokens=result.usage.prompt_tokens + result.usage.completion_tokens,

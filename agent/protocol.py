@@ -404,6 +404,7 @@ class SettingsChanged(Envelope):
     type: Literal["settings_changed"] = "settings_changed"
     model: str
     model_label: str
+    #: the reasoning effort requests to this model send (None: none), after the cascade
     effort: str | None
     yolo: bool
     yolo_cap_usd: float | None
@@ -411,6 +412,8 @@ class SettingsChanged(Envelope):
     approval_mode: ApprovalMode | None = None
     #: YOLO cap minus spend and open reservations (yolo mode only)
     budget_left_usd: float | None = None
+    #: the effort the user asked for (``effort`` is lower when the model takes less)
+    effort_requested: str | None = None
 
 
 class ContextUsage(Envelope):

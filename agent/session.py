@@ -19,6 +19,7 @@ from typing import AsyncIterator
 
 from agent.config import Config, data_dir
 from agent.llm.client import LLMClient
+from agent.llm.effort import CACHE_FILE, EffortCache, ProbeResult, normalise_effort, probe_effort
 from agent.llm.models import ModelIdError, default_model_id, hf_token, resolve_model
 from agent.budget import Observer
 from agent.loop import EngineSettings, TurnEngine
@@ -148,7 +149,10 @@ class Session:
             # through the engine, so every llm_call lands in the turn's receipt
             self.config.llm, lambda event: self.engine.emit(event), price_overrides=self.config.model_prices,
             demo_workspace=self.data_dir / "demo-workspace",
+            efforts=EffortCache(self.data_dir / CACHE_FILE),
+            session_key=lambda: self.id,  # OpenAI prompt_cache_key: one per conversation
         )
+        self.client.on_effort_change = lambda model: self._settings_changed()
         self.engine = TurnEngine(
             model=model, router=self.router, client=self.client, emit=self.emit,
             settings=self.engine_settings, tool_context=self._tool_context, tool_state=self.tool_state,
@@ -399,17 +403,9 @@ class Session:
                     kind="not_available",
                 ))
             elif isinstance(op, SetModel):
-                try:
-                    model = resolve_model(op.model)
-                except ModelIdError as exc:
-                    self.emit(ErrorEvent(message=str(exc), kind="invalid_model"))
-                    return
-                engine.set_model(model)
-                self._render_system_prompt()
-                self._settings_changed()
+                await self._run_work(self._switch_model(op.model))
             elif isinstance(op, SetEffort):
-                self.engine_settings.reasoning_effort = op.effort
-                self._settings_changed()
+                await self._run_work(self._set_effort(op.effort))
             elif isinstance(op, SetYolo):
                 base = self.config.approval_mode if self.config.approval_mode != "yolo" else "auto"
                 self.policy.set_mode("yolo" if op.enabled else base)
@@ -441,10 +437,78 @@ class Session:
         self._render_system_prompt()
         self.emit(NewComplete(previous_session_id=previous))
 
+    # ------------------------------------------------------------------ model and effort
+
+    async def _switch_model(self, model_id: str) -> None:
+        """/model: resolve, find the effort the new model takes (cache or probe), switch.
+        A probe that shows the model cannot be used at all (no key, unknown id, no
+        credits) keeps the current model."""
+        try:
+            model = resolve_model(model_id)
+        except ModelIdError as exc:
+            self.emit(ErrorEvent(message=str(exc), kind="invalid_model"))
+            return
+        result = await self._probe(model, explicit=False)
+        if result.status == "failed" and result.error is not None:
+            self.emit(ErrorEvent(
+                message=f"Not switching to {model.id}: {result.error.message} Still using {self.model.label}.",
+                kind=result.error.kind, detail=result.error.detail,
+            ))
+            return
+        self.engine.set_model(model)
+        self._render_system_prompt()
+        self._log_probe(result, model)
+        self._settings_changed()
+
+    async def _set_effort(self, effort: str | None) -> None:
+        """/effort: the new preference, checked against the current model at once (what was
+        known about the model is asked again: the user wants to know now)."""
+        try:
+            preference = normalise_effort(effort)
+        except ValueError as exc:
+            self.emit(ErrorEvent(message=str(exc).capitalize() + ".", kind="invalid_effort"))
+            return
+        self.engine_settings.reasoning_effort = preference
+        model = self.model
+        if preference is not None and not model.is_demo and self.client.efforts is not None:
+            self.client.efforts.forget(model)
+        result = await self._probe(model, explicit=True)
+        if result.status == "failed" and result.error is not None:
+            self.engine.emit(ToolLog(tool="system", log=f"Could not check the reasoning effort of {model.label}: "
+                                                        f"{result.error.message}"))
+        self._log_probe(result, model)
+        self._settings_changed()
+
+    async def _probe(self, model, *, explicit: bool) -> ProbeResult:
+        preference = self.engine_settings.reasoning_effort
+        try:
+            if preference is not None and not model.is_demo:
+                # litellm's model map answers some levels without a request; loading it
+                # (seconds) must not freeze the event loop
+                from agent.llm.runtime import get_litellm
+
+                await asyncio.to_thread(get_litellm)
+            return await probe_effort(self.client, model, preference, explicit=explicit)
+        except asyncio.CancelledError:
+            # an interrupt stops the probe, not the switch: the effort is settled at run time
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            self.engine.emit(ToolLog(tool="system", log=f"Effort check for {model.label} interrupted; "
+                                                        "the effort is settled on the first request."))
+            return ProbeResult(preference, self.client.effective_effort(model, preference), "skipped")
+
+    def _log_probe(self, result: ProbeResult, model) -> None:
+        note = result.describe(model)
+        if note:
+            self.engine.emit(ToolLog(tool="system", log=note))
+
     def _settings_changed(self) -> None:
+        preference = self.engine_settings.reasoning_effort
         self.emit(SettingsChanged(
             model=self.model.id, model_label=self.model.label,
-            effort=self.engine_settings.reasoning_effort,
+            effort=self.client.effective_effort(self.model, preference),
+            effort_requested=preference,
             yolo=self.policy.mode == "yolo",
             yolo_cap_usd=self.policy.budget.cap_usd,
             context_window=self.engine.window.tokens,

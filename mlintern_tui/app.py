@@ -29,6 +29,8 @@ from agent.protocol import (
     Op,
     Ready,
     Receipt,
+    SetApprovalMode,
+    SettingsChanged,
     Shutdown,
     ToolDecision,
     UserInput,
@@ -36,11 +38,12 @@ from agent.protocol import (
 from mlintern_tui import __version__
 from mlintern_tui import hangup, heap
 from mlintern_tui.bridge import LOG_FLUSH_S, TEXT_FLUSH_S, Bridge
-from mlintern_tui.commands import REGISTRY, SlashCommandProvider
+from mlintern_tui.commands import MODE_HELP, MODES, REGISTRY, SlashCommandProvider
 from mlintern_tui.jobs_view import JobsViewMixin
 from mlintern_tui.screens.approval import GRACE_S, ApprovalAnswer, ApprovalScreen
 from themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
 from widgets.conversation import AnswerBlock, Conversation
+from widgets.receipt import cost_report
 from widgets.plan import PlanView
 from widgets.prompt import PromptArea
 from widgets.status import StatusBar, StatusInfo
@@ -67,10 +70,12 @@ class MLInternApp(JobsViewMixin, App):
         # before ctrl+o: what a narrow footer keeps
         Binding("f2", "toggle_side", "Side panes"),
         Binding("ctrl+g", "toggle_jobs", "Jobs"),
+        Binding("ctrl+t", "cycle_mode", "Mode"),  # ask -> auto -> yolo; the prompt has no ctrl+t
         Binding("ctrl+o", "toggle_last_output", "Expand output"),
         Binding("ctrl+y", "copy_answer", "Copy answer", priority=True),  # over the prompt's redo
         Binding("ctrl+l", "toggle_follow", "Follow log"),
         Binding("ctrl+r", "review_approvals", "Approvals", show=False),
+        Binding("f3", "toggle_last_receipt", "Receipt", show=False),
         Binding("ctrl+b", "hide_banner", "Hide banner", show=False, priority=True),
         # the prompt keeps focus; page keys scroll the conversation (a short prompt has no pages)
         Binding("pageup", "scroll_conversation(-1)", "Scroll up", show=False, priority=True),
@@ -109,7 +114,11 @@ class MLInternApp(JobsViewMixin, App):
         self.session = None
         self.bridge = Bridge(self)
         self.costs = CostLedger()
-        self.status_info = StatusInfo(mode=self.start_mode, yolo_cap_usd=config.yolo_cap_usd if self.start_mode == "yolo" else None)
+        yolo_cap = config.yolo_cap_usd if self.start_mode == "yolo" else None
+        # nothing is spent yet: the whole cap is left until the engine says otherwise
+        self.status_info = StatusInfo(mode=self.start_mode, yolo_cap_usd=yolo_cap, budget_left_usd=yolo_cap)
+        #: the mode asked for with ctrl+t or /mode that the engine has not confirmed yet
+        self._mode_requested: str | None = None
         self.queued: list[tuple[str, Any]] = []
         self.pending_approval: ApprovalRequired | None = None
         self._pending_answers: dict[str, ToolDecision] = {}
@@ -214,6 +223,8 @@ class MLInternApp(JobsViewMixin, App):
 
     def attach_session(self, session) -> None:
         self.session = session
+        policy = session.policy  # the Ready event does not carry the mode: start from the engine's
+        self.update_status(mode=policy.mode, yolo_cap_usd=policy.budget.cap_usd, budget_left_usd=policy.budget_left())
         sub = session.subscribe("ui")
         session.start()
         self.run_worker(self.bridge.pump(sub), name="bridge", group="bridge", exit_on_error=False)
@@ -238,22 +249,71 @@ class MLInternApp(JobsViewMixin, App):
         else:
             self._turn_cost += event.cost_usd
         t = self.costs.total
+        left = self.status_info.budget_left_usd
+        if left is not None and event.cost_usd:
+            left = max(0.0, left - event.cost_usd)  # until the receipt brings the engine's figure
         self.update_status(turn_tokens_in=self._turn_in, turn_tokens_out=self._turn_out,
                            turn_cost_usd=self._turn_cost, turn_unknown_calls=self._turn_unknown,
-                           session_cost_usd=t.cost_usd, session_unknown_calls=t.unknown_calls)
+                           session_cost_usd=t.cost_usd + self.costs.compute_cost_usd,
+                           session_unknown_calls=t.unknown_calls, budget_left_usd=left)
 
     def on_turn_end(self, receipt: Receipt | None) -> None:
         self.pending_approval = None  # answered, abandoned or cancelled: nothing to reopen
         self._turn_in = self._turn_out = 0
         self._turn_cost = 0.0
         self._turn_unknown = 0
-        self.update_status(busy=False)
+        changes: dict[str, Any] = {}
+        if receipt is not None:
+            changes["session_cost_usd"] = receipt.session_cost_usd  # compute included, sandboxes too
+            changes["session_unknown_calls"] = receipt.session_unknown_cost_calls
+            if self.status_info.mode == "yolo":
+                changes["budget_left_usd"] = receipt.budget_left_usd
+        self.update_status(busy=False, **changes)
         heap.collect_when_idle()
         if self.queued:
             self._deliver_next()
 
     def on_new_conversation(self) -> None:
         self.pending_approval = None
+
+    async def on_settings_changed(self, event: SettingsChanged) -> None:
+        """Model, effort, mode or cap changed: the status bar follows, and a notice says
+        what changed (a mode change says what the new mode asks about)."""
+        before = self.status_info
+        mode = event.approval_mode or ("yolo" if event.yolo else self.base_mode)
+        if self._mode_requested == mode:
+            self._mode_requested = None
+        self.update_status(model_label=event.model_label, effort=event.effort, mode=mode,
+                           yolo_cap_usd=event.yolo_cap_usd, budget_left_usd=event.budget_left_usd if mode == "yolo" else None,
+                           context_window=event.context_window, is_demo=event.model == "demo")
+        notes = []
+        if (event.model_label, event.effort) != (before.model_label, before.effort):
+            notes.append(f"Model {event.model_label} · effort {event.effort or 'default'}")
+        if mode != before.mode:
+            notes.append(f"Approval mode {mode}: {MODE_HELP.get(mode, '')}")
+        if mode == "yolo" and (mode != before.mode or event.yolo_cap_usd != before.yolo_cap_usd):
+            notes.append(self._budget_text(event.yolo_cap_usd, event.budget_left_usd))
+        if not notes:
+            notes.append(f"Model {event.model_label} · effort {event.effort or 'default'} · approval mode {mode}")
+        await self.notice("info", "\n".join(notes))
+
+    @staticmethod
+    def _budget_text(cap: float | None, left: float | None) -> str:
+        if cap is None:
+            return "YOLO budget: no cap."
+        return (f"YOLO budget: ${left:.2f} left of the ${cap:.2f} cap" if left is not None else f"YOLO cap ${cap:.2f}") + \
+            ". /yolo <dollars> changes it."
+
+    def request_mode(self, mode: str) -> None:
+        """Ask the engine for ``mode``; the status bar changes when the engine confirms."""
+        if self.session is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        self._mode_requested = mode
+        self.submit(SetApprovalMode(mode=mode))  # type: ignore[arg-type]
+        if self.session.busy:
+            # the engine applies settings between turns (its op queue), not in the middle of one
+            self.notify(f"Approval mode {mode} from the end of this turn (esc interrupts it now).", timeout=4)
 
     def update_status(self, **changes: Any) -> None:
         changes.setdefault("queued", len(self.queued))
@@ -268,7 +328,8 @@ class MLInternApp(JobsViewMixin, App):
         i = self.status_info
         s = self.session
         lines = [f"Model: {i.model_label}" + ("" if i.model_ready else " (loading)"),
-                 f"Effort: {i.effort or 'default'} · approval mode: {i.mode}",
+                 f"Effort: {i.effort or 'default'} · approval mode: {i.mode}"
+                 + (" · " + self._budget_text(i.yolo_cap_usd, i.budget_left_usd) if i.mode == "yolo" else ""),
                  f"Context: {i.context_tokens:,} of {i.context_window:,} tokens"]
         if s is not None:
             lines += [f"Session {s.id[:8]} · turn {s.engine.turn} · {len(s.engine.history)} messages",
@@ -336,7 +397,8 @@ class MLInternApp(JobsViewMixin, App):
         for index, item in enumerate(items, 1):
             if item.tool_call_id in self._pending_answers:
                 continue
-            answer: ApprovalAnswer = await self.push_screen_wait(ApprovalScreen(item, index, len(items), self.approval_grace_s))
+            answer: ApprovalAnswer = await self.push_screen_wait(
+                ApprovalScreen(item, index, len(items), self.approval_grace_s, project=self.project_dir()))
             if answer.kind == "defer":
                 await self.notice("info", f"{len(items) - len(self._pending_answers)} approval(s) left pending; "
                                           "ctrl+r to review them, or type a message to move on without them.")
@@ -347,12 +409,18 @@ class MLInternApp(JobsViewMixin, App):
                 break
             self._pending_answers[item.tool_call_id] = ToolDecision(
                 tool_call_id=item.tool_call_id, approved=answer.kind == "approve",
-                feedback=answer.feedback, edited_args=answer.edited_args,
+                feedback=answer.feedback, edited_args=answer.edited_args, remember=answer.remember,
             )
         decisions = [self._pending_answers[i.tool_call_id] for i in items]
         self.pending_approval = None
         self._pending_answers = {}
         self.submit(ExecApproval(decisions=decisions))
+
+    def project_dir(self) -> str | None:
+        """Where a "this project" rule applies: the session's working directory."""
+        if self.session is not None:
+            return str(self.session.cwd)
+        return str(self.cwd) if self.cwd is not None else None
 
     def action_review_approvals(self) -> None:
         if self.pending_approval is not None:
@@ -362,14 +430,16 @@ class MLInternApp(JobsViewMixin, App):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # on a modal (approval card, palette, confirm) these keys belong to the modal
-        if self.screen.is_modal and action in ("interrupt", "scroll_conversation", "scroll_conversation_to", "toggle_jobs"):
+        if self.screen.is_modal and action in ("interrupt", "scroll_conversation", "scroll_conversation_to", "toggle_jobs",
+                                               "cycle_mode", "toggle_last_receipt"):
             return False
         in_jobs = self.jobs_view_active or self.focus_in_jobs()
         if action == "interrupt":
             return not in_jobs  # escape goes to the jobs pane, then back to the prompt
         if action == "leave_jobs":
             return in_jobs
-        if self.jobs_view_active and action in ("toggle_last_output", "copy_answer", "toggle_side", "toggle_follow"):
+        if self.jobs_view_active and action in ("toggle_last_output", "copy_answer", "toggle_side", "toggle_follow",
+                                                "toggle_last_receipt"):
             return False  # about the conversation and the output pane, which the jobs view hides
         return True
 
@@ -419,6 +489,20 @@ class MLInternApp(JobsViewMixin, App):
         card = self.conversation.latest_card()
         if card is not None:
             card.action_toggle()
+
+    def action_toggle_last_receipt(self) -> None:
+        receipt = self.conversation.latest_receipt()
+        if receipt is not None:
+            receipt.action_toggle()
+
+    def action_cycle_mode(self) -> None:
+        current = self._mode_requested or self.status_info.mode
+        self.request_mode(MODES[(MODES.index(current) + 1) % len(MODES)] if current in MODES else "auto")
+
+    async def show_costs(self) -> None:
+        i = self.status_info
+        await self.conversation.add_cost_report(cost_report(self.costs, mode=i.mode, cap_usd=i.yolo_cap_usd,
+                                                            budget_left_usd=i.budget_left_usd))
 
     def action_toggle_side(self) -> None:
         if self.main_screen.has_class("-narrow"):

@@ -37,7 +37,7 @@ from agent.protocol import (
     TurnComplete,
     UndoComplete,
 )
-from widgets.conversation import receipt_line
+from widgets.approval_card import BUDGET_TOOL
 
 if TYPE_CHECKING:
     from mlintern_tui.app import MLInternApp
@@ -143,6 +143,11 @@ class Bridge:
             await app.notice("info", event.log)
         elif isinstance(event, ApprovalRequired):
             for item in event.items:
+                if item.tool == BUDGET_TOOL:  # a question about money, not a tool call: no card
+                    a = item.arguments
+                    await app.notice("guard", f"YOLO paused: ${a.get('spent_usd', 0):.2f} spent of the "
+                                              f"${a.get('cap_usd', 0):.2f} cap. Raise it to go on, or stop here.")
+                    continue
                 await conv.add_tool_call(item.tool_call_id, item.tool, item.arguments, "waiting")
             app.request_approval(event)
         elif isinstance(event, PlanUpdate):
@@ -168,7 +173,7 @@ class Bridge:
         elif isinstance(event, TurnComplete):
             self.flush_logs()
             await conv.end_answer()  # the final text already arrived as assistant_message
-            await app.notice("receipt", receipt_line(event.receipt))
+            await conv.add_receipt(event.receipt)
             app.on_turn_end(event.receipt)
         elif isinstance(event, Interrupted):
             self.flush_logs()
@@ -195,9 +200,4 @@ class Bridge:
                 kind = "info" if event.status == "COMPLETED" else "guard"
                 await app.notice(kind, f"Job {event.job_id} {event.detail or event.status.lower()}")
         elif isinstance(event, SettingsChanged):
-            app.update_status(model_label=event.model_label, effort=event.effort,
-                              mode="yolo" if event.yolo else app.base_mode, yolo_cap_usd=event.yolo_cap_usd,
-                              context_window=event.context_window, is_demo=event.model == "demo")
-            await app.notice("info", f"Model {event.model_label} · effort {event.effort or 'default'} · "
-                                     + ("YOLO on" + (f" (cap ${event.yolo_cap_usd:.2f})" if event.yolo_cap_usd is not None else "")
-                                        if event.yolo else f"approval mode {app.base_mode}"))
+            await app.on_settings_changed(event)

@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 Handler = Callable[["MLInternApp", str], Awaitable[None]]
 
 EFFORT_LEVELS = ("off", "minimal", "low", "medium", "high", "xhigh", "max")
+MODES = ("ask", "auto", "yolo")
+#: what each approval mode asks about, said when the mode changes (agent/policy.py decides)
+MODE_HELP = {
+    "ask": "also asks before shell commands, writes outside the working directory and MCP tools",
+    "auto": "asks before jobs, paid sandboxes, Hub uploads and deletes, and destructive git operations",
+    "yolo": "runs what auto asks about without asking, within the budget; scheduled jobs still ask",
+}
 SUGGESTED_MODELS = (
     "demo",
     "anthropic/claude-sonnet-4-5",
@@ -81,7 +88,10 @@ async def _help(app: MLInternApp, arg: str) -> None:
     lines = [f"{c.usage:<20} {c.help}" for c in REGISTRY.all()]
     keys = ("enter send · ctrl+j new line · ↑/↓ history · tab complete · esc interrupt · ctrl+p palette · "
             "pgup/pgdn scroll · ctrl+home/end top/bottom · ctrl+o expand last tool output · ctrl+y copy last answer · "
-            "ctrl+l follow/pause output · f2 side panes · ctrl+r pending approvals · ctrl+c twice or ctrl+q quit\n"
+            "ctrl+l follow/pause output · f2 side panes · ctrl+r pending approvals · ctrl+t approval mode · "
+            "f3 expand the last receipt · ctrl+c twice or ctrl+q quit\n"
+            "Approval card: y approve · n reject · f reject with feedback · a approve the batch · e edit · "
+            "A/D always allow/deny (then p this project, u all projects) · esc leave pending\n"
             "Jobs: ctrl+g jobs view and back · ↑/↓ or [ ] select · c cancel · / search the log (n/N next/previous) · "
             "f follow/pause · esc back to the prompt")
     await app.notice("info", "Commands:\n" + "\n".join(lines) + "\n\nKeys: " + keys)
@@ -131,7 +141,22 @@ async def _effort(app: MLInternApp, arg: str) -> None:
     app.submit(SetEffort(effort=None if arg == "off" else arg))
 
 
-@REGISTRY.add("/yolo", "/yolo [cap $]", "Toggle auto-approval")
+@REGISTRY.add("/mode", "/mode [ask|auto|yolo]", "Show or set the approval mode (ctrl+t cycles)")
+async def _mode(app: MLInternApp, arg: str) -> None:
+    mode = arg.lower()
+    if not mode:
+        current = app.status_info.mode
+        await app.notice("info", f"Approval mode: {current}\n" + "\n".join(
+            f"{'▸' if m == current else ' '} {m:<5} {text}" for m, text in MODE_HELP.items())
+            + "\nctrl+t cycles ask → auto → yolo; /yolo <dollars> sets the YOLO budget.")
+        return
+    if mode not in MODE_HELP:
+        await app.notice("error", f"Unknown approval mode {arg!r}: use ask, auto or yolo.")
+        return
+    app.request_mode(mode)
+
+
+@REGISTRY.add("/yolo", "/yolo [cap $]", "Toggle YOLO (auto-approve within the budget), or set its cap")
 async def _yolo(app: MLInternApp, arg: str) -> None:
     cap = None
     if arg:
@@ -149,9 +174,9 @@ async def _status(app: MLInternApp, arg: str) -> None:
     await app.notice("info", app.status_text())
 
 
-@REGISTRY.add("/cost", "/cost", "Session cost by kind and model")
+@REGISTRY.add("/cost", "/cost", "Session cost by kind, model and job")
 async def _cost(app: MLInternApp, arg: str) -> None:
-    await app.notice("info", app.costs.report())
+    await app.show_costs()
 
 
 @REGISTRY.add("/jobs", "/jobs [[cancel] id]", "Jobs view; select a job, or ask to cancel it")

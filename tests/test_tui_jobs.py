@@ -23,6 +23,7 @@ from tests.tui_support import AppUnderTest, feed, wait_for
 from widgets.conversation import Notice
 from widgets.jobs_table import JobsTable
 from widgets.prompt import PromptArea
+from widgets.receipt import CostReport
 
 ROOT = Path(__file__).resolve().parent.parent
 HF_JOB = "6890f1a2b3c4d5e6f7a8b9c0"
@@ -387,6 +388,8 @@ async def test_cost_lists_each_job_with_its_latest_cost():
         await feed(app, JobUpdate(job_id=HF_JOB, status="RUNNING", flavor="a10g-small", cost_usd=0.05),
                    JobUpdate(job_id=HF_JOB, status="COMPLETED", flavor="a10g-small", cost_usd=0.12))
         await pilot.press(*"/cost", "enter")
-        await wait_for(pilot, lambda: any("Compute (jobs): $0.1200" in n for n in notices(app)), what="/cost")
-        report = next(n for n in notices(app) if "Compute (jobs)" in n)
-        assert HF_JOB in report and "completed" in report and "$0.1200" in report
+        await wait_for(pilot, lambda: app.conversation.query(CostReport), what="/cost")
+        report = app.conversation.query_one(CostReport).text
+        assert "+ compute $0.1200" in report
+        row = next(line for line in report.splitlines() if line.startswith(HF_JOB))
+        assert row.split() == [HF_JOB, "a10g-small", "completed", "$0.1200"]

@@ -15,6 +15,7 @@ from tests.engine_support import make_session
 from tests.fakes import Call, Hang, Text, ToolCalls
 from tests.tui_support import AppUnderTest, approval_screen, wait_for
 from widgets.conversation import Notice, UserBlock
+from widgets.receipt import CostReport
 
 
 def tool_results(body: dict) -> dict[str, str]:
@@ -204,8 +205,8 @@ async def test_slash_commands_and_palette(llm_server, monkeypatch, tmp_path):
         await pilot.press(*"/cost")
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: any("Session: $0.0000 + 1 at unknown price" in str(n.render())
-                                          for n in app.conversation.query(Notice)), what="/cost via palette")
+        await wait_for(pilot, lambda: any("+ 1 call at unknown price, not counted" in r.text
+                                          for r in app.conversation.query(CostReport)), what="/cost via palette")
 
 
 async def test_prompt_history_and_completion(llm_server, monkeypatch, tmp_path):

@@ -8,8 +8,11 @@ reading snapshot_report.html.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agent.protocol import (
     ApprovalItem,
+    ApprovalRule,
     ApprovalRequired,
     AssistantChunk,
     AssistantMessage,
@@ -23,6 +26,7 @@ from agent.protocol import (
     Processing,
     Ready,
     Receipt,
+    SettingsChanged,
     ToolCallEvent,
     ToolLog,
     ToolOutput,
@@ -133,7 +137,8 @@ GPU_JOB = ApprovalItem(
 def test_approval_card_for_a_gpu_job(snap_compare):
     """The approval modal over the app: "Approval 1 of 1 · hf_jobs", the reason in warning colour,
     hardware a10g-large, timeout 2h, dependencies, env names, the script, the $3.00 estimate, and
-    the key line (y/n/f/a/e/esc)."""
+    the key line (y/n/f/e/esc: "a approve all" is not listed for a batch of one, no "always": the engine
+    offers no rule for this call)."""
 
     async def run_before(pilot):
         app = pilot.app
@@ -380,3 +385,161 @@ def test_cancel_asks_first(snap_compare):
         await pilot.pause(0.2)
 
     assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+# --------------------------------------------------------------------------- issue 5: modes, rules, budget, costs
+
+PROJECT = Path("/home/me/sft-project")
+
+
+def test_receipt_expanded_under_a_turn(snap_compare):
+    """f3 on a finished turn in YOLO mode: the dim receipt line ("turn: 52.4k in · 1.3k out ·
+    $0.6073+? · 3 calls ▾", model calls and compute, +? for unknown prices)
+    opens into rows, none wrapped: tokens, cache read/write, model ($0.1873 over 3 calls, "1 of
+    them at unknown price, not in the sum"), compute ($0.4200, "+ 1 job at unknown price"),
+    session ($1.8012, "+ 1 call at unknown price") and budget ($3.20 left of the YOLO cap), with
+    a secondary-colour bar on its left; the status bar shows the YOLO badge with $3.20 left."""
+
+    receipt = Receipt(usage=Usage(prompt_tokens=52_400, completion_tokens=1_310, cache_read_tokens=31_000,
+                                  cache_write_tokens=4_200),
+                      llm_calls=3, llm_cost_usd=0.1873, unknown_cost_calls=1, compute_cost_usd=0.42,
+                      unknown_compute_jobs=1, session_cost_usd=1.8012, session_unknown_cost_calls=1,
+                      budget_left_usd=3.2)
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        app.update_status(mode="yolo", yolo_cap_usd=5.0, budget_left_usd=3.2)
+        await app.conversation.add_user("Run the smoke test on an a10g-small, then the eval")
+        await feed(app, Processing(), AssistantMessage(content="Smoke test passed: loss **2.10 → 1.05** in 8 steps; "
+                                                               "eval accuracy **0.81**.", final=True),
+                   TurnComplete(final_response="done", history_size=9, receipt=receipt))
+        await pilot.press("f3")
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_cost_breakdown(snap_compare):
+    """/cost: an accent-bordered block in the conversation. Session $0.8140 (model calls
+    $0.5640 + compute $0.2500), "+ 1 call at unknown price, not counted", 4 model calls,
+    tokens; then three aligned tables: By kind (compaction, main, research with cost
+    "unknown" and 1 unpriced), By model (the long Qwen id cut in the middle), and Jobs (the
+    a10g-large job running, $0.2500 so far; the local cpu-basic job completed, $0.0000).
+    Nothing wraps or is cut at the right edge."""
+
+    from agent.protocol import JobUpdate
+
+    async def run_before(pilot):
+        app = pilot.app
+        app.jobs_clock = PinnedClock()
+        await feed(app, ready(),
+                   LLMCall(model="anthropic/claude-sonnet-4-5", kind="main", latency_ms=900,
+                           usage=Usage(prompt_tokens=40_000, completion_tokens=900, cache_read_tokens=30_000), cost_usd=0.1335),
+                   LLMCall(model="anthropic/claude-sonnet-4-5", kind="main", latency_ms=700,
+                           usage=Usage(prompt_tokens=42_000, completion_tokens=300, cache_write_tokens=2_000), cost_usd=0.1305),
+                   LLMCall(model="Qwen/Qwen3-Coder-480B-A35B-Instruct", kind="research", latency_ms=400,
+                           usage=Usage(prompt_tokens=8_000, completion_tokens=500), cost_usd=None),
+                   LLMCall(model="anthropic/claude-sonnet-4-5", kind="compaction", latency_ms=2000,
+                           usage=Usage(prompt_tokens=90_000, completion_tokens=2_000), cost_usd=0.3))
+        app.costs.job(JobUpdate(job_id="6890f1a2b3c4d5e6f7a8b9c0", status="RUNNING", flavor="a10g-large", cost_usd=0.25))
+        app.costs.job(JobUpdate(job_id="local-1a2b3c4d5e", status="COMPLETED", flavor="cpu-basic", cost_usd=0.0))
+        app.prompt.text = "/cost"
+        app.prompt.action_submit()
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+PIP = ApprovalItem(
+    tool_call_id="b1", tool="bash", arguments={"command": "pip install -U trl peft"},
+    reason="ask mode: bash commands need approval (what a shell command touches cannot be known from its text)",
+    suggested_rule=ApprovalRule(effect="allow", tool="bash", pattern="pip install",
+                                label='bash commands starting with "pip install"'),
+)
+
+
+def test_approval_card_with_always_scope(snap_compare):
+    """A bash call in ask mode with an "always" offer: under the command, an accent line
+    'Always (A allow · D deny) would cover: bash commands starting with "pip install"', and
+    the key line lists "A always allow… · D always deny…" (no "a approve all": a batch of one);
+    the status bar says mode ask."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        app.update_status(mode="ask")
+        await app.conversation.add_user("Upgrade trl and peft")
+        await feed(app, *turn(""), ApprovalRequired(items=[PIP]))
+        await pilot.pause(0.2)
+
+    assert snap_compare(AppUnderTest(cwd=PROJECT), terminal_size=SIZE, run_before=run_before)
+
+
+def test_approval_card_choosing_where_to_keep_the_rule(snap_compare):
+    """The same card after A: the key line turns into the question 'Always allow bash commands
+    starting with "pip install" (this call runs now), kept' over "p for this project
+    (/home/me/sft-project) · u for all your projects · esc back", keys in accent colour."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        app.approval_grace_s = 0.0
+        await feed(app, ready())
+        app.update_status(mode="ask")
+        await app.conversation.add_user("Upgrade trl and peft")
+        await feed(app, *turn(""), ApprovalRequired(items=[PIP]))
+        await pilot.pause(0.2)
+        await pilot.press("A")
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(cwd=PROJECT), terminal_size=SIZE, run_before=run_before)
+
+
+def test_yolo_budget_pause_card(snap_compare):
+    """The budget pause: a warning notice "YOLO paused: $5.02 spent of the $5.00 cap" in the
+    conversation (no tool card), the YOLO badge at "$0.00 left" in red, and the modal titled
+    "Raise the YOLO budget?" saying the agent is paused, with spent $5.02, cap $5.00, new cap
+    $10.00 and the keys: y raise the cap to $10.00 · e another amount · n stop here · esc
+    leave pending."""
+
+    item = ApprovalItem(tool_call_id="yolo-budget-1", tool="yolo_budget",
+                        arguments={"cap_usd": 5.0, "spent_usd": 5.0213, "new_cap_usd": 10.0},
+                        reason="YOLO budget reached: $5.02 spent of the $5.00 cap (model calls and compute).")
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        app.update_status(mode="yolo", yolo_cap_usd=5.0, budget_left_usd=0.0)
+        await app.conversation.add_user("Keep sweeping learning rates")
+        await feed(app, *turn(""), ApprovalRequired(items=[item]))
+        await pilot.pause(0.2)
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_yolo_badge_with_budget_left(snap_compare):
+    """ctrl+t into YOLO as the engine confirms it: the status bar's red YOLO badge reads
+    "$3.20 left", and a notice says what yolo approves and "YOLO budget: $3.20 left of the
+    $5.00 cap"; the footer lists ^t Mode."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready(), SettingsChanged(model="anthropic/claude-sonnet-4-5", model_label="anthropic/claude-sonnet-4-5",
+                                                 effort=None, yolo=True, yolo_cap_usd=5.0, context_window=200_000,
+                                                 approval_mode="yolo", budget_left_usd=3.2))
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_yolo_badge_80x24(snap_compare):
+    """At 80×24 the YOLO badge keeps its budget ("YOLO $3.20 left") beside the model; the
+    compact footer still shows ^t Mode."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        app.update_status(mode="yolo", yolo_cap_usd=5.0, budget_left_usd=3.2)
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=(80, 24), run_before=run_before)

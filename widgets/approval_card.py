@@ -13,10 +13,15 @@ from textual.widgets import Static
 
 from agent.protocol import ApprovalItem
 
+#: the engine's budget-pause item (``agent.loop.BUDGET_TOOL``; not imported: the loop pulls in litellm)
+BUDGET_TOOL = "yolo_budget"
+
 
 def detail_rows(item: ApprovalItem) -> list[tuple[str, str]]:
     """(label, value) pairs for the card, chosen per tool; the rest of the arguments follow."""
     a: dict[str, Any] = item.arguments
+    if item.tool == BUDGET_TOOL:
+        return budget_rows(a)
     rows: list[tuple[str, str]] = []
     shown: set[str] = set()
 
@@ -75,6 +80,15 @@ def detail_rows(item: ApprovalItem) -> list[tuple[str, str]]:
     return rows
 
 
+def budget_rows(a: dict[str, Any]) -> list[tuple[str, str]]:
+    def money(key: str) -> str:
+        value = a.get(key)
+        return f"${float(value):.2f}" if isinstance(value, (int, float)) else "?"
+
+    return [("spent", f"{money('spent_usd')} (model calls and compute)"), ("cap", money("cap_usd")),
+            ("new cap", money("new_cap_usd"))]
+
+
 class ApprovalCard(Widget):
     DEFAULT_CSS = """
     ApprovalCard { height: auto; max-height: 100%; }
@@ -84,6 +98,7 @@ class ApprovalCard(Widget):
     ApprovalCard .approval-row { height: auto; }
     ApprovalCard .approval-label { width: 14; color: $text-muted; text-style: bold; text-align: right; padding: 0 1 0 0; }
     ApprovalCard .approval-value { width: 1fr; }
+    ApprovalCard > .approval-always { margin: 1 0 0 0; color: $accent; }
     """
 
     def __init__(self, item: ApprovalItem, position: int, total: int, **kwargs):
@@ -93,13 +108,24 @@ class ApprovalCard(Widget):
         self.total = total
 
     def compose(self) -> ComposeResult:
-        yield Static(Content.from_markup("Approval [b $accent]$k of $n[/] · [b]$tool[/]",
-                                         k=str(self.position), n=str(self.total), tool=self.item.tool),
-                     classes="approval-title")
-        if self.item.reason:
-            yield Static(Content(self.item.reason), classes="approval-reason")
+        if self.item.tool == BUDGET_TOOL:
+            title = Content("Raise the YOLO budget?")
+        else:
+            title = Content.from_markup("Approval [b $accent]$k of $n[/] · [b]$tool[/]",
+                                        k=str(self.position), n=str(self.total), tool=self.item.tool)
+        yield Static(title, classes="approval-title")
+        # the engine's reason for a budget pause speaks of editing JSON; the rows say it here
+        reason = ("The session has spent its YOLO budget: the agent is paused before its next model call."
+                  if self.item.tool == BUDGET_TOOL else self.item.reason)
+        if reason:
+            yield Static(Content(reason), classes="approval-reason")
         with VerticalScroll():
             for label, value in detail_rows(self.item):
                 with Horizontal(classes="approval-row"):
                     yield Static(Content(label), classes="approval-label")
                     yield Static(Content(value), classes="approval-value")
+        rule = self.item.suggested_rule
+        if rule is not None and self.item.tool != BUDGET_TOOL:
+            # the exact scope "always" would save, before any key is pressed
+            yield Static(Content.from_markup("[b]Always[/] (A allow · D deny) would cover: [b]$scope[/]",
+                                             scope=rule.label), classes="approval-always")

@@ -18,6 +18,7 @@ from textual.widgets import Static
 
 from agent.protocol import Receipt
 from widgets.markdown_view import SETTLE_CHARS, MarkdownPart, SettledMarkdown, settle_point, settled_virtual_size
+from widgets.receipt import CostReport, ReceiptLine
 
 STATE_ICONS = {
     "pending": "…",
@@ -226,24 +227,6 @@ class Notice(Static):
         self.update(f"{icon} {text}" if icon else text)
 
 
-def receipt_line(r: Receipt) -> str:
-    cost = f"${r.llm_cost_usd:.4f}"
-    if r.unknown_cost_calls:
-        cost += f" + {r.unknown_cost_calls} call(s) at unknown price"
-    parts = [
-        f"{_k(r.usage.prompt_tokens)} in",
-        f"{_k(r.usage.completion_tokens)} out",
-    ]
-    if r.usage.cache_read_tokens:
-        parts.append(f"{_k(r.usage.cache_read_tokens)} cached")
-    parts += [cost, f"{r.llm_calls} call{'s' if r.llm_calls != 1 else ''}"]
-    return "turn: " + " · ".join(parts)
-
-
-def _k(n: int) -> str:
-    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
-
-
 class Conversation(VerticalScroll):
     """Owns the blocks; the app's bridge calls these methods with protocol data."""
 
@@ -324,6 +307,18 @@ class Conversation(VerticalScroll):
     async def add_notice(self, kind: str, text: str) -> Notice:
         await self.end_answer()
         return await self._add(Notice(kind, text))  # type: ignore[return-value]
+
+    async def add_receipt(self, receipt: Receipt) -> ReceiptLine:
+        await self.end_answer()
+        return await self._add(ReceiptLine(receipt))  # type: ignore[return-value]
+
+    async def add_cost_report(self, report: Content) -> CostReport:
+        await self.end_answer()
+        return await self._add(CostReport(report))  # type: ignore[return-value]
+
+    def latest_receipt(self) -> ReceiptLine | None:
+        receipts = list(self.query(ReceiptLine))
+        return receipts[-1] if receipts else None
 
     def latest_card(self) -> ToolCard | None:
         cards = list(self.query(ToolCard))

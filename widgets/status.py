@@ -25,6 +25,7 @@ class StatusInfo:
     turn_unknown_calls: int = 0
     session_cost_usd: float = 0.0
     session_unknown_calls: int = 0
+    #: YOLO cap minus spend and reservations, as the engine last reported it (yolo mode only)
     budget_left_usd: float | None = None
     running_jobs: int = 0
     busy: bool = False
@@ -54,6 +55,21 @@ def context_bar(tokens: int, window: int, width: int = 10) -> tuple[str, int]:
     return "█" * filled + "░" * (width - filled), pct
 
 
+def mode_badge(i: StatusInfo, compact: bool = False) -> Content:
+    """``mode auto``, or the YOLO badge with what is left of its budget (the cap until the
+    engine reports spend); nothing left turns the money red: the agent pauses there."""
+    if i.mode != "yolo":
+        return Content.from_markup("[b]$m[/]" if compact else "mode [b]$m[/]", m=i.mode)
+    if i.budget_left_usd is not None:
+        colour = "$error" if i.budget_left_usd <= 0.005 else "$foreground"
+        money = Content.from_markup(f" [b {colour}]$left[/] left", left=f"${i.budget_left_usd:.2f}")
+    elif i.yolo_cap_usd is not None:
+        money = Content.from_markup(" $cap cap", cap=f"${i.yolo_cap_usd:.2f}")
+    else:
+        money = Content(" no cap")
+    return Content.from_markup("[b reverse $error] YOLO [/]") + money
+
+
 class StatusBar(Widget):
     DEFAULT_CSS = """
     StatusBar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
@@ -72,11 +88,7 @@ class StatusBar(Widget):
         parts.append((0, Content.from_markup(f"{model}[b]$label[/]{ready}", label=label)))
         if i.effort:
             parts.append((4, Content.from_markup("effort [b]$e[/]", e=i.effort)))
-        if i.mode == "yolo":
-            cap = f" ${i.yolo_cap_usd:.2f}" if i.yolo_cap_usd is not None else ""
-            parts.append((0, Content.from_markup(f"[b reverse $error] YOLO [/]{cap}{'' if compact else ' cap' if cap else ''}")))
-        else:
-            parts.append((0, Content.from_markup("[b]$m[/]" if compact else "mode [b]$m[/]", m=i.mode)))
+        parts.append((0, mode_badge(i, compact)))
         bar, pct = context_bar(i.context_tokens, i.context_window, 5 if compact else 10)
         colour = "$error" if pct >= 90 else "$warning" if pct >= 70 else "$success"
         parts.append((2, Content.from_markup(f"ctx [{colour}]$bar[/] $pct%", bar=bar, pct=str(pct))))
@@ -90,8 +102,6 @@ class StatusBar(Widget):
             parts.append((3, Content.from_markup("turn $tin↑ $tout↓ $tc", tin=_k(i.turn_tokens_in),
                                                  tout=out, tc=turn_cost)))
         parts.append((1, Content.from_markup("session [b]$sc[/]", sc=_money(i.session_cost_usd, i.session_unknown_calls))))
-        if i.budget_left_usd is not None:
-            parts.append((1, Content.from_markup("budget $b left", b=f"${i.budget_left_usd:.2f}")))
         if i.running_jobs:
             # the Jobs pane's running count, the number its title and tab show
             parts.append((0, Content.from_markup("[b $accent]jobs $j[/]", j=str(i.running_jobs))))

@@ -4,6 +4,11 @@ Retries cover 429, 5xx, timeouts and connection errors (also when the stream bre
 way), with exponential back-off plus jitter, honouring ``Retry-After``. Everything here is
 cancellable: an interrupt cancels the awaiting task, whether it is waiting for the first
 byte, reading the stream or sleeping between attempts.
+
+A rejection of the reasoning settings is healed once per call, without using up a retry:
+a refused effort is lowered one step (and remembered in the effort cache), a model without
+thinking gets none, and thinking blocks the provider calls invalid are removed from the
+conversation. Each heal is announced with a system ``tool_log`` line.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from agent.config import LLMSettings
-from agent.llm.errors import LLMError, LLMErrorInfo, classify
+from agent.llm import prompt_cache
+from agent.llm.effort import EffortCache, effective_effort, step_down
+from agent.llm.errors import HEALABLE_KINDS, LLMError, LLMErrorInfo, classify
 from agent.llm.models import ResolvedModel
 from agent.llm.pricing import cost_of, find_price, normalise_usage
 from agent.llm.runtime import get_litellm
@@ -41,6 +48,9 @@ class LLMResult:
     model: str
     latency_ms: int
     attempts: int = 1
+    #: Anthropic thinking blocks (with signatures) to keep on the assistant message: within
+    #: a tool loop Anthropic wants them back
+    thinking_blocks: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -51,6 +61,28 @@ class _StreamState:
     started: bool = False
     finish_reason: str | None = None
     usage: Any = None
+    thinking: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def add_thinking(self, blocks: Any) -> None:
+        for block in blocks or []:
+            kind = _get(block, "type") or "thinking"
+            index = _get(block, "index")
+            if index is None:  # no index: pieces continue the newest block of their type
+                last = max(self.thinking, default=None)
+                same = last is not None and self.thinking[last]["type"] == kind and "signature" not in self.thinking[last]
+                index = last if same else (last + 1 if last is not None else 0)
+            slot = self.thinking.setdefault(index, {"type": kind})
+            if kind == "redacted_thinking":
+                slot["data"] = slot.get("data", "") + (_get(block, "data") or "")
+                continue
+            slot["thinking"] = slot.get("thinking", "") + (_get(block, "thinking") or "")
+            if _get(block, "signature"):
+                slot["signature"] = _get(block, "signature")
+
+    def thinking_blocks(self) -> list[dict[str, Any]]:
+        # an unsigned thinking block is refused when sent back, so it is not kept
+        return [dict(self.thinking[i]) for i in sorted(self.thinking)
+                if self.thinking[i].get("signature") or self.thinking[i].get("data")]
 
     def add_tool_delta(self, delta: Any, fallback_index: int) -> None:
         index = _get(delta, "index")
@@ -116,6 +148,8 @@ class LLMClient:
         price_overrides: dict[str, dict] | None = None,
         demo_workspace: Path | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        efforts: EffortCache | None = None,
+        session_key: Callable[[], str | None] | None = None,
     ):
         self.settings = settings
         self.emit = emit
@@ -124,6 +158,16 @@ class LLMClient:
         self._sleep = sleep
         self._rng = random.Random()
         self._direct = None
+        #: what each model accepts as reasoning effort (None: send the preference as given)
+        self.efforts = efforts
+        #: the prompt_cache_key for OpenAI models: stable per session
+        self.session_key = session_key or (lambda: None)
+        #: called after a heal changed what a model is known to accept
+        self.on_effort_change: Callable[[ResolvedModel], None] = lambda model: None
+
+    def effective_effort(self, model: ResolvedModel, preference: str | None) -> str | None:
+        """The level a request for ``preference`` sends to ``model`` (None: none)."""
+        return effective_effort(model, preference, self.efforts)
 
     def uses_direct_stream(self, model: ResolvedModel) -> bool:
         transport = self.settings.transport
@@ -153,6 +197,8 @@ class LLMClient:
             # the router takes low|medium|high only (reference §7.2)
             body["reasoning_effort"] = {"minimal": "low", "xhigh": "high", "max": "high"}.get(
                 kwargs["reasoning_effort"], kwargs["reasoning_effort"])
+        elif "reasoning_effort" in kwargs:
+            body["reasoning_effort"] = kwargs["reasoning_effort"]
         for key, value in kwargs.items():  # caller extras (e.g. prompt_cache_key) go on the wire as-is
             if key not in _LITELLM_ONLY and key not in body and key != "reasoning_effort":
                 body[key] = value
@@ -191,13 +237,21 @@ class LLMClient:
         reasoning_effort: str | None = None,
         max_tokens: int | None = None,
         extra: dict[str, Any] | None = None,
+        strict_effort: bool = False,
+        max_attempts: int | None = None,
+        timeout_s: float | None = None,
     ) -> LLMResult:
+        """One model call. ``reasoning_effort`` is the user's preference, resolved through
+        the effort cache; ``strict_effort`` sends it exactly and never heals (the effort
+        probe asks "does this level work?", so a rejection must come back as an error)."""
         missing = model.missing_credentials()
         if missing:
             raise LLMError(LLMErrorInfo("auth", False, missing))
         litellm = self._prepare(model)
         price, price_source = find_price(model, self.price_overrides)
-        attempts = self.settings.max_attempts
+        attempts = max_attempts or self.settings.max_attempts
+        effort = reasoning_effort if strict_effort else self.effective_effort(model, reasoning_effort)
+        healed = False
         attempt = 0
         while True:
             attempt += 1
@@ -205,24 +259,27 @@ class LLMClient:
             state = _StreamState()
             emitted_text = False
             try:
+                request_messages, request_tools, cache_fields = prompt_cache.prepare(
+                    model, messages, tools, effort=effort, session_key=self.session_key())
                 kwargs: dict[str, Any] = dict(
                     model=model.litellm_model,
-                    messages=messages,
+                    messages=request_messages,
                     stream=True,
                     stream_options={"include_usage": True},
-                    timeout=self.settings.request_timeout_s,
+                    timeout=timeout_s or self.settings.request_timeout_s,
                     num_retries=0,
                     max_retries=0,
+                    **cache_fields,
                 )
-                if tools:
-                    kwargs["tools"] = tools
+                if request_tools:
+                    kwargs["tools"] = request_tools
                     kwargs["tool_choice"] = "auto"
                 if model.api_base:
                     kwargs["api_base"] = model.api_base
                 if model.api_key:
                     kwargs["api_key"] = model.api_key
-                if reasoning_effort and model.route not in ("demo", "local"):
-                    kwargs["reasoning_effort"] = reasoning_effort
+                if effort and not model.is_demo:
+                    kwargs["reasoning_effort"] = effort
                 if max_tokens:
                     kwargs["max_tokens"] = max_tokens
                 if extra:
@@ -243,6 +300,7 @@ class LLMClient:
                                 on_text(piece)
                         for i, tc in enumerate(_get(delta, "tool_calls") or []):
                             state.add_tool_delta(tc, i)
+                        state.add_thinking(_get(delta, "thinking_blocks"))
                         reason = _get(choice, "finish_reason")
                         if reason:
                             state.finish_reason = reason
@@ -252,6 +310,16 @@ class LLMClient:
             except Exception as exc:  # classified below; anything unknown is not retried
                 info = classify(exc, model)
                 self._record(model, kind, started, state, price, price_source, attempt, error=f"{info.kind}: {info.detail}")
+                if info.kind in HEALABLE_KINDS and not healed and not strict_effort:
+                    heal = self._heal(model, info, effort, reasoning_effort, messages)
+                    if heal is not None:
+                        healed = True
+                        attempts += 1  # a heal is not a retry: it does not use one up
+                        effort, note = heal
+                        if emitted_text and on_reset:
+                            on_reset()
+                        self.emit(ToolLog(tool="system", log=note))
+                        continue
                 if not info.retryable or attempt >= attempts:
                     if info.retryable:
                         info.message += f" Gave up after {attempt} attempts."
@@ -278,7 +346,42 @@ class LLMClient:
                 model=model.id,
                 latency_ms=latency,
                 attempts=attempt,
+                thinking_blocks=state.thinking_blocks(),
             )
+
+    def _heal(self, model: ResolvedModel, info: LLMErrorInfo, effort: str | None, preference: str | None,
+              messages: list[dict[str, Any]]) -> tuple[str | None, str] | None:
+        """(effort for the retry, what was adjusted) for a rejected reasoning setting, or
+        None when there is nothing to adjust (the error then stands)."""
+        who = model.label
+        if info.kind == "thinking_blocks":
+            _, removed = prompt_cache.strip_thinking(messages, in_place=True)
+            if not removed:
+                return None
+            return effort, (f"{who} rejected thinking blocks from earlier in the conversation ({info.detail[:120]}); "
+                            f"removed {removed} and retrying.")
+        if effort is None:
+            return None
+        if info.kind == "thinking_required":
+            # the history lacks the thinking of earlier steps (e.g. they came from another
+            # model): this one request goes without thinking; nothing is cached
+            return None, f"{who} needs thinking blocks this conversation does not have; retrying this request without extended thinking."
+        if info.kind in ("effort_unsupported", "thinking_unsupported"):
+            if self.efforts is not None:
+                self.efforts.record(model, no_effort=True)
+                self.on_effort_change(model)
+            what = "extended thinking" if info.kind == "thinking_unsupported" else "a reasoning effort setting"
+            return None, f"{who} does not support {what}; retrying without reasoning effort."
+        if self.efforts is not None:
+            self.efforts.record(model, rejected=effort)
+            lower = self.effective_effort(model, preference)
+            self.on_effort_change(model)
+        else:
+            lower = step_down(effort)
+        if lower == effort:
+            lower = None
+        then = f"retrying with '{lower}'" if lower else "retrying without reasoning effort"
+        return lower, f"{who} does not accept reasoning effort '{effort}'; {then}."
 
     def _record(self, model, kind, started, state, price, price_source, attempt, *, usage=None, cost=None, error=None) -> int:
         latency = int((time.monotonic() - started) * 1000)

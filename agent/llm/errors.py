@@ -43,12 +43,34 @@ TRANSIENT_MARKERS = (
     "internal server error",
 )
 CREDIT_MARKERS = ("insufficient credit", "credits", "quota", "billing", "payment required", "exceeded your current quota")
+# A 400 about reasoning effort / extended thinking is healed, not reported: the request is
+# adjusted (lower effort, no thinking, thinking blocks removed) and sent again once.
+EFFORT_WORDS = ("reasoning_effort", "reasoning effort", "reasoning.effort", "output_config", "effort")
+EFFORT_REJECTIONS = (
+    "unsupported value", "unsupported parameter", "not supported", "does not support", "unrecognized",
+    "unknown", "invalid", "must be one of", "not a valid", "only supported by", "input should be",
+    "not permitted", "not allowed",
+)
+#: the parameter itself is refused (not one level of it): the model takes no effort at all
+EFFORT_PARAM_REFUSALS = ("unrecognized request argument", "unsupported parameter", "does not support parameters",
+                         "unknown parameter", "extra inputs are not permitted", "extra_forbidden")
+THINKING_BLOCK_MARKERS = ("cannot contain `thinking`", "cannot contain thinking", "cannot be modified")
+THINKING_REQUIRED_MARKERS = ("must start with a thinking block", "expected `thinking` or `redacted_thinking`",
+                             "expected thinking or redacted_thinking")
+THINKING_UNSUPPORTED = ("not supported", "does not support", "unsupported")
 UNKNOWN_MODEL_MARKERS = ("model not found", "does not exist", "unknown model", "no such model", "not a valid model", "model_not_found", "invalid model")
+
+
+#: kinds the client heals by adjusting the request (see ``_effort_or_thinking``)
+HEALABLE_KINDS = frozenset({"effort_rejected", "effort_unsupported", "thinking_unsupported", "thinking_required",
+                            "thinking_blocks"})
 
 
 @dataclass
 class LLMErrorInfo:
-    kind: str  # rate_limit | server | timeout | connection | auth | credits | unknown_model | context_overflow | bad_request | other
+    kind: str  # rate_limit | server | timeout | connection | auth | credits | unknown_model | context_overflow
+    #          | bad_request | effort_rejected | effort_unsupported | thinking_unsupported | thinking_required
+    #          | thinking_blocks | other
     retryable: bool
     message: str
     detail: str = ""
@@ -132,6 +154,10 @@ def classify(exc: BaseException, model: ResolvedModel | None = None) -> LLMError
         code = str(err.get("code") or "")
     if name == "ContextWindowExceededError" or code == "context_length_exceeded" or any(m in low for m in OVERFLOW_MARKERS):
         return LLMErrorInfo("context_overflow", False, f"The conversation no longer fits {who}'s context window.", short, status)
+    if status in (400, 422, None) and name not in ("APIConnectionError", "Timeout", "APITimeoutError"):
+        healable = _effort_or_thinking(text.lower(), who, short, status)
+        if healable is not None:
+            return healable
     text_low = text.lower()
     if status == 402 or code == "insufficient_quota" or "insufficient_quota" in text_low or (
         any(m in text_low for m in CREDIT_MARKERS) and status in (400, 403, 429, None) and "rate limit" not in text_low
@@ -170,3 +196,27 @@ def classify(exc: BaseException, model: ResolvedModel | None = None) -> LLMError
     if status == 400 or name in ("BadRequestError", "UnprocessableEntityError"):
         return LLMErrorInfo("bad_request", False, f"The model {who} rejected the request: {short}", short, status)
     return LLMErrorInfo("other", False, f"The request to {who} failed: {name}: {short}", short, status)
+
+
+def _effort_or_thinking(low: str, who: str, short: str, status: int | None) -> LLMErrorInfo | None:
+    """Rejections of the reasoning settings, in the providers' own words (OpenAI "Unsupported
+    value: 'reasoning_effort' does not support ...", "Unrecognized request argument supplied:
+    reasoning_effort"; Anthropic "... does not support thinking", "Invalid `signature` in
+    `thinking` block", "... must start with a thinking block"; litellm's UnsupportedParamsError)."""
+    hint = " Change it with /effort (or /effort off)."
+    if "thinking" in low and ("signature" in low or any(m in low for m in THINKING_BLOCK_MARKERS)):
+        return LLMErrorInfo("thinking_blocks", False, f"The model {who} rejected thinking blocks from earlier "
+                            f"in the conversation: {short}", short, status)
+    if any(m in low for m in THINKING_REQUIRED_MARKERS):
+        return LLMErrorInfo("thinking_required", False, f"The model {who} wants the thinking blocks of earlier "
+                            f"steps, which this conversation lacks: {short}", short, status)
+    if any(w in low for w in EFFORT_WORDS) and any(m in low for m in EFFORT_PARAM_REFUSALS):
+        return LLMErrorInfo("effort_unsupported", False, f"The model {who} takes no reasoning effort: {short}.{hint}",
+                            short, status)
+    if any(w in low for w in EFFORT_WORDS) and any(m in low for m in EFFORT_REJECTIONS):
+        return LLMErrorInfo("effort_rejected", False, f"The model {who} rejected the reasoning effort: {short}.{hint}",
+                            short, status)
+    if "thinking" in low and any(m in low for m in THINKING_UNSUPPORTED) and "budget" not in low:
+        return LLMErrorInfo("thinking_unsupported", False, f"The model {who} does not support extended thinking: "
+                            f"{short}.{hint}", short, status)
+    return None

@@ -168,11 +168,19 @@ def normalise_usage(raw) -> Usage:
             return obj.get(name, default)
         return getattr(obj, name, default)
 
-    prompt = int(get(raw, "prompt_tokens", 0) or get(raw, "input_tokens", 0) or 0)
     completion = int(get(raw, "completion_tokens", 0) or get(raw, "output_tokens", 0) or 0)
     details = get(raw, "prompt_tokens_details")
+    # Anthropic: cache_read_input_tokens / cache_creation_input_tokens; OpenAI (and litellm's
+    # mapping of both): prompt_tokens_details.cached_tokens / cache_creation_tokens
     cache_read = int(get(raw, "cache_read_input_tokens", 0) or get(details, "cached_tokens", 0) or 0)
     cache_write = int(get(raw, "cache_creation_input_tokens", 0) or get(details, "cache_creation_tokens", 0) or 0)
+    prompt = int(get(raw, "prompt_tokens", 0) or 0)
+    if not prompt:
+        # Anthropic's own shape counts only the uncached part as input_tokens; our prompt
+        # count includes the cached parts, as OpenAI's and litellm's do
+        prompt = int(get(raw, "input_tokens", 0) or 0)
+        if prompt or cache_read or cache_write:
+            prompt += cache_read + cache_write
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,

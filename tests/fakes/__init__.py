@@ -1,5 +1,6 @@
 """Loopback fakes that stand in for the network edge in tests (see each module)."""
 
+from tests.fakes.anthropic_server import AnthropicUsage, ScriptedAnthropicServer, Thinking
 from tests.fakes.openai_server import (
     Call,
     Disconnect,
@@ -13,6 +14,9 @@ from tests.fakes.openai_server import (
 )
 
 __all__ = [
+    "AnthropicUsage",
+    "ScriptedAnthropicServer",
+    "Thinking",
     "Call",
     "Disconnect",
     "Hang",
