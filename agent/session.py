@@ -261,7 +261,26 @@ class Session:
         if isinstance(op, Interrupt):
             self.interrupt()
             return
+        if isinstance(op, (SetYolo, SetApprovalMode)) and self.busy:
+            # a user who switches to ask mid-run means the next call, not the next turn
+            try:
+                self._apply_approval_op(op)
+            except Exception as exc:
+                self.emit(ErrorEvent(message=f"Could not handle {op.type}: {type(exc).__name__}: {exc}",
+                                     kind="internal"))
+            return
         self._queue.put_nowait((self._epoch, op))
+
+    def _apply_approval_op(self, op: SetYolo | SetApprovalMode) -> None:
+        if isinstance(op, SetYolo):
+            base = self.config.approval_mode if self.config.approval_mode != "yolo" else "auto"
+            self.policy.set_mode("yolo" if op.enabled else base)
+            if op.cap_usd is not None:
+                self.config.yolo_cap_usd = op.cap_usd
+                self.policy.budget.cap_usd = op.cap_usd
+        else:
+            self.policy.set_mode(op.mode)
+        self._settings_changed()
 
     def interrupt(self) -> None:
         """Stop the running turn now (streaming, tools, retry sleeps, compaction). Turns
@@ -406,16 +425,8 @@ class Session:
                 await self._run_work(self._switch_model(op.model))
             elif isinstance(op, SetEffort):
                 await self._run_work(self._set_effort(op.effort))
-            elif isinstance(op, SetYolo):
-                base = self.config.approval_mode if self.config.approval_mode != "yolo" else "auto"
-                self.policy.set_mode("yolo" if op.enabled else base)
-                if op.cap_usd is not None:
-                    self.config.yolo_cap_usd = op.cap_usd
-                    self.policy.budget.cap_usd = op.cap_usd
-                self._settings_changed()
-            elif isinstance(op, SetApprovalMode):
-                self.policy.set_mode(op.mode)
-                self._settings_changed()
+            elif isinstance(op, (SetYolo, SetApprovalMode)):
+                self._apply_approval_op(op)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an op must never take the session down

@@ -287,14 +287,18 @@ class MLInternApp(JobsViewMixin, App):
                            yolo_cap_usd=event.yolo_cap_usd, budget_left_usd=event.budget_left_usd if mode == "yolo" else None,
                            context_window=event.context_window, is_demo=event.model == "demo")
         notes = []
+        effort = event.effort or "default"
+        if event.effort_requested and event.effort_requested != event.effort:
+            # the model refused the level asked for: say what it runs at, and what was asked
+            effort = f"{event.effort or 'none (the model takes none)'} (asked {event.effort_requested})"
         if (event.model_label, event.effort) != (before.model_label, before.effort):
-            notes.append(f"Model {event.model_label} · effort {event.effort or 'default'}")
+            notes.append(f"Model {event.model_label} · effort {effort}")
         if mode != before.mode:
             notes.append(f"Approval mode {mode}: {MODE_HELP.get(mode, '')}")
         if mode == "yolo" and (mode != before.mode or event.yolo_cap_usd != before.yolo_cap_usd):
             notes.append(self._budget_text(event.yolo_cap_usd, event.budget_left_usd))
         if not notes:
-            notes.append(f"Model {event.model_label} · effort {event.effort or 'default'} · approval mode {mode}")
+            notes.append(f"Model {event.model_label} · effort {effort} · approval mode {mode}")
         await self.notice("info", "\n".join(notes))
 
     @staticmethod
@@ -310,10 +314,7 @@ class MLInternApp(JobsViewMixin, App):
             self.notify("The model is still loading.", severity="warning")
             return
         self._mode_requested = mode
-        self.submit(SetApprovalMode(mode=mode))  # type: ignore[arg-type]
-        if self.session.busy:
-            # the engine applies settings between turns (its op queue), not in the middle of one
-            self.notify(f"Approval mode {mode} from the end of this turn (esc interrupts it now).", timeout=4)
+        self.submit(SetApprovalMode(mode=mode))  # type: ignore[arg-type]  # applies to the next call, even mid-turn
 
     def update_status(self, **changes: Any) -> None:
         changes.setdefault("queued", len(self.queued))

@@ -311,3 +311,21 @@ async def test_a_deny_rule_beats_a_human_approving_edited_arguments(llm_server, 
     out = of_type(events, "tool_output")[0].output
     assert "denied by the user's rule: always deny bash commands starting with \"rm\" (user rule)" in out
     assert (s.cwd / "keep").exists() and "running" not in [e.state for e in of_type(events, "tool_state")]
+
+
+async def test_switching_to_ask_mid_turn_applies_to_the_next_call(llm_server, monkeypatch, tmp_path):
+    """The mode changes while the model is still answering: the call it then makes is gated
+    by the new mode, not the one the turn started with."""
+    llm_server.script(ToolCalls([Call("m1", "bash", '{"command": "echo hi"}')], delay=0.3), Text("done"))
+    s = make_session(llm_server, monkeypatch, tmp_path, approval_mode="auto")
+    sub = s.subscribe("t")
+    s.start()
+    s.submit(UserInput(text="go"))
+    while not s.busy:
+        await asyncio.sleep(0.01)
+    s.submit(SetApprovalMode(mode="ask"))
+    assert s.policy.mode == "ask"  # at once, not after the turn
+    events = await collect_until(sub)
+    assert events[-1].type == "approval_required" and events[-1].items[0].tool == "bash"
+    s.submit(Shutdown())
+    await asyncio.wait_for(s._runner, 10)

@@ -331,3 +331,19 @@ async def test_cost_command_breaks_the_session_down_by_kind_model_and_job():
     assert [row.split() for row in jobs[1:]] == [["6890f1a2b3c4d5e6f7a8b9c0", "a10g-large", "running", "$0.2500"],
                                                  ["local-1a2b3c4d5e", "cpu-basic", "completed", "$0.0000"],
                                                  "a job still running shows its cost so far".split()]
+
+
+async def test_an_effort_the_model_refused_is_shown_with_what_was_asked():
+    from agent.protocol import SettingsChanged
+    from tests.tui_support import AppUnderTest, feed
+    from widgets.conversation import Notice
+
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(app, SettingsChanged(model="openai/gpt-5", model_label="gpt-5", effort="high",
+                                        effort_requested="xhigh", approval_mode="auto", yolo=False,
+                                        yolo_cap_usd=5.0, context_window=400_000))
+        await pilot.pause()
+        assert app.status_info.effort == "high"
+        texts = [str(n.render()) for n in app.conversation.query(Notice)]
+        assert any("effort high (asked xhigh)" in t for t in texts)

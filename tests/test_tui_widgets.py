@@ -233,6 +233,9 @@ def test_approval_cards_show_what_matters_for_jobs_and_sandboxes():
         arguments={"operation": "run", "script": "print(1)\n", "hardware_flavor": "a10g-small", "timeout": "2h"})))
     assert job["hardware"] == "a10g-small" and job["timeout"] == "2h" and job["script"] == "print(1)\n"
     assert job["estimate"] == "$2.00 at most (hourly price × timeout)"
+    local = dict(detail_rows(ApprovalItem(tool_call_id="l", tool="hf_jobs", reason="CPU job", estimated_cost_usd=0.0,
+                                          arguments={"operation": "run", "script": "print(1)\n"})))
+    assert local["estimate"] == "$0 (runs on this machine's CPU)"
     paid = dict(detail_rows(ApprovalItem(tool_call_id="s", tool="sandbox_create", reason="GPU sandbox",
                                          estimated_cost_usd=0.6, arguments={"hardware": "t4-small"})))
     assert paid["hardware"] == "t4-small" and "HF_TOKEN" in paid["HF token"]

@@ -73,7 +73,10 @@ def detail_rows(item: ApprovalItem) -> list[tuple[str, str]]:
             shown.add("content")
     if item.estimated_cost_usd is not None:
         basis = {"hf_jobs": " at most (hourly price × timeout)", "sandbox_create": " for the first hour"}
-        rows.append(("estimate", f"${item.estimated_cost_usd:.2f}{basis.get(item.tool, '')}"))
+        if item.estimated_cost_usd == 0 and item.tool == "hf_jobs":
+            rows.append(("estimate", "$0 (runs on this machine's CPU)"))
+        else:
+            rows.append(("estimate", f"${item.estimated_cost_usd:.2f}{basis.get(item.tool, '')}"))
     rest = {k: v for k, v in a.items() if k not in shown}
     if rest:
         rows.append(("arguments", json.dumps(rest, indent=2, ensure_ascii=False)))
