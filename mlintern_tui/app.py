@@ -68,14 +68,14 @@ class MLInternApp(JobsViewMixin, App):
         Binding("ctrl+c", "quit_twice", "Quit (twice)", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True),
         # before ctrl+o: what a narrow footer keeps
-        Binding("f2", "toggle_side", "Side panes"),
+        Binding("f2", "toggle_side", "Panes"),
         Binding("ctrl+g", "toggle_jobs", "Jobs"),
         Binding("ctrl+t", "cycle_mode", "Mode"),  # ask -> auto -> yolo; the prompt has no ctrl+t
-        Binding("ctrl+o", "toggle_last_output", "Expand output"),
-        Binding("ctrl+y", "copy_answer", "Copy answer", priority=True),  # over the prompt's redo
-        Binding("ctrl+l", "toggle_follow", "Follow log"),
+        Binding("ctrl+o", "toggle_last_output", "Expand"),
+        Binding("ctrl+y", "copy_answer", "Copy", priority=True),  # over the prompt's redo
+        Binding("ctrl+l", "toggle_follow", "Follow"),
         Binding("ctrl+r", "review_approvals", "Approvals", show=False),
-        Binding("f3", "toggle_last_receipt", "Receipt", show=False),
+        Binding("f3", "toggle_last_receipt", "Receipt"),
         Binding("ctrl+b", "hide_banner", "Hide banner", show=False, priority=True),
         # the prompt keeps focus; page keys scroll the conversation (a short prompt has no pages)
         Binding("pageup", "scroll_conversation(-1)", "Scroll up", show=False, priority=True),
@@ -201,6 +201,7 @@ class MLInternApp(JobsViewMixin, App):
     def _apply_width(self, width: int) -> None:
         self.main_screen.set_class(width < NARROW_WIDTH, "-narrow")
         self.query_one(Footer).compact = width < NARROW_WIDTH  # so f2 and ctrl+g fit in 80 columns
+        self.refresh_bindings()  # the footer shows what fits (see check_action)
 
     # ------------------------------------------------------------------ engine
 
@@ -442,6 +443,13 @@ class MLInternApp(JobsViewMixin, App):
         if self.jobs_view_active and action in ("toggle_last_output", "copy_answer", "toggle_side", "toggle_follow",
                                                 "toggle_last_receipt"):
             return False  # about the conversation and the output pane, which the jobs view hides
+        narrow = self.main_screen.has_class("-narrow")
+        if action == "toggle_follow":  # the output pane's key, while the output pane shows
+            return self.main_screen.has_class("-show-side") if narrow else not self.query_one("#side").has_class("-hidden")
+        if action == "toggle_last_output" and narrow and self.main_screen.has_class("-show-side"):
+            return False  # the side panes cover the conversation there
+        if action == "toggle_last_receipt" and narrow:
+            return False  # no room in an 80-column footer; enter or a click on a receipt still opens it
         return True
 
     def action_interrupt(self) -> None:
@@ -510,6 +518,7 @@ class MLInternApp(JobsViewMixin, App):
             self.main_screen.toggle_class("-show-side")
         else:
             self.query_one("#side").toggle_class("-hidden")
+        self.refresh_bindings()
         self.call_after_refresh(self.tool_log.flush)
 
     def action_toggle_follow(self) -> None:

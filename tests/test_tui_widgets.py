@@ -243,3 +243,19 @@ def test_approval_cards_show_what_matters_for_jobs_and_sandboxes():
     free = dict(detail_rows(ApprovalItem(tool_call_id="s", tool="sandbox_create", reason="token",
                                          arguments={"store_hf_token": False})))
     assert free == {"hardware": "cpu-basic"}
+
+
+async def test_the_80_column_footer_shows_only_keys_that_fit_and_apply():
+    """At 80 columns the footer has room for about seven keys: the receipt key hides, and the
+    output-pane keys follow whichever of conversation / side panes is on screen."""
+    app = AppUnderTest()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.check_action("toggle_last_receipt", ()) is False
+        assert app.check_action("toggle_follow", ()) is False and app.check_action("toggle_last_output", ()) is True
+        await pilot.press("f2")  # the side panes cover the conversation
+        await pilot.pause()
+        assert app.check_action("toggle_follow", ()) is True and app.check_action("toggle_last_output", ()) is False
+        await pilot.resize_terminal(120, 36)
+        await pilot.pause()
+        assert app.check_action("toggle_last_receipt", ()) is True and app.check_action("toggle_follow", ()) is True
