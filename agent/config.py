@@ -14,7 +14,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -187,6 +187,13 @@ def _load_file(path: Path) -> Config:
 def save_config_value(key: str, value: Any, path: Path | None = None) -> None:
     """Set one top-level key in the config file, keeping everything else as written
     (including ``${VAR}`` references). A file we cannot parse is left untouched."""
+    edit_config(key, lambda raw: raw.__setitem__(key, value), path)
+
+
+def edit_config(what: str, change: Callable[[dict[str, Any]], None], path: Path | None = None) -> Path:
+    """Read the config file as written, let ``change`` edit that dict, write it back
+    atomically. ``what`` names the edit in error messages. A file we cannot parse is left
+    untouched."""
     path = path or config_path()
     raw: dict[str, Any] = {}
     if path.exists():
@@ -194,14 +201,15 @@ def save_config_value(key: str, value: Any, path: Path | None = None) -> None:
             text = path.read_text(encoding="utf-8")
             raw = json.loads(text) if text.strip() else {}
         except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"not saving {key}: config file {path} cannot be read as JSON ({exc})") from exc
+            raise ConfigError(f"not saving {what}: config file {path} cannot be read as JSON ({exc})") from exc
         if not isinstance(raw, dict):
-            raise ConfigError(f"not saving {key}: config file {path} does not hold a JSON object")
-    raw[key] = value
+            raise ConfigError(f"not saving {what}: config file {path} does not hold a JSON object")
+    change(raw)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        raise ConfigError(f"could not save {key} to {path}: {exc.strerror or exc}") from exc
+        raise ConfigError(f"could not save {what} to {path}: {exc.strerror or exc}") from exc
+    return path

@@ -22,13 +22,12 @@ cloned repository must not be able to approve its own commands.
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 import shlex
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.config import Config, ConfigError, config_path, save_config_value
+from agent.config import Config, edit_config
 from agent.protocol import ApprovalRule, RuleScope
 
 SubjectKind = Literal["command", "hardware", "path", "repo"]
@@ -196,27 +195,20 @@ def rules_from_config(config: Config, cwd: Path) -> list[ApprovalRule]:
 
 def save_rule(rule: ApprovalRule, scope: RuleScope, project: Path, path: Path | None = None) -> Path:
     """Add ``rule`` to the config file (once); the rest of the file is kept as written."""
-    path = path or config_path()
-    raw: dict[str, Any] = {}
-    if path.exists():
-        try:
-            text = path.read_text(encoding="utf-8")
-            raw = json.loads(text) if text.strip() else {}
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"not saving the rule: config file {path} cannot be read as JSON ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"not saving the rule: config file {path} does not hold a JSON object")
     entry = _stored(rule)
-    if scope == "user":
-        listed = list(raw.get(USER_KEY) or [])
-        if entry not in listed:
-            listed.append(entry)
-        save_config_value(USER_KEY, listed, path)
-    else:
-        projects = dict(raw.get(PROJECT_KEY) or {})
-        listed = list(projects.get(str(project)) or [])
-        if entry not in listed:
-            listed.append(entry)
-        projects[str(project)] = listed
-        save_config_value(PROJECT_KEY, projects, path)
-    return path
+
+    def add(raw: dict[str, Any]) -> None:
+        if scope == "user":
+            listed = list(raw.get(USER_KEY) or [])
+            if entry not in listed:
+                listed.append(entry)
+            raw[USER_KEY] = listed
+        else:
+            projects = dict(raw.get(PROJECT_KEY) or {})
+            listed = list(projects.get(str(project)) or [])
+            if entry not in listed:
+                listed.append(entry)
+            projects[str(project)] = listed
+            raw[PROJECT_KEY] = projects
+
+    return edit_config("the rule", add, path)
