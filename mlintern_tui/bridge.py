@@ -10,6 +10,7 @@ order on screen is the order of events.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 from agent.protocol import (
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
 
 TEXT_FLUSH_S = 0.05
 LOG_FLUSH_S = 1 / 15
+#: how often the status bar's running estimate of streamed tokens moves: every text batch
+#: would redraw the status line 20 times a second for a number nobody reads that fast
+STREAM_ESTIMATE_S = 0.25
 
 
 class Bridge:
@@ -55,6 +59,8 @@ class Bridge:
         self._log_call: str | None = None
         self._call_titles: dict[str, str] = {}
         self._streamed_chars = 0
+        self._estimate_shown_at = 0.0
+        self._estimate_shown = 0  # streamed chars the status bar shows
         self._lock = asyncio.Lock()
         self._job_lines: dict[str, list[str]] = {}  # job id -> lines since the last flush
         self.events_seen = 0
@@ -68,11 +74,19 @@ class Bridge:
             await self._flush_text_locked()
 
     async def _flush_text_locked(self) -> None:
+        text = ""
         if self._text:
             text = "".join(self._text)
             self._text.clear()
             self._streamed_chars += len(text)
-            self.app.update_status(streamed_chars=self._streamed_chars)
+        # the flush timer calls this without text too, so the last count of a stream that
+        # pauses still shows (within STREAM_ESTIMATE_S)
+        if self._streamed_chars != self._estimate_shown:
+            now = time.monotonic()
+            if now - self._estimate_shown_at >= STREAM_ESTIMATE_S:
+                self._estimate_shown_at, self._estimate_shown = now, self._streamed_chars
+                self.app.update_status(streamed_chars=self._streamed_chars)
+        if text:
             await self.app.conversation.write_answer(text)
 
     def flush_logs(self) -> None:
@@ -153,7 +167,7 @@ class Bridge:
         elif isinstance(event, PlanUpdate):
             app.plan_view.plan = tuple(event.plan)
         elif isinstance(event, LLMCall):
-            self._streamed_chars = 0
+            self._streamed_chars = self._estimate_shown = 0
             app.costs.add(event)
             app.on_llm_call(event)
             app.update_status(streamed_chars=0)

@@ -97,3 +97,38 @@ async def test_dropped_stream_retries_and_interrupt_is_prompt(llm_server, monkey
     events = await collect_until(sub, stop={"interrupted"})
     await stop(s)
     assert time.monotonic() - t0 < 1.0
+
+
+async def test_read_pacer_probes_the_loop_once_per_pass_and_pauses_only_after_a_real_wait():
+    """Pieces taken from httpx's buffer come back without the loop running: they must not
+    count as a wait (no pause) nor cost a callback each (18,000 per long answer)."""
+    from agent.llm.direct import _ReadPacer
+
+    loop = asyncio.get_running_loop()
+    probes: list[object] = []
+    real_call_soon = loop.call_soon
+
+    def counting_call_soon(callback, *args, **kwargs):
+        probes.append(callback)
+        return real_call_soon(callback, *args, **kwargs)
+
+    loop.call_soon = counting_call_soon  # type: ignore[method-assign]
+    try:
+        pacer = _ReadPacer(0.005)
+        for _ in range(_ReadPacer.WARMUP - 1):  # short answers: no probe, no pause
+            pacer.mark()
+        assert probes == []
+        for _ in range(500):  # buffered pieces: one probe for all of them, no wait seen
+            pacer.mark()
+        assert len(probes) == 1 and not pacer.waited
+        await asyncio.sleep(0)  # the loop ran: the next piece had to be waited for
+        assert pacer.waited
+        started = time.monotonic()
+        await pacer.pause_if_waited()
+        assert time.monotonic() - started >= 0.004 and pacer.slept
+        pacer.mark()
+        await asyncio.sleep(0)
+        await pacer.pause_if_waited()  # the pass after our own sleep is not a wait
+        assert not pacer.slept and len([p for p in probes if p == pacer._ran]) == 2
+    finally:
+        del loop.call_soon

@@ -94,7 +94,12 @@ async def test_what_reaches_the_terminal_matches_the_widgets_while_an_answer_str
             size = 6 if step % 4 == 1 else 230  # small batches that keep the height, large ones that grow it
             await conv.write_answer(text[i:i + size])
             i, step = i + size, step + 1
-            await pilot.pause(0.01)
+            # a frame is due within ~10 ms; allow a slow machine (first run compiles
+            # modules) up to a second: a repaint that never comes still fails here
+            for _ in range(100):
+                await pilot.pause(0.01)
+                if screen.text() == rendered_text(app):
+                    break
             assert screen.text() == rendered_text(app), f"stale screen after {i} chars"
         await pilot.pause(0.1)
         assert screen.frames > 20

@@ -165,6 +165,21 @@ async def test_escape_interrupts_a_streaming_answer(llm_server, monkeypatch, tmp
         assert notices and "partial answer was kept" in str(notices[-1].render())
 
 
+async def test_the_status_bar_estimates_tokens_while_an_answer_streams(llm_server, monkeypatch, tmp_path):
+    """Usage arrives only with the call's last chunk: until then the turn's output tokens
+    are estimated from the streamed text (~ marks the estimate)."""
+    from widgets.status import StatusBar
+
+    llm_server.script(Hang(after_text="word " * 80, seconds=20))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path)
+        await send(pilot, "explain")
+        await wait_for(pilot, lambda: "~100↓" in str(app.query_one(StatusBar).render()), what="the estimate")
+        await pilot.press("escape")
+        await until_idle(pilot, app)
+
+
 async def test_a_message_typed_while_working_is_queued_then_delivered(llm_server, monkeypatch, tmp_path):
     llm_server.script(ToolCalls([Call("s1", "bash", '{"command": "sleep 3"}')]), Text("first answer"), Text("second answer"))
     app = AppUnderTest()

@@ -120,14 +120,20 @@ class _ReadPacer:
         self.waited = False
         self.slept = False
         self.pieces = 0
+        self._probe_pending = False
 
     def mark(self) -> None:
         self.pieces += 1
         if self.pace_s and self.pieces >= self.WARMUP:
             self.waited = False
-            asyncio.get_running_loop().call_soon(self._ran)
+            # a probe still pending from an earlier piece has not run either, so it tells
+            # the same thing about this one: one callback per loop pass, not one per piece
+            if not self._probe_pending:
+                self._probe_pending = True
+                asyncio.get_running_loop().call_soon(self._ran)
 
     def _ran(self) -> None:
+        self._probe_pending = False
         self.waited = True
 
     async def pause_if_waited(self) -> None:
