@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent.protocol import Ready
 from tests.tui_support import AppUnderTest, feed
-from widgets.markdown_view import MarkdownPart, SettledMarkdown, markdown_styles, settle_point
+from widgets.markdown_view import markdown_styles, settle_point
 
 
 def test_settle_point_never_cuts_inside_a_code_fence():
@@ -22,7 +22,7 @@ def test_translucent_theme_colours_become_opaque_for_rich():
     assert styles["markdown.h2"] == "bold #112233" and code_theme == "monokai"
 
 
-async def test_a_long_answer_settles_into_few_widgets_and_keeps_all_text():
+async def test_a_long_answer_is_one_widget_and_keeps_all_text():
     paragraphs = [f"Paragraph {i}: " + "word " * 60 for i in range(200)]
     text = "\n\n".join(paragraphs) + "\n\n```python\n" + "x = 1\n" * 50 + "```\n\nThe end."
     app = AppUnderTest()
@@ -33,26 +33,27 @@ async def test_a_long_answer_settles_into_few_widgets_and_keeps_all_text():
             await conv.write_answer(text[i:i + 350])
         await pilot.pause()
         block = conv.answer
-        settled, live = block.query_one(SettledMarkdown), block.query_one(MarkdownPart)
         assert block.text == text
-        assert settled.text + live.text == text  # nothing lost or duplicated at the cuts
-        assert len(settled.chunks) > 10 and len(live.text) < 2_000
-        assert list(block.children) == [settled, live]  # two widgets, however long the answer
-        # the settled lines are the chunks rendered in order: first and last paragraphs show
-        lines = [settled.render_line(y).text for y in range(settled.size.height)]
+        assert "".join(block.chunks) + block.live_text == text  # nothing lost or duplicated at the cuts
+        assert len(block.chunks) > 10 and len(block.live_text) < 2_000
+        assert list(block.children) == []  # one widget, however long the answer
+        # the lines are the chunks rendered in order, then the live tail
+        lines = [block.render_line(y).text for y in range(block.size.height)]
         assert lines[0].strip().startswith("Paragraph 0:")
         assert any("Paragraph 199:" in line for line in lines)
+        assert lines[-1].strip() == "The end."
         await conv.end_answer(text)
         assert block.text == text
 
 
-async def test_settled_lines_follow_width_and_theme():
+async def test_lines_follow_width_and_theme():
     text = "\n\n".join(f"Paragraph {i}: " + "word " * 40 for i in range(60)) + "\n\ntail"
     app = AppUnderTest()
     async with app.run_test(size=(120, 36)) as pilot:
         await app.conversation.write_answer(text)
         await pilot.pause()
-        settled = app.conversation.answer.query_one(SettledMarkdown)
+        settled = app.conversation.answer
+        assert settled.chunks
         narrow_height, first = settled.size.height, settled.render_line(0)
         await pilot.resize_terminal(200, 36)
         await pilot.pause()
@@ -64,12 +65,13 @@ async def test_settled_lines_follow_width_and_theme():
         assert "Paragraph 0:" in settled.render_line(0).text
 
 
-async def test_theme_switch_repaints_settled_parts():
+async def test_theme_switch_repaints_the_live_tail():
     app = AppUnderTest()
     async with app.run_test(size=(120, 36)) as pilot:
         await app.conversation.write_answer("## Heading\n\nSome **bold** text.\n\n")
         await pilot.pause()
-        part = app.conversation.answer.query_one(MarkdownPart)
+        part = app.conversation.answer
+        assert not part.chunks and part.live_text
         dark = part.render_line(0)
         app.theme = "mlintern-light"
         await pilot.pause()

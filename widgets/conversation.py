@@ -17,7 +17,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from agent.protocol import Receipt
-from widgets.markdown_view import SETTLE_CHARS, MarkdownPart, SettledMarkdown, settle_point, settled_virtual_size
+from widgets.markdown_view import StreamedMarkdown, settled_virtual_size
 from widgets.receipt import CostReport, ReceiptLine
 
 STATE_ICONS = {
@@ -75,54 +75,16 @@ class UserBlock(Static):
         self._refresh_content()
 
 
-class AnswerBlock(Widget):
+class AnswerBlock(StreamedMarkdown):
     """One assistant answer. Text arrives in coalesced batches (the bridge flushes ~20 times
-    a second); finished blocks settle into one widget that renders each once, only the live
-    tail is (see widgets/markdown_view.py for why this is not a Markdown widget)."""
+    a second); see widgets/markdown_view.py for why this is not a Markdown widget."""
 
-    # ``layout: stream`` keeps the placements of settled parts, so appending to a long
-    # answer lays out only the tail
     DEFAULT_CSS = """
-    AnswerBlock { layout: stream; height: auto; margin: 1 0 0 0; padding: 0 1; }
+    AnswerBlock { height: auto; margin: 1 0 0 0; padding: 0 1; }
     """
-    virtual_size = settled_virtual_size()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.text = ""
-        self._settled_chars = 0  # chars of ``text`` that live in the settled widget
-        self._settled: SettledMarkdown | None = None
-        self._live: MarkdownPart | None = None
-
-    def on_mount(self) -> None:
-        self.watch(self.app, "theme", self._repaint, init=False)
-
-    def _repaint(self) -> None:
-        for part in self.query("MarkdownPart, SettledMarkdown"):
-            part.refresh(layout=True)
 
     async def write(self, fragment: str) -> None:
-        if not fragment:
-            return
-        self.text += fragment
-        tail = self.text[self._settled_chars:]
-        if len(tail) > SETTLE_CHARS:
-            cut = settle_point(tail)
-            if cut:
-                if self._settled is None:
-                    self._settled = SettledMarkdown()
-                    if self._live is not None:
-                        await self.mount(self._settled, before=self._live)
-                    else:
-                        await self.mount(self._settled)
-                self._settled.append(tail[:cut])
-                self._settled_chars += cut
-                tail = tail[cut:]
-        if self._live is None:
-            self._live = MarkdownPart(tail)
-            await self.mount(self._live)
-        else:
-            self._live.set_text(tail)
+        self.append(fragment)
 
     async def finish(self, final_text: str | None = None) -> None:
         if final_text is not None and final_text != self.text:
@@ -130,11 +92,7 @@ class AnswerBlock(Widget):
             await self.write(final_text)
 
     async def reset(self) -> None:
-        self.text = ""
-        self._settled_chars = 0
-        self._settled = None
-        self._live = None
-        await self.remove_children()
+        self.clear()
 
 
 class ToolCard(Widget, can_focus=True):

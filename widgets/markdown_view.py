@@ -2,12 +2,13 @@
 
 Textual's Markdown widget makes every paragraph, list item and code fence a widget; a
 20,000-token answer becomes ~1,200 widgets and every append re-lays out all of them
-(measured: ~110 ms per layout pass, keys echoing after up to 2 s). Here an answer is two
-widgets whatever its length: the text is cut at block boundaries into settled chunks, each
-rendered with Rich Markdown once into lines that ``SettledMarkdown`` keeps and serves, plus
-one small live part re-rendered as tokens arrive. Every layout pass walks every widget on
-the screen, so the count matters more than the size. Colours come from the app theme's
-variables at render time, so a theme switch repaints.
+(measured: ~110 ms per layout pass, keys echoing after up to 2 s). Here an answer is one
+widget whatever its length (``StreamedMarkdown``): the text is cut at block boundaries into
+settled chunks, each rendered with Rich Markdown once into lines the widget keeps, plus one
+small live tail re-rendered as tokens arrive. Every layout pass walks every widget on the
+screen and the compositor draws every widget under each line, so the count matters more
+than the size. Colours come from the app theme's variables at render time, so a theme
+switch repaints.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Callable
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.theme import Theme
 from textual.color import Color
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import Reactive
 from textual.selection import Selection
 from textual.strip import Strip
@@ -167,15 +168,71 @@ def settled_virtual_size() -> Reactive:
     return Reactive(Size(0, 0), layout=False, repaint=False)
 
 
-class _MarkdownLines(Widget):
-    """Markdown rendered to lines once per (text, width, theme) and served by ``render_line``.
+class StreamedMarkdown(Widget):
+    """An answer's Markdown as lines: settled chunks rendered once each, plus the live tail
+    re-rendered per batch of text, all served by ``render_line``.
 
-    A Static would render its renderable once to measure the height and again to draw it;
-    here one render feeds both, and a new text that keeps the height repaints without a
-    layout pass (a layout pass redraws the whole screen)."""
+    One widget whatever the answer's length, and no container: a layout pass arranges one
+    node, and the compositor draws one layer per line (a container under its children is
+    drawn too, every frame its height changes). One render feeds both the height and the
+    drawing, and a batch that keeps the height repaints only the lines that changed,
+    without a layout pass (a layout pass redraws the whole screen)."""
 
-    DEFAULT_CSS = "_MarkdownLines { height: auto; }"
+    DEFAULT_CSS = "StreamedMarkdown { height: auto; }"
     virtual_size = settled_virtual_size()
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.text = ""
+        self.chunks: list[str] = []  # settled, in order; "".join(chunks) + live_text == text
+        self.live_text = ""
+        self._settled: list[Strip] = []
+        self._rendered = 0  # chunks already in _settled
+        self._settled_key: tuple[int, str] | None = None
+        self._live: list[Strip] = []
+        self._live_key: tuple[str, int, str] | None = None
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "theme", lambda: self.refresh(layout=True), init=False)
+
+    # ------------------------------------------------------------------ text
+
+    def append(self, fragment: str) -> None:
+        """Add streamed text; settle the tail at a block boundary once it is long."""
+        if not fragment:
+            return
+        self.text += fragment
+        live = self.live_text + fragment
+        if len(live) > SETTLE_CHARS:
+            cut = settle_point(live)
+            if cut:
+                self.chunks.append(live[:cut])
+                live = live[cut:]
+        self._set_live(live)
+
+    def clear(self) -> None:
+        self.text, self.live_text = "", ""
+        self.chunks.clear()
+        self._settled_key = self._live_key = None
+        self.refresh(layout=True)
+
+    def _set_live(self, live: str) -> None:
+        width = self.size.width if self.is_mounted else 0
+        if width <= 0:  # not laid out yet: the first layout renders everything
+            self.live_text = live
+            self.refresh(layout=True)
+            return
+        settled_before, live_before = len(self._settled), len(self._live)
+        self.live_text = live
+        settled = len(self._settled_lines(width))
+        height = settled + len(self._live_lines(width))
+        if height != settled_before + live_before:
+            self.refresh(layout=True)
+        else:  # same height: repaint from the first line that can have changed
+            top = min(settled_before, settled)
+            self.refresh(Region(0, top, width, height - top))
+
+    # ------------------------------------------------------------------ lines
 
     def _styles(self) -> tuple[dict[str, str], str]:
         app = self.app
@@ -188,81 +245,42 @@ class _MarkdownLines(Widget):
         visual = visualize(self, MarkdownText(text, self._styles))
         return Visual.to_strips(self, visual, width, None, self.visual_style, pad=True)
 
-    def _lines(self, width: int) -> list[Strip]:
-        raise NotImplementedError
+    def _settled_lines(self, width: int) -> list[Strip]:
+        key = (width, self.app.current_theme.name)
+        if key != self._settled_key:  # a resize or a theme switch renders them all again
+            self._settled_key, self._settled, self._rendered = key, [], 0
+        while self._rendered < len(self.chunks):
+            self._settled.extend(self._render_text(self.chunks[self._rendered], width))
+            self._rendered += 1
+        return self._settled
+
+    def _live_lines(self, width: int) -> list[Strip]:
+        key = (self.live_text, width, self.app.current_theme.name)
+        if key != self._live_key:
+            self._live_key = key
+            self._live = self._render_text(self.live_text, width) if self.live_text else []
+        return self._live
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return len(self._lines(width)) if width > 0 else 0
+        return len(self._settled_lines(width)) + len(self._live_lines(width)) if width > 0 else 0
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        lines = self._lines(width) if width > 0 else []
-        return lines[y] if y < len(lines) else Strip.blank(width, self.visual_style.rich_style)
+        if width > 0:
+            settled = self._settled_lines(width)
+            if y < len(settled):
+                return settled[y]
+            live = self._live_lines(width)
+            if y - len(settled) < len(live):
+                return live[y - len(settled)]
+        return Strip.blank(width, self.visual_style.rich_style)
+
+    def lines_text(self) -> list[str]:
+        """The rendered lines as plain text (what a selection copies)."""
+        width = self.size.width
+        if width <= 0:
+            return []
+        return [strip.text.rstrip() for strip in self._settled_lines(width) + self._live_lines(width)]
 
     def get_selection(self, selection: Selection) -> tuple[str, str] | None:
-        lines = self._lines(self.size.width) if self.size.width > 0 else []
-        return selection.extract("\n".join(strip.text.rstrip() for strip in lines)), "\n"
-
-
-class MarkdownPart(_MarkdownLines):
-    """The live tail of an answer, re-rendered as tokens arrive."""
-
-    DEFAULT_CSS = "MarkdownPart { height: auto; }"
-
-    def __init__(self, text: str, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.text = text
-        self._strips: list[Strip] = []
-        self._key: tuple[str, int, str] | None = None
-
-    def _lines(self, width: int) -> list[Strip]:
-        key = (self.text, width, self.app.current_theme.name)
-        if key != self._key:
-            self._key, self._strips = key, self._render_text(self.text, width)
-        return self._strips
-
-    def set_text(self, text: str) -> None:
-        """Replace the text; lay out again only if the height changed (most batches of
-        tokens extend the last line and do not)."""
-        if text == self.text:
-            return
-        self.text = text
-        width = self.size.width if self.is_mounted else 0
-        if width <= 0:
-            self.refresh(layout=True)
-            return
-        before = len(self._strips)
-        after = len(self._lines(width))
-        self.refresh(layout=after != before)
-
-
-class SettledMarkdown(_MarkdownLines):
-    """The finished part of an answer: Markdown chunks rendered once each, at the current
-    width and theme; appending a chunk renders only that chunk, a resize or a theme switch
-    renders them all again."""
-
-    DEFAULT_CSS = "SettledMarkdown { height: auto; }"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.chunks: list[str] = []
-        self._strips: list[Strip] = []
-        self._rendered = 0  # chunks already in _strips
-        self._key: tuple[int, str] | None = None
-
-    @property
-    def text(self) -> str:
-        return "".join(self.chunks)
-
-    def append(self, text: str) -> None:
-        self.chunks.append(text)
-        self.refresh(layout=True)
-
-    def _lines(self, width: int) -> list[Strip]:
-        key = (width, self.app.current_theme.name)
-        if key != self._key:
-            self._key, self._strips, self._rendered = key, [], 0
-        while self._rendered < len(self.chunks):
-            self._strips.extend(self._render_text(self.chunks[self._rendered], width))
-            self._rendered += 1
-        return self._strips
+        return selection.extract("\n".join(self.lines_text())), "\n"
