@@ -48,7 +48,7 @@ def config_path() -> Path:
 
 
 class LLMSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     max_attempts: int = Field(6, ge=1, le=20, description="attempts per LLM request, first included")
     backoff_base_s: float = Field(2.0, ge=0)
@@ -65,7 +65,7 @@ class LLMSettings(BaseModel):
 class Config(BaseModel):
     """Settings with their defaults. Unknown keys are errors (typos must not pass silently)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True)
 
     model: str | None = None
     reasoning_effort: str | None = None

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mlintern_tui import heap
+
+    heap.tune()  # before the imports below: they allocate enough to trigger ~30 ms of collections
     os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     # Textual paints at most MAX_FPS frames a second, and a key that lands just after a
