@@ -35,6 +35,12 @@ class TokenCounter:
         except Exception:
             return approx_tokens(message)
 
+    def warm_up(self) -> None:
+        """Count once, so the tokenizer (tiktoken's encoding: ~90 ms, tens of MB) loads now -
+        in a background thread at start-up - rather than at the start of the first turn.
+        The model's own tokenizer: loading another would only cost memory."""
+        self({"role": "user", "content": "warm up"})
+
     def tools(self, specs: list[dict[str, Any]]) -> int:
         key = id(specs)
         if self._tools_cache and self._tools_cache[0] == key:

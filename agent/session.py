@@ -123,6 +123,7 @@ class Session:
         self.tool_state = SessionToolState()
         self.sandbox = self._sandbox_manager()
         self._prices_task: asyncio.Task | None = None
+        self._warm_task: asyncio.Task | None = None  # the tokenizer, loaded before the first prompt
         if tools is None:
             from agent.tools import default_tools
 
@@ -340,6 +341,10 @@ class Session:
 
     async def run(self) -> None:
         self._username_task = asyncio.create_task(self._lookup_username())
+        counter = self.engine.history.counter
+        if counter is not None and hasattr(counter, "warm_up"):
+            # the tokenizer loads while the user types the first prompt, off the event loop
+            self._warm_task = asyncio.create_task(asyncio.to_thread(counter.warm_up))
         refresh = getattr(self.jobs.backend, "refresh_prices", None)
         if refresh is not None:
             # the first approval card's estimate should already use the Hub's prices
@@ -360,7 +365,7 @@ class Session:
                     continue
                 await self._handle(op)
         finally:
-            for task in (self._username_task, self._prices_task):
+            for task in (self._username_task, self._prices_task, self._warm_task):
                 if task and not task.done():
                     task.cancel()
             if self.sandbox is not None:

@@ -197,3 +197,44 @@ def test_undo_walks_past_injected_guard_messages():
 def test_transcript_clips_long_messages():
     text = render_transcript([{"role": "tool", "name": "bash", "content": "k" * 10_000}], per_message_chars=1000)
     assert "chars omitted" in text and len(text) < 1500
+
+
+def test_the_tokenizer_loads_before_the_first_prompt(tmp_path):
+    """A fresh process: once the session is running, the model's tokenizer is already
+    loaded (it used to load inside the first turn, ~90 ms before the first request)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    script = textwrap.dedent("""
+        import asyncio, os, sys
+        from pathlib import Path
+        from agent.config import Config
+        from agent.llm.runtime import get_litellm
+        from agent.protocol import Shutdown
+        from agent.session import Session
+
+        async def main():
+            get_litellm()
+            import tiktoken.registry as registry
+            assert not registry.ENCODINGS, registry.ENCODINGS
+            s = Session(Config(), model_id="openai/some-model", cwd=Path(sys.argv[1]))
+            s.start()
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if s._warm_task is not None and s._warm_task.done():
+                    break
+            print(sorted(registry.ENCODINGS))
+            s.submit(Shutdown())
+            await asyncio.wait_for(s._runner, 30)
+
+        asyncio.run(main())
+    """)
+    env = {**os.environ, "MLINTERN_HOME": str(tmp_path / "home"), "OPENAI_API_KEY": "sk-test",
+           "LITELLM_OFFLINE_MODE": "true"}
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cl100k_base" in proc.stdout or "o200k_base" in proc.stdout, proc.stdout

@@ -46,12 +46,6 @@ def get_litellm() -> ModuleType:
             # model names with "llama" would fetch a tokenizer from the Hub inside token_counter
             litellm.disable_hf_tokenizer_download = True
             _silence_loggers()
-            try:
-                # the first count loads tiktoken's encoding (~90 ms); here it happens with
-                # the import, in the background, not at the start of the first turn
-                litellm.token_counter(model="gpt-4o", text="warm up")
-            except Exception:  # counting falls back to chars/4 anyway (agent.context)
-                pass
             _litellm = litellm
     return _litellm
 
