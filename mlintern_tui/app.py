@@ -1,19 +1,19 @@
-"""The full-screen app: wires the session, the bridge and the widgets together.
+"""The full-screen app: the layout, the keys, and the wiring of the session, the bridge and
+the widgets.
 
 The first frame does not wait for litellm (4-7 s to import): the engine is built in a
-background worker and the status bar says when the model is ready.
+background worker and the status bar says when the model is ready. What the app does with
+the engine (``engine_link``), approvals (``approvals``), the clipboard (``clipboard``) and
+the Jobs pane (``jobs_view``) lives in mixins beside this module.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import re
 import time
 from pathlib import Path
 from typing import Any
 
-from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -22,27 +22,17 @@ from textual.widgets import Footer, Static, Tab, Tabs
 
 from agent.config import Config, ConfigError, load_config, save_config_value
 from agent.costs import CostLedger
-from agent.protocol import (
-    ApprovalRequired,
-    ExecApproval,
-    LLMCall,
-    Op,
-    Ready,
-    Receipt,
-    SetApprovalMode,
-    SettingsChanged,
-    Shutdown,
-    ToolDecision,
-    UserInput,
-)
-from mlintern_tui import __version__
+from agent.protocol import ApprovalRequired, Shutdown, ToolDecision, UserInput
 from mlintern_tui import hangup, heap
+from mlintern_tui.approvals import ApprovalsMixin
 from mlintern_tui.bridge import LOG_FLUSH_S, TEXT_FLUSH_S, Bridge
-from mlintern_tui.commands import MODE_HELP, MODES, REGISTRY, SlashCommandProvider
+from mlintern_tui.clipboard import CopyMixin
+from mlintern_tui.commands import MODES, REGISTRY, SlashCommandProvider
+from mlintern_tui.engine_link import EngineLinkMixin
 from mlintern_tui.jobs_view import JobsViewMixin
-from mlintern_tui.screens.approval import GRACE_S, ApprovalAnswer, ApprovalScreen
+from mlintern_tui.screens.approval import GRACE_S
 from themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
-from widgets.conversation import AnswerBlock, Conversation
+from widgets.conversation import Conversation
 from widgets.receipt import cost_report
 from widgets.plan import PlanView
 from widgets.prompt import PromptArea
@@ -56,7 +46,7 @@ DEMO_BANNER = (
 )
 
 
-class MLInternApp(JobsViewMixin, App):
+class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App):
     TITLE = "mlintern"
     CSS_PATH = Path(__file__).parent / "app.tcss"
     COMMANDS = App.COMMANDS | {SlashCommandProvider}
@@ -203,142 +193,6 @@ class MLInternApp(JobsViewMixin, App):
         self.query_one(Footer).compact = width < NARROW_WIDTH  # so f2 and ctrl+g fit in 80 columns
         self.refresh_bindings()  # the footer shows what fits (see check_action)
 
-    # ------------------------------------------------------------------ engine
-
-    @work(exclusive=True, group="engine", exit_on_error=False)
-    async def boot_engine(self) -> None:
-        from agent.llm.runtime import get_litellm
-        from agent.session import Session
-
-        await asyncio.to_thread(get_litellm)
-        heap.freeze_long_lived()
-        try:
-            session = Session(self.config, model_id=self.model_arg, cwd=self.cwd,
-                              approval_mode=self.start_mode, max_iterations=self.max_iterations,
-                              jobs_backend=self.jobs_backend)
-        except Exception as exc:  # bad model id, unreadable cwd ...
-            await self.notice("error", f"Could not start the agent: {exc}")
-            self.update_status(model_label="no model")
-            return
-        self.attach_session(session)
-
-    def attach_session(self, session) -> None:
-        self.session = session
-        policy = session.policy  # the Ready event does not carry the mode: start from the engine's
-        self.update_status(mode=policy.mode, yolo_cap_usd=policy.budget.cap_usd, budget_left_usd=policy.budget_left())
-        sub = session.subscribe("ui")
-        session.start()
-        self.run_worker(self.bridge.pump(sub), name="bridge", group="bridge", exit_on_error=False)
-
-    def submit(self, op: Op) -> None:
-        if self.session is None:
-            self.notify("The model is still loading.", severity="warning")
-            return
-        self.session.submit(op)
-
-    def on_engine_ready(self, event: Ready) -> None:
-        self.update_status(model_label=event.model_label, model_ready=True, is_demo=event.is_demo)
-        self.query_one("#banner").set_class(not event.is_demo, "-hidden")
-        if self.queued and not self.status_info.busy:
-            self._deliver_next()
-
-    def on_llm_call(self, event: LLMCall) -> None:
-        self._turn_in += event.usage.prompt_tokens
-        self._turn_out += event.usage.completion_tokens
-        if event.cost_usd is None:
-            self._turn_unknown += 1
-        else:
-            self._turn_cost += event.cost_usd
-        t = self.costs.total
-        left = self.status_info.budget_left_usd
-        if left is not None and event.cost_usd:
-            left = max(0.0, left - event.cost_usd)  # until the receipt brings the engine's figure
-        self.update_status(turn_tokens_in=self._turn_in, turn_tokens_out=self._turn_out,
-                           turn_cost_usd=self._turn_cost, turn_unknown_calls=self._turn_unknown,
-                           session_cost_usd=t.cost_usd + self.costs.compute_cost_usd,
-                           session_unknown_calls=t.unknown_calls, budget_left_usd=left)
-
-    def on_turn_end(self, receipt: Receipt | None) -> None:
-        self.pending_approval = None  # answered, abandoned or cancelled: nothing to reopen
-        self._turn_in = self._turn_out = 0
-        self._turn_cost = 0.0
-        self._turn_unknown = 0
-        changes: dict[str, Any] = {}
-        if receipt is not None:
-            changes["session_cost_usd"] = receipt.session_cost_usd  # compute included, sandboxes too
-            changes["session_unknown_calls"] = receipt.session_unknown_cost_calls
-            if self.status_info.mode == "yolo":
-                changes["budget_left_usd"] = receipt.budget_left_usd
-        self.update_status(busy=False, **changes)
-        heap.collect_when_idle()
-        if self.queued:
-            self._deliver_next()
-
-    def on_new_conversation(self) -> None:
-        self.pending_approval = None
-
-    async def on_settings_changed(self, event: SettingsChanged) -> None:
-        """Model, effort, mode or cap changed: the status bar follows, and a notice says
-        what changed (a mode change says what the new mode asks about)."""
-        before = self.status_info
-        mode = event.approval_mode or ("yolo" if event.yolo else self.base_mode)
-        if self._mode_requested == mode:
-            self._mode_requested = None
-        self.update_status(model_label=event.model_label, effort=event.effort, mode=mode,
-                           yolo_cap_usd=event.yolo_cap_usd, budget_left_usd=event.budget_left_usd if mode == "yolo" else None,
-                           context_window=event.context_window, is_demo=event.model == "demo")
-        notes = []
-        effort = event.effort or "default"
-        if event.effort_requested and event.effort_requested != event.effort:
-            # the model refused the level asked for: say what it runs at, and what was asked
-            effort = f"{event.effort or 'none (the model takes none)'} (asked {event.effort_requested})"
-        if (event.model_label, event.effort) != (before.model_label, before.effort):
-            notes.append(f"Model {event.model_label} · effort {effort}")
-        if mode != before.mode:
-            notes.append(f"Approval mode {mode}: {MODE_HELP.get(mode, '')}")
-        if mode == "yolo" and (mode != before.mode or event.yolo_cap_usd != before.yolo_cap_usd):
-            notes.append(self._budget_text(event.yolo_cap_usd, event.budget_left_usd))
-        if not notes:
-            notes.append(f"Model {event.model_label} · effort {effort} · approval mode {mode}")
-        await self.notice("info", "\n".join(notes))
-
-    @staticmethod
-    def _budget_text(cap: float | None, left: float | None) -> str:
-        if cap is None:
-            return "YOLO budget: no cap."
-        return (f"YOLO budget: ${left:.2f} left of the ${cap:.2f} cap" if left is not None else f"YOLO cap ${cap:.2f}") + \
-            ". /yolo <dollars> changes it."
-
-    def request_mode(self, mode: str) -> None:
-        """Ask the engine for ``mode``; the status bar changes when the engine confirms."""
-        if self.session is None:
-            self.notify("The model is still loading.", severity="warning")
-            return
-        self._mode_requested = mode
-        self.submit(SetApprovalMode(mode=mode))  # type: ignore[arg-type]  # applies to the next call, even mid-turn
-
-    def update_status(self, **changes: Any) -> None:
-        changes.setdefault("queued", len(self.queued))
-        self.status_info = dataclasses.replace(self.status_info, **changes)
-        if self.is_mounted:
-            self.query_one(StatusBar).info = self.status_info
-
-    async def notice(self, kind: str, text: str) -> None:
-        await self.conversation.add_notice(kind, text)
-
-    def status_text(self) -> str:
-        i = self.status_info
-        s = self.session
-        lines = [f"Model: {i.model_label}" + ("" if i.model_ready else " (loading)"),
-                 f"Effort: {i.effort or 'default'} · approval mode: {i.mode}"
-                 + (" · " + self._budget_text(i.yolo_cap_usd, i.budget_left_usd) if i.mode == "yolo" else ""),
-                 f"Context: {i.context_tokens:,} of {i.context_window:,} tokens"]
-        if s is not None:
-            lines += [f"Session {s.id[:8]} · turn {s.engine.turn} · {len(s.engine.history)} messages",
-                      f"Working directory: {s.cwd}"]
-        lines.append(f"mlintern {__version__}")
-        return "\n".join(lines)
-
     # ------------------------------------------------------------------ prompt
 
     async def on_prompt_area_submitted(self, event: PromptArea.Submitted) -> None:
@@ -378,55 +232,6 @@ class MLInternApp(JobsViewMixin, App):
         self.prompt.text = text
         self.prompt.move_cursor(self.prompt.document.end)
         self.prompt.focus()
-
-    # ------------------------------------------------------------------ approvals
-
-    def request_approval(self, event: ApprovalRequired) -> None:
-        # the turn now waits for the user: a typed message is sent (and abandons these
-        # calls) rather than queued behind an approval nobody is looking at
-        self.update_status(busy=False)
-        self.pending_approval = event
-        self._pending_answers = {}
-        self._approval_worker = self.review_approvals()
-
-    @work(exclusive=True, group="approvals", exit_on_error=False)
-    async def review_approvals(self) -> None:
-        """One modal per request, in arrival order; the batch is sent when all are decided."""
-        event = self.pending_approval
-        if event is None:
-            return
-        items = event.items
-        for index, item in enumerate(items, 1):
-            if item.tool_call_id in self._pending_answers:
-                continue
-            answer: ApprovalAnswer = await self.push_screen_wait(
-                ApprovalScreen(item, index, len(items), self.approval_grace_s, project=self.project_dir()))
-            if answer.kind == "defer":
-                await self.notice("info", f"{len(items) - len(self._pending_answers)} approval(s) left pending; "
-                                          "ctrl+r to review them, or type a message to move on without them.")
-                return
-            if answer.kind == "approve_batch":
-                for rest in items:
-                    self._pending_answers.setdefault(rest.tool_call_id, ToolDecision(tool_call_id=rest.tool_call_id, approved=True))
-                break
-            self._pending_answers[item.tool_call_id] = ToolDecision(
-                tool_call_id=item.tool_call_id, approved=answer.kind == "approve",
-                feedback=answer.feedback, edited_args=answer.edited_args, remember=answer.remember,
-            )
-        decisions = [self._pending_answers[i.tool_call_id] for i in items]
-        self.pending_approval = None
-        self._pending_answers = {}
-        self.submit(ExecApproval(decisions=decisions))
-
-    def project_dir(self) -> str | None:
-        """Where a "this project" rule applies: the session's working directory."""
-        if self.session is not None:
-            return str(self.session.cwd)
-        return str(self.cwd) if self.cwd is not None else None
-
-    def action_review_approvals(self) -> None:
-        if self.pending_approval is not None:
-            self._approval_worker = self.review_approvals()
 
     # ------------------------------------------------------------------ actions
 
@@ -526,34 +331,6 @@ class MLInternApp(JobsViewMixin, App):
 
     def action_hide_banner(self) -> None:
         self.query_one("#banner").add_class("-hidden")
-
-    def action_copy_answer(self) -> None:
-        answers = list(self.conversation.query(AnswerBlock))
-        text = answers[-1].text if answers else ""
-        self.copy_text(text, "the last answer")
-
-    def copy_text(self, text: str, what: str) -> None:
-        if not text:
-            self.notify(f"Nothing to copy: there is no {what} yet.", severity="warning")
-            return
-        self.copy_to_clipboard(text)
-        # OSC 52 is fire-and-forget: the terminal never confirms, so we cannot know it worked
-        self.notify(f"Sent {what} ({len(text):,} chars) to the clipboard with OSC 52. It arrives only if your "
-                    "terminal allows clipboard writes (tmux: set -g set-clipboard on).", timeout=6)
-
-
-_FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
-
-
-@REGISTRY.add("/copy", "/copy [code]", "Copy the last answer, or its last code block")
-async def _copy(app: MLInternApp, arg: str) -> None:
-    answers = list(app.conversation.query(AnswerBlock))
-    text = answers[-1].text if answers else ""
-    if arg == "code":
-        blocks = _FENCE.findall(text)
-        app.copy_text(blocks[-1] if blocks else "", "code block")
-    else:
-        app.copy_text(text, "the last answer")
 
 
 def run_app(*, model: str | None = None, yolo: bool = False, max_iterations: int | None = None,

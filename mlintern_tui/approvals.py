@@ -1,0 +1,73 @@
+"""The approval queue as the app runs it: one modal card per request, in arrival order;
+the batch goes back to the engine once every item is decided. Escape leaves the rest
+pending (ctrl+r reopens them); a typed message moves on without them.
+
+Cards are shown from a worker (``push_screen_wait``), never awaited in a message handler.
+Mixed into ``MLInternApp``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import work
+
+from agent.protocol import ApprovalRequired, ExecApproval, ToolDecision
+from mlintern_tui.screens.approval import ApprovalAnswer, ApprovalScreen
+
+
+class ApprovalsMixin:
+    # set by the app's __init__
+    session: Any
+    cwd: Path | None
+    pending_approval: ApprovalRequired | None
+    _pending_answers: dict[str, ToolDecision]
+    approval_grace_s: float
+
+    def request_approval(self, event: ApprovalRequired) -> None:
+        # the turn now waits for the user: a typed message is sent (and abandons these
+        # calls) rather than queued behind an approval nobody is looking at
+        self.update_status(busy=False)
+        self.pending_approval = event
+        self._pending_answers = {}
+        self._approval_worker = self.review_approvals()
+
+    @work(exclusive=True, group="approvals", exit_on_error=False)
+    async def review_approvals(self) -> None:
+        """One modal per request, in arrival order; the batch is sent when all are decided."""
+        event = self.pending_approval
+        if event is None:
+            return
+        items = event.items
+        for index, item in enumerate(items, 1):
+            if item.tool_call_id in self._pending_answers:
+                continue
+            answer: ApprovalAnswer = await self.push_screen_wait(
+                ApprovalScreen(item, index, len(items), self.approval_grace_s, project=self.project_dir()))
+            if answer.kind == "defer":
+                await self.notice("info", f"{len(items) - len(self._pending_answers)} approval(s) left pending; "
+                                          "ctrl+r to review them, or type a message to move on without them.")
+                return
+            if answer.kind == "approve_batch":
+                for rest in items:
+                    self._pending_answers.setdefault(rest.tool_call_id, ToolDecision(tool_call_id=rest.tool_call_id, approved=True))
+                break
+            self._pending_answers[item.tool_call_id] = ToolDecision(
+                tool_call_id=item.tool_call_id, approved=answer.kind == "approve",
+                feedback=answer.feedback, edited_args=answer.edited_args, remember=answer.remember,
+            )
+        decisions = [self._pending_answers[i.tool_call_id] for i in items]
+        self.pending_approval = None
+        self._pending_answers = {}
+        self.submit(ExecApproval(decisions=decisions))
+
+    def project_dir(self) -> str | None:
+        """Where a "this project" rule applies: the session's working directory."""
+        if self.session is not None:
+            return str(self.session.cwd)
+        return str(self.cwd) if self.cwd is not None else None
+
+    def action_review_approvals(self) -> None:
+        if self.pending_approval is not None:
+            self._approval_worker = self.review_approvals()

@@ -1,0 +1,175 @@
+"""The app's side of the engine: starting the session, sending it ops, and keeping the
+status bar in step with what it reports (model, mode, budget, the turn's tokens and cost).
+
+The engine is built in a background worker: litellm takes seconds to import, and the first
+frame does not wait for it. Mixed into ``MLInternApp``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+
+from agent.protocol import LLMCall, Op, Ready, Receipt, SetApprovalMode, SettingsChanged
+from mlintern_tui import __version__, heap
+from mlintern_tui.commands import MODE_HELP
+from widgets.status import StatusBar
+
+if TYPE_CHECKING:
+    from agent.config import Config
+    from agent.costs import CostLedger
+    from mlintern_tui.bridge import Bridge
+    from widgets.status import StatusInfo
+
+
+class EngineLinkMixin:
+    # set by the app's __init__
+    config: Config
+    session: Any
+    bridge: Bridge
+    costs: CostLedger
+    status_info: StatusInfo
+    queued: list[tuple[str, Any]]
+    base_mode: str
+    _mode_requested: str | None
+    _turn_in: int
+    _turn_out: int
+    _turn_cost: float
+    _turn_unknown: int
+
+    @work(exclusive=True, group="engine", exit_on_error=False)
+    async def boot_engine(self) -> None:
+        from agent.llm.runtime import get_litellm
+        from agent.session import Session
+
+        await asyncio.to_thread(get_litellm)
+        heap.freeze_long_lived()
+        try:
+            session = Session(self.config, model_id=self.model_arg, cwd=self.cwd,
+                              approval_mode=self.start_mode, max_iterations=self.max_iterations,
+                              jobs_backend=self.jobs_backend)
+        except Exception as exc:  # bad model id, unreadable cwd ...
+            await self.notice("error", f"Could not start the agent: {exc}")
+            self.update_status(model_label="no model")
+            return
+        self.attach_session(session)
+
+    def attach_session(self, session) -> None:
+        self.session = session
+        policy = session.policy  # the Ready event does not carry the mode: start from the engine's
+        self.update_status(mode=policy.mode, yolo_cap_usd=policy.budget.cap_usd, budget_left_usd=policy.budget_left())
+        sub = session.subscribe("ui")
+        session.start()
+        self.run_worker(self.bridge.pump(sub), name="bridge", group="bridge", exit_on_error=False)
+
+    def submit(self, op: Op) -> None:
+        if self.session is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        self.session.submit(op)
+
+    def on_engine_ready(self, event: Ready) -> None:
+        self.update_status(model_label=event.model_label, model_ready=True, is_demo=event.is_demo)
+        self.query_one("#banner").set_class(not event.is_demo, "-hidden")
+        if self.queued and not self.status_info.busy:
+            self._deliver_next()
+
+    def on_llm_call(self, event: LLMCall) -> None:
+        self._turn_in += event.usage.prompt_tokens
+        self._turn_out += event.usage.completion_tokens
+        if event.cost_usd is None:
+            self._turn_unknown += 1
+        else:
+            self._turn_cost += event.cost_usd
+        t = self.costs.total
+        left = self.status_info.budget_left_usd
+        if left is not None and event.cost_usd:
+            left = max(0.0, left - event.cost_usd)  # until the receipt brings the engine's figure
+        self.update_status(turn_tokens_in=self._turn_in, turn_tokens_out=self._turn_out,
+                           turn_cost_usd=self._turn_cost, turn_unknown_calls=self._turn_unknown,
+                           session_cost_usd=t.cost_usd + self.costs.compute_cost_usd,
+                           session_unknown_calls=t.unknown_calls, budget_left_usd=left)
+
+    def on_turn_end(self, receipt: Receipt | None) -> None:
+        self.pending_approval = None  # answered, abandoned or cancelled: nothing to reopen
+        self._turn_in = self._turn_out = 0
+        self._turn_cost = 0.0
+        self._turn_unknown = 0
+        changes: dict[str, Any] = {}
+        if receipt is not None:
+            changes["session_cost_usd"] = receipt.session_cost_usd  # compute included, sandboxes too
+            changes["session_unknown_calls"] = receipt.session_unknown_cost_calls
+            if self.status_info.mode == "yolo":
+                changes["budget_left_usd"] = receipt.budget_left_usd
+        self.update_status(busy=False, **changes)
+        heap.collect_when_idle()
+        if self.queued:
+            self._deliver_next()
+
+    def on_new_conversation(self) -> None:
+        self.pending_approval = None
+
+    async def on_settings_changed(self, event: SettingsChanged) -> None:
+        """Model, effort, mode or cap changed: the status bar follows, and a notice says
+        what changed (a mode change says what the new mode asks about)."""
+        before = self.status_info
+        mode = event.approval_mode or ("yolo" if event.yolo else self.base_mode)
+        if self._mode_requested == mode:
+            self._mode_requested = None
+        self.update_status(model_label=event.model_label, effort=event.effort, mode=mode,
+                           yolo_cap_usd=event.yolo_cap_usd, budget_left_usd=event.budget_left_usd if mode == "yolo" else None,
+                           context_window=event.context_window, is_demo=event.model == "demo")
+        notes = []
+        effort = event.effort or "default"
+        if event.effort_requested and event.effort_requested != event.effort:
+            # the model refused the level asked for: say what it runs at, and what was asked
+            effort = f"{event.effort or 'none (the model takes none)'} (asked {event.effort_requested})"
+        if (event.model_label, event.effort) != (before.model_label, before.effort):
+            notes.append(f"Model {event.model_label} · effort {effort}")
+        if mode != before.mode:
+            notes.append(f"Approval mode {mode}: {MODE_HELP.get(mode, '')}")
+        if mode == "yolo" and (mode != before.mode or event.yolo_cap_usd != before.yolo_cap_usd):
+            notes.append(self._budget_text(event.yolo_cap_usd, event.budget_left_usd))
+        if not notes:
+            notes.append(f"Model {event.model_label} · effort {effort} · approval mode {mode}")
+        await self.notice("info", "\n".join(notes))
+
+    @staticmethod
+    def _budget_text(cap: float | None, left: float | None) -> str:
+        if cap is None:
+            return "YOLO budget: no cap."
+        return (f"YOLO budget: ${left:.2f} left of the ${cap:.2f} cap" if left is not None else f"YOLO cap ${cap:.2f}") + \
+            ". /yolo <dollars> changes it."
+
+    def request_mode(self, mode: str) -> None:
+        """Ask the engine for ``mode``; the status bar changes when the engine confirms."""
+        if self.session is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        self._mode_requested = mode
+        self.submit(SetApprovalMode(mode=mode))  # type: ignore[arg-type]  # applies to the next call, even mid-turn
+
+    def update_status(self, **changes: Any) -> None:
+        changes.setdefault("queued", len(self.queued))
+        self.status_info = dataclasses.replace(self.status_info, **changes)
+        if self.is_mounted:
+            self.query_one(StatusBar).info = self.status_info
+
+    async def notice(self, kind: str, text: str) -> None:
+        await self.conversation.add_notice(kind, text)
+
+    def status_text(self) -> str:
+        i = self.status_info
+        s = self.session
+        lines = [f"Model: {i.model_label}" + ("" if i.model_ready else " (loading)"),
+                 f"Effort: {i.effort or 'default'} · approval mode: {i.mode}"
+                 + (" · " + self._budget_text(i.yolo_cap_usd, i.budget_left_usd) if i.mode == "yolo" else ""),
+                 f"Context: {i.context_tokens:,} of {i.context_window:,} tokens"]
+        if s is not None:
+            lines += [f"Session {s.id[:8]} · turn {s.engine.turn} · {len(s.engine.history)} messages",
+                      f"Working directory: {s.cwd}"]
+        lines.append(f"mlintern {__version__}")
+        return "\n".join(lines)
