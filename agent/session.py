@@ -4,8 +4,7 @@ Ops are handled strictly in order, one at a time, except ``interrupt``: ``submit
 it on the spot by cancelling whatever the engine is doing, so it never waits behind the
 turn it is meant to stop.
 
-The bus gives every subscriber its own unbounded queue, so a slow subscriber (a busy UI, a
-store writing to a slow disk) delays only itself, never the loop or the other subscribers.
+Events go out on an ``EventBus`` (agent/bus.py).
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import AsyncIterator
 
+from agent.bus import EventBus, Subscription
 from agent.config import Config, data_dir
 from agent.llm.client import LLMClient
 from agent.llm.effort import CACHE_FILE, EffortCache, ProbeResult, normalise_effort, probe_effort
@@ -53,46 +52,6 @@ from agent.protocol import (
 from agent.tools.base import ApprovalSettings, SessionToolState, Tool, ToolContext
 from agent.rules import rules_from_config
 from agent.tools.router import ToolRouter
-
-
-class Subscription:
-    def __init__(self, bus: EventBus, name: str):
-        self.bus = bus
-        self.name = name
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
-
-    async def get(self) -> Event:
-        return await self.queue.get()
-
-    def get_nowait(self) -> Event:
-        return self.queue.get_nowait()
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self
-
-    async def __anext__(self) -> Event:
-        return await self.queue.get()
-
-    def close(self) -> None:
-        self.bus.unsubscribe(self)
-
-
-class EventBus:
-    def __init__(self) -> None:
-        self._subs: list[Subscription] = []
-
-    def subscribe(self, name: str = "") -> Subscription:
-        sub = Subscription(self, name)
-        self._subs.append(sub)
-        return sub
-
-    def unsubscribe(self, sub: Subscription) -> None:
-        if sub in self._subs:
-            self._subs.remove(sub)
-
-    def publish(self, event: Event) -> None:
-        for sub in list(self._subs):
-            sub.queue.put_nowait(event)
 
 
 class Session:
