@@ -8,6 +8,11 @@ reservation. A call that started something billed (a job, a sandbox) keeps it wh
 thing runs, shrinking as the observed cost grows, and closes when the observed cost is final
 (from then on the observed cost is in ``spent``, and the estimate is gone).
 
+Spend whose price is unknown (a model call or a job without a price) is never counted as $0:
+``unpriced`` says how many such items the session has, and while there are any the known
+spend is only a lower bound, so ``left`` is only an upper bound (``exact`` is False) and a
+call that costs money cannot be promised to fit (``reserve`` refuses it, with the reason).
+
 Every operation takes one lock and never awaits, so reservations are atomic for asyncio
 tasks and threads alike.
 """
@@ -43,10 +48,13 @@ class Reservation:
 
 
 class Budget:
-    def __init__(self, cap_usd: float | None, spent: Callable[[], float] = lambda: 0.0):
+    def __init__(self, cap_usd: float | None, spent: Callable[[], float] = lambda: 0.0,
+                 unpriced: Callable[[], int] = lambda: 0):
         #: None: no cap (everything fits)
         self.cap_usd = cap_usd
         self._spent = spent
+        #: how many spend items (model calls, jobs) of the session have no known price
+        self.unpriced = unpriced
         self.lock = threading.RLock()
         self._open: dict[str, Reservation] = {}
         #: closed reservations: call id -> observed cost (None: failed, released)
@@ -69,9 +77,31 @@ class Budget:
             return self.spent() + self.reserved()
 
     def left(self) -> float | None:
+        """What is left of the cap; with unpriced spend, only an upper bound (see ``exact``)."""
         if self.cap_usd is None:
             return None
         return max(0.0, self.cap_usd - self.committed())
+
+    @property
+    def exact(self) -> bool:
+        """False while some spend has no known price: ``left`` may then be too high."""
+        return self._unpriced() == 0
+
+    def unpriced_reason(self) -> str:
+        """Why the budget cannot promise anything ("" when it can)."""
+        n = self._unpriced()
+        if not n:
+            return ""
+        cap = f"the ${self.cap_usd:.2f} " if self.cap_usd is not None else "the "
+        return (f"{n} of this session's model calls or jobs {'have' if n != 1 else 'has'} no known price, "
+                f"so what is left of {cap}YOLO budget is unknown (set the model's price under model_prices "
+                "in the config)")
+
+    def _unpriced(self) -> int:
+        try:
+            return max(0, int(self.unpriced()))
+        except Exception:  # a broken counter must not make spend look known
+            return 1
 
     def reached(self) -> bool:
         """The observed spend alone has reached the cap (the agent pauses). A $0 cap with
@@ -108,6 +138,9 @@ class Budget:
                 if estimate > left + 1e-9:
                     return (f"estimated ${estimate:.2f} exceeds the ${max(0.0, left):.2f} left "
                             f"of the ${self.cap_usd:.2f} YOLO budget")
+                unknown = self.unpriced_reason()
+                if unknown:  # it fits what is known to be spent, but not all spend is known
+                    return f"estimated ${estimate:.2f}, but {unknown}"
             self._open[call_id] = Reservation(call_id, float(estimate))
             return None
 

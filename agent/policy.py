@@ -13,27 +13,36 @@ uploads/deletes, destructive git operations), MCP tools in ask mode, the mode, t
 and the budget:
 
 * ``ask``: the reference gates, plus local ``bash`` (always: what a shell command touches
-  cannot be known from its text), ``write``/``edit`` outside the working directory, and
-  every MCP tool (its effects are unknown).
+  cannot be known from its text), ``write``/``edit`` outside the working directory, every
+  job that runs on this machine (local code, like bash, whatever ``confirm_cpu_jobs`` says),
+  and every MCP tool (its effects are unknown).
 * ``auto`` (default): the reference gates - GPU jobs, CPU jobs while ``confirm_cpu_jobs``,
   every scheduled-job operation, sandboxes that are paid or get the HF token, Hub uploads
   and deletes, destructive git operations.
 * ``yolo``: gated calls are approved without asking, except scheduled-job operations; every
   call that costs money (gated or not) is approved only if its estimate fits the budget,
-  and an unestimable one asks. Once the observed spend reaches the cap YOLO pauses: gated
-  calls ask, and the engine asks before the next model call whether to raise the cap.
+  and an unestimable one asks - so does one that would fit while some of the session's
+  spend has no known price (the budget cannot promise anything then). Once the observed
+  spend reaches the cap YOLO pauses: gated calls ask, and the engine asks before the next
+  model call whether to raise the cap.
 
 Rules: a deny rule always wins (over an allow rule, YOLO, and a human's approval of edited
 arguments) and applies to any call, gated or not. An allow rule answers a gated call's
 question without asking, except for always-ask gates (scheduled jobs); in yolo mode a costed
 call it allows still has to fit the budget.
+
+A decision is bound to one call: its id, its tool and its exact arguments (as sent and as
+parsed), and it is spent by its first run. Calls of one batch that share an id are all
+denied: a decision (and a reservation) for one of them could otherwise run another.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
@@ -41,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 from agent import rules as R
 from agent.budget import Budget, Observer
 from agent.config import ConfigError
+from agent.jobs.pricing import parse_timeout
 from agent.protocol import ApprovalMode, ApprovalRule, RuleScope
 from agent.tools.base import ApprovalSettings
 
@@ -48,6 +58,7 @@ if TYPE_CHECKING:
     from agent.tools.base import ToolResult
     from agent.tools.router import ParsedCall
 
+log = logging.getLogger(__name__)
 Verdict = Literal["allow", "ask", "deny"]
 Source = Literal["", "invalid", "free", "rule", "yolo", "user"]
 
@@ -102,7 +113,15 @@ class Decision:
 
 
 def call_digest(call: ParsedCall) -> str:
-    text = json.dumps([call.name, call.arguments], sort_keys=True, default=str, ensure_ascii=False)
+    """What a decision is bound to: the tool name, the arguments the model sent and the
+    parameters the tool will run with (so changing either after the decision voids it)."""
+    params: Any = None
+    if call.params is not None:
+        try:
+            params = call.params.model_dump(mode="json")
+        except Exception:
+            params = repr(call.params)
+    text = json.dumps([call.name, call.arguments, params], sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -116,9 +135,11 @@ class Policy:
         spent: Callable[[], float] = lambda: 0.0,
         config_path: Path | None = None,
         persist: bool = True,
+        unpriced: Callable[[], int] = lambda: 0,
     ):
         self.approval = approval or ApprovalSettings()
-        self.budget = Budget(cap_usd, spent)
+        #: ``unpriced``: how many of the session's model calls and jobs have no known price
+        self.budget = Budget(cap_usd, spent, unpriced)
         self.rules: list[ApprovalRule] = list(rules)
         #: tool name -> how to watch what a successful call of it started (set by the session)
         self.observers: dict[str, ObserverLookup] = {}
@@ -138,8 +159,18 @@ class Policy:
         self.approval = replace(self.approval, mode=mode)
 
     def budget_left(self) -> float | None:
-        """The YOLO headroom, shown only in yolo mode."""
+        """The YOLO headroom, shown only in yolo mode. While some spend has no known price
+        it is only an upper bound: see ``budget_exact`` and ``budget_note``."""
         return None if self.mode != "yolo" else self.budget.left()
+
+    def budget_exact(self) -> bool:
+        return self.budget.exact
+
+    def budget_note(self) -> str:
+        """"" when ``budget_left`` is exact; otherwise why it is at most that much."""
+        if self.mode != "yolo" or self.budget.cap_usd is None:
+            return ""
+        return self.budget.unpriced_reason()
 
     # ------------------------------------------------------------------ deciding
 
@@ -151,18 +182,25 @@ class Policy:
         always = bool(tool.always_ask(params))
         estimate = tool.estimate(params)
         op = R.operation_of(params)
+        if estimate is not None and _unbounded_job(call):
+            estimate = None  # "$0" would fit any budget, and the job would run until the backend's default
         costed = estimate is not None or (call.name, op) in BUDGETED or (call.name, None) in BUDGETED
         return Assessment(gated=bool(reason) or always, reason=reason or "", always_ask=always,
                           costed=costed, estimate=estimate)
 
     def _named_gate(self, call: ParsedCall) -> str | None:
-        op = R.operation_of(call.params)
-        verb = HUB_GATES.get(call.name, {}).get(op or "")
+        op = (R.operation_of(call.params) or "").strip().lower()
+        verb = HUB_GATES.get(call.name, {}).get(op)
         if verb:
             repo = getattr(call.params, "repo_id", None) or "?"
             return f"{call.name} {op} {verb} the Hub repo {repo}"
-        if self.mode == "ask" and getattr(call.tool, "origin", "") == "mcp":
+        if self.mode != "ask":
+            return None
+        if getattr(call.tool, "origin", "") == "mcp":
             return f"ask mode: {call.name} is an MCP tool, and what it changes is not known here"
+        if call.name == "hf_jobs" and op == "run" and getattr(call.tool, "backend_name", None) in (None, "local"):
+            # a local job is a process on this machine running the model's code: bash by another name
+            return "ask mode: this job runs its code on this machine, like a bash command"
         return None
 
     def decide(self, call: ParsedCall) -> Decision:
@@ -171,9 +209,22 @@ class Policy:
 
     def decide_batch(self, calls: Iterable[ParsedCall]) -> dict[str, Decision]:
         """Decisions for calls that may run together: reservations are made in call order
-        under one lock, so the batch as a whole never promises more than the budget."""
+        under one lock, so the batch as a whole never promises more than the budget.
+
+        Calls sharing an id are all denied (and reserve nothing): the answer is keyed by id,
+        so one call's decision would otherwise be handed to another."""
+        calls = list(calls)
+        ids = Counter(call.id for call in calls)
+        out: dict[str, Decision] = {}
         with self.budget.lock:
-            return {call.id: self._decide(call) for call in calls}
+            for call in calls:
+                if ids[call.id] > 1:
+                    out[call.id] = self._issue(call, "deny", reason=(
+                        f"one of {ids[call.id]} calls in this response sharing the id {call.id!r}, so none of them "
+                        "was run (every call needs its own id)"))
+                else:
+                    out[call.id] = self._decide(call)
+        return out
 
     def _decide(self, call: ParsedCall) -> Decision:
         if call.error or call.tool is None:
@@ -259,13 +310,14 @@ class Policy:
                 or decision._digest != call_digest(call)):
             return (f"ERROR: {call.name} was NOT executed: it has no approval decision for these exact "
                     "arguments (every call goes through the approval policy).")
-        if decision.used:
-            return f"ERROR: {call.name} was NOT executed: its approval was already used by another run."
-        if decision.verdict == "deny":
-            return f"ERROR: {call.name} was NOT executed: {decision.reason}."
-        if decision.verdict == "ask":
-            return f"ERROR: {call.name} was NOT executed: it needs the user's approval ({decision.reason})."
-        decision.used = True
+        with self.budget.lock:  # check-and-spend in one step, even for callers on other threads
+            if decision.used:
+                return f"ERROR: {call.name} was NOT executed: its approval was already used by another run."
+            if decision.verdict == "deny":
+                return f"ERROR: {call.name} was NOT executed: {decision.reason}."
+            if decision.verdict == "ask":
+                return f"ERROR: {call.name} was NOT executed: it needs the user's approval ({decision.reason})."
+            decision.used = True
         return None
 
     def finish(self, call: ParsedCall, decision: Decision, result: ToolResult | None) -> None:
@@ -279,7 +331,11 @@ class Policy:
             self.budget.release(key)
             return
         lookup = self.observers.get(call.name)
-        observer = lookup(call.id, decision.issued_at) if lookup is not None else None
+        try:
+            observer = lookup(call.id, decision.issued_at) if lookup is not None else None
+        except Exception:  # cannot tell what it started: keep the whole estimate, never assume $0
+            log.exception("cannot watch what %s %s started; its reservation stays", call.name, call.id)
+            return
         if observer is not None:
             self.budget.track(key, observer)
         elif result is None:
@@ -308,3 +364,14 @@ class Policy:
         except ConfigError as exc:
             return rule, str(exc)
         return rule, None
+
+
+def _unbounded_job(call: ParsedCall) -> bool:
+    """An HF job whose timeout rounds down to 0 s: the backend then applies its own default
+    limit, so the tool's "$0" estimate says nothing about what it costs."""
+    if call.name != "hf_jobs" or R.operation_of(call.params) not in ("run", "scheduled run"):
+        return False
+    if getattr(call.tool, "backend_name", None) == "local":
+        return False  # this machine's CPU: $0 however long it runs
+    timeout = getattr(call.params, "timeout", None)
+    return isinstance(timeout, (str, int, float)) and parse_timeout(timeout) == 0

@@ -8,10 +8,16 @@ A rule names one tool, optionally one operation, and optionally one pattern over
   matches ``git push origin main``, not ``git pushx``). An allow rule only matches a simple
   command: anything with ``; & | < > ( ) ` $(`` or a newline asks, because a prefix cannot
   say what the rest of a compound command does. A deny rule matches if any simple part of
-  the command starts with the prefix (after ``sudo``/``env``/``VAR=value`` wrappers).
+  the command starts with the prefix - after wrappers (``sudo``, ``env``, ``VAR=value``,
+  ``xargs``, shell keywords such as ``then``), with the program named by path too
+  (``/bin/rm`` is ``rm``), after ``find -exec``, and inside the code strings of ``bash -c``,
+  ``python -c``, ``eval`` and the like. It is best effort (a shell can always hide a
+  command, e.g. in a variable): deny rules narrow what an allow or YOLO lets through, while
+  only ask mode puts every command in front of a human.
 * ``hardware`` (hf_jobs, sandbox_create): a flavour glob, e.g. ``a10g-large`` or ``cpu-*``.
-* ``path`` (read, write, edit and the sandbox file tools): a glob over the absolute path;
-  ``*`` also matches ``/``, so ``/data/*`` covers everything below /data.
+* ``path`` (read, write, edit and the sandbox file tools): a glob over the absolute path
+  (``..`` and, on this machine, symlinks resolved); ``*`` also matches ``/``, so ``/data/*``
+  covers everything below /data.
 * ``repo`` (Hub repo tools): a repo id glob.
 
 Rules live in the *user's* config file: ``approval_rules`` for every project and
@@ -22,12 +28,13 @@ cloned repository must not be able to approve its own commands.
 from __future__ import annotations
 
 import fnmatch
+import posixpath
 import re
 import shlex
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.config import Config, edit_config
+from agent.config import Config, ConfigError, edit_config
 from agent.protocol import ApprovalRule, RuleScope
 
 SubjectKind = Literal["command", "hardware", "path", "repo"]
@@ -39,6 +46,8 @@ _SUBJECT_ARGS: tuple[tuple[str, SubjectKind], ...] = (
     ("command", "command"), ("hardware_flavor", "hardware"), ("hardware", "hardware"),
     ("path", "path"), ("repo_id", "repo"),
 )
+#: where a relative sandbox path starts (agent.sandbox.client.DEFAULT_WORKDIR)
+REMOTE_WORKDIR = "/app"
 #: tools whose paths are on this machine, resolved against the working directory
 LOCAL_PATH_TOOLS = frozenset({"read", "write", "edit"})
 #: the subject kind of each known tool, for labels of rules read from the config
@@ -49,8 +58,16 @@ TOOL_KINDS: dict[str, SubjectKind] = {
 }
 _COMPOUND = re.compile(r"[;&|<>()`\n]|\$\(")
 _SPLIT = re.compile(r"\$\(|[;&|<>()`\n]+")
-_WRAPPERS = frozenset({"sudo", "env", "nohup", "time", "nice", "exec", "command", "builtin", "xargs"})
+_WRAPPERS = frozenset({"sudo", "doas", "env", "nohup", "time", "nice", "ionice", "exec", "command", "builtin",
+                       "xargs", "timeout", "stdbuf", "setsid", "eval", "then", "else", "elif", "do", "if", "while",
+                       "until", "!", "{"})
+#: options whose argument is a code string another program runs (bash -c '...', python -c "...")
+_CODE_OPTIONS = frozenset({"-c", "-e", "--command", "--eval"})
+#: options followed by a command that another program runs (find -exec rm {} +)
+_EXEC_OPTIONS = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
+_NESTING = 4
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_NUMBER = re.compile(r"\d+(\.\d+)?[smhd]?")
 
 
 def operation_of(params: Any) -> str | None:
@@ -70,6 +87,9 @@ def subject(tool: str, params: Any, cwd: Path) -> tuple[SubjectKind, str] | None
                 from agent.tools.files import resolve_path
 
                 value = str(resolve_path(value, cwd))
+            elif kind == "path":
+                # a sandbox path, as the sandbox resolves it: /app/../etc and ../etc are /etc there
+                value = "/" + posixpath.normpath(posixpath.join(REMOTE_WORKDIR, value)).lstrip("/")
             return kind, value
     return None
 
@@ -90,11 +110,53 @@ def _starts_with(words: list[str], prefix: list[str]) -> bool:
 
 
 def _unwrapped(words: list[str]) -> list[str]:
-    i = 0
-    while i < len(words) and (words[i] in _WRAPPERS or _ASSIGNMENT.match(words[i]) or
-                              (i and words[i - 1] in _WRAPPERS and words[i].startswith("-"))):
+    """``words`` without leading wrappers, their options and numbers (``timeout 5``,
+    ``nice -n 10``) and ``VAR=value`` assignments."""
+    i, wrapped = 0, False
+    while i < len(words):
+        word = words[i]
+        if _program(word) in _WRAPPERS or _ASSIGNMENT.match(word):
+            wrapped = True
+        elif not (wrapped and (word.startswith("-") or _NUMBER.fullmatch(word))):
+            break
         i += 1
     return words[i:]
+
+
+def _program(word: str) -> str:
+    return word.rsplit("/", 1)[-1] if "/" in word else word
+
+
+def _runs(words: list[str], wanted: list[str]) -> bool:
+    """Some command in ``words`` (one simple command) starts with ``wanted``."""
+    starts = [0, len(words) - len(_unwrapped(words))]
+    starts += [i + 1 for i, word in enumerate(words[:-1]) if word in _EXEC_OPTIONS]
+    for i in starts:
+        if i < len(words) and _starts_with([_program(words[i]), *words[i + 1:]], wanted):
+            return True
+    return False
+
+
+def _denied(command: str, wanted: list[str], depth: int = 0) -> bool:
+    if depth < _NESTING:
+        # code strings handed to another interpreter, read with the shell's own quoting:
+        # bash -c '...', python -c "...", eval "..."
+        whole = _words(command) or []
+        evals = bool(whole) and _program(whole[0]) == "eval"
+        for i, word in enumerate(whole[1:], 1):
+            # -c is a shell's (or python's) code even as one word; -e is also grep's pattern
+            code = evals or whole[i - 1] in ("-c", "--command") or (
+                whole[i - 1] in _CODE_OPTIONS and len(word.split()) > 1)
+            if code and word != command and _denied(word, wanted, depth + 1):
+                return True
+    for part in _SPLIT.split(command):
+        words = _words(part) or part.split()
+        if _runs(words, wanted):
+            return True
+        # a part that is one quoted string is code too: os.system('rm -rf x'), $(...) contents
+        if depth < _NESTING and len(words) == 1 and words[0] != part and _denied(words[0], wanted, depth + 1):
+            return True
+    return False
 
 
 def command_matches(effect: str, command: str, prefix: str) -> bool:
@@ -104,11 +166,7 @@ def command_matches(effect: str, command: str, prefix: str) -> bool:
     if effect == "allow":
         words = _words(command)
         return not is_compound(command) and words is not None and _starts_with(words, wanted)
-    for part in _SPLIT.split(command):
-        words = _words(part) or part.split()
-        if _starts_with(words, wanted) or _starts_with(_unwrapped(words), wanted):
-            return True
-    return False
+    return _denied(command, wanted)
 
 
 def matches(rule: ApprovalRule, tool: str, params: Any, cwd: Path) -> bool:
@@ -197,18 +255,31 @@ def save_rule(rule: ApprovalRule, scope: RuleScope, project: Path, path: Path | 
     """Add ``rule`` to the config file (once); the rest of the file is kept as written."""
     entry = _stored(rule)
 
+    def listed(value: Any, where: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            # rewriting it would lose what the user wrote there: refuse, and say where to look
+            raise ConfigError(f"not saving the rule: {where} in the config file must be a list of rules, "
+                              f"not {type(value).__name__}; fix it by hand")
+        return list(value)
+
     def add(raw: dict[str, Any]) -> None:
         if scope == "user":
-            listed = list(raw.get(USER_KEY) or [])
-            if entry not in listed:
-                listed.append(entry)
-            raw[USER_KEY] = listed
+            rules = listed(raw.get(USER_KEY), USER_KEY)
+            if entry not in rules:
+                rules.append(entry)
+            raw[USER_KEY] = rules
         else:
-            projects = dict(raw.get(PROJECT_KEY) or {})
-            listed = list(projects.get(str(project)) or [])
-            if entry not in listed:
-                listed.append(entry)
-            projects[str(project)] = listed
+            projects = raw.get(PROJECT_KEY)
+            if projects is not None and not isinstance(projects, dict):
+                raise ConfigError(f"not saving the rule: {PROJECT_KEY} in the config file must map project "
+                                  f"directories to lists of rules, not {type(projects).__name__}; fix it by hand")
+            projects = dict(projects or {})
+            rules = listed(projects.get(str(project)), f"{PROJECT_KEY}[{str(project)!r}]")
+            if entry not in rules:
+                rules.append(entry)
+            projects[str(project)] = rules
             raw[PROJECT_KEY] = projects
 
     return edit_config("the rule", add, path)

@@ -94,6 +94,8 @@ class Session:
             cap_usd=self.config.yolo_cap_usd if yolo_cap_usd is None else yolo_cap_usd,
             rules=rules_from_config(self.config, self.cwd),
             spent=lambda: self.engine.spent_usd(),
+            # model calls and jobs without a known price: the spend is then only a lower bound
+            unpriced=lambda: self.engine.session_unknown_calls + self._compute_spent(None)[1],
         )
         self.policy.observers["hf_jobs"] = self._job_observer
         self.policy.observers["sandbox_create"] = self._sandbox_observer
@@ -463,7 +465,15 @@ class Session:
                 from agent.llm.runtime import get_litellm
 
                 await asyncio.to_thread(get_litellm)
-            return await probe_effort(self.client, model, preference, explicit=explicit)
+            asked: list[str] = []
+
+            def on_ask(level: str) -> None:
+                asked.append(level)
+                note = (f"Checking whether {model.label} takes reasoning effort {level}…" if len(asked) == 1
+                        else f"{model.label} refused effort {asked[-2]}; trying {level}…")
+                self.engine.emit(ToolLog(tool="system", log=note))
+
+            return await probe_effort(self.client, model, preference, explicit=explicit, on_ask=on_ask)
         except asyncio.CancelledError:
             # an interrupt stops the probe, not the switch: the effort is settled at run time
             task = asyncio.current_task()

@@ -12,6 +12,13 @@ from agent.session import Session, Subscription
 MODEL = "openai/scripted-model"
 
 
+def priced_config() -> Config:
+    """The scripted model with a known price ($0): YOLO can then promise what a call costs
+    (with an unpriced model every call that costs money asks instead)."""
+    return Config(llm=LLMSettings(max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.05),
+                  model_prices={MODEL: {"input_per_mtok": 0.0, "output_per_mtok": 0.0}})
+
+
 def make_session(llm_server, monkeypatch, tmp_path: Path, *, config: Config | None = None, **kw) -> Session:
     monkeypatch.setenv("OPENAI_BASE_URL", llm_server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")

@@ -9,12 +9,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.budget import Budget
 from agent.config import Config, LLMSettings
 from agent.policy import Policy
 from agent.protocol import ExecApproval, SetApprovalMode, SetYolo, Shutdown, ToolDecision, UserInput
 from agent.tools.base import ApprovalSettings, SessionToolState, Tool, ToolContext, ToolParams, ToolResult
+from agent.tools.jobs import HfJobsTool
 from agent.tools.router import ToolRouter
 from tests.engine_support import collect_until, last_approval, make_session, of_type
 from tests.fakes import Call, Text, ToolCalls, Usage
@@ -71,6 +74,63 @@ def test_tracked_reservations_shrink_with_the_observed_cost_and_close_when_final
     b.reserve("unknown-price", 1.0)
     b.track("unknown-price", lambda: (None, False))
     assert b.reserved() == 1.0  # no price: the whole estimate stays, never counted as $0
+
+
+JOB_FLAVORS = {"t4-small": 0.6, "a10g-small": 1.0, "a10g-large": 2.0, "cpu-basic": 0.05}
+
+
+class RecordedJobs(HfJobsTool):
+    """The real hf_jobs gates and estimates; running only records (and fails when told)."""
+
+    def __init__(self, ran: list[str]):
+        self.backend_name = "hf"
+        self.ran = ran
+
+    async def run(self, params, ctx):
+        await asyncio.sleep(0)  # let the other calls of the batch start: they run concurrently
+        if params.script == "fail":
+            return ToolResult("ERROR: the backend refused it", success=False)
+        self.ran.append(ctx.tool_call_id)
+        return ToolResult("launched")
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    cap=st.sampled_from([0.0, 1.0, 2.5, 4.0, 10.0]),
+    prior=st.sampled_from([0.0, 0.7, 3.0]),
+    batches=st.lists(st.lists(st.tuples(st.sampled_from(sorted(JOB_FLAVORS)), st.booleans()), min_size=1, max_size=5),
+                     min_size=1, max_size=4),
+    on_the_spot=st.booleans(),
+)
+def test_concurrent_reservations_never_promise_past_the_cap(cap, prior, batches, on_the_spot):
+    """Batches of billed calls run concurrently, decided as a batch by the engine's path or
+    one by one on the spot by the router (a sub-agent's path): what they were promised
+    never exceeds the cap, failures give theirs back, and what runs keeps its reservation."""
+    ran: list[str] = []
+    p = Policy(ApprovalSettings(mode="yolo"), cap_usd=cap, spent=lambda: prior, persist=False)
+    p.observers["hf_jobs"] = lambda call_id, since: (lambda: (0.0, False))  # billed until the session ends
+    router = ToolRouter([RecordedJobs(ran)], policy=p)
+    estimates: dict[str, float] = {}
+
+    async def scenario():
+        n = 0
+        for batch in batches:
+            calls = []
+            for flavor, fails in batch:
+                n += 1
+                args = {"operation": "run", "script": "fail" if fails else "ok", "hardware_flavor": flavor, "timeout": "1h"}
+                call = router.parse(f"c{n}", "hf_jobs", json.dumps(args))
+                estimates[call.id] = JOB_FLAVORS[flavor]
+                calls.append(call)
+            decisions = {} if on_the_spot else p.decide_batch(calls)
+            await asyncio.gather(*(router.execute(c, ToolContext(
+                session_id="t", cwd=Path("."), spill_dir=Path("/nonexistent"), state=SessionToolState(), tool_call_id=c.id),
+                decisions.get(c.id)) for c in calls))
+
+    asyncio.run(scenario())
+    promised = sum(estimates[i] for i in ran)
+    assert promised <= max(0.0, cap - prior) + 1e-9
+    assert p.budget.committed() == pytest.approx(prior + promised)  # failures released, runners hold theirs
 
 
 class SlowParams(ToolParams):
@@ -233,7 +293,10 @@ async def test_an_hf_job_keeps_its_reservation_until_its_cost_is_final(hub, llm_
     hub.script_job(lines=[f"step {i}" for i in range(10)], line_delay=0.1)
     run_args = {"operation": "run", "script": "print('hi')\n", "hardware_flavor": "a10g-small", "timeout": "10m"}
     llm_server.script(ToolCalls([Call("j1", "hf_jobs", json.dumps(run_args))]), Text("Launched."))
-    s = make_session(llm_server, monkeypatch, tmp_path, approval_mode="yolo", yolo_cap_usd=1.0)
+    # a model with a known price: with unpriced model spend YOLO would ask instead (see below)
+    free_model = Config(llm=LLMSettings(max_attempts=2, backoff_base_s=0.01),
+                        model_prices={"openai/scripted-model": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}})
+    s = make_session(llm_server, monkeypatch, tmp_path, config=free_model, approval_mode="yolo", yolo_cap_usd=1.0)
     s.jobs.first_lines_wait_s = 0.2
     sub = await _start(s, "train")
     done = (await collect_until(sub))[-1]

@@ -68,7 +68,7 @@ class Driver:
 
     def __post_init__(self) -> None:
         tools = [t for t in default_tools() if self.tool_names is None or t.name in self.tool_names]
-        self.router = ToolRouter(tools)
+        self.router = ToolRouter(tools, ungoverned=True)  # this harness plays the engine and the user
         self.state = SessionToolState()
         jobs_dir = self.workspace / "jobs"
         self.backend = LocalBackend(jobs_dir / "local", uv=False)

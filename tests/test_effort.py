@@ -305,6 +305,10 @@ async def test_model_switch_probes_once_and_a_new_session_does_not(llm_server, m
     assert (changed.model, changed.effort, changed.effort_requested) == ("openai/scripted-model", "high", "xhigh")
     assert any("does not take reasoning effort 'xhigh'; using 'high'" in e.log for e in of_type(events, "tool_log"))
     assert [e.kind for e in of_type(events, "llm_call")] == ["effort_probe", "effort_probe"]
+    # the user sees the probe while it runs, before its result
+    logs = [e.log for e in of_type(events, "tool_log")]
+    assert logs[:2] == ["Checking whether openai/scripted-model takes reasoning effort xhigh…",
+                        "openai/scripted-model refused effort xhigh; trying high…"]
 
     llm_server.script(Text("answer"))
     session.submit(UserInput(text="hello"))
@@ -319,6 +323,7 @@ async def test_model_switch_probes_once_and_a_new_session_does_not(llm_server, m
     before = len(llm_server.requests)
     events = await settings_after(second, sub2, SetModel(model="openai/scripted-model"))
     assert events[-1].effort == "high" and len(llm_server.requests) == before
+    assert not any("Checking" in e.log for e in of_type(events, "tool_log"))  # known: nothing to check
     second.submit(Shutdown())
     await second._runner
 
@@ -399,3 +404,41 @@ async def test_interrupting_the_probe_still_switches(llm_server, monkeypatch, tm
     assert session.client.efforts.entry(session.model) is None  # nothing learnt from an interrupted probe
     session.submit(Shutdown())
     await session._runner
+
+
+async def test_the_whole_cascade_is_walked_and_every_model_keeps_its_own_answer(llm_server, tmp_path):
+    levels = CASCADES["max"]
+    llm_server.script(*(HTTPError(400, openai_unsupported_value(level)) for level in levels[:-1]), Text("pong"))
+    client = make_client(tmp_path, [])
+    first = openai_model(llm_server)
+    result = await probe_effort(client, first, "max")
+    assert (result.effort, result.status, result.requests) == ("low", "accepted", 5)
+    assert efforts_sent(llm_server) == ["max", "xhigh", "high", "medium", "low"]
+
+    # another model refuses every level: it takes none, and that is its answer alone
+    other = openai_model(llm_server, "openai/other-model")
+    llm_server.script(*(HTTPError(400, openai_unsupported_value(level)) for level in levels))
+    result = await probe_effort(client, other, "max")
+    assert (result.effort, result.status, result.requests) == (None, "exhausted", 5)
+    assert "takes no reasoning effort setting" in result.describe(other)
+    assert client.effective_effort(other, "max") is None and client.effective_effort(first, "max") == "low"
+    before = len(llm_server.requests)
+    assert (await probe_effort(client, first, "max")).status == "cached"
+    assert (await probe_effort(client, other, "high")).status == "no_effort"
+    assert len(llm_server.requests) == before  # both answers come from the cache now
+
+
+@pytest.mark.parametrize("model_id", ["vertex_ai/claude-sonnet-4@20250514", "bedrock/us.anthropic.claude-3-7-sonnet-20250219",
+                                      "anthropic/claude-opus-4.8:fal-ai"])
+async def test_claude_on_other_clouds_is_probed_without_a_token_cap(model_id):
+    """A thinking budget must fit under max_tokens: Claude gets no 16-token cap wherever it runs."""
+    sent: list = []
+
+    class Recorder:
+        efforts = None
+
+        async def stream(self, model, messages, tools, **kw):
+            sent.append(kw["max_tokens"])
+
+    await probe_effort(Recorder(), resolve_model(model_id, env={"HF_TOKEN": "hf_test"}), "high")
+    assert sent == [None]

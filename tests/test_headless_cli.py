@@ -185,3 +185,48 @@ def test_json_output_counts_the_jobs_final_cost(llm_server, mlintern_home):
     assert len(jobs) == 1 and list(jobs.values())[0] == {"flavor": "cpu-basic", "status": "COMPLETED", "cost_usd": 0.0}
     assert result["spent"]["compute_cost_usd"] == 0.0 and result["spent"]["unknown_compute_jobs"] == 0
     assert result["receipt"]["unknown_compute_jobs"] == 0
+
+
+def test_headless_budget_decides_before_the_hub_is_contacted(llm_server, mlintern_home, hub):
+    """On the real job path (HF Jobs, here the Hub emulator), where nothing else would stop
+    a GPU job: without --yolo it is never submitted; with --yolo --budget 1 an a10g-large
+    job for 2h is refused with the budget reason before the Hub hears of it, while a
+    cpu-basic job that fits the budget (a non-zero estimate) is submitted and runs."""
+    (mlintern_home / "config.json").write_text(json.dumps(
+        # a known model price: the budget then knows all the session's spend
+        {"model_prices": {"openai/scripted-model": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}}}))
+    env = {**server_env(llm_server), "HF_TOKEN": "hf_test", "HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0",
+           "HF_HOME": str(mlintern_home / "hf-home")}
+    gpu = {"operation": "run", "script": "print(1)", "hardware_flavor": "a10g-large", "timeout": "2h"}
+
+    def submitted() -> list:
+        return [r for r in hub.requests if r.method == "POST" and r.path.startswith("/api/jobs/")]
+
+    llm_server.script(ToolCalls([Call("g1", "hf_jobs", json.dumps(gpu))]), Text("Not run."))
+    proc = run(["-p", "train", "-m", "openai/scripted-model", "--jobs-backend", "hf", "--output-format", "json"],
+               mlintern_home, env)
+    assert proc.returncode == 0, proc.stderr
+    tool_msg = [m for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"][-1]
+    assert "headless without --yolo" in tool_msg["content"] and "GPU job on a10g-large" in tool_msg["content"]
+    assert submitted() == []
+
+    llm_server.script(ToolCalls([Call("g2", "hf_jobs", json.dumps(gpu))]), Text("Over budget."))
+    proc = run(["-p", "train", "-m", "openai/scripted-model", "--yolo", "--budget", "1", "--jobs-backend", "hf",
+                "--output-format", "json"], mlintern_home, env)
+    assert proc.returncode == 0, proc.stderr
+    tool_msg = [m for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"][-1]
+    assert "estimated $4.00 exceeds the $1.00 left" in tool_msg["content"] and "NOT executed" in tool_msg["content"]
+    assert submitted() == [] and json.loads(proc.stdout)["receipt"]["budget_left_usd"] == 1.0
+
+    hub.script_job(lines=[f"step {i}" for i in range(8)], line_delay=0.5)  # still running when the turn ends
+    cheap = {"operation": "run", "script": "print('hello from the job')", "hardware_flavor": "cpu-basic", "timeout": "10m"}
+    llm_server.script(ToolCalls([Call("c1", "hf_jobs", json.dumps(cheap))]), Text("Ran."))
+    proc = run(["-p", "train", "-m", "openai/scripted-model", "--yolo", "--budget", "1", "--jobs-backend", "hf",
+                "--output-format", "json"], mlintern_home, env)
+    assert proc.returncode == 0, proc.stderr
+    tool_msg = [m for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"][-1]
+    assert "accepted on cpu-basic" in tool_msg["content"], tool_msg["content"]
+    assert len(submitted()) == 1
+    result = json.loads(proc.stdout)
+    assert 1.0 - 0.01 <= result["receipt"]["budget_left_usd"] < 1.0  # its 10 minutes are held against the cap
+    assert [j["flavor"] for j in result["spent"]["jobs"].values()] == ["cpu-basic"]

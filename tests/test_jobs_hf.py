@@ -96,7 +96,7 @@ async def test_a_jobs_cost_is_in_its_turns_receipt_and_the_session_total(hub, ll
 
     from agent.jobs.pricing import hourly_price
     from agent.protocol import Shutdown, UserInput
-    from tests.engine_support import collect_until, make_session
+    from tests.engine_support import collect_until, make_session, priced_config
     from tests.fakes.openai_server import Call, Text, ToolCalls
 
     monkeypatch.setenv("HF_TOKEN", "hf_test")
@@ -104,7 +104,7 @@ async def test_a_jobs_cost_is_in_its_turns_receipt_and_the_session_total(hub, ll
     hub.script_job(lines=[f"step {i}" for i in range(15)], line_delay=0.1)
     run = {"operation": "run", "script": "print('hi')\n", "hardware_flavor": "a10g-small", "timeout": "10m"}
     llm_server.script(ToolCalls([Call("j1", "hf_jobs", json.dumps(run))]), Text("Launched."), Text("Still here."))
-    session = make_session(llm_server, monkeypatch, tmp_path, approval_mode="yolo")
+    session = make_session(llm_server, monkeypatch, tmp_path, approval_mode="yolo", config=priced_config())
     assert session.jobs.backend.name == "hf"
     session.jobs.first_lines_wait_s = 0.5
     sub = session.subscribe("t")

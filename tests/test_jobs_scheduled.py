@@ -287,7 +287,7 @@ async def test_run_on_hf_still_works_when_the_price_route_fails(hub, jobs_ctx):
 
 async def test_a_whole_session_on_hf_jobs_never_shows_the_token(hub, llm_server, monkeypatch, tmp_path, mlintern_home):
     from agent.protocol import Shutdown, UserInput
-    from tests.engine_support import collect_until, make_session, of_type
+    from tests.engine_support import collect_until, make_session, priced_config, of_type
     from tests.fakes import Call, Text, ToolCalls
 
     hub.add_user(SECRET, "bob")
@@ -297,7 +297,7 @@ async def test_a_whole_session_on_hf_jobs_never_shows_the_token(hub, llm_server,
     llm_server.script(ToolCalls([
         Call("r1", "hf_jobs", json.dumps({"operation": "run", "script": "print(1)", "env": {"HF_TOKEN": "$HF_TOKEN"}})),
     ]), Text("launched"))
-    s = make_session(llm_server, monkeypatch, tmp_path, approval_mode="yolo", jobs_backend="hf")
+    s = make_session(llm_server, monkeypatch, tmp_path, approval_mode="yolo", config=priced_config(), jobs_backend="hf")
     sub = s.subscribe("t")
     s.start()
     s.submit(UserInput(text="run it"))

@@ -7,7 +7,7 @@ import json
 from agent.jobs.pricing import estimate_cost, parse_timeout
 from agent.tools.base import ApprovalSettings
 from agent.tools.jobs import HfJobsParams, HfJobsTool
-from tests.engine_support import collect_until, make_session, of_type
+from tests.engine_support import collect_until, make_session, priced_config, of_type
 from tests.fakes import Call, Text, ToolCalls
 
 
@@ -40,6 +40,7 @@ def test_a_session_on_the_local_backend_estimates_jobs_at_zero(tmp_path, monkeyp
 
 
 def test_timeouts_and_estimates():
+    assert parse_timeout("0.5s") is None and parse_timeout(0.2) is None  # no job keeps a sub-second limit
     assert [parse_timeout(v) for v in ("30m", "2h", "1.5h", "90s", "90", 3600, "", "soon", "-1h")] == \
         [1800, 7200, 5400, 90, 90, 3600, 1800, None, None]
     assert estimate_cost("a10g-large", 7200) == 4.0 and estimate_cost("a10g-large", None) is None
@@ -50,7 +51,7 @@ async def test_scheduled_jobs_ask_even_in_yolo_and_cards_carry_the_estimate(llm_
         Call("s1", "hf_jobs", json.dumps({"operation": "scheduled run", "script": "print(1)", "schedule": "@daily"})),
         Call("g1", "hf_jobs", json.dumps({"operation": "run", "script": "print(1)", "hardware_flavor": "t4-small", "timeout": "1h"})),
     ]), Text("ok"))
-    s = make_session(llm_server, monkeypatch, tmp_path, approval_mode="yolo")
+    s = make_session(llm_server, monkeypatch, tmp_path, approval_mode="yolo", config=priced_config())
     sub = s.subscribe("t")
     s.start()
     from agent.protocol import ExecApproval, Shutdown, ToolDecision, UserInput

@@ -67,6 +67,14 @@ def test_litellm_ids_and_bad_ids():
             resolve_model(bad, env={})
 
 
+def test_provider_ids_with_a_colon_stay_with_their_provider():
+    bedrock = resolve_model("bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0", env={})
+    assert bedrock.route == "litellm" and bedrock.litellm_model == "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0"
+    # the HF router's org/model:provider form still goes to the router
+    routed = resolve_model("openai/gpt-oss-120b:cerebras", env={"HF_TOKEN": "hf_x"})
+    assert routed.route == "hf_router"
+
+
 def test_windows_and_prices_never_silently_zero():
     sonnet = resolve_model("anthropic/claude-sonnet-4-5", env={})
     assert context_window(sonnet).tokens == 200_000 and context_window(sonnet).source == "litellm"

@@ -156,3 +156,60 @@ async def test_other_servers_get_no_cache_key_and_no_thinking_blocks(llm_server,
     assert all("thinking_blocks" not in m for m in body["messages"])
     assert "thinking_blocks" in history[1]  # the copy was cleaned, not the history
     assert all(isinstance(m["content"], str) for m in body["messages"])  # no cache blocks either
+
+
+@pytest.mark.parametrize("model_id,marks,thinking", [
+    ("anthropic/claude-sonnet-4-5", True, True),
+    ("claude-3-5-haiku-20241022", True, True),
+    ("vertex_ai/claude-sonnet-4@20250514", True, True),  # litellm's Anthropic adapter on Vertex AI
+    ("bedrock/us.anthropic.claude-3-7-sonnet-20250219", True, True),
+    ("openrouter/anthropic/claude-sonnet-4", True, False),  # marks pass through; OpenAI-shaped otherwise
+    ("anthropic/claude-opus-4.8:fal-ai", True, False),  # the HF router
+    ("huggingface/anthropic/claude-opus-4.8", True, False),
+    ("moonshotai/Kimi-K2-Instruct", False, False),
+    ("openrouter/openai/gpt-5", False, False),
+    ("gemini/gemini-2.5-pro", False, False),
+])
+def test_claude_is_recognised_wherever_it_is_served(model_id, marks, thinking):
+    from agent.llm.prompt_cache import is_anthropic, takes_cache_marks
+
+    model = resolve_model(model_id, env={"HF_TOKEN": "hf_test"})
+    assert (takes_cache_marks(model), is_anthropic(model)) == (marks, thinking)
+
+
+@pytest.mark.parametrize("model_id,key", [
+    ("openai/gpt-5.5:fal-ai", True),  # the HF router's OpenAI model (reference §7.2)
+    ("gpt-5-mini", True),
+    ("openai/gpt-oss-120b:cerebras", False),  # open weights with an OpenAI name, served by others
+    ("openai/gpt-oss-20b", False),
+    ("moonshotai/Kimi-K2-Instruct", False),
+])
+def test_only_openai_models_get_a_prompt_cache_key(model_id, key):
+    from agent.llm.prompt_cache import prepare
+
+    model = resolve_model(model_id, env={"HF_TOKEN": "hf_test", "OPENAI_API_KEY": "sk-test"})
+    _, _, extra = prepare(model, [{"role": "user", "content": "hi"}], None, effort=None, session_key="s-1")
+    assert ("prompt_cache_key" in extra) is key
+
+
+async def test_claude_through_the_hf_router_carries_the_marks_on_the_wire(llm_server):
+    model = resolve_model("anthropic/claude-opus-4.8:fal-ai", env={"HF_TOKEN": "hf_test",
+                                                                    "HF_ROUTER_BASE_URL": llm_server.base_url})
+    llm_server.script(Text("ok", usage=OpenAIUsage(1200, 5, cached_tokens=1000)))
+    client = LLMClient(FAST, lambda e: None, session_key=lambda: "session-1")
+    history = [{"role": "system", "content": "sys prompt"}, {"role": "user", "content": "hi"}]
+    result = await client.stream(model, history, TOOLS)
+    body = llm_server.requests[0]
+    assert body["cache_control"] == EPHEMERAL and "prompt_cache_key" not in body
+    assert body["messages"][0]["content"] == [{"type": "text", "text": "sys prompt", "cache_control": EPHEMERAL}]
+    assert body["messages"][-1]["content"][-1]["cache_control"] == EPHEMERAL
+    assert body["tools"][-1]["cache_control"] == EPHEMERAL and "cache_control" not in body["tools"][0]
+    assert result.usage.cache_read_tokens == 1000 and history[1] == {"role": "user", "content": "hi"}
+
+
+async def test_openai_through_the_hf_router_gets_the_session_cache_key(llm_server):
+    model = resolve_model("openai/gpt-5.5:fal-ai", env={"HF_TOKEN": "hf_test", "HF_ROUTER_BASE_URL": llm_server.base_url})
+    llm_server.script(Text("ok"))
+    await LLMClient(FAST, lambda e: None, session_key=lambda: "session-1").stream(model, [{"role": "user", "content": "hi"}])
+    body = llm_server.requests[0]
+    assert body["prompt_cache_key"] == "session-1" and "cache_control" not in body

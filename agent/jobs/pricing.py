@@ -228,13 +228,14 @@ def parse_timeout(value: str | int | float | None, default_s: int = 1800) -> int
     if value is None or value == "":
         return default_s
     if isinstance(value, (int, float)):
-        return int(value) if value > 0 else None
+        return int(value) if value >= 1 else None
     match = _DURATION.match(str(value))
     if not match:
         return None
     number, unit = float(match.group(1)), (match.group(2) or "s").lower()
     seconds = number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
-    return int(seconds) if seconds > 0 else None
+    # under a second is no timeout a job can keep (and would estimate as $0): not understood
+    return int(seconds) if seconds >= 1 else None
 
 
 def hourly_price(flavor: str, prices: Mapping[str, float] | None = None) -> float | None:

@@ -28,7 +28,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from agent.llm.errors import LLMError, LLMErrorInfo
 from agent.llm.models import ResolvedModel
@@ -291,14 +291,15 @@ class ProbeResult:
 
 
 async def probe_effort(client: Any, model: ResolvedModel, preference: str | None, *,
-                       explicit: bool = False) -> ProbeResult:
+                       explicit: bool = False, on_ask: Callable[[str], None] | None = None) -> ProbeResult:
     """Find the strongest level of ``preference``'s cascade that ``model`` accepts.
 
     Known answers come from the cache; unknown levels are asked with a tiny request each.
     The demo model is never probed, nor a local server unless ``explicit`` (the user asked
     for an effort). Transient failures leave the question open ("inconclusive"); errors
     that say the model cannot be used at all (credentials, unknown model, credits) are
-    "failed" with the error."""
+    "failed" with the error. ``on_ask(level)`` is called before each request (a probe of a
+    slow provider takes seconds: the user is told it is running)."""
     if preference is None or model.is_demo or (model.is_local and not explicit):
         return ProbeResult(preference, None, "skipped")
     cache: EffortCache | None = getattr(client, "efforts", None)
@@ -314,6 +315,8 @@ async def probe_effort(client: Any, model: ResolvedModel, preference: str | None
         if state == "rejected" or preflight(model, level) is False:
             continue
         result.requests += 1
+        if on_ask is not None:
+            on_ask(level)
         try:
             await client.stream(
                 model, [dict(m) for m in PROBE_MESSAGES], None, kind="effort_probe", reasoning_effort=level,
@@ -347,5 +350,8 @@ async def probe_effort(client: Any, model: ResolvedModel, preference: str | None
 
 
 def _is_anthropic_thinking(model: ResolvedModel) -> bool:
-    name = model.litellm_model.lower()
-    return name.startswith("anthropic/") or (model.route == "litellm" and name.startswith("claude"))
+    """Claude, wherever it is served: an effort becomes a thinking budget, which must fit
+    under max_tokens, so the probe sets no cap."""
+    from agent.llm.prompt_cache import takes_cache_marks
+
+    return takes_cache_marks(model)

@@ -157,7 +157,9 @@ def resolve_model(model_id: str, env: Mapping[str, str] | None = None) -> Resolv
     if prefix == "huggingface" and rest:
         return _router(rest, env)
 
-    if prefix in LITELLM_PROVIDER_KEYS and rest and ":" not in rest:
+    # "org/model:provider" is the HF router's syntax - except where a colon is part of the
+    # provider's own ids (bedrock "…-v1:0", sagemaker endpoints)
+    if prefix in LITELLM_PROVIDER_KEYS and rest and (":" not in rest or prefix in ("bedrock", "sagemaker")):
         key_env = LITELLM_PROVIDER_KEYS[prefix]
         return ResolvedModel(
             id=mid, litellm_model=mid, route="litellm", label=mid,

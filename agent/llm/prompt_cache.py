@@ -6,9 +6,14 @@ each request repeats the previous one plus a little:
 - Anthropic caches only up to blocks marked ``cache_control: {"type": "ephemeral"}`` (at
   most 4 marks). We mark the last tool spec (tools come first in Anthropic's prefix order),
   the system prompt, and the last user-side message (the prompt, or the newest tool result
-  in a tool loop), so each step reads the prefix the step before wrote.
+  in a tool loop), so each step reads the prefix the step before wrote. That holds for
+  Claude wherever it is served: Anthropic's API, Bedrock and Vertex AI (litellm's Anthropic
+  adapters), OpenRouter, and the Hugging Face router (``anthropic/...`` ids, which also get
+  the top-level ``cache_control`` that router's Anthropic provider reads).
 - OpenAI caches long prefixes by itself; ``prompt_cache_key`` (stable per session) keeps
-  one session's requests on the same cache shard.
+  one session's requests on the same cache shard. Sent to OpenAI models only (the API, a
+  compatible server serving an OpenAI name, the HF router's ``openai/gpt-5...``), never
+  to open-weights ``gpt-oss`` models, whose servers may reject unknown fields.
 
 Assistant messages may carry Anthropic ``thinking_blocks`` (with signatures), which
 Anthropic needs back within a tool loop. Other providers must not see them, and an
@@ -26,26 +31,53 @@ EPHEMERAL = {"type": "ephemeral"}
 THINKING_KEYS = ("thinking_blocks", "reasoning_content")
 THINKING_BLOCK_TYPES = ("thinking", "redacted_thinking")
 OPENAI_NAME_PREFIXES = ("gpt-", "o1", "o3", "o4", "codex", "chatgpt")
+#: open-weights models with OpenAI names, served by others
+OPEN_WEIGHTS_PREFIXES = ("gpt-oss",)
+#: litellm providers that serve Claude through litellm's Anthropic adapters (thinking blocks included)
+CLAUDE_CLOUDS = ("bedrock", "vertex_ai")
+
+
+def _claude(name: str) -> bool:
+    return name.startswith(("claude", "anthropic.", "anthropic/")) or ".anthropic." in name or "/anthropic." in name
 
 
 def is_anthropic(model) -> bool:
-    """Requests that go through litellm's Anthropic Messages adapter."""
+    """Requests that go through litellm's Anthropic Messages adapters: Anthropic's API, or
+    Claude on Bedrock / Vertex AI (these keep thinking blocks and take cache marks)."""
     name = model.litellm_model.lower()
     if model.route not in ("litellm", "openai_compatible"):
         return False
-    return name.startswith("anthropic/") or (model.route == "litellm" and name.startswith("claude"))
+    if name.startswith("anthropic/") or (model.route == "litellm" and name.startswith("claude")):
+        return True
+    provider, _, rest = name.partition("/")
+    return model.route == "litellm" and provider in CLAUDE_CLOUDS and _claude(rest)
+
+
+def takes_cache_marks(model) -> bool:
+    """Claude, wherever it is served: the requests that read Anthropic cache marks."""
+    if is_anthropic(model):
+        return True
+    if model.route == "litellm" and model.litellm_model.lower().startswith("openrouter/anthropic/"):
+        return True
+    return model.route == "hf_router" and (model.pricing_key or model.id).lower().startswith("anthropic/")
 
 
 def is_openai(model) -> bool:
-    """OpenAI models (the API, or a compatible server serving an OpenAI model name)."""
-    if model.route not in ("litellm", "openai_compatible"):
-        return False
+    """OpenAI models (the API, a compatible server serving an OpenAI model name, or the
+    HF router's ``openai/...`` ids); never open-weights models with OpenAI names."""
     name = model.litellm_model.lower()
-    if name.startswith("openai/"):
+    if model.route == "hf_router":
+        key = (model.pricing_key or model.id).lower()
+        if not key.startswith("openai/"):
+            return False
+        name = key[len("openai/"):]
+    elif model.route not in ("litellm", "openai_compatible"):
+        return False
+    elif name.startswith("openai/"):
         name = name[len("openai/"):]
     elif "/" in name:
         return False
-    return name.startswith(OPENAI_NAME_PREFIXES)
+    return name.startswith(OPENAI_NAME_PREFIXES) and not name.startswith(OPEN_WEIGHTS_PREFIXES)
 
 
 def _with_mark(content: Any) -> Any:
@@ -119,8 +151,10 @@ def prepare(model, messages: list[dict[str, Any]], tools: list[dict[str, Any]] |
         # thinking blocks mean something only to Anthropic with thinking on; with it off,
         # Anthropic rejects them in the last assistant message
         messages, _ = strip_thinking(messages)
-    if anthropic:
+    if takes_cache_marks(model):
         messages, tools = mark_anthropic(messages, tools)
+        if model.route == "hf_router":
+            extra["cache_control"] = dict(EPHEMERAL)
     elif is_openai(model) and session_key:
         extra["prompt_cache_key"] = session_key[:64]
     return messages, tools, extra

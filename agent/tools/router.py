@@ -8,7 +8,9 @@ A router with a ``policy`` (every session's router) is *governed*: ``execute`` r
 only with an allow decision that policy issued for that exact call (``agent.policy``), or,
 when the caller brings none, one the policy makes on the spot - so a gated call can never
 run without a human's approval, a rule or a YOLO decision within budget, whoever calls.
-An ungoverned router (no policy) is a bare harness for tests that play the engine.
+A router built without a policy runs nothing until one is attached (the engine attaches
+its own), unless it was built ``ungoverned=True``: an explicit opt-out for harnesses that
+play the engine and the user themselves (tests, the demo's self-check), never for a session.
 """
 
 from __future__ import annotations
@@ -82,9 +84,17 @@ class ParsedCall:
     malformed: bool = False
 
 
+UNGOVERNED_REFUSAL = ("ERROR: {name} was NOT executed: this tool router has no approval policy "
+                      "(build it with a Policy, or ungoverned=True in a test harness).")
+
+
 class ToolRouter:
-    def __init__(self, tools: list[Tool], *, policy: Policy | None = None):
+    def __init__(self, tools: list[Tool], *, policy: Policy | None = None, ungoverned: bool = False):
+        if policy is not None and ungoverned:
+            raise ValueError("a router is either governed by a policy or explicitly ungoverned, not both")
         self.policy = policy
+        #: runs every call without asking anyone: only for harnesses that decide themselves
+        self.ungoverned = ungoverned
         self._tools: dict[str, Tool] = {}
         for tool in tools:
             if tool.name in self._tools:
@@ -162,7 +172,13 @@ class ToolRouter:
         the call runs only if ``decision`` (or the policy's own, when None) allows it."""
         if call.error or call.tool is None:
             return ToolResult(call.error or "ERROR: call was NOT executed.", success=False)
+        if self._tools.get(call.name) is not call.tool:
+            # the policy judged the tool this name stands for here; run nothing else under it
+            return ToolResult(f"ERROR: {call.name} was NOT executed: the call was not parsed by this router.",
+                              success=False)
         policy = self.policy
+        if policy is None and not self.ungoverned:
+            return ToolResult(UNGOVERNED_REFUSAL.format(name=call.name), success=False)
         if policy is not None:
             if decision is None:
                 decision = policy.decide(call)
