@@ -98,6 +98,8 @@ class Decision:
     estimate: float | None = None
     #: what "always" would save (ask decisions only)
     suggested_rule: ApprovalRule | None = None
+    #: a human must look at this call on its own (scheduled jobs): no batch approval covers it
+    always_ask: bool = False
     #: the rule that decided, if one did
     rule: ApprovalRule | None = None
     #: budget key of the reservation this decision holds, if any
@@ -286,7 +288,8 @@ class Policy:
         return self._issue(call, "allow", source=source, rule=rule, estimate=a.estimate, reservation=key)
 
     def _ask(self, call: ParsedCall, a: Assessment, reason: str, suggested: ApprovalRule | None = None) -> Decision:
-        return self._issue(call, "ask", reason=reason, estimate=a.estimate, suggested_rule=suggested)
+        return self._issue(call, "ask", reason=reason, estimate=a.estimate, suggested_rule=suggested,
+                           always_ask=a.always_ask)
 
     def _match(self, effect: str, call: ParsedCall) -> ApprovalRule | None:
         for rule in self.rules:

@@ -91,6 +91,8 @@ class ApprovalItem(BaseModel):
     #: the scope "always" would save for this call; None when "always" is not offered
     #: (scheduled jobs, budget pauses, compound shell commands)
     suggested_rule: ApprovalRule | None = None
+    #: a call a human must look at on its own (scheduled jobs): "approve all" stops at it
+    always_ask: bool = False
 
 
 class Usage(BaseModel):
@@ -130,6 +132,8 @@ class Receipt(BaseModel):
     session_cost_usd: float = 0.0
     session_unknown_cost_calls: int = 0
     budget_left_usd: float | None = None
+    #: False while some spend has no known price: ``budget_left_usd`` is an upper bound
+    budget_exact: bool = True
 
 
 # --------------------------------------------------------------------------- operations
@@ -416,6 +420,9 @@ class SettingsChanged(Envelope):
     approval_mode: ApprovalMode | None = None
     #: YOLO cap minus spend and open reservations (yolo mode only)
     budget_left_usd: float | None = None
+    #: False while some of the session's spend has no known price: ``budget_left_usd`` is
+    #: then only an upper bound
+    budget_exact: bool = True
     #: the effort the user asked for (``effort`` is lower when the model takes less)
     effort_requested: str | None = None
 

@@ -499,4 +499,5 @@ class Session:
             context_window=self.engine.window.tokens,
             approval_mode=self.policy.mode,
             budget_left_usd=self.policy.budget_left(),
+            budget_exact=self.policy.budget_exact(),
         ))

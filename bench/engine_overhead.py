@@ -84,6 +84,7 @@ async def iteration_overhead(history_size: int, iterations: int = 200) -> list[f
     per_iteration: list[float] = []
     for _ in range(iterations):
         engine.client = InstantClient(calls=1)
+        engine._iterations = 0  # each run is a turn of its own: the iteration cap never applies
         t0 = time.perf_counter()
         await engine._drive()  # one tool iteration + one final-answer iteration
         per_iteration.append((time.perf_counter() - t0) / 2)
@@ -150,6 +151,7 @@ async def through_litellm(history_size: int, iterations: int = 60) -> list[float
         samples = []
         for i in range(iterations):
             server.script(ToolCalls([Call(f"l{i}", "noop", '{"n": 1}')]), Text("done"))
+            engine._iterations = 0
             t0 = time.perf_counter()
             await engine._drive()
             samples.append((time.perf_counter() - t0) / 2)

@@ -316,7 +316,8 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
     async def show_costs(self) -> None:
         i = self.status_info
         await self.conversation.add_cost_report(cost_report(self.costs, mode=i.mode, cap_usd=i.yolo_cap_usd,
-                                                            budget_left_usd=i.budget_left_usd))
+                                                            budget_left_usd=i.budget_left_usd,
+                                                            budget_exact=i.budget_exact))
 
     def action_toggle_side(self) -> None:
         if self.main_screen.has_class("-narrow"):

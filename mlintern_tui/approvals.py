@@ -50,9 +50,13 @@ class ApprovalsMixin:
                                           "ctrl+r to review them, or type a message to move on without them.")
                 return
             if answer.kind == "approve_batch":
+                # the rest of the batch, except calls a human must see on their own
+                # (scheduled jobs): those still get their card
                 for rest in items:
-                    self._pending_answers.setdefault(rest.tool_call_id, ToolDecision(tool_call_id=rest.tool_call_id, approved=True))
-                break
+                    if rest is item or not rest.always_ask:
+                        self._pending_answers.setdefault(rest.tool_call_id,
+                                                         ToolDecision(tool_call_id=rest.tool_call_id, approved=True))
+                continue
             self._pending_answers[item.tool_call_id] = ToolDecision(
                 tool_call_id=item.tool_call_id, approved=answer.kind == "approve",
                 feedback=answer.feedback, edited_args=answer.edited_args, remember=answer.remember,

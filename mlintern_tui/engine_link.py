@@ -60,7 +60,8 @@ class EngineLinkMixin:
     def attach_session(self, session) -> None:
         self.session = session
         policy = session.policy  # the Ready event does not carry the mode: start from the engine's
-        self.update_status(mode=policy.mode, yolo_cap_usd=policy.budget.cap_usd, budget_left_usd=policy.budget_left())
+        self.update_status(mode=policy.mode, yolo_cap_usd=policy.budget.cap_usd, budget_left_usd=policy.budget_left(),
+                           budget_exact=policy.budget_exact())
         sub = session.subscribe("ui")
         session.start()
         self.run_worker(self.bridge.pump(sub), name="bridge", group="bridge", exit_on_error=False)
@@ -91,7 +92,8 @@ class EngineLinkMixin:
         self.update_status(turn_tokens_in=self._turn_in, turn_tokens_out=self._turn_out,
                            turn_cost_usd=self._turn_cost, turn_unknown_calls=self._turn_unknown,
                            session_cost_usd=t.cost_usd + self.costs.compute_cost_usd,
-                           session_unknown_calls=t.unknown_calls, budget_left_usd=left)
+                           session_unknown_calls=t.unknown_calls, budget_left_usd=left,
+                           budget_exact=self.status_info.budget_exact and event.cost_usd is not None)
 
     def on_turn_end(self, receipt: Receipt | None) -> None:
         self.pending_approval = None  # answered, abandoned or cancelled: nothing to reopen
@@ -104,6 +106,7 @@ class EngineLinkMixin:
             changes["session_unknown_calls"] = receipt.session_unknown_cost_calls
             if self.status_info.mode == "yolo":
                 changes["budget_left_usd"] = receipt.budget_left_usd
+                changes["budget_exact"] = receipt.budget_exact
         self.update_status(busy=False, **changes)
         heap.collect_when_idle()
         if self.queued:
@@ -121,6 +124,7 @@ class EngineLinkMixin:
             self._mode_requested = None
         self.update_status(model_label=event.model_label, effort=event.effort, mode=mode,
                            yolo_cap_usd=event.yolo_cap_usd, budget_left_usd=event.budget_left_usd if mode == "yolo" else None,
+                           budget_exact=event.budget_exact,
                            context_window=event.context_window, is_demo=event.model == "demo")
         notes = []
         effort = event.effort or "default"
@@ -132,17 +136,23 @@ class EngineLinkMixin:
         if mode != before.mode:
             notes.append(f"Approval mode {mode}: {MODE_HELP.get(mode, '')}")
         if mode == "yolo" and (mode != before.mode or event.yolo_cap_usd != before.yolo_cap_usd):
-            notes.append(self._budget_text(event.yolo_cap_usd, event.budget_left_usd))
+            notes.append(self._budget_text(event.yolo_cap_usd, event.budget_left_usd, event.budget_exact))
         if not notes:
             notes.append(f"Model {event.model_label} · effort {effort} · approval mode {mode}")
         await self.notice("info", "\n".join(notes))
 
     @staticmethod
-    def _budget_text(cap: float | None, left: float | None) -> str:
+    def _budget_text(cap: float | None, left: float | None, exact: bool = True) -> str:
         if cap is None:
             return "YOLO budget: no cap."
-        return (f"YOLO budget: ${left:.2f} left of the ${cap:.2f} cap" if left is not None else f"YOLO cap ${cap:.2f}") + \
-            ". /yolo <dollars> changes it."
+        if left is None:
+            text = f"YOLO cap ${cap:.2f}"
+        elif exact:
+            text = f"YOLO budget: ${left:.2f} left of the ${cap:.2f} cap"
+        else:
+            text = (f"YOLO budget: at most ${left:.2f} left of the ${cap:.2f} cap (some spend has no known price, "
+                    "so calls that cost money ask; set model_prices in the config)")
+        return text + ". /yolo <dollars> changes it."
 
     def request_mode(self, mode: str) -> None:
         """Ask the engine for ``mode``; the status bar changes when the engine confirms."""
@@ -166,7 +176,7 @@ class EngineLinkMixin:
         s = self.session
         lines = [f"Model: {i.model_label}" + ("" if i.model_ready else " (loading)"),
                  f"Effort: {i.effort or 'default'} · approval mode: {i.mode}"
-                 + (" · " + self._budget_text(i.yolo_cap_usd, i.budget_left_usd) if i.mode == "yolo" else ""),
+                 + (" · " + self._budget_text(i.yolo_cap_usd, i.budget_left_usd, i.budget_exact) if i.mode == "yolo" else ""),
                  f"Context: {i.context_tokens:,} of {i.context_window:,} tokens"]
         if s is not None:
             lines += [f"Session {s.id[:8]} · turn {s.engine.turn} · {len(s.engine.history)} messages",

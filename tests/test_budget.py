@@ -287,6 +287,23 @@ async def test_mode_and_cap_ops_report_the_budget(llm_server, monkeypatch, tmp_p
     assert s.policy.mode == "yolo" and s.policy.budget.cap_usd == 2.5
 
 
+async def test_unpriced_model_spend_makes_the_budget_an_upper_bound(llm_server, monkeypatch, tmp_path):
+    """The scripted model has no price: after one call of it, receipts and settings say the
+    budget left is not exact (front ends show "at most"), and yolo is still on."""
+    s = make_session(llm_server, monkeypatch, tmp_path, approval_mode="yolo")
+    sub = s.subscribe("t")
+    s.start()
+    llm_server.script(Text("hello"))
+    s.submit(UserInput(text="hi"))
+    done = (await collect_until(sub))[-1]
+    assert done.receipt.unknown_cost_calls == 1
+    assert (done.receipt.budget_left_usd, done.receipt.budget_exact) == (5.0, False)
+    s.submit(SetYolo(enabled=True, cap_usd=3.0))
+    changed = (await collect_until(sub, stop={"settings_changed"}))[-1]
+    assert (changed.budget_left_usd, changed.budget_exact) == (3.0, False)
+    s.submit(Shutdown())
+
+
 async def test_an_hf_job_keeps_its_reservation_until_its_cost_is_final(hub, llm_server, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)

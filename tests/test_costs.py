@@ -20,3 +20,25 @@ def test_jobs_are_listed_with_their_latest_cost_and_unknown_prices_are_flagged()
     assert any(line.split() == ["a1", "a10g-small", "completed", "$0.2500"] for line in report.splitlines())
     assert any(line.split()[:3] == ["b2", "mystery-gpu", "running"] and "unknown price" in line
                for line in report.splitlines())
+
+
+def test_a_budget_with_unpriced_spend_is_shown_as_an_upper_bound():
+    """Spend without a known price is never $0: what is left of a YOLO cap is then "at
+    most" the figure, in the status badge, the receipt and /cost."""
+    from agent.protocol import Receipt
+    from widgets.receipt import cost_report, receipt_rows
+    from widgets.status import StatusInfo, mode_badge
+
+    exact = StatusInfo(mode="yolo", yolo_cap_usd=5.0, budget_left_usd=4.2)
+    assert "$4.20 left" in str(mode_badge(exact)) and "≤" not in str(mode_badge(exact))
+    bound = StatusInfo(mode="yolo", yolo_cap_usd=5.0, budget_left_usd=4.2, budget_exact=False)
+    assert "≤$4.20 left" in str(mode_badge(bound))
+
+    rows = dict(receipt_rows(Receipt(budget_left_usd=4.2, budget_exact=False, unknown_cost_calls=1, llm_calls=1)))
+    assert rows["budget"] == "at most $4.20 left of the YOLO cap (unpriced spend)"
+    assert dict(receipt_rows(Receipt(budget_left_usd=4.2)))["budget"] == "$4.20 left of the YOLO cap"
+
+    ledger = CostLedger()
+    ledger.add(LLMCall(model="m", kind="main", latency_ms=1, usage=Usage(prompt_tokens=10), cost_usd=None))
+    report = str(cost_report(ledger, mode="yolo", cap_usd=5.0, budget_left_usd=5.0, budget_exact=False))
+    assert "at most $5.00 left of the $5.00 cap" in report

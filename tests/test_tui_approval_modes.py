@@ -77,6 +77,18 @@ async def test_ctrl_t_cycles_the_engine_through_ask_auto_yolo(llm_server, monkey
         assert any("YOLO budget: $4.00 left of the $4.00 cap" in n for n in notices(app))
 
 
+async def test_the_badge_says_at_most_once_spend_has_no_known_price(llm_server, monkeypatch, tmp_path):
+    llm_server.script(Text("hello"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="yolo")  # no model_prices
+        assert "≤" not in str(app.query_one(StatusBar).render())
+        await send(pilot, "hi")
+        await until_idle(pilot, app)
+        status = str(app.query_one(StatusBar).render())
+        assert "≤$5.00 left" in status and app.status_info.session_unknown_calls == 1
+
+
 async def test_mode_command_sets_shows_and_refuses(llm_server, monkeypatch, tmp_path):
     app = AppUnderTest()
     async with app.run_test(size=(120, 36)) as pilot:

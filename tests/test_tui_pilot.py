@@ -115,6 +115,24 @@ async def test_a_approves_the_whole_batch(llm_server, monkeypatch, tmp_path):
     assert [("one" in results["b1"]), ("two" in results["b2"]), ("three" in results["b3"])] == [True] * 3
 
 
+async def test_a_stops_at_a_call_that_must_be_seen_on_its_own(llm_server, monkeypatch, tmp_path):
+    """'a' approves the rest of the batch, but a scheduled job (always asks) still gets its
+    own card: approving a recurring job must never ride along unseen."""
+    llm_server.script(ToolCalls([*BASH[:2], Call("s1", "hf_jobs", '{"operation": "scheduled ps"}')]), Text("done"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
+        await send(pilot, "run")
+        await open_card(pilot, app)
+        await pilot.press("a")
+        card = await open_card(pilot, app, position=3)
+        assert card.item.tool == "hf_jobs" and card.item.always_ask
+        await pilot.press("n")
+        await until_idle(pilot, app)
+    results = tool_results(llm_server.requests[1])
+    assert "one" in results["b1"] and "two" in results["b2"] and "rejected" in results["s1"]
+
+
 async def test_e_edits_arguments_before_approving(llm_server, monkeypatch, tmp_path):
     llm_server.script(ToolCalls(BASH[:1]), Text("ok"))
     app = AppUnderTest()

@@ -57,8 +57,12 @@ def receipt_rows(r: Receipt) -> list[tuple[str, str]]:
     rows.append(("session", f"${r.session_cost_usd:.4f} so far, model calls and compute"))
     if r.session_unknown_cost_calls:
         rows.append(("", f"+ {_plural(r.session_unknown_cost_calls, 'call')} at unknown price{not_counted}"))
-    rows.append(("budget", "YOLO off: no cap applies" if r.budget_left_usd is None
-                 else f"${r.budget_left_usd:.2f} left of the YOLO cap"))
+    if r.budget_left_usd is None:
+        rows.append(("budget", "YOLO off: no cap applies"))
+    elif r.budget_exact:
+        rows.append(("budget", f"${r.budget_left_usd:.2f} left of the YOLO cap"))
+    else:  # unpriced spend: what is left is at most this, and calls that cost money ask
+        rows.append(("budget", f"at most ${r.budget_left_usd:.2f} left of the YOLO cap (unpriced spend)"))
     return rows
 
 
@@ -142,7 +146,7 @@ def _bucket_row(name: str, b: Any) -> tuple[str, ...]:
 
 
 def cost_report(ledger: Any, *, mode: str = "auto", cap_usd: float | None = None,
-                budget_left_usd: float | None = None) -> Content:
+                budget_left_usd: float | None = None, budget_exact: bool = True) -> Content:
     """``/cost``: the session by kind of call, by model and by job, in aligned columns.
     ``ledger`` is the app's ``agent.costs.CostLedger``, read as data (widgets import only
     the protocol from the engine)."""
@@ -162,7 +166,9 @@ def cost_report(ledger: Any, *, mode: str = "auto", cap_usd: float | None = None
         ("", f"{u.cache_read_tokens:,} cache read · {u.cache_write_tokens:,} cache write"),
     ]
     if mode == "yolo" and cap_usd is not None:
-        left = f"${budget_left_usd:.2f} left of " if budget_left_usd is not None else ""
+        left = ""
+        if budget_left_usd is not None:
+            left = f"{'' if budget_exact else 'at most '}${budget_left_usd:.2f} left of "
         head.append(("YOLO", f"{left}the ${cap_usd:.2f} cap"))
     lines = [Content.assemble((f"{label:<10}", "bold"), value) for label, value in head]
     for title, buckets in (("By kind", ledger.by_kind), ("By model", ledger.by_model)):

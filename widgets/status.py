@@ -27,6 +27,8 @@ class StatusInfo:
     session_unknown_calls: int = 0
     #: YOLO cap minus spend and reservations, as the engine last reported it (yolo mode only)
     budget_left_usd: float | None = None
+    #: False while some spend has no known price: what is left is at most budget_left_usd
+    budget_exact: bool = True
     running_jobs: int = 0
     busy: bool = False
     queued: int = 0
@@ -62,7 +64,8 @@ def mode_badge(i: StatusInfo, compact: bool = False) -> Content:
         return Content.from_markup("[b]$m[/]" if compact else "mode [b]$m[/]", m=i.mode)
     if i.budget_left_usd is not None:
         colour = "$error" if i.budget_left_usd <= 0.005 else "$foreground"
-        money = Content.from_markup(f" [b {colour}]$left[/] left", left=f"${i.budget_left_usd:.2f}")
+        bound = "" if i.budget_exact else "≤"  # unpriced spend: at most this is left
+        money = Content.from_markup(f" [b {colour}]$left[/] left", left=f"{bound}${i.budget_left_usd:.2f}")
     elif i.yolo_cap_usd is not None:
         money = Content.from_markup(" $cap cap", cap=f"${i.yolo_cap_usd:.2f}")
     else:
