@@ -324,4 +324,5 @@ class TurnEngine:
             yolo=self.policy.mode == "yolo", yolo_cap_usd=self.policy.budget.cap_usd,
             context_window=self.window.tokens, approval_mode=self.policy.mode, budget_left_usd=self._budget_left(),
             budget_exact=self.policy.budget_exact(),
+            model_priced=self.client.price_known(self.model),
         ))

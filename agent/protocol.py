@@ -423,6 +423,8 @@ class SettingsChanged(Envelope):
     #: False while some of the session's spend has no known price: ``budget_left_usd`` is
     #: then only an upper bound
     budget_exact: bool = True
+    #: False when the model's calls have no known price: YOLO cannot count them against the cap
+    model_priced: bool = True
     #: the effort the user asked for (``effort`` is lower when the model takes less)
     effort_requested: str | None = None
 

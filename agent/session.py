@@ -500,4 +500,5 @@ class Session:
             approval_mode=self.policy.mode,
             budget_left_usd=self.policy.budget_left(),
             budget_exact=self.policy.budget_exact(),
+            model_priced=self.client.price_known(self.model),
         ))

@@ -137,6 +137,10 @@ class EngineLinkMixin:
             notes.append(f"Approval mode {mode}: {MODE_HELP.get(mode, '')}")
         if mode == "yolo" and (mode != before.mode or event.yolo_cap_usd != before.yolo_cap_usd):
             notes.append(self._budget_text(event.yolo_cap_usd, event.budget_left_usd, event.budget_exact))
+            if not event.model_priced:
+                notes.append(f"{event.model_label} has no known price: its calls cannot count against the cap, "
+                             "and once one is made, calls that cost money ask first. Set its price under "
+                             "model_prices in the config to let YOLO count them.")
         if not notes:
             notes.append(f"Model {event.model_label} · effort {effort} · approval mode {mode}")
         await self.notice("info", "\n".join(notes))

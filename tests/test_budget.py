@@ -19,7 +19,7 @@ from agent.protocol import ExecApproval, SetApprovalMode, SetYolo, Shutdown, Too
 from agent.tools.base import ApprovalSettings, SessionToolState, Tool, ToolContext, ToolParams, ToolResult
 from agent.tools.jobs import HfJobsTool
 from agent.tools.router import ToolRouter
-from tests.engine_support import collect_until, last_approval, make_session, of_type
+from tests.engine_support import collect_until, last_approval, make_session, of_type, priced_config
 from tests.fakes import Call, Text, ToolCalls, Usage
 from tests.test_headless_cli import run, server_env
 
@@ -300,8 +300,16 @@ async def test_unpriced_model_spend_makes_the_budget_an_upper_bound(llm_server, 
     assert (done.receipt.budget_left_usd, done.receipt.budget_exact) == (5.0, False)
     s.submit(SetYolo(enabled=True, cap_usd=3.0))
     changed = (await collect_until(sub, stop={"settings_changed"}))[-1]
-    assert (changed.budget_left_usd, changed.budget_exact) == (3.0, False)
+    assert (changed.budget_left_usd, changed.budget_exact, changed.model_priced) == (3.0, False, False)
     s.submit(Shutdown())
+
+    priced = make_session(llm_server, monkeypatch, tmp_path, config=priced_config())
+    sub = priced.subscribe("t")
+    priced.start()
+    priced.submit(SetYolo(enabled=True, cap_usd=3.0))
+    changed = (await collect_until(sub, stop={"settings_changed"}))[-1]
+    assert (changed.budget_exact, changed.model_priced) == (True, True)
+    priced.submit(Shutdown())
 
 
 async def test_an_hf_job_keeps_its_reservation_until_its_cost_is_final(hub, llm_server, monkeypatch, tmp_path):

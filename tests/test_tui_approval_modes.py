@@ -87,6 +87,9 @@ async def test_the_badge_says_at_most_once_spend_has_no_known_price(llm_server, 
         await until_idle(pilot, app)
         status = str(app.query_one(StatusBar).render())
         assert "≤$5.00 left" in status and app.status_info.session_unknown_calls == 1
+        await send(pilot, "/yolo 3")
+        await wait_for(pilot, lambda: any("has no known price" in n for n in notices(app)), what="the price warning")
+        assert "≤$3.00 left" in str(app.query_one(StatusBar).render())
 
 
 async def test_mode_command_sets_shows_and_refuses(llm_server, monkeypatch, tmp_path):

@@ -165,6 +165,10 @@ class LLMClient:
         #: called after a heal changed what a model is known to accept
         self.on_effort_change: Callable[[ResolvedModel], None] = lambda model: None
 
+    def price_known(self, model: ResolvedModel) -> bool:
+        """Whether this model's calls can be costed (the config, litellm's map, our table)."""
+        return find_price(model, self.price_overrides)[0] is not None
+
     def effective_effort(self, model: ResolvedModel, preference: str | None) -> str | None:
         """The level a request for ``preference`` sends to ``model`` (None: none)."""
         return effective_effort(model, preference, self.efforts)
