@@ -386,8 +386,6 @@ async def test_yolo_does_not_assume_unpriced_model_spend_is_zero(llm_server, mon
     config = priced_config() if priced else Config(llm=LLMSettings(max_attempts=2, backoff_base_s=0.01))
     s = make_session(llm_server, monkeypatch, tmp_path, config=config, tools=[Billed()],
                      approval_mode="yolo", yolo_cap_usd=5.0)
-    # the wiring the session should have (see the review report): the engine's unpriced model calls
-    s.policy.budget.unpriced = lambda: s.engine.session_unknown_calls + s.engine.compute_source(None)[1]
     sub = s.subscribe("t")
     s.start()
     s.submit(UserInput(text="go"))
