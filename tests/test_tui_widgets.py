@@ -259,3 +259,33 @@ async def test_the_80_column_footer_shows_only_keys_that_fit_and_apply():
         await pilot.resize_terminal(120, 36)
         await pilot.pause()
         assert app.check_action("toggle_last_receipt", ()) is True and app.check_action("toggle_follow", ()) is True
+
+
+def test_joined_lines_claim_exactly_the_cells_they_fill():
+    """Textual's Content.join counts one separator too many; a line that claims more cells
+    than it fills is drawn short and leaves old characters at its end."""
+    from rich.cells import cell_len
+    from textual.content import Content
+
+    from widgets.content_join import join_line
+
+    line = join_line(" │ ", [Content.from_markup("mode [b]$m[/]", m="ask"), Content("ctx 7%"), Content("$0.01")])
+    assert line.plain == "mode ask │ ctx 7% │ $0.01"
+    assert line.cell_length == cell_len(line.plain)
+    assert line.spans  # the styles survive
+
+
+async def test_a_status_line_that_gets_shorter_leaves_nothing_behind():
+    from tests.tui_support import TerminalRecorder, rendered_text
+
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = TerminalRecorder(app, 120, 36)
+        app.update_status(model_label="demo (scripted, no API key)", is_demo=True, model_ready=True,
+                          context_tokens=9000, context_window=131072, turn_tokens_in=46100, turn_tokens_out=3400,
+                          mode="yolo", yolo_cap_usd=5.0, budget_left_usd=5.0)
+        await pilot.pause(0.2)
+        app.update_status(mode="ask", budget_left_usd=None)  # 9 cells shorter
+        await pilot.pause(0.2)
+        assert screen.text()[-2] == rendered_text(app)[-2]
+        assert screen.text()[-2].endswith("session $0.0000")

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from widgets.content_join import join_line
 from widgets.job_record import JobRow
 
 #: stage -> (mark, label, theme style)
@@ -138,7 +139,7 @@ def draw_row(row: JobRow, layout: tuple[tuple[Column, int], ...]) -> Content:
         right = column.key in ("elapsed", "price", "cost")
         text = text.rjust(width) if right else text
         parts.append(Content.styled(text, style).truncate(width, ellipsis=True, pad=True))
-    return Content(" " * GAP).join(parts)
+    return join_line(" " * GAP, parts)
 
 
 def draw_header(layout: tuple[tuple[Column, int], ...]) -> Content:

@@ -8,6 +8,8 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from widgets.content_join import join_line
+
 
 @dataclass(frozen=True)
 class StatusInfo:
@@ -120,4 +122,4 @@ class StatusBar(Widget):
                 break
             index = max(n for n, (r, _) in enumerate(parts) if r == rank)
             del parts[index]
-        return separator.join(part for _, part in parts)
+        return join_line(separator, (part for _, part in parts))
