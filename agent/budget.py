@@ -120,6 +120,11 @@ class Budget:
             self._close_finished()
             return list(self._open)
 
+    def tracking(self, observer: Observer) -> str | None:
+        """The open reservation that holds for what ``observer`` watches, if any."""
+        with self.lock:
+            return next((key for key, r in self._open.items() if r.observer is observer), None)
+
     # ------------------------------------------------------------------ changing
 
     def reserve(self, call_id: str, estimate: float | None, *, force: bool = False) -> str | None:
@@ -142,6 +147,34 @@ class Budget:
                 if unknown:  # it fits what is known to be spent, but not all spend is known
                     return f"estimated ${estimate:.2f}, but {unknown}"
             self._open[call_id] = Reservation(call_id, float(estimate))
+            return None
+
+    def extend(self, call_id: str, estimate: float) -> str | None:
+        """Raise the open reservation ``call_id`` to ``estimate`` in all (something billed runs
+        longer than first reserved: a sandbox's next hour), if what that adds fits like
+        ``reserve`` would. None when raised (or already that high); otherwise the reason, and
+        nothing changes."""
+        with self.lock:
+            committed = self.committed()  # closes finished reservations first
+            reservation = self._open.get(call_id)
+            if reservation is None:
+                return "nothing is reserved for it any more"
+            if estimate <= reservation.estimate:
+                return None
+            before = reservation.outstanding()
+            previous, reservation.estimate = reservation.estimate, float(estimate)
+            more = reservation.outstanding() - before  # what is observed already is in ``spent``
+            if more <= 0 or self.cap_usd is None:
+                return None
+            left = self.cap_usd - committed
+            if more > left + 1e-9:
+                why = f"${more:.2f} more exceeds the ${max(0.0, left):.2f} left of the ${self.cap_usd:.2f} YOLO budget"
+            else:
+                unknown = self.unpriced_reason()
+                why = f"${more:.2f} more, but {unknown}" if unknown else ""
+            if why:
+                reservation.estimate = previous
+                return why
             return None
 
     def release(self, call_id: str) -> None:

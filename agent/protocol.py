@@ -425,6 +425,9 @@ class SettingsChanged(Envelope):
     budget_exact: bool = True
     #: False when the model's calls have no known price: YOLO cannot count them against the cap
     model_priced: bool = True
+    #: a figure changed on its own (a sandbox's next hour reserved), not an answer to the
+    #: user: front ends update what they show without a notice
+    quiet: bool = False
     #: the effort the user asked for (``effort`` is lower when the model takes less)
     effort_requested: str | None = None
 

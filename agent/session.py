@@ -99,6 +99,11 @@ class Session:
         )
         self.policy.observers["hf_jobs"] = self._job_observer
         self.policy.observers["sandbox_create"] = self._sandbox_observer
+        from agent.sandbox.billing import SandboxBilling
+
+        # a paid sandbox's next hour, reserved at 95% of each hour while in YOLO mode
+        self.billing = SandboxBilling(self.policy, lambda line: self.engine.emit(ToolLog(tool="sandbox", log=line)),
+                                      changed=lambda: self._settings_changed(quiet=True))
         self.router = ToolRouter(tools, policy=self.policy)
         model = resolve_model(default_model_id(model_id or self.config.model))
         self.engine_settings = EngineSettings(
@@ -172,12 +177,8 @@ class Session:
 
     def _sandbox_observer(self, call_id: str, since: float) -> Observer | None:
         """The sandbox a successful sandbox_create call made (not one that already existed):
-        billed until it is torn down."""
-        manager = self.sandbox
-        sandbox = manager.active if manager is not None else None
-        if sandbox is None or sandbox.created_at < since:
-            return None
-        return lambda: (sandbox.cost_so_far(), manager.active is not sandbox)
+        billed until it is torn down, its next hour renewed in YOLO mode (agent/sandbox/billing.py)."""
+        return self.billing.observer(self.sandbox, since)
 
     @staticmethod
     def _sandbox_manager():
@@ -488,7 +489,7 @@ class Session:
         if note:
             self.engine.emit(ToolLog(tool="system", log=note))
 
-    def _settings_changed(self) -> None:
+    def _settings_changed(self, quiet: bool = False) -> None:
         preference = self.engine_settings.reasoning_effort
         self.emit(SettingsChanged(
             model=self.model.id, model_label=self.model.label,
@@ -501,4 +502,5 @@ class Session:
             budget_left_usd=self.policy.budget_left(),
             budget_exact=self.policy.budget_exact(),
             model_priced=self.client.price_known(self.model),
+            quiet=quiet,
         ))

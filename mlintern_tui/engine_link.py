@@ -126,6 +126,8 @@ class EngineLinkMixin:
                            yolo_cap_usd=event.yolo_cap_usd, budget_left_usd=event.budget_left_usd if mode == "yolo" else None,
                            budget_exact=event.budget_exact,
                            context_window=event.context_window, is_demo=event.model == "demo")
+        if event.quiet:
+            return
         notes = []
         effort = event.effort or "default"
         if event.effort_requested and event.effort_requested != event.effort:

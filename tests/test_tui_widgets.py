@@ -289,3 +289,21 @@ async def test_a_status_line_that_gets_shorter_leaves_nothing_behind():
         await pilot.pause(0.2)
         assert screen.text()[-2] == rendered_text(app)[-2]
         assert screen.text()[-2].endswith("session $0.0000")
+
+
+async def test_a_quiet_settings_update_moves_the_badge_without_a_notice():
+    """A sandbox's next hour reserved in the background changes the budget left: the badge
+    follows, the conversation gets no notice (every hour would add one)."""
+    from agent.protocol import SettingsChanged
+    from widgets.status import StatusBar
+
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        base = dict(model="m", model_label="m", effort=None, yolo=True, yolo_cap_usd=5.0, context_window=1000,
+                    approval_mode="yolo")
+        await feed(app, SettingsChanged(**base, budget_left_usd=4.0))
+        notes = len(app.conversation.query(Notice))
+        await feed(app, SettingsChanged(**base, budget_left_usd=3.4, quiet=True))
+        await pilot.pause()
+        assert "$3.40 left" in str(app.query_one(StatusBar).render())
+        assert len(app.conversation.query(Notice)) == notes

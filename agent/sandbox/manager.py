@@ -19,51 +19,22 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 from agent.jobs.pricing import hourly_price
 from agent.sandbox.client import FileState, SandboxClient, SandboxError
-from agent.sandbox.server import SOURCE_FILES
+from agent.sandbox.space_files import space_files
 
 DEFAULT_TEMPLATE = "burtenshaw/sandbox"
 TEMPLATE_ENV = "MLINTERN_SANDBOX_TEMPLATE"
 CPU_BASIC = "cpu-basic"
 #: paid hardware sleeps after this long without requests (cpu-basic's sleep is fixed by the Hub)
 PAID_SLEEP_TIME_S = 2700
-SPACE_PORT = 7860
 ERROR_STAGES = frozenset({"BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE"})
 HALTED_STAGES = frozenset({"STOPPED", "PAUSED", "DELETING"})
+HOUR_S = 3600.0
 
 Log = Callable[[str], None]
-
-_README = """---
-title: mlintern sandbox
-emoji: 🧪
-colorFrom: gray
-colorTo: blue
-sdk: docker
-app_port: {port}
-pinned: false
----
-
-A private, temporary sandbox for one mlintern session. It is deleted when the session ends.
-"""
-
-_DOCKERFILE = """FROM python:3.12-slim
-RUN apt-get update && apt-get install -y --no-install-recommends \\
-        tini git git-lfs curl wget ca-certificates build-essential tmux procps \\
-    && rm -rf /var/lib/apt/lists/* && pip install --no-cache-dir uv
-RUN useradd -m -u 1000 user && mkdir -p /app && chown user /app
-USER user
-ENV HOME=/home/user PATH=/home/user/.local/bin:$PATH PYTHONUNBUFFERED=1
-WORKDIR /app
-COPY --chown=user sandbox/ /home/user/sandbox/
-EXPOSE {port}
-# tini reaps the orphans that background commands leave behind
-ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["python3", "/home/user/sandbox/server.py", "--host", "0.0.0.0", "--port", "{port}", "--workdir", "/app"]
-"""
 
 
 def space_host_url(repo_id: str) -> str:
@@ -87,16 +58,31 @@ class Sandbox:
     created_at: float = field(default_factory=time.time)
     #: remote path -> its state when the agent last read or wrote it (read-before-write rule)
     seen: dict[str, FileState] = field(default_factory=dict)
+    #: seconds in a billed hour (tests shorten it; prices stay per hour)
+    hour_s: float = HOUR_S
+    #: when it was torn down: its cost stops growing then
+    ended_at: float | None = None
+    #: tasks that live as long as this sandbox (its billing timer): cancelled at teardown
+    tasks: set[asyncio.Task] = field(default_factory=set, repr=False)
 
     @property
     def space_url(self) -> str:
         return f"https://huggingface.co/spaces/{self.repo_id}"
 
+    def hours(self, now: float | None = None) -> float:
+        """How long it has existed (until its teardown), in billed hours."""
+        end = self.ended_at if self.ended_at is not None else (time.time() if now is None else now)
+        return max(0.0, end - self.created_at) / self.hour_s
+
+    @property
+    def hourly_usd(self) -> float | None:
+        return sandbox_hourly_usd(self.hardware)
+
     def cost_so_far(self, now: float | None = None) -> float | None:
-        price = sandbox_hourly_usd(self.hardware)
+        price = self.hourly_usd
         if price is None:
             return None
-        return round(price * ((now or time.time()) - self.created_at) / 3600, 4)
+        return round(price * self.hours(now), 4)
 
 
 class SandboxManager:
@@ -114,6 +100,7 @@ class SandboxManager:
         health_timeout_s: float = 180.0,
         delete_attempts: int = 3,
         delete_backoff_s: float = 1.0,
+        hour_s: float = HOUR_S,
     ) -> None:
         from huggingface_hub import HfApi
 
@@ -130,17 +117,38 @@ class SandboxManager:
         self.health_timeout_s = health_timeout_s
         self.delete_attempts = delete_attempts
         self.delete_backoff_s = delete_backoff_s
+        #: seconds in a billed hour: tests shorten it to run an hour of billing in a fraction of a second
+        self.hour_s = hour_s
         self.active: Sandbox | None = None
         #: what sandboxes deleted earlier in the session cost (known prices only)
         self.retired_cost_usd = 0.0
         self._creating: asyncio.Task | None = None
         self._in_flight: set[threading.Event] = set()
+        self._teardown_lock = asyncio.Lock()
+        self._tearing_down = 0
 
     # ------------------------------------------------------------------ public
 
     @property
     def creating(self) -> bool:
         return self._creating is not None and not self._creating.done()
+
+    @property
+    def tearing_down(self) -> bool:
+        return self._tearing_down > 0
+
+    def watch(self, sandbox: Sandbox, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task | None:
+        """Run ``coro`` beside ``sandbox`` (e.g. its billing timer): it is cancelled when the
+        sandbox is torn down. None (and ``coro`` is closed) if the sandbox is no longer active."""
+        if self.active is not sandbox or self.tearing_down:
+            coro.close()
+            return None
+        task = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
+        sandbox.tasks.add(task)
+        task.add_done_callback(sandbox.tasks.discard)
+        return task
 
     async def current(self) -> Sandbox | None:
         """The active sandbox, after waiting for one that is being created right now."""
@@ -184,20 +192,30 @@ class SandboxManager:
         return task
 
     async def teardown(self, log: Log | None = None) -> bool:
-        """Delete the sandbox (stopping one still being created). False if it could not be deleted."""
+        """Delete the sandbox (stopping one still being created). False if it could not be deleted.
+        Teardowns run one at a time: a second one waits for the first, then finds nothing to do."""
         log = log or (lambda line: None)
-        task = self._creating
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait([task])  # its own cleanup deletes the half-made Space
-        sandbox, self.active = self.active, None
-        if sandbox is None:
-            return True
-        self.retired_cost_usd += sandbox.cost_so_far() or 0.0
-        await sandbox.client.aclose()
-        ok, message = await self._delete(sandbox.repo_id)
-        log(message)
-        return ok
+        self._tearing_down += 1
+        try:
+            if self.active is not None:
+                _cancel_beside(self.active)  # before any await: its timer must not act on a dying sandbox
+            async with self._teardown_lock:
+                task = self._creating
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.wait([task])  # its own cleanup deletes the half-made Space
+                sandbox, self.active = self.active, None
+                if sandbox is None:
+                    return True
+                _cancel_beside(sandbox)
+                sandbox.ended_at = time.time()
+                self.retired_cost_usd += sandbox.cost_so_far() or 0.0
+                await sandbox.client.aclose()
+                ok, message = await self._delete(sandbox.repo_id)
+                log(message)
+                return ok
+        finally:
+            self._tearing_down -= 1
 
     close = teardown
 
@@ -236,7 +254,7 @@ class SandboxManager:
             url = self.base_url_for(repo_id, default_url) if self.base_url_for else default_url
             client = SandboxClient(url, sandbox_token, self._hf_token)
             await self._wait_healthy(client, repo_id, log)
-            sandbox = Sandbox(repo_id, hardware, url, client, hf_token_stored=store_hf_token)
+            sandbox = Sandbox(repo_id, hardware, url, client, hf_token_stored=store_hf_token, hour_s=self.hour_s)
             self.active = sandbox
             log(f"Sandbox {repo_id} is running on {hardware}.")
             return sandbox
@@ -255,14 +273,8 @@ class SandboxManager:
     async def _push_server(self, repo_id: str) -> None:
         from huggingface_hub import CommitOperationAdd
 
-        here = Path(__file__).parent
-        files = {
-            "README.md": _README.format(port=SPACE_PORT),
-            "Dockerfile": _DOCKERFILE.format(port=SPACE_PORT),
-            **{f"sandbox/{name}": (here / name).read_text(encoding="utf-8") for name in SOURCE_FILES},
-        }
         operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=text.encode("utf-8"))
-                      for name, text in files.items()]
+                      for name, text in space_files().items()]
         await self._hub("uploading the sandbox server", self.api.create_commit, repo_id, operations=operations,
                         commit_message="mlintern sandbox server", repo_type="space")
 
@@ -352,6 +364,13 @@ class SandboxManager:
                     await asyncio.sleep(self.delete_backoff_s * 2 ** attempt)
         return False, (f"Could not delete sandbox Space {repo_id} after {self.delete_attempts} attempts ({reason}). "
                        f"Delete it at https://huggingface.co/spaces/{repo_id}/settings so it stops using hardware.")
+
+
+def _cancel_beside(sandbox: Sandbox) -> None:
+    current = asyncio.current_task()
+    for task in list(sandbox.tasks):
+        if task is not current:
+            task.cancel()
 
 
 def _url_from_runtime(raw: dict | None, repo_id: str) -> str:
