@@ -4,7 +4,8 @@ Ops are handled strictly in order, one at a time, except ``interrupt``: ``submit
 it on the spot by cancelling whatever the engine is doing, so it never waits behind the
 turn it is meant to stop.
 
-Events go out on an ``EventBus`` (agent/bus.py).
+Events go out on an ``EventBus`` (agent/bus.py); /model and /effort live in
+agent/model_settings.py.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 from agent.bus import EventBus, Subscription
 from agent.config import Config, data_dir
 from agent.llm.client import LLMClient
-from agent.llm.effort import CACHE_FILE, EffortCache, ProbeResult, normalise_effort, probe_effort
-from agent.llm.models import ModelIdError, default_model_id, hf_token, resolve_model
+from agent.llm.effort import CACHE_FILE, EffortCache
+from agent.llm.models import default_model_id, hf_token, resolve_model
 from agent.budget import Observer
 from agent.loop import EngineSettings, TurnEngine
+from agent.model_settings import ModelSettingsMixin
 from agent.policy import Policy
 from agent.prompts.system import render_system_prompt
 from agent.protocol import (
@@ -41,7 +43,6 @@ from agent.protocol import (
     SetApprovalMode,
     SetModel,
     SetYolo,
-    SettingsChanged,
     Shutdown,
     ShutdownEvent,
     ToolLog,
@@ -54,7 +55,7 @@ from agent.rules import rules_from_config
 from agent.tools.router import ToolRouter
 
 
-class Session:
+class Session(ModelSettingsMixin):
     def __init__(
         self,
         config: Config | None = None,
@@ -414,93 +415,3 @@ class Session:
         self.tool_state.reset()
         self._render_system_prompt()
         self.emit(NewComplete(previous_session_id=previous))
-
-    # ------------------------------------------------------------------ model and effort
-
-    async def _switch_model(self, model_id: str) -> None:
-        """/model: resolve, find the effort the new model takes (cache or probe), switch.
-        A probe that shows the model cannot be used at all (no key, unknown id, no
-        credits) keeps the current model."""
-        try:
-            model = resolve_model(model_id)
-        except ModelIdError as exc:
-            self.emit(ErrorEvent(message=str(exc), kind="invalid_model"))
-            return
-        result = await self._probe(model, explicit=False)
-        if result.status == "failed" and result.error is not None:
-            self.emit(ErrorEvent(
-                message=f"Not switching to {model.id}: {result.error.message} Still using {self.model.label}.",
-                kind=result.error.kind, detail=result.error.detail,
-            ))
-            return
-        self.engine.set_model(model)
-        self._render_system_prompt()
-        self._log_probe(result, model)
-        self._settings_changed()
-
-    async def _set_effort(self, effort: str | None) -> None:
-        """/effort: the new preference, checked against the current model at once (what was
-        known about the model is asked again: the user wants to know now)."""
-        try:
-            preference = normalise_effort(effort)
-        except ValueError as exc:
-            self.emit(ErrorEvent(message=str(exc).capitalize() + ".", kind="invalid_effort"))
-            return
-        self.engine_settings.reasoning_effort = preference
-        model = self.model
-        if preference is not None and not model.is_demo and self.client.efforts is not None:
-            self.client.efforts.forget(model)
-        result = await self._probe(model, explicit=True)
-        if result.status == "failed" and result.error is not None:
-            self.engine.emit(ToolLog(tool="system", log=f"Could not check the reasoning effort of {model.label}: "
-                                                        f"{result.error.message}"))
-        self._log_probe(result, model)
-        self._settings_changed()
-
-    async def _probe(self, model, *, explicit: bool) -> ProbeResult:
-        preference = self.engine_settings.reasoning_effort
-        try:
-            if preference is not None and not model.is_demo:
-                # litellm's model map answers some levels without a request; loading it
-                # (seconds) must not freeze the event loop
-                from agent.llm.runtime import get_litellm
-
-                await asyncio.to_thread(get_litellm)
-            asked: list[str] = []
-
-            def on_ask(level: str) -> None:
-                asked.append(level)
-                note = (f"Checking whether {model.label} takes reasoning effort {level}…" if len(asked) == 1
-                        else f"{model.label} refused effort {asked[-2]}; trying {level}…")
-                self.engine.emit(ToolLog(tool="system", log=note))
-
-            return await probe_effort(self.client, model, preference, explicit=explicit, on_ask=on_ask)
-        except asyncio.CancelledError:
-            # an interrupt stops the probe, not the switch: the effort is settled at run time
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            self.engine.emit(ToolLog(tool="system", log=f"Effort check for {model.label} interrupted; "
-                                                        "the effort is settled on the first request."))
-            return ProbeResult(preference, self.client.effective_effort(model, preference), "skipped")
-
-    def _log_probe(self, result: ProbeResult, model) -> None:
-        note = result.describe(model)
-        if note:
-            self.engine.emit(ToolLog(tool="system", log=note))
-
-    def _settings_changed(self, quiet: bool = False) -> None:
-        preference = self.engine_settings.reasoning_effort
-        self.emit(SettingsChanged(
-            model=self.model.id, model_label=self.model.label,
-            effort=self.client.effective_effort(self.model, preference),
-            effort_requested=preference,
-            yolo=self.policy.mode == "yolo",
-            yolo_cap_usd=self.policy.budget.cap_usd,
-            context_window=self.engine.window.tokens,
-            approval_mode=self.policy.mode,
-            budget_left_usd=self.policy.budget_left(),
-            budget_exact=self.policy.budget_exact(),
-            model_priced=self.client.price_known(self.model),
-            quiet=quiet,
-        ))
