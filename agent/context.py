@@ -26,6 +26,7 @@ class TokenCounter:
     def __init__(self, litellm_model: str):
         self.litellm_model = litellm_model
         self._tools_cache: tuple[int, int] | None = None
+        self.warm = False
 
     def __call__(self, message: dict[str, Any]) -> int:
         try:
@@ -39,7 +40,9 @@ class TokenCounter:
         """Count once, so the tokenizer (tiktoken's encoding: ~90 ms, tens of MB) loads now -
         in a background thread at start-up - rather than at the start of the first turn.
         The model's own tokenizer: loading another would only cost memory."""
-        self({"role": "user", "content": "warm up"})
+        if not self.warm:
+            self({"role": "user", "content": "warm up"})
+            self.warm = True
 
     def tools(self, specs: list[dict[str, Any]]) -> int:
         key = id(specs)

@@ -298,16 +298,23 @@ class Session(ModelSettingsMixin):
 
     # ------------------------------------------------------------------ running
 
+    def warm_up(self) -> None:
+        """Load what the first turn would otherwise load (the model's tokenizer: ~90 ms, and
+        it holds the GIL). Blocking: call it in a thread. The app does so before it says the
+        model is ready - done after, it delayed the first keys typed by ~60 ms."""
+        warm = getattr(self.engine.history.counter, "warm_up", None)
+        if warm is not None:
+            warm()
+
     def start(self) -> asyncio.Task:
         self._runner = asyncio.create_task(self.run(), name=f"session-{self.id[:8]}")
         return self._runner
 
     async def run(self) -> None:
         self._username_task = asyncio.create_task(self._lookup_username())
-        counter = self.engine.history.counter
-        if counter is not None and hasattr(counter, "warm_up"):
-            # the tokenizer loads while the user types the first prompt, off the event loop
-            self._warm_task = asyncio.create_task(asyncio.to_thread(counter.warm_up))
+        # the tokenizer loads while the user types the first prompt, off the event loop
+        # (the app has usually done it already: see warm_up)
+        self._warm_task = asyncio.create_task(asyncio.to_thread(self.warm_up))
         refresh = getattr(self.jobs.backend, "refresh_prices", None)
         if refresh is not None:
             # the first approval card's estimate should already use the Hub's prices

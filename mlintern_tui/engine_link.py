@@ -55,6 +55,7 @@ class EngineLinkMixin:
             await self.notice("error", f"Could not start the agent: {exc}")
             self.update_status(model_label="no model")
             return
+        await asyncio.to_thread(session.warm_up)  # before "ready": it would stall the first keys
         self.attach_session(session)
 
     def attach_session(self, session) -> None:
