@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 
 
 def capture(session: str) -> str:
-    return subprocess.run([TMUX, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+    return subprocess.run([TMUX, "-L", session, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
 
 
 def wait_screen(session: str, predicate, timeout: float, what: str) -> str:
@@ -34,11 +34,11 @@ def wait_screen(session: str, predicate, timeout: float, what: str) -> str:
 
 
 def alive(session: str) -> bool:
-    return subprocess.run([TMUX, "has-session", "-t", session], capture_output=True).returncode == 0
+    return subprocess.run([TMUX, "-L", session, "has-session", "-t", session], capture_output=True).returncode == 0
 
 
 def send(session: str, *keys: str, literal: bool = False) -> None:
-    subprocess.run([TMUX, "send-keys", "-t", session, *(["-l"] if literal else []), *keys], check=True)
+    subprocess.run([TMUX, "-L", session, "send-keys", "-t", session, *(["-l"] if literal else []), *keys], check=True)
 
 
 def test_installed_command_in_tmux(mlintern_home, tmp_path):
@@ -50,7 +50,10 @@ def test_installed_command_in_tmux(mlintern_home, tmp_path):
     env.update({"MLINTERN_HOME": str(mlintern_home), "MLINTERN_DEMO_DELAY": "0", "TERM": "xterm-256color",
                 "MLINTERN_DEMO_STEPS": "1000", "MLINTERN_DEMO_POLL_S": "2"})
     command = f"cd {tmp_path} && exec {exe}"
-    subprocess.run([TMUX, "new-session", "-d", "-s", session, "-x", "120", "-y", "36", command], env=env, check=True)
+    # a private server (-L): a tmux server already running would give the app its own
+    # environment instead of this one (MLINTERN_HOME would not reach the app)
+    subprocess.run([TMUX, "-L", session, "new-session", "-d", "-s", session, "-x", "120", "-y", "36", command],
+                   env=env, check=True)
     try:
         screen = wait_screen(session, lambda s: "demo (scripted" in s and "(loading)" not in s, 60, "the demo model to be ready")
         assert "Plan" in screen and "Output" in screen and "Ask the agent" in screen and "DEMO" in screen
@@ -74,4 +77,4 @@ def test_installed_command_in_tmux(mlintern_home, tmp_path):
         assert not alive(session), "ctrl+q did not quit the app"
     finally:
         if alive(session):
-            subprocess.run([TMUX, "kill-session", "-t", session], capture_output=True)
+            subprocess.run([TMUX, "-L", session, "kill-server"], capture_output=True)
