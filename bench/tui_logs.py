@@ -36,38 +36,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tui_stream as ts  # noqa: E402  (puts the repository root on sys.path too)
+from jobs_log_throughput import GENERATOR  # noqa: E402  (the same generator the jobs benches run)
 from tests.fakes.openai_server import Call, ScriptedLLMServer, Text, ToolCalls  # noqa: E402
 
 PROMPT = "Run the log generator and tell me when it is done."
-GENERATOR = '''\
-"""Prints trainer-style log lines at a fixed rate, in bursts, on an absolute schedule."""
-import json, math, os, sys, time
-
-rate, seconds, tag = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-burst = max(1, round(rate / 100))  # 100 bursts a second
-interval = burst / rate
-start = time.monotonic()
-n = bursts = 0
-while time.monotonic() - start < seconds:
-    lines = []
-    for _ in range(burst):
-        loss = 2.5 * math.exp(-n / 40000) + 0.05 * math.sin(n)
-        lines.append(f"{{'step': {n}, 'loss': {loss:.4f}, 'grad_norm': {0.8 + 0.1 * math.cos(n):.4f}, "
-                     f"'learning_rate': {2e-5 * (1 - n / 1e6):.3e}, 'epoch': {n / 50000:.4f}}}")
-        n += 1
-    sys.stdout.write("\\n".join(lines) + "\\n")
-    sys.stdout.flush()
-    bursts += 1
-    delay = start + bursts * interval - time.monotonic()
-    if delay > 0:
-        time.sleep(delay)
-end = time.monotonic()
-cpu = sum(os.times()[:2])
-print(f"GENERATOR DONE lines={n} wall={end - start:.3f}s rate={n / (end - start):.0f}/s", flush=True)
-with open(f"gen_stats_{tag}.json.tmp", "w") as f:
-    json.dump({"lines": n, "start": start, "end": end, "cpu_s": cpu}, f)
-os.replace(f"gen_stats_{tag}.json.tmp", f"gen_stats_{tag}.json")
-'''
 
 
 def output_pane(lines: list[str]) -> list[str] | None:
@@ -130,7 +102,7 @@ def run_once(args: argparse.Namespace) -> dict:
         cwd = work / "cwd"
         cwd.mkdir()
         (cwd / "gen_logs.py").write_text(GENERATOR)
-        tags = [f"{args.rate:g} {args.seconds:g} {k}" for k in range(1, args.calls + 1)]
+        tags = [f"{args.rate:g} {args.seconds:g} gen_stats_{k}.json" for k in range(1, args.calls + 1)]
         server = ScriptedLLMServer(model_name=ts.MODEL.split("/", 1)[1]).start()
         server.script(
             *(ToolCalls([Call(f"c{k}", "bash", json.dumps({"command": f"{sys.executable} gen_logs.py {tag}",
@@ -297,9 +269,8 @@ def report(runs: list[dict], args: argparse.Namespace) -> None:
         ("app CPU idle afterwards", lambda r: f"{r['idle_cpu_after_pct']:.0f}%"),
         ("clean quit (ctrl+q)", lambda r: "yes" if r["clean_exit"] else "NO"),
     ]
-    col = max(len(cell(r)) for _, cell in rows for r in runs) + 3
     ts.print_table(f"\nmlintern TUI, tmux {ts.WIDTH}x{ts.HEIGHT}, bash tool printing {args.rate:,.0f} lines/s for "
-                   f"{args.seconds:g} s" + (f", {args.calls} calls in a row" if args.calls > 1 else ""), rows, runs, col)
+                   f"{args.seconds:g} s" + (f", {args.calls} calls in a row" if args.calls > 1 else ""), rows, runs)
     for i, r in enumerate(runs, 1):
         print(f"run {i}: last Output line at the end: {r['last_line_at_end']!r}")
         if r["problems"]:

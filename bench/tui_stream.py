@@ -703,8 +703,11 @@ def run_repeatedly(args: argparse.Namespace, one) -> list[dict]:
     return runs
 
 
-def print_table(title: str, rows: list, runs: list[dict], col: int) -> None:
-    """One row per measurement, one column per run."""
+def print_table(title: str, rows: list, runs: list[dict], col: int | None = None) -> None:
+    """One row per measurement, one column per run (as wide as the widest cell when ``col``
+    is not given)."""
+    if col is None:
+        col = max(len(cell(r)) for _, cell in rows for r in runs) + 3
     width = max(len(name) for name, _ in rows) + 2
     print(title)
     print("".ljust(width) + "".join(f"run {i + 1}".ljust(col) for i in range(len(runs))))
