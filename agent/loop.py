@@ -45,7 +45,6 @@ from agent.protocol import (
     LLMCall,
     Processing,
     Receipt,
-    SettingsChanged,
     ToolDecision,
     TurnComplete,
     Usage,
@@ -118,8 +117,9 @@ class TurnEngine:
         self.notes_source: Callable[[], list[str]] = lambda: []
         #: compute spent (USD, jobs without a price) for a turn, or the session when None
         self.compute_source: Callable[[int | None], tuple[float, int]] = lambda turn: (0.0, 0)
-        #: called when the engine changed a setting itself (the user raised the YOLO cap)
-        self.on_settings_changed: Callable[[], None] = self._emit_settings
+        #: called when the engine changed a setting itself (the user raised the YOLO cap); the
+        #: session reports its settings from there (it knows the effort the model takes)
+        self.on_settings_changed: Callable[[], None] = lambda: None
         # the one policy that decides every call, shared with the router so that nothing
         # the engine (or anyone else) runs through it escapes the decision
         policy = policy or router.policy or Policy(spent=self.spent_usd)
@@ -317,12 +317,3 @@ class TurnEngine:
     def _budget_left(self) -> float | None:
         left = self.policy.budget_left()
         return None if left is None else round(left, 6)
-
-    def _emit_settings(self) -> None:
-        self.emit(SettingsChanged(
-            model=self.model.id, model_label=self.model.label, effort=self.settings.reasoning_effort,
-            yolo=self.policy.mode == "yolo", yolo_cap_usd=self.policy.budget.cap_usd,
-            context_window=self.window.tokens, approval_mode=self.policy.mode, budget_left_usd=self._budget_left(),
-            budget_exact=self.policy.budget_exact(),
-            model_priced=self.client.price_known(self.model),
-        ))

@@ -183,8 +183,7 @@ class StreamedMarkdown(Widget):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self.text = ""
-        self.chunks: list[str] = []  # settled, in order; "".join(chunks) + live_text == text
+        self.chunks: list[str] = []  # settled, in order
         self.live_text = ""
         self._settled: list[Strip] = []
         self._rendered = 0  # chunks already in _settled
@@ -197,11 +196,15 @@ class StreamedMarkdown(Widget):
 
     # ------------------------------------------------------------------ text
 
+    @property
+    def text(self) -> str:
+        """The whole answer so far."""
+        return "".join(self.chunks) + self.live_text
+
     def append(self, fragment: str) -> None:
         """Add streamed text; settle the tail at a block boundary once it is long."""
         if not fragment:
             return
-        self.text += fragment
         live = self.live_text + fragment
         if len(live) > SETTLE_CHARS:
             cut = settle_point(live)
@@ -211,7 +214,7 @@ class StreamedMarkdown(Widget):
         self._set_live(live)
 
     def clear(self) -> None:
-        self.text, self.live_text = "", ""
+        self.live_text = ""
         self.chunks.clear()
         self._settled_key = self._live_key = None
         self.refresh(layout=True)
