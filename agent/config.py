@@ -87,8 +87,29 @@ class Config(BaseModel):
     )
     llm: LLMSettings = Field(default_factory=LLMSettings)
     theme: str | None = None
+    endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description="service URLs for mirrors and tests: hub, datasets_server, github_api, arxiv, ar5iv, "
+        "semantic_scholar, web_search (environment variables win: HF_ENDPOINT, MLINTERN_*_URL, GITHUB_API_URL)")
+    research_model: str | None = Field(None, description="model for the research sub-agent (default: the main model)")
+    research_max_iterations: int = Field(40, ge=1, le=200, description="model calls per research run")
+    research_max_tokens: int = Field(150_000, ge=10_000, description="tokens a research run may use before it wraps up")
+    knowledge_cache_ttl_s: float = Field(86_400.0, ge=0, description="how long papers/docs/API answers are cached")
     mcp_servers: dict[str, Any] = Field(default_factory=dict, alias="mcpServers")
     messaging: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _known_endpoints(cls, value: dict[str, str]) -> dict[str, str]:
+        from agent.net import ENDPOINT_DEFAULTS  # no httpx behind it
+
+        unknown = sorted(set(value) - set(ENDPOINT_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown endpoint(s) {', '.join(unknown)}; known: {', '.join(ENDPOINT_DEFAULTS)}")
+        for name, url in value.items():
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"endpoint {name} must be an http(s) URL, got {url!r}")
+        return value
 
     @field_validator("reasoning_effort", mode="before")
     @classmethod

@@ -78,6 +78,41 @@ class PlanItem(BaseModel):
     status: Literal["pending", "in_progress", "completed"]
 
 
+class HubWriteFile(BaseModel):
+    """One file a Hub write adds, replaces or deletes."""
+
+    model_config = ConfigDict(defer_build=True, extra="forbid")
+
+    path: str
+    change: Literal["add", "update", "delete"] = "add"
+    #: bytes that will be uploaded (None: unknown, e.g. a delete or an unreadable file)
+    size: int | None = None
+    #: where the bytes come from: inline ``content`` or a local path
+    source: str = ""
+
+
+class HubWriteReview(BaseModel):
+    """What a Hub write will do, for the approval card: shown before anything is sent."""
+
+    model_config = ConfigDict(defer_build=True, extra="forbid")
+
+    repo_id: str
+    repo_type: Literal["model", "dataset", "space"] = "model"
+    operation: str
+    #: "public" is flagged in the warning colour; "new" repos take ``private`` from the call
+    visibility: Literal["public", "private", "unknown"] = "unknown"
+    #: the repo does not exist yet (a create, or an upload that will create it)
+    creates_repo: bool = False
+    revision: str | None = None
+    create_pr: bool = False
+    files: list[HubWriteFile] = Field(default_factory=list)
+    total_bytes: int = 0
+    #: unified diff of README.md (the model card) when the write changes it
+    card_diff: str | None = None
+    #: anything the reviewer should know (e.g. "the visibility could not be checked: ...")
+    notes: list[str] = Field(default_factory=list)
+
+
 class ApprovalItem(BaseModel):
     """One call waiting for a human: what it is, and why it could not run on its own."""
 
@@ -93,6 +128,8 @@ class ApprovalItem(BaseModel):
     suggested_rule: ApprovalRule | None = None
     #: a call a human must look at on its own (scheduled jobs): "approve all" stops at it
     always_ask: bool = False
+    #: a Hub write's target, files, sizes and card diff (hf_repo_files / hf_repo_git writes)
+    review: HubWriteReview | None = None
 
 
 class Usage(BaseModel):
@@ -248,6 +285,8 @@ class AssistantMessage(Envelope):
     type: Literal["assistant_message"] = "assistant_message"
     content: str
     final: bool = False
+    #: set on a research sub-agent's events: the ``research`` call they belong to
+    parent_call_id: str | None = None
 
 
 class ToolCallEvent(Envelope):
@@ -255,6 +294,8 @@ class ToolCallEvent(Envelope):
     tool_call_id: str
     tool: str
     arguments: dict[str, Any]
+    #: set on a research sub-agent's events: the ``research`` call they belong to
+    parent_call_id: str | None = None
 
 
 class ToolOutput(Envelope):
@@ -264,6 +305,8 @@ class ToolOutput(Envelope):
     output: str
     success: bool
     spill_path: str | None = None
+    #: set on a research sub-agent's events: the ``research`` call they belong to
+    parent_call_id: str | None = None
 
 
 class ToolLog(Envelope):
@@ -273,6 +316,8 @@ class ToolLog(Envelope):
     tool: str
     log: str
     tool_call_id: str | None = None
+    #: set on a research sub-agent's events: the ``research`` call they belong to
+    parent_call_id: str | None = None
 
 
 ToolStateName = Literal[
@@ -286,11 +331,15 @@ class ToolState(Envelope):
     tool: str
     state: ToolStateName
     detail: str = ""
+    #: set on a research sub-agent's events: the ``research`` call they belong to
+    parent_call_id: str | None = None
 
 
 class ApprovalRequired(Envelope):
     type: Literal["approval_required"] = "approval_required"
     items: list[ApprovalItem]
+    #: set on a research sub-agent's events: the ``research`` call they belong to
+    parent_call_id: str | None = None
 
 
 class PlanUpdate(Envelope):
@@ -314,6 +363,8 @@ class LLMCall(Envelope):
     finish_reason: str | None = None
     attempt: int = 1
     error: str | None = None
+    #: set on a research sub-agent's events: the ``research`` call they belong to
+    parent_call_id: str | None = None
 
 
 class Compacted(Envelope):
@@ -345,6 +396,8 @@ class Guard(Envelope):
     ends_turn: bool = False
     tokens_spent: int | None = None
     cost_usd: float | None = None
+    #: set on a research sub-agent's events: the ``research`` call they belong to
+    parent_call_id: str | None = None
 
 
 class JobUpdate(Envelope):

@@ -81,6 +81,9 @@ class Session(ModelSettingsMixin):
         self._username_task: asyncio.Task | None = None
         self.hf_username: str | None = None
         self.tool_state = SessionToolState()
+        self._net = None
+        #: runs research sub-agents for the ``research`` tool (set below, once the engine exists)
+        self.research = None
         self.sandbox = self._sandbox_manager()
         self._prices_task: asyncio.Task | None = None
         self._warm_task: asyncio.Task | None = None  # the tokenizer, loaded before the first prompt
@@ -270,7 +273,18 @@ class Session(ModelSettingsMixin):
             on_plan=lambda plan: self.engine.emit(PlanUpdate(plan=list(plan))),
             jobs=self.jobs,
             sandbox=self.sandbox,
+            net=self.net,
+            research=self.research,
         )
+
+    @property
+    def net(self):
+        """The knowledge tools' HTTP client, made on first use (never on the way to the first frame)."""
+        if self._net is None:
+            from agent.net import Net
+
+            self._net = Net.for_config(self.config, cache_dir=self.data_dir / "cache" / "http")
+        return self._net
 
     def _render_system_prompt(self) -> None:
         self.engine.history.set_system(render_system_prompt(
@@ -353,6 +367,11 @@ class Session(ModelSettingsMixin):
                 except Exception:
                     pass
             await self.jobs.monitor.close()
+            if self._net is not None:
+                try:
+                    await self._net.aclose()
+                except Exception:
+                    pass
             self.emit(ShutdownEvent())
 
     async def _run_work(self, coro) -> None:

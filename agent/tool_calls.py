@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,9 @@ from agent.tools.router import ParsedCall
 if TYPE_CHECKING:
     from agent.loop import TurnEngine
 
+log = logging.getLogger(__name__)
+#: how long an approval card waits for a call's review (a Hub write's repo lookup)
+REVIEW_TIMEOUT_S = 15.0
 REJECTED = "The user rejected this call; it was NOT executed."
 ABANDONED = "Abandoned: the user sent a new message instead of approving this call; it was NOT executed."
 CANCELLED = "Cancelled: the user interrupted the agent; the call was stopped."
@@ -89,17 +93,39 @@ class ToolCalls:
         if ask:
             self.pending = Pending(ask, {c.id: decisions[c.id].reason for c in ask},
                                    {c.id: decisions[c.id].suggested_rule for c in ask})
+            reviews = await self.reviews(ask)
             engine.emit(ApprovalRequired(items=[
                 ApprovalItem(tool_call_id=c.id, tool=c.name, arguments=c.arguments, reason=decisions[c.id].reason,
                              # the policy's estimate: it is None where the tool's own is not
                              # to be trusted (a job with no usable timeout)
                              estimated_cost_usd=decisions[c.id].estimate,
                              suggested_rule=decisions[c.id].suggested_rule,
-                             always_ask=decisions[c.id].always_ask)
+                             always_ask=decisions[c.id].always_ask, review=reviews.get(c.id))
                 for c in ask
             ]))
             return True
         return False
+
+    async def reviews(self, calls: list[ParsedCall]) -> dict[str, Any]:
+        """What each gated call would change (a Hub write's files, sizes and card diff), for
+        its approval card; looked up concurrently, read-only, each within REVIEW_TIMEOUT_S. A
+        review that fails leaves the card without one and says why in the item's notes."""
+        engine = self.engine
+
+        async def one(call: ParsedCall) -> Any:
+            if call.tool is None or call.error:
+                return None
+            try:
+                return await asyncio.wait_for(
+                    call.tool.review(call.params, engine.tool_context(call.id, call.name)), REVIEW_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("review of %s %s failed: %r", call.name, call.id, exc)
+                return None
+
+        found = await asyncio.gather(*(one(c) for c in calls))
+        return {c.id: r for c, r in zip(calls, found) if r is not None}
 
     def _deny(self, call: ParsedCall, decision: Decision) -> None:
         """A rule forbids the call: the model is told so, the user sees why."""

@@ -63,6 +63,11 @@ class ToolContext:
     jobs: Any = None
     #: the session's remote sandbox (an ``agent.sandbox.manager.SandboxManager``), None without an HF token
     sandbox: Any = None
+    #: the session's HTTP client for the knowledge tools (an ``agent.net.Net``); tools use
+    #: ``agent.tools.knowledge.net_of(ctx)``, which makes one when a harness gave none
+    net: Any = None
+    #: runs a research sub-agent (an ``agent.research.ResearchRunner``), None where there is none
+    research: Any = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,12 @@ class Tool(abc.ABC):
 
     def estimate(self, params: Any) -> float | None:
         """Dollars this call may cost at most (shown on the approval card), if known."""
+        return None
+
+    async def review(self, params: Any, ctx: ToolContext) -> Any:
+        """What a gated call will change, for its approval card (an
+        ``agent.protocol.HubWriteReview``), or None. Read-only: it runs before the user
+        decides, so it must never change anything."""
         return None
 
     @abc.abstractmethod

@@ -7,6 +7,7 @@ import abc
 import json
 import socket
 import threading
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -99,6 +100,24 @@ class TrackingHTTPServer(ThreadingHTTPServer):
                 pass
 
 
+class Fail(Exception):
+    """Raised by a route handler: answer ``status`` with ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """A non-JSON answer (an HTML or Markdown page, a file's bytes, a redirect)."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 class StopAnswering(Exception):
     """The fake is stopping mid-answer; end this response without a word."""
 
@@ -142,4 +161,15 @@ class LoopbackHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+        self.wfile.flush()
+
+    def _send_raw(self, response: RawResponse) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
         self.wfile.flush()

@@ -51,7 +51,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from tests.fakes._loopback import LoopbackHandler, LoopbackLifecycle, StopAnswering, TrackingHTTPServer
+from tests.fakes._loopback import Fail, LoopbackHandler, LoopbackLifecycle, RawResponse, StopAnswering, TrackingHTTPServer
+from tests.fakes.hub_docs import ROUTES as _DOCS_ROUTES, DocsRoutes
+from tests.fakes.hub_papers import ROUTES as _PAPERS_ROUTES, PapersRoutes
+from tests.fakes.hub_repos import ROUTES as _REPO_ROUTES, RepoRoutes
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -122,11 +125,7 @@ class RecordedRequest:
     body: Any  # parsed JSON, a list of NDJSON objects, or raw bytes
 
 
-class _Fail(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
-
+_Fail = Fail  # the name the handlers here use
 
 
 def _iso(ts: float) -> str:
@@ -432,11 +431,15 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("DELETE", r"/api/spaces/(?P<repo>[^/]+/[^/]+)/secrets", "_delete_secret"),
         ("GET", r"/api/spaces/(?P<repo>[^/]+/[^/]+)/runtime", "_space_runtime"),
         ("POST", r"/api/validate-yaml", "_validate_yaml"),
+        # the knowledge and Hub-write routes live beside this file, one module per family
+        *_PAPERS_ROUTES,
+        *_DOCS_ROUTES,
+        *_REPO_ROUTES,
     ]
 ]
 
 
-class HubEmulator(LoopbackLifecycle):
+class HubEmulator(PapersRoutes, DocsRoutes, RepoRoutes, LoopbackLifecycle):
     """Serves the Hub's Jobs and Spaces routes on a random loopback port."""
 
     # The live Hub's SSE keep-alive period. It is longer than the client's 5 s read timeout
@@ -461,6 +464,9 @@ class HubEmulator(LoopbackLifecycle):
         self._ids = itertools.count(1)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._init_papers()
+        self._init_docs()
+        self._init_repo_routes()
 
     # ---- lifecycle ----
 
@@ -631,7 +637,7 @@ class HubEmulator(LoopbackLifecycle):
 
     def _handle(
         self, method: str, raw_path: str, headers: Any, raw: bytes
-    ) -> tuple[int, Any, dict[str, str]] | _LogStream:
+    ) -> tuple[int, Any, dict[str, str]] | _LogStream | RawResponse:
         parts = urlsplit(raw_path)
         query = parse_qs(parts.query, keep_blank_values=True)
         auth = headers.get("Authorization") or ""
@@ -661,7 +667,7 @@ class HubEmulator(LoopbackLifecycle):
                 except Exception as exc:  # an emulator bug: fail loudly, never hang the client
                     crash = f"hub emulator crashed on {method} {parts.path}: {type(exc).__name__}: {exc}"
                     return 500, {"error": crash}, {}
-                if isinstance(result, _LogStream):
+                if isinstance(result, (_LogStream, RawResponse)):
                     return result
                 status, payload = result if isinstance(result, tuple) else (200, result)
                 return status, payload, {}
@@ -1014,12 +1020,17 @@ class _Handler(LoopbackHandler):
     def do_DELETE(self) -> None:  # noqa: N802
         self._dispatch("DELETE")
 
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch("HEAD")
+
     def _dispatch(self, method: str) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
             result = self.server.owner._handle(method, self.path, self.headers, raw)
             if isinstance(result, _LogStream):
                 self._stream_logs(result)
+            elif isinstance(result, RawResponse):
+                self._send_raw(result)
             else:
                 self._send_json(*result)
         except (BrokenPipeError, ConnectionResetError, StopAnswering):

@@ -1,0 +1,522 @@
+"""HTTP for the knowledge tools: endpoints, token hygiene, errors for people, a disk cache.
+
+Every request the papers, docs, dataset, web and GitHub tools make goes through one
+``Net`` per session (an ``httpx.AsyncClient``, imported on first use), so three rules hold
+in one place instead of in each tool:
+
+* **Tokens go only where they belong.** A request asks for ``auth="hf"`` or
+  ``auth="github"``; the token is attached only when the URL's origin is the configured Hub
+  (or one of its subdomains on the same port), the dataset viewer, or the GitHub API. A
+  redirect is followed by hand and the decision is made again for every hop, so a Hub URL
+  that redirects elsewhere never carries the token there (reference §12 item 7).
+* **Failures are sentences.** Offline / DNS failure (within the connect timeout, a few
+  seconds), refused connections, 401, 403 (a gated repo says where to accept its terms),
+  404, 402, 429 and 5xx become a ``NetError`` whose message says what happened and what
+  to do. A 429 with a short ``Retry-After`` is waited once; a longer one is reported at
+  once with the wait the server asked for, and later calls to that host inside the window
+  fail fast instead of hammering it (never a minute's sleep inside a tool, §12 item 25).
+* **Bodies are bounded.** A response is read up to ``max_bytes`` and marked truncated.
+
+Responses a tool marks cacheable are kept on disk under the data dir with a TTL, keyed by
+the request (and whether a token went with it), so a paper or a docs page read yesterday
+costs nothing today.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal
+from urllib.parse import urlencode, urljoin, urlsplit
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger(__name__)
+
+Auth = Literal["hf", "github"] | None
+
+#: endpoint name -> (environment variable, default)
+ENDPOINT_DEFAULTS: dict[str, tuple[str, str]] = {
+    "hub": ("HF_ENDPOINT", "https://huggingface.co"),
+    "datasets_server": ("MLINTERN_DATASETS_SERVER_URL", "https://datasets-server.huggingface.co"),
+    "github_api": ("GITHUB_API_URL", "https://api.github.com"),
+    "arxiv": ("MLINTERN_ARXIV_URL", "https://arxiv.org"),
+    "ar5iv": ("MLINTERN_AR5IV_URL", "https://ar5iv.labs.arxiv.org"),
+    "semantic_scholar": ("MLINTERN_SEMANTIC_SCHOLAR_URL", "https://api.semanticscholar.org"),
+    "web_search": ("MLINTERN_WEB_SEARCH_URL", "https://html.duckduckgo.com/html/"),
+}
+
+USER_AGENT = "mlintern-tui/0.1 (+https://huggingface.co)"
+#: a 429 asking for at most this long is waited once inside the call; longer is reported
+SHORT_RETRY_AFTER_S = 3.0
+MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    hub: str
+    datasets_server: str
+    github_api: str
+    arxiv: str
+    ar5iv: str
+    semantic_scholar: str
+    web_search: str
+
+    @classmethod
+    def resolve(cls, configured: dict[str, str] | None = None, env: dict[str, str] | None = None) -> Endpoints:
+        """Environment over the config file's ``endpoints`` over the public defaults."""
+        env = os.environ if env is None else env
+        configured = configured or {}
+        values = {}
+        for name, (var, default) in ENDPOINT_DEFAULTS.items():
+            value = (env.get(var) or configured.get(name) or default).strip()
+            values[name] = value if name == "web_search" else value.rstrip("/")
+        return cls(**values)
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = (parts.scheme or "https").lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    port = parts.port or (443 if scheme == "https" else 80)
+    return scheme, host, port
+
+
+def _same_or_subdomain(url: str, base: str) -> bool:
+    s, h, p = origin(url)
+    bs, bh, bp = origin(base)
+    if not h or not bh or p != bp:
+        return False
+    if s != bs and not (bs == "http" and s == "https"):
+        return False
+    return h == bh or h.endswith("." + bh)
+
+
+class NetError(Exception):
+    """A request that did not work, with one sentence for the model and the user."""
+
+    def __init__(self, message: str, *, kind: str, url: str = "", status: int | None = None,
+                 retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.url = url
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass
+class Response:
+    url: str
+    status: int
+    headers: dict[str, str]
+    content: bytes
+    truncated: bool = False
+    from_cache: bool = False
+
+    @property
+    def text(self) -> str:
+        charset = "utf-8"
+        ctype = self.headers.get("content-type", "")
+        if "charset=" in ctype:
+            charset = ctype.split("charset=", 1)[1].split(";")[0].strip() or "utf-8"
+        try:
+            return self.content.decode(charset, errors="replace")
+        except LookupError:
+            return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.content)
+        except ValueError as exc:
+            what = "was cut off at the size limit" if self.truncated else "is not valid JSON"
+            raise NetError(f"The answer from {_host(self.url)} {what} ({exc}).", kind="bad_response",
+                           url=self.url, status=self.status) from exc
+
+
+def _host(url: str) -> str:
+    s, h, p = origin(url)
+    default = (s == "https" and p == 443) or (s == "http" and p == 80)
+    return h if default else f"{h}:{p}"
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def status_error(status: int, url: str, headers: dict[str, str], body: str, *, hub: str = "",
+                 token_sent: bool = False) -> NetError:
+    """The sentence for an HTTP error status (shared with Hub client errors)."""
+    host = _host(url)
+    detail = _error_detail(body)
+    tail = f" ({detail})" if detail else ""
+    code = headers.get("x-error-code", "")
+    if status == 401:
+        if code == "GatedRepo" or "gated" in body.lower():
+            return _gated(url, hub, headers, tail)
+        hint = ("the token was refused: check HF_TOKEN or run `hf auth login`" if token_sent else
+                "it needs a token: set HF_TOKEN (Hub) or GITHUB_TOKEN (GitHub)")
+        return NetError(f"{host} answered 401 Unauthorized for {url}: {hint}{tail}.", kind="auth", url=url, status=401)
+    if status == 403:
+        if code == "GatedRepo" or "gated" in body.lower() or "accept the conditions" in body.lower():
+            return _gated(url, hub, headers, tail)
+        if "rate limit" in body.lower():  # GitHub says 403 for an exhausted rate limit
+            wait = retry_after_seconds(headers.get("retry-after")) or _github_reset(headers)
+            when = f" Try again in {wait:.0f} s." if wait is not None else ""
+            return NetError(f"{host} refused {url}: rate limit exceeded.{when} A GITHUB_TOKEN raises the limit.",
+                            kind="rate_limited", url=url, status=403, retry_after=wait)
+        return NetError(f"{host} answered 403 Forbidden for {url}: this account may not read it{tail}.",
+                        kind="forbidden", url=url, status=403)
+    if status == 404:
+        return NetError(f"Not found (404): {url}{tail}. Check the id, name or path.", kind="not_found",
+                        url=url, status=404)
+    if status == 402:
+        return NetError(f"{host} answered 402 Payment Required for {url}: the account has no credits or plan "
+                        f"for this{tail}.", kind="payment", url=url, status=402)
+    if status == 429:
+        wait = retry_after_seconds(headers.get("retry-after"))
+        when = f"it asks to wait {wait:.0f} s before trying again" if wait is not None else "try again later"
+        return NetError(f"{host} is rate-limiting requests (429): {when}.", kind="rate_limited", url=url,
+                        status=429, retry_after=wait)
+    if status >= 500:
+        return NetError(f"{host} had a server error ({status}) for {url}{tail}; try again later.", kind="server",
+                        url=url, status=status)
+    return NetError(f"{host} answered {status} for {url}{tail}.", kind="http", url=url, status=status)
+
+
+def _gated(url: str, hub: str, headers: dict[str, str], tail: str) -> NetError:
+    repo = _repo_page(url, hub)
+    where = f"accept the terms at {repo} (logged in as the token's user)" if repo else \
+        "accept its terms on its Hub page (logged in as the token's user)"
+    return NetError(f"This repo is gated: {where}, then try again{tail}.", kind="gated", url=url, status=403)
+
+
+def _repo_page(url: str, hub: str) -> str:
+    """The Hub page of the repo an API or file URL is about (where its terms are accepted)."""
+    path = urlsplit(url).path.strip("/").split("/")
+    if path[:1] == ["api"]:
+        path = path[1:]
+    kind = ""
+    if path[:1] in (["models"], ["datasets"], ["spaces"]):
+        kind, path = path[0], path[1:]
+    if len(path) < 2 or not hub:
+        return ""
+    prefix = {"datasets": "datasets/", "spaces": "spaces/"}.get(kind, "")
+    return f"{hub.rstrip('/')}/{prefix}{path[0]}/{path[1]}"
+
+
+def _github_reset(headers: dict[str, str]) -> float | None:
+    reset = headers.get("x-ratelimit-reset")
+    try:
+        return max(0.0, float(reset) - time.time()) if reset else None
+    except ValueError:
+        return None
+
+
+def _error_detail(body: str) -> str:
+    body = (body or "").strip()
+    if not body:
+        return ""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "" if body.lstrip().startswith("<") else body[:200]
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                return value[:200]
+    return ""
+
+
+def connect_error(exc: BaseException, url: str) -> NetError:
+    host = _host(url)
+    text = str(exc) or type(exc).__name__
+    low = text.lower()
+    if any(s in low for s in ("name or service not known", "temporary failure in name resolution",
+                              "nodename nor servname", "no address associated", "name resolution",
+                              "getaddrinfo failed")):
+        return NetError(f"Cannot reach {host}: its name does not resolve. This machine looks offline "
+                        "(or has no DNS); this tool needs the network.", kind="offline", url=url)
+    if "refused" in low:
+        return NetError(f"Cannot reach {host}: the connection was refused (nothing is listening there).",
+                        kind="refused", url=url)
+    return NetError(f"Cannot reach {host}: {text}. Check the network or the endpoint setting.", kind="offline", url=url)
+
+
+@dataclass
+class _CacheEntry:
+    ts: float
+    url: str
+    status: int
+    headers: dict[str, str]
+    content: bytes
+
+
+@dataclass
+class ResponseCache:
+    """Responses on disk with a TTL (one small JSON file each, written atomically)."""
+
+    root: Path
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str, ttl: float) -> _CacheEntry | None:
+        path = self._path(key)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            entry = _CacheEntry(data["ts"], data["url"], data["status"], data["headers"],
+                                base64.b64decode(data["body"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if time.time() - entry.ts > ttl:
+            return None
+        return entry
+
+    def put(self, key: str, response: Response) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            keep = {k: v for k, v in response.headers.items() if k in ("content-type", "etag", "last-modified")}
+            tmp.write_text(json.dumps({"ts": time.time(), "url": response.url, "status": response.status,
+                                       "headers": keep, "body": base64.b64encode(response.content).decode()}),
+                           encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:  # a full disk costs the cache, never the answer
+            log.debug("response cache write failed: %s", exc)
+
+
+@dataclass
+class Net:
+    """One per session. ``hf_token`` and ``github_token`` are read when a request needs them
+    (a callable, so a token set after start is used, and tests can give none)."""
+
+    endpoints: Endpoints
+    hf_token: Callable[[], str | None] = lambda: None
+    github_token: Callable[[], str | None] = lambda: None
+    cache_dir: Path | None = None
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0
+    sleep: Callable[[float], Any] = asyncio.sleep
+    #: origin -> time before which requests fail fast (after a long 429)
+    _not_before: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    _client: Any = None
+
+    @classmethod
+    def for_config(cls, config: Any = None, cache_dir: Path | None = None) -> Net:
+        from agent.llm.models import hf_token
+
+        configured = dict(getattr(config, "endpoints", None) or {})
+        return cls(Endpoints.resolve(configured), hf_token=hf_token,
+                   github_token=lambda: os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN") or None,
+                   cache_dir=cache_dir)
+
+    # ------------------------------------------------------------------ token hygiene
+
+    def token_for(self, url: str, auth: Auth) -> str | None:
+        """The token a request to ``url`` may carry, or None. The only place tokens are chosen."""
+        if auth == "hf":
+            e = self.endpoints
+            if _same_or_subdomain(url, e.hub) or origin(url) == origin(e.datasets_server):
+                return self.hf_token()
+            return None
+        if auth == "github":
+            if origin(url) == origin(self.endpoints.github_api):
+                return self.github_token()
+            return None
+        return None
+
+    def hub_offline(self, url: str) -> bool:
+        return os.environ.get("HF_HUB_OFFLINE") == "1" and _same_or_subdomain(url, self.endpoints.hub)
+
+    # ------------------------------------------------------------------ requests
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.read_timeout_s, connect=self.connect_timeout_s),
+                follow_redirects=False, headers={"User-Agent": USER_AGENT}, trust_env=False,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def get(self, url: str, **kw: Any) -> Response:
+        return await self.request("GET", url, **kw)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        auth: Auth = None,
+        cache_ttl: float | None = None,
+        max_bytes: int = 8_000_000,
+        timeout_s: float | None = None,
+        ok: tuple[int, ...] = (),
+    ) -> Response:
+        """One request, redirects followed by hand (the token decided per hop). Raises
+        ``NetError``; statuses in ``ok`` are returned instead of raised (e.g. a 404 the
+        caller handles itself)."""
+        if params:
+            clean = {k: v for k, v in params.items() if v is not None}
+            if clean:
+                url = f"{url}{'&' if '?' in url else '?'}{urlencode(clean, doseq=True)}"
+        if self.hub_offline(url):
+            raise NetError(f"The Hub is not reachable in offline mode (HF_HUB_OFFLINE=1): {url} was not fetched.",
+                           kind="offline", url=url)
+        key = None
+        if cache_ttl and self.cache_dir is not None and method == "GET":
+            sent = bool(self.token_for(url, auth))
+            key = hashlib.sha256(json.dumps([method, url, auth if sent else None, headers or {}],
+                                            sort_keys=True).encode()).hexdigest()
+            entry = await asyncio.to_thread(ResponseCache(self.cache_dir).get, key, cache_ttl)
+            if entry is not None:
+                return Response(entry.url, entry.status, entry.headers, entry.content, from_cache=True)
+        waited = False
+        while True:
+            response = await self._follow(method, url, params=None, json_body=json_body, headers=headers, auth=auth,
+                                          max_bytes=max_bytes, timeout_s=timeout_s)
+            if response.status == 429 and not waited:
+                wait = retry_after_seconds(response.headers.get("retry-after"))
+                if wait is not None and wait <= SHORT_RETRY_AFTER_S:
+                    waited = True
+                    await self.sleep(wait)
+                    continue
+            if response.status in (502, 503, 504) and not waited:
+                waited = True
+                await self.sleep(1.0)
+                continue
+            break
+        if response.status >= 400 and response.status not in ok:
+            if response.status == 429:
+                wait = retry_after_seconds(response.headers.get("retry-after"))
+                if wait:
+                    self._not_before[origin(url)] = time.monotonic() + wait
+            raise status_error(response.status, response.url, response.headers, response.text,
+                               hub=self.endpoints.hub, token_sent=bool(self.token_for(response.url, auth)))
+        if key is not None and response.status == 200 and not response.truncated:
+            await asyncio.to_thread(ResponseCache(self.cache_dir).put, key, response)  # type: ignore[arg-type]
+        return response
+
+    async def _follow(self, method: str, url: str, *, params: Any, json_body: Any, headers: dict[str, str] | None,
+                      auth: Auth, max_bytes: int, timeout_s: float | None) -> Response:
+        for _ in range(MAX_REDIRECTS + 1):
+            blocked = self._not_before.get(origin(url), 0.0) - time.monotonic()
+            if blocked > 0:
+                raise NetError(f"{_host(url)} asked us to wait before more requests (429); "
+                               f"{blocked:.0f} s are left. Try again after that, or use another source.",
+                               kind="rate_limited", url=url, status=429, retry_after=blocked)
+            hdrs = dict(headers or {})
+            token = self.token_for(url, auth)
+            if token:
+                hdrs["Authorization"] = f"Bearer {token}"
+            response = await self._once(method, url, hdrs, json_body, max_bytes, timeout_s)
+            if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
+                url = urljoin(url, response.headers["location"])
+                if response.status == 303:
+                    method, json_body = "GET", None
+                continue
+            return response
+        raise NetError(f"Too many redirects starting at {url}.", kind="bad_response", url=url)
+
+    async def _once(self, method: str, url: str, headers: dict[str, str], json_body: Any, max_bytes: int,
+                    timeout_s: float | None) -> Response:
+        import httpx
+
+        client = self.client()
+        timeout = httpx.Timeout(timeout_s or self.read_timeout_s, connect=self.connect_timeout_s)
+        try:
+            async with client.stream(method, url, headers=headers, json=json_body, timeout=timeout) as r:
+                chunks: list[bytes] = []
+                size = 0
+                truncated = False
+                async for chunk in r.aiter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size >= max_bytes:
+                        truncated = True
+                        break
+                body = b"".join(chunks)[:max_bytes]
+                return Response(str(r.url), r.status_code, {k.lower(): v for k, v in r.headers.items()}, body,
+                                truncated=truncated)
+        except httpx.ConnectTimeout as exc:
+            raise NetError(f"Cannot reach {_host(url)}: no connection within {self.connect_timeout_s:.0f} s "
+                           "(offline, or the host is down).", kind="offline", url=url) from exc
+        except httpx.TimeoutException as exc:
+            raise NetError(f"{_host(url)} did not answer within {timeout.read or self.read_timeout_s:.0f} s "
+                           f"for {url}; try again later.", kind="timeout", url=url) from exc
+        except httpx.ConnectError as exc:
+            raise connect_error(exc, url) from exc
+        except httpx.HTTPError as exc:
+            raise NetError(f"The request to {_host(url)} failed: {type(exc).__name__}: {exc}.", kind="network",
+                           url=url) from exc
+
+
+def hub_error_text(exc: BaseException, hub: str = "") -> str:
+    """One sentence for an exception from ``huggingface_hub`` (HfApi calls run in threads)."""
+    from huggingface_hub import errors
+
+    if isinstance(exc, errors.GatedRepoError):
+        url = str(getattr(getattr(exc, "response", None), "url", "") or "")
+        return _gated(url, hub, {}, "").message
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        return ("Repository not found (404): check the repo id and type, or it is private and the token "
+                "cannot see it.")
+    if isinstance(exc, errors.RevisionNotFoundError):
+        return "Revision not found (404): check the branch, tag or commit."
+    if isinstance(exc, (errors.EntryNotFoundError, errors.RemoteEntryNotFoundError)):
+        return "File not found in the repo (404): list the repo's files to see what is there."
+    if isinstance(exc, errors.LocalTokenNotFoundError):
+        return "This needs a Hugging Face token: set HF_TOKEN or run `hf auth login`."
+    if isinstance(exc, errors.HfHubHTTPError):
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+        if status is not None:
+            headers = {k.lower(): v for k, v in dict(getattr(response, "headers", {}) or {}).items()}
+            try:
+                body = response.text  # type: ignore[union-attr]
+            except Exception:
+                body = ""
+            url = str(getattr(response, "url", "") or "")
+            return status_error(int(status), url, headers, body or str(exc), hub=hub, token_sent=True).message
+        return f"The Hub request failed: {exc}"
+    text = str(exc)
+    low = text.lower()
+    if "name or service not known" in low or "temporary failure in name resolution" in low:
+        return connect_error(exc, hub or "the Hub").message
+    if "connection refused" in low or "connecterror" in type(exc).__name__.lower():
+        return connect_error(exc, hub or "the Hub").message
+    return f"{type(exc).__name__}: {text}"
