@@ -254,7 +254,14 @@ def _error_detail(body: str) -> str:
 def connect_error(exc: BaseException, url: str) -> NetError:
     host = _host(url)
     text = str(exc) or type(exc).__name__
-    low = text.lower()
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 6:  # httpx words it "All connection attempts failed"
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return NetError(f"Cannot reach {host}: the connection was refused (nothing is listening there).",
+                        kind="refused", url=url)
+    low = " ".join(str(e) for e in chain).lower()
     if any(s in low for s in ("name or service not known", "temporary failure in name resolution",
                               "nodename nor servname", "no address associated", "name resolution",
                               "getaddrinfo failed")):

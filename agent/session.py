@@ -27,6 +27,7 @@ from agent.model_settings import ModelSettingsMixin
 from agent.policy import Policy
 from agent.prompts.system import render_system_prompt
 from agent.protocol import (
+    ApprovalRequired,
     Compact,
     ErrorEvent,
     Event,
@@ -84,6 +85,9 @@ class Session(ModelSettingsMixin):
         self._net = None
         #: runs research sub-agents for the ``research`` tool (set below, once the engine exists)
         self.research = None
+        #: a sub-agent's calls waiting for the user (call id -> the answer's future): answered out
+        #: of band, because the turn that waits for them holds the op queue
+        self._side_approvals: dict[str, asyncio.Future] = {}
         self.sandbox = self._sandbox_manager()
         self._prices_task: asyncio.Task | None = None
         self._warm_task: asyncio.Task | None = None  # the tokenizer, loaded before the first prompt
@@ -146,6 +150,7 @@ class Session(ModelSettingsMixin):
         if isinstance(jobs_tool, HfJobsTool):
             jobs_tool.backend_name = self.jobs.backend.name  # estimates say $0 for local jobs
         self.engine.compute_source = self._compute_spent
+        self.research = self._research_runner()
         self._render_system_prompt()
 
     def _compute_spent(self, turn: int | None) -> tuple[float, int]:
@@ -228,6 +233,10 @@ class Session(ModelSettingsMixin):
         if isinstance(op, Interrupt):
             self.interrupt()
             return
+        if isinstance(op, ExecApproval) and self._side_approvals:
+            op = self._answer_side_approvals(op)
+            if op is None:
+                return
         if isinstance(op, (SetYolo, SetApprovalMode)) and self.busy:
             # a user who switches to ask mid-run means the next call, not the next turn
             try:
@@ -261,6 +270,50 @@ class Session(ModelSettingsMixin):
     @property
     def busy(self) -> bool:
         return self._work is not None and not self._work.done()
+
+    # ------------------------------------------------------------------ research sub-agents
+
+    def _research_runner(self):
+        from agent.research import ResearchLimits, ResearchRunner
+
+        research_model = None
+        if self.config.research_model:
+            research_model = resolve_model(self.config.research_model)
+        return ResearchRunner(
+            client=self.client,
+            tools=lambda: [t for t in (self.router.get(n) for n in self.router.names) if t is not None],
+            policy=self.policy,
+            emit=lambda event: self.engine.emit(event),
+            model=lambda: research_model or self.engine.model,
+            tool_context=self._tool_context,
+            ask_user=self._ask_user,
+            limits=ResearchLimits(self.config.research_max_iterations, self.config.research_max_tokens),
+            reasoning_effort=lambda: self.engine_settings.reasoning_effort,
+        )
+
+    async def _ask_user(self, items: list, parent_call_id: str) -> list:
+        """A sub-agent's calls that need a human: the same approval event as the main
+        agent's (tagged with its parent call), answered through ``submit``."""
+        loop = asyncio.get_running_loop()
+        futures = {item.tool_call_id: loop.create_future() for item in items}
+        self._side_approvals.update(futures)
+        try:
+            self.engine.emit(ApprovalRequired(items=items, parent_call_id=parent_call_id))
+            return list(await asyncio.gather(*futures.values()))
+        finally:
+            for call_id in futures:
+                self._side_approvals.pop(call_id, None)
+
+    def _answer_side_approvals(self, op: ExecApproval) -> ExecApproval | None:
+        """Hand a sub-agent's answers to it; what is left (the main turn's) goes on the queue."""
+        rest = []
+        for decision in op.decisions:
+            future = self._side_approvals.get(decision.tool_call_id)
+            if future is None:
+                rest.append(decision)
+            elif not future.done():
+                future.set_result(decision)
+        return op.model_copy(update={"decisions": rest}) if rest else None
 
     def _tool_context(self, call_id: str, tool_name: str) -> ToolContext:
         return ToolContext(

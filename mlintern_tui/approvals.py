@@ -27,8 +27,10 @@ class ApprovalsMixin:
 
     def request_approval(self, event: ApprovalRequired) -> None:
         # the turn now waits for the user: a typed message is sent (and abandons these
-        # calls) rather than queued behind an approval nobody is looking at
-        self.update_status(busy=False)
+        # calls) rather than queued behind an approval nobody is looking at; a research
+        # sub-agent's question comes while the turn still runs
+        if event.parent_call_id is None:
+            self.update_status(busy=False)
         self.pending_approval = event
         self._pending_answers = {}
         self._approval_worker = self.review_approvals()

@@ -99,6 +99,37 @@ class Bridge:
             for job_id, lines in batches.items():
                 pane.append_lines(job_id, lines)
 
+    # ------------------------------------------------------------------ research sub-agents
+
+    async def _research_event(self, event: Event) -> None:
+        """A sub-agent's event: drawn inside its research card, never as a main-turn block
+        (the main answer may be streaming around it). Its spend still counts in /cost."""
+        app = self.app
+        parent = event.parent_call_id  # type: ignore[union-attr]
+        card = app.conversation.cards.get(parent)
+        add_step = getattr(card, "add_step", None)
+        if isinstance(event, LLMCall):
+            app.costs.add(event)
+            app.on_llm_call(event)
+            if add_step is not None:
+                card.add_llm_call(event.usage.prompt_tokens + event.usage.completion_tokens, event.cost_usd)
+        elif add_step is None:
+            pass  # its card was pruned or never drawn: nothing to update
+        elif isinstance(event, ToolCallEvent):
+            add_step(event.tool_call_id, event.tool, event.arguments)
+        elif isinstance(event, ToolState):
+            card.set_step_state(event.tool_call_id, event.state)
+        elif isinstance(event, ToolOutput):
+            card.set_step_state(event.tool_call_id, "completed" if event.success else "failed")
+        elif isinstance(event, ToolLog) and event.tool == "research":
+            card.set_status(event.log)
+        elif isinstance(event, ApprovalRequired):
+            for item in event.items:
+                add_step(item.tool_call_id, item.tool, item.arguments)
+                card.set_step_state(item.tool_call_id, "waiting")
+        if isinstance(event, ApprovalRequired):
+            app.request_approval(event)
+
     # ------------------------------------------------------------------ events
 
     async def pump(self, subscription) -> None:
@@ -122,6 +153,9 @@ class Bridge:
                 await conv.reset_answer()
             else:
                 self._text.append(event.content)
+            return
+        if getattr(event, "parent_call_id", None):
+            await self._research_event(event)
             return
         if isinstance(event, ToolLog) and event.tool != "system":
             if event.tool_call_id != self._log_call:

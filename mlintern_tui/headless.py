@@ -72,6 +72,9 @@ class HeadlessPrinter:
         if self.fmt == "stream-json":
             print(event.model_dump_json(), file=self.out, flush=True)
             return
+        if getattr(event, "parent_call_id", None):
+            self._research(event)
+            return
         if isinstance(event, Ready):
             self.status(f"model: {event.model_label} · tools: {event.tool_count} · cwd: {event.cwd}")
         elif isinstance(event, ToolCallEvent):
@@ -94,6 +97,20 @@ class HeadlessPrinter:
         elif isinstance(event, JobLog):
             for line in event.lines:
                 self.status(f"  [{event.job_id}] {line}")
+
+
+    def _research(self, event: Event) -> None:
+        """A research sub-agent's events, indented under its ``research`` call."""
+        if isinstance(event, ToolCallEvent):
+            self.status(f"  │ research ▸ {event.tool} {_short(event.arguments, 80)}")
+        elif isinstance(event, ToolOutput) and not event.success:
+            first = event.output.strip().splitlines()[0][:160] if event.output.strip() else "failed"
+            self.status(f"  │   ✗ {event.tool}: {first}")
+        elif isinstance(event, ToolLog) and event.tool == "research" and not event.log.startswith(("tokens:", "▸ ")):
+            self.status(f"  │ research: {event.log}")
+        elif isinstance(event, ApprovalRequired):
+            for item in event.items:
+                self.status(f"  │   ✗ rejected {item.tool}: {item.reason} ({self.why})")
 
 
 async def run_headless(

@@ -248,7 +248,12 @@ class Conversation(VerticalScroll):
         await self.end_answer()
         card = self.cards.get(call_id)
         if card is None:
-            card = ToolCard(call_id, tool, arguments)
+            if tool == "research":
+                from widgets.research_card import ResearchCard  # the module imports this one
+
+                card = ResearchCard(call_id, tool, arguments)
+            else:
+                card = ToolCard(call_id, tool, arguments)
             self.cards[call_id] = card
             await self._add(card)
         card.set_state(state)

@@ -139,6 +139,17 @@ TextSink = Callable[[str], None]
 Emit = Callable[[Event], None]
 
 
+def _tagged(emit: Emit, parent_call_id: str) -> Emit:
+    """Events of a sub-agent's request carry the call they belong to (its research card)."""
+
+    def tag(event: Event) -> None:
+        if hasattr(event, "parent_call_id"):
+            event.parent_call_id = parent_call_id  # type: ignore[union-attr]
+        emit(event)
+
+    return tag
+
+
 class LLMClient:
     def __init__(
         self,
@@ -244,10 +255,12 @@ class LLMClient:
         strict_effort: bool = False,
         max_attempts: int | None = None,
         timeout_s: float | None = None,
+        parent_call_id: str | None = None,
     ) -> LLMResult:
         """One model call. ``reasoning_effort`` is the user's preference, resolved through
         the effort cache; ``strict_effort`` sends it exactly and never heals (the effort
         probe asks "does this level work?", so a rejection must come back as an error)."""
+        emit = self.emit if parent_call_id is None else _tagged(self.emit, parent_call_id)
         missing = model.missing_credentials()
         if missing:
             raise LLMError(LLMErrorInfo("auth", False, missing))
@@ -309,11 +322,11 @@ class LLMClient:
                         if reason:
                             state.finish_reason = reason
             except asyncio.CancelledError:
-                self._record(model, kind, started, state, price, price_source, attempt, error="interrupted")
+                self._record(emit, model, kind, started, state, price, price_source, attempt, error="interrupted")
                 raise
             except Exception as exc:  # classified below; anything unknown is not retried
                 info = classify(exc, model)
-                self._record(model, kind, started, state, price, price_source, attempt, error=f"{info.kind}: {info.detail}")
+                self._record(emit, model, kind, started, state, price, price_source, attempt, error=f"{info.kind}: {info.detail}")
                 if info.kind in HEALABLE_KINDS and not healed and not strict_effort:
                     heal = self._heal(model, info, effort, reasoning_effort, messages)
                     if heal is not None:
@@ -322,7 +335,7 @@ class LLMClient:
                         effort, note = heal
                         if emitted_text and on_reset:
                             on_reset()
-                        self.emit(ToolLog(tool="system", log=note))
+                        emit(ToolLog(tool="system", log=note))
                         continue
                 if not info.retryable or attempt >= attempts:
                     if info.retryable:
@@ -331,7 +344,7 @@ class LLMClient:
                 delay = self.backoff_delay(attempt, info)
                 if emitted_text and on_reset:
                     on_reset()
-                self.emit(ToolLog(
+                emit(ToolLog(
                     tool="system",
                     log=f"{info.message} Retrying in {delay:.1f} s (attempt {attempt + 1} of {attempts}).",
                 ))
@@ -339,7 +352,7 @@ class LLMClient:
                 continue
             usage = normalise_usage(state.usage)
             cost = cost_of(price, usage)
-            latency = self._record(model, kind, started, state, price, price_source, attempt, usage=usage, cost=cost)
+            latency = self._record(emit, model, kind, started, state, price, price_source, attempt, usage=usage, cost=cost)
             return LLMResult(
                 content="".join(state.text),
                 tool_calls=state.tool_calls(),
@@ -387,7 +400,7 @@ class LLMClient:
         then = f"retrying with '{lower}'" if lower else "retrying without reasoning effort"
         return lower, f"{who} does not accept reasoning effort '{effort}'; {then}."
 
-    def _record(self, model, kind, started, state, price, price_source, attempt, *, usage=None, cost=None, error=None) -> int:
+    def _record(self, emit, model, kind, started, state, price, price_source, attempt, *, usage=None, cost=None, error=None) -> int:
         latency = int((time.monotonic() - started) * 1000)
         if usage is None:
             usage = normalise_usage(state.usage)
@@ -397,7 +410,7 @@ class LLMClient:
                 cost = 0.0  # refused before any output: providers do not bill that
             else:
                 cost = None  # output was generated but never reported: billed, amount unknown
-        self.emit(LLMCall(
+        emit(LLMCall(
             model=model.id,
             kind=kind,
             latency_ms=latency,

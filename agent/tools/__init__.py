@@ -14,9 +14,10 @@ def default_tools(*, sandbox: bool = False) -> list[Tool]:
     from agent.tools.files import ReadTool, WriteTool
     from agent.tools.jobs import HfJobsTool
     from agent.tools.plan import PlanTool
+    from agent.tools.research import ResearchTool
     from agent.tools.shell import BashTool
 
-    tools: list[Tool] = [BashTool(), ReadTool(), WriteTool(), EditTool(), PlanTool(), HfJobsTool()]
+    tools: list[Tool] = [BashTool(), ReadTool(), WriteTool(), EditTool(), ResearchTool(), PlanTool(), HfJobsTool()]
     if sandbox:
         from agent.tools.sandbox import sandbox_tools
 
