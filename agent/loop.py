@@ -75,6 +75,8 @@ class TurnStats:
     llm_calls: int = 0
     llm_cost: float = 0.0
     unknown_cost_calls: int = 0
+    research_calls: int = 0
+    research_cost: float = 0.0
 
 
 @dataclass
@@ -177,6 +179,9 @@ class TurnEngine:
             else:
                 s.llm_cost += event.cost_usd
                 self.session_cost += event.cost_usd
+            if event.kind == "research":
+                s.research_calls += 1
+                s.research_cost += event.cost_usd or 0.0
         if self.model_step.unsent_text and not isinstance(event, AssistantChunk):
             self.model_step.flush_text()  # text streamed so far goes out before whatever follows it
         event.turn = self.turn
@@ -305,6 +310,8 @@ class TurnEngine:
                 llm_calls=s.llm_calls,
                 llm_cost_usd=round(s.llm_cost, 6),
                 unknown_cost_calls=s.unknown_cost_calls,
+                research_llm_calls=s.research_calls,
+                research_cost_usd=round(s.research_cost, 6),
                 compute_cost_usd=compute,
                 unknown_compute_jobs=unknown_jobs,
                 session_cost_usd=round(self.spent_usd(), 6),

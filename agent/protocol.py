@@ -161,6 +161,9 @@ class Receipt(BaseModel):
     llm_calls: int = 0
     llm_cost_usd: float = 0.0
     unknown_cost_calls: int = 0
+    #: the part of the above made by research sub-agents (``llm_call`` kind "research")
+    research_llm_calls: int = 0
+    research_cost_usd: float = 0.0
     #: jobs and sandboxes launched in this turn: final cost, or cost so far while running
     compute_cost_usd: float = 0.0
     #: jobs of this turn whose hardware has no known price (not in the sum)

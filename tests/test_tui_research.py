@@ -105,3 +105,12 @@ async def test_a_sub_agents_approval_opens_the_card_and_keeps_the_turn_busy():
         assert card.steps[-1].tool == "hf_repo_files" and card.steps[-1].state == "waiting"
         assert "r9" not in app.conversation.cards
         assert app.status_info.busy  # the turn still runs while the sub-agent waits
+
+
+def test_the_receipt_says_what_research_cost():
+    from agent.protocol import Receipt
+    from widgets.receipt import receipt_rows
+
+    rows = dict(receipt_rows(Receipt(llm_calls=5, llm_cost_usd=0.05, research_llm_calls=3, research_cost_usd=0.03)))
+    assert rows["research"] == "$0.0300 of it over 3 calls"
+    assert "research" not in dict(receipt_rows(Receipt(llm_calls=1)))

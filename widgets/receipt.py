@@ -51,6 +51,8 @@ def receipt_rows(r: Receipt) -> list[tuple[str, str]]:
             ("model", f"${r.llm_cost_usd:.4f} over {_plural(r.llm_calls, 'call')}")]
     if r.unknown_cost_calls:
         rows.append(("", f"{r.unknown_cost_calls} of them at unknown price{not_counted}"))
+    if r.research_llm_calls:
+        rows.append(("research", f"${r.research_cost_usd:.4f} of it over {_plural(r.research_llm_calls, 'call')}"))
     rows.append(("compute", f"${r.compute_cost_usd:.4f} for jobs and sandboxes of this turn"))
     if r.unknown_compute_jobs:
         rows.append(("", f"+ {_plural(r.unknown_compute_jobs, 'job')} at unknown price{not_counted}"))
