@@ -22,10 +22,9 @@ from agent.tools.docs import (
     ExploreHfDocsTool,
     FetchHfDocsParams,
     FetchHfDocsTool,
-    FindHfApiParams,
-    FindHfApiTool,
     hub_docs_url,
 )
+from agent.tools.hf_api import FindHfApiParams, FindHfApiTool
 from agent.tools.router import ToolRouter, tool_spec
 from tests.fakes.hub_docs import DocPage
 from tests.fakes.hub_server import HubEmulator
