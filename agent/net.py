@@ -387,16 +387,21 @@ class Net:
         *,
         params: dict[str, Any] | None = None,
         json_body: Any = None,
+        form: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         auth: Auth = None,
         cache_ttl: float | None = None,
         max_bytes: int = 8_000_000,
         timeout_s: float | None = None,
         ok: tuple[int, ...] = (),
+        reject: Callable[[dict[str, str]], str | None] | None = None,
     ) -> Response:
         """One request, redirects followed by hand (the token decided per hop). Raises
         ``NetError``; statuses in ``ok`` are returned instead of raised (e.g. a 404 the
-        caller handles itself)."""
+        caller handles itself). ``form`` sends a URL-encoded body. ``reject`` sees a
+        successful answer's headers before its body is read: a sentence it returns is
+        raised as a ``NetError`` (kind "rejected") and the body is never downloaded (a
+        binary file where a page was expected)."""
         if params:
             clean = {k: v for k, v in params.items() if v is not None}
             if clean:
@@ -415,7 +420,7 @@ class Net:
         waited = False
         while True:
             response = await self._follow(method, url, params=None, json_body=json_body, headers=headers, auth=auth,
-                                          max_bytes=max_bytes, timeout_s=timeout_s)
+                                          max_bytes=max_bytes, timeout_s=timeout_s, form=form, reject=reject)
             if response.status == 429 and not waited:
                 wait = retry_after_seconds(response.headers.get("retry-after"))
                 if wait is not None and wait <= SHORT_RETRY_AFTER_S:
@@ -439,7 +444,8 @@ class Net:
         return response
 
     async def _follow(self, method: str, url: str, *, params: Any, json_body: Any, headers: dict[str, str] | None,
-                      auth: Auth, max_bytes: int, timeout_s: float | None) -> Response:
+                      auth: Auth, max_bytes: int, timeout_s: float | None, form: dict[str, str] | None = None,
+                      reject: Callable[[dict[str, str]], str | None] | None = None) -> Response:
         for _ in range(MAX_REDIRECTS + 1):
             blocked = self._not_before.get(origin(url), 0.0) - time.monotonic()
             if blocked > 0:
@@ -450,23 +456,28 @@ class Net:
             token = self.token_for(url, auth)
             if token:
                 hdrs["Authorization"] = f"Bearer {token}"
-            response = await self._once(method, url, hdrs, json_body, max_bytes, timeout_s)
+            response = await self._once(method, url, hdrs, json_body, max_bytes, timeout_s, form, reject)
             if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
                 url = urljoin(url, response.headers["location"])
-                if response.status == 303:
-                    method, json_body = "GET", None
+                if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                    method, json_body, form = "GET", None, None
                 continue
             return response
         raise NetError(f"Too many redirects starting at {url}.", kind="bad_response", url=url)
 
     async def _once(self, method: str, url: str, headers: dict[str, str], json_body: Any, max_bytes: int,
-                    timeout_s: float | None) -> Response:
+                    timeout_s: float | None, form: dict[str, str] | None = None,
+                    reject: Callable[[dict[str, str]], str | None] | None = None) -> Response:
         import httpx
 
         client = self.client()
         timeout = httpx.Timeout(timeout_s or self.read_timeout_s, connect=self.connect_timeout_s)
         try:
-            async with client.stream(method, url, headers=headers, json=json_body, timeout=timeout) as r:
+            async with client.stream(method, url, headers=headers, json=json_body, data=form, timeout=timeout) as r:
+                if reject is not None and r.status_code < 300:
+                    why = reject({k.lower(): v for k, v in r.headers.items()})
+                    if why:
+                        raise NetError(why, kind="rejected", url=str(r.url), status=r.status_code)
                 chunks: list[bytes] = []
                 size = 0
                 truncated = False

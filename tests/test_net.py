@@ -190,3 +190,20 @@ def test_retry_after_as_seconds_or_http_date():
     assert retry_after_seconds("7") == 7
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10, abs=1)
     assert retry_after_seconds("soon") is None
+
+
+async def test_reject_stops_before_the_body_and_forms_post_url_encoded(two_hosts, tmp_path):
+    hub, other = two_hosts
+    other.route("/file.bin", RawResponse(200, b"\0" * 2_000_000, "application/octet-stream"))
+    net = make_net(hub, tmp_path)
+    try:
+        with pytest.raises(NetError) as err:
+            await net.get(other.url("/file.bin"),
+                          reject=lambda h: "binary" if h.get("content-type", "").startswith("application/oct") else None)
+        await net.request("POST", other.url("/search"), form={"q": "lora rank"})
+    finally:
+        await net.aclose()
+    assert err.value.kind == "rejected" and err.value.message == "binary"
+    search = other.requests[-1]
+    assert search.method == "POST" and search.body == b"q=lora+rank"
+    assert search.headers["content-type"] == "application/x-www-form-urlencoded"
