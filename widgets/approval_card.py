@@ -12,6 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from agent.protocol import ApprovalItem
+from widgets.hub_write_review import HubWriteReviewView
 
 #: the engine's budget-pause item (``agent.loop.BUDGET_TOOL``; not imported: the loop pulls in litellm)
 BUDGET_TOOL = "yolo_budget"
@@ -98,6 +99,7 @@ class ApprovalCard(Widget):
     ApprovalCard > .approval-title { text-style: bold; }
     ApprovalCard > .approval-reason { color: $warning; margin: 0 0 1 0; }
     ApprovalCard > VerticalScroll { height: auto; max-height: 20; }
+    ApprovalCard.-review > VerticalScroll { max-height: 22; }
     ApprovalCard .approval-row { height: auto; }
     ApprovalCard .approval-label { width: 14; color: $text-muted; text-style: bold; text-align: right; padding: 0 1 0 0; }
     ApprovalCard .approval-value { width: 1fr; }
@@ -122,7 +124,12 @@ class ApprovalCard(Widget):
                   if self.item.tool == BUDGET_TOOL else self.item.reason)
         if reason:
             yield Static(Content(reason), classes="approval-reason")
+        if self.item.review is not None:
+            self.add_class("-review")
         with VerticalScroll():
+            if self.item.review is not None:
+                # what the Hub write changes first; the raw arguments follow
+                yield HubWriteReviewView(self.item.review)
             for label, value in detail_rows(self.item):
                 with Horizontal(classes="approval-row"):
                     yield Static(Content(label), classes="approval-label")

@@ -895,6 +895,7 @@ class HubEmulator(PapersRoutes, DocsRoutes, RepoRoutes, LoopbackLifecycle):
             if script is not None:
                 repo.stages, repo.stage_message = script
         self._repos[(repo_type, repo_id)] = repo
+        self._init_repo_git(repo, settings)  # visibility, branches, tags, PRs: tests/fakes/hub_repos.py
         return repo
 
     def _create_repo(self, call: _Call) -> Any:
@@ -945,11 +946,11 @@ class HubEmulator(PapersRoutes, DocsRoutes, RepoRoutes, LoopbackLifecycle):
 
     def _commit(self, call: _Call) -> dict:
         repo = self._writable_repo(call)
-        if call.query.get("create_pr"):
-            raise _Fail(400, "pull requests are not emulated")
+        # main, another branch, a PR ref, or a new PR for create_pr=1 (tests/fakes/hub_repos.py)
+        target = self._commit_target(repo, call)
         items = call.body if isinstance(call.body, list) else []
         header = next((item["value"] for item in items if item.get("key") == "header"), {})
-        files = dict(repo.files)
+        files = dict(target.files)
         for item in items:
             key, value = item.get("key"), item.get("value") or {}
             if key == "file":
@@ -962,12 +963,12 @@ class HubEmulator(PapersRoutes, DocsRoutes, RepoRoutes, LoopbackLifecycle):
             elif key != "header":
                 raise _Fail(400, f"commit operation {key!r} is not emulated (LFS/Xet uploads are not supported)")
         oid = hashlib.sha1(f"{repo.repo_id}:{len(repo.commits)}:{time.time()}".encode()).hexdigest()
-        repo.files = files
+        target.files, target.head = files, oid
         operations = [item for item in items if item.get("key") != "header"]
         repo.commits.append({"oid": oid, "summary": header.get("summary"), "operations": operations})
         if repo.repo_type == "space":
             repo.polls = 0  # a push rebuilds the Space
-        return {"commitUrl": f"{repo.url(self.endpoint)}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None}
+        return {"commitUrl": f"{repo.url(self.endpoint)}/commit/{oid}", "commitOid": oid, "pullRequestUrl": target.pr_url}
 
     def _list_secrets(self, call: _Call) -> dict:
         repo = self._writable_repo_by_id(call)
