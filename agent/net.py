@@ -331,6 +331,8 @@ class Net:
     sleep: Callable[[float], Any] = asyncio.sleep
     #: origin -> time before which requests fail fast (after a long 429)
     _not_before: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    #: origin -> until when it is known to answer (see ``reachable``)
+    _answers_until: dict[tuple[str, str, int], float] = field(default_factory=dict)
     _client: Any = None
 
     @classmethod
@@ -376,6 +378,21 @@ class Net:
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
+
+    async def reachable(self, url: str, ttl_s: float = 30.0) -> None:
+        """Raise a ``NetError`` within the connect timeout when ``url``'s host cannot be
+        reached; any HTTP answer counts as reachable (remembered for ``ttl_s``). Blocking
+        clients (huggingface_hub) retry a dead host for many seconds inside their own
+        calls: this check in front of them makes a dead network a sentence in seconds."""
+        key = origin(url)
+        if self._answers_until.get(key, 0.0) > time.monotonic():
+            return
+        if self.hub_offline(url):
+            raise NetError(f"The Hub is not reachable in offline mode (HF_HUB_OFFLINE=1): unset it to reach {_host(url)}.",
+                           kind="offline", url=url)
+        s, h, p = key
+        await self._once("HEAD", f"{s}://{h}:{p}/", {}, None, 0, self.connect_timeout_s)
+        self._answers_until[key] = time.monotonic() + ttl_s
 
     async def get(self, url: str, **kw: Any) -> Response:
         return await self.request("GET", url, **kw)

@@ -4,6 +4,7 @@ loopback, so request shapes, error mapping and commits are what the live Hub wou
 from __future__ import annotations
 
 import asyncio
+import time
 import base64
 from pathlib import Path
 
@@ -111,9 +112,13 @@ async def test_bad_token_gated_repo_missing_repo_and_refused_connection(tmp_path
     assert not bad_rev.success and "Revision not found" in bad_rev.output
     dead = make_ctx(tmp_path, hub)
     dead.net = Net(Endpoints.resolve({}, env={"HF_ENDPOINT": "http://127.0.0.1:9"}), hf_token=lambda: "hf_test")
-    # (list_repo_tree retries refused connections with backoff for ~20 s inside the client; refs do not)
     refused = await git(dead, operation="list_refs", repo_id="ada/tiny")
     assert not refused.success and "refused" in refused.output
+    # list_repo_tree alone retries a refused connection for ~20 s inside the client: the
+    # reachability check in front of every Hub call answers within seconds instead
+    started = time.monotonic()
+    listing = await files(dead, operation="list", repo_id="ada/tiny")
+    assert not listing.success and "refused" in listing.output and time.monotonic() - started < 5
 
 
 async def test_rate_limit_is_reported_with_the_wait_the_hub_asked_for(tmp_path, hub):

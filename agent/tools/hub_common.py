@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from agent.net import hub_error_text
+from agent.net import NetError, hub_error_text
 from agent.tools.base import ToolContext
 from agent.tools.knowledge import net_of
 
@@ -58,7 +58,13 @@ def hub_api(ctx: ToolContext) -> HfApi:
 
 
 async def hub_call(ctx: ToolContext, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` in a thread; a client error becomes a ``HubCallError``."""
+    """``fn(*args, **kwargs)`` in a thread; a client error becomes a ``HubCallError``. A Hub
+    that cannot be reached is reported within seconds (the client itself would retry it for
+    about 20 s first)."""
+    try:
+        await net_of(ctx).reachable(hub_endpoint(ctx))
+    except NetError as exc:
+        raise HubCallError(exc.message, exc) from exc
     try:
         return await asyncio.to_thread(fn, *args, **kwargs)
     except asyncio.CancelledError:
