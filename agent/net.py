@@ -59,6 +59,8 @@ USER_AGENT = "mlintern-tui/0.1 (+https://huggingface.co)"
 #: a 429 asking for at most this long is waited once inside the call; longer is reported
 SHORT_RETRY_AFTER_S = 3.0
 MAX_REDIRECTS = 5
+#: caller headers that follow a redirect to another host (anything else may be a credential)
+_PORTABLE_HEADERS = frozenset({"accept", "accept-language", "accept-encoding"})
 
 
 @dataclass(frozen=True)
@@ -475,7 +477,12 @@ class Net:
                 hdrs["Authorization"] = f"Bearer {token}"
             response = await self._once(method, url, hdrs, json_body, max_bytes, timeout_s, form, reject)
             if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
-                url = urljoin(url, response.headers["location"])
+                target = urljoin(url, response.headers["location"])
+                if origin(target) != origin(url) and headers:
+                    # a caller's key (S2's x-api-key, a cookie) is for the host it named: on
+                    # another host only content negotiation goes along
+                    headers = {k: v for k, v in headers.items() if k.lower() in _PORTABLE_HEADERS}
+                url = target
                 if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                     method, json_body, form = "GET", None, None
                 continue

@@ -207,3 +207,16 @@ async def test_reject_stops_before_the_body_and_forms_post_url_encoded(two_hosts
     search = other.requests[-1]
     assert search.method == "POST" and search.body == b"q=lora+rank"
     assert search.headers["content-type"] == "application/x-www-form-urlencoded"
+
+
+async def test_a_callers_key_header_stays_with_its_host_across_redirects(two_hosts, tmp_path):
+    hub, other = two_hosts
+    hub.route("/graph/moved", RawResponse(302, headers={"Location": other.url("/elsewhere")}))
+    net = make_net(hub, tmp_path)
+    try:
+        await net.get(hub.url("/graph/moved"), headers={"x-api-key": "s2-key", "Accept": "application/json"})
+    finally:
+        await net.aclose()
+    assert hub.requests[0].headers["x-api-key"] == "s2-key"
+    assert "x-api-key" not in other.requests[0].headers
+    assert other.requests[0].headers["accept"] == "application/json"
