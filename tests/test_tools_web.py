@@ -62,18 +62,19 @@ async def test_search_unwraps_redirects_dedupes_and_skips_ads(ctx, web):
     assert "#packing" not in out
     assert "SFTTrainer makes it straightforward" in out  # snippet, tags stripped
     assert "Sources" in out and "fetch_url" in out
-    assert [r.query["q"] for r in web.requests_to("/html/")] == [["sft trainer"]]
+    # DuckDuckGo's form, POSTed to the html endpoint as the site's own search box does
+    assert [(r.method, r.form, r.query) for r in web.requests_to("/html/")] == [("POST", {"q": ["sft trainer"]}, {})]
 
 
 async def test_search_domain_filters(ctx, web):
     only_hf = await search(ctx, "sft trainer", allowed_domains=["huggingface.co"])
     assert "discuss.huggingface.co" in only_hf.output  # a subdomain matches
     assert "github.com" not in only_hf.output and "reddit" not in only_hf.output
-    assert web.requests_to("/html/")[-1].query["q"] == ["sft trainer site:huggingface.co"]
+    assert web.requests_to("/html/")[-1].form["q"] == ["sft trainer site:huggingface.co"]
 
     no_reddit = await search(ctx, "sft trainer", blocked_domains=["https://www.reddit.com/"])
     assert "reddit" not in no_reddit.output.replace("-site:reddit.com", "") and "arxiv.org" in no_reddit.output
-    assert web.requests_to("/html/")[-1].query["q"] == ["sft trainer -site:reddit.com"]
+    assert web.requests_to("/html/")[-1].form["q"] == ["sft trainer -site:reddit.com"]
 
     none_left = await search(ctx, "sft trainer", allowed_domains=["example.org"])
     assert none_left.success and "No web results" in none_left.output and "outside the domain filters" in none_left.output
@@ -119,6 +120,27 @@ async def test_search_refused_and_rate_limited(web, tmp_path):
         await net2.aclose()
     finally:
         await net.aclose()
+
+
+async def test_search_is_cached_but_a_bot_check_is_not(ctx, web):
+    web.bot_check_next()
+    blocked = await search(ctx, "lora rank")
+    assert not blocked.success and "bot check" in blocked.output
+    first = await search(ctx, "lora rank")
+    again = await search(ctx, "lora rank")
+    assert first.success and again.output == first.output
+    # the bot check and the first real answer went out; the repeat came from the cache
+    assert len(web.requests_to("/html/")) == 2
+
+
+def test_emulator_search_answers_get_and_post(web):
+    import httpx
+
+    get = httpx.get(f"{web.search_url}?q=sft+trainer")
+    post = httpx.post(web.search_url, data={"q": "sft trainer"})
+    assert get.status_code == post.status_code == 200
+    assert "SFT Trainer - Hugging Face TRL" in get.text and get.text == post.text
+    assert [r.method for r in web.requests_to("/html/")] == ["GET", "POST"]
 
 
 def test_unwrap_result_url():
@@ -184,6 +206,22 @@ async def test_fetch_refuses_binary_and_other_schemes(ctx, web):
         refused = await fetch(ctx, url)
         assert not refused.success and "http(s)" in refused.output
     assert len(web.requests) == n
+
+
+@pytest.mark.parametrize("name, sentence", [
+    ("big.zip", "is a binary file (application/zip, 100.0 MB); fetch_url reads text pages only"),
+    ("big.pdf", "is a PDF (100.0 MB); fetch_url reads text pages only"),
+])
+async def test_fetch_refuses_a_big_binary_by_its_headers_without_downloading_it(ctx, web, name, sentence):
+    """The Content-Type settles it: the client hangs up after the headers, so the server, which
+    writes 64 kB every 20 ms, gets out only the little that fits before the hang-up (reading up
+    to the 5 MB page cap would pull over 5 MB)."""
+    url = f"{web.endpoint}/files/{name}"
+    result = await fetch(ctx, url)
+    assert not result.success and result.output.startswith(f"ERROR: {url} {sentence}")
+    [stream] = web.streams
+    assert stream.done.wait(5), "the server was still writing the file"
+    assert stream.length == 100_000_000 and stream.written < 2_000_000
 
 
 async def test_fetch_huge_page_is_capped_paged_and_spilled(ctx, web):

@@ -1,31 +1,24 @@
 """The GitHub tools: find example files in a repo, list an owner's repos, read a file.
 
-All three use the GitHub REST API through the session's ``Net`` with ``auth="github"``:
-``GITHUB_TOKEN`` (or ``GH_TOKEN``) is attached to the GitHub API origin and nowhere else.
-The token is optional; without one GitHub allows 60 requests an hour, which is said only
-when a rate-limit answer actually comes. Answers are cached for a few minutes, so reading
-the same tree or file twice costs one request.
+``github_find_examples`` and ``github_list_repos`` live here; ``github_read_file`` lives in
+``agent.tools.github_read`` and is re-exported here. What the three share (API calls, the
+token rule, failures as sentences, repo names) is in ``agent.tools.github_common``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
-import json
 import re
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from pydantic import Field
 
-from agent.net import Net, NetError, Response
+from agent.net import Net, NetError
 from agent.tools.base import Tool, ToolContext, ToolParams, ToolResult
-from agent.tools.knowledge import budgeted, failed, net_of
-
-CACHE_TTL_S = 300.0
-API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+from agent.tools.github_common import NAME, fmt_size, gh_error, gh_get, split_repo, suggest_repos
+from agent.tools.github_read import GithubReadFileTool, ReadFileParams, render_notebook
+from agent.tools.knowledge import budgeted, net_of
 
 EXAMPLE_DIRS = frozenset({
     "examples", "example", "scripts", "notebooks", "notebook", "tutorials", "tutorial", "cookbook", "cookbooks",
@@ -37,87 +30,6 @@ CODE_SUFFIXES = frozenset({
     ".py", ".ipynb", ".sh", ".md", ".mdx", ".yaml", ".yml", ".toml", ".json", ".cfg", ".js", ".ts", ".rs", ".go",
     ".cpp", ".cc", ".c", ".h", ".cu", ".jl", ".r", ".swift", ".kt", ".java", ".txt",
 })
-
-
-# ---------------------------------------------------------------------------- shared
-
-
-def split_repo(text: str, default_owner: str | None = None) -> tuple[str, str] | None:
-    """(owner, repo) from 'owner/repo', a github.com URL, or a bare name with ``default_owner``."""
-    value = text.strip()
-    if "://" in value:
-        value = urlsplit(value).path
-    value = value.strip("/").removesuffix(".git")
-    parts = [p for p in value.split("/") if p]
-    if len(parts) >= 2 and "://" in text:
-        parts = parts[:2]
-    if len(parts) == 1 and default_owner:
-        parts = [default_owner, parts[0]]
-    if len(parts) != 2 or not all(_NAME.match(p) for p in parts):
-        return None
-    return parts[0], parts[1]
-
-
-async def gh_get(net: Net, path: str, *, params: dict[str, Any] | None = None, ok: tuple[int, ...] = (),
-                 accept: str | None = None, max_bytes: int = 8_000_000, cache: bool = True) -> Response:
-    url = path if path.startswith(("http://", "https://")) else f"{net.endpoints.github_api.rstrip('/')}{path}"
-    headers = dict(API_HEADERS)
-    if accept:
-        headers["Accept"] = accept
-    return await net.get(url, params=params, auth="github", headers=headers, ok=ok, max_bytes=max_bytes,
-                         cache_ttl=CACHE_TTL_S if cache else None)
-
-
-def gh_error(exc: NetError, net: Net, what: str) -> ToolResult:
-    """A GitHub failure as one sentence; the token advice only where it is true."""
-    has_token = bool(net.token_for(net.endpoints.github_api, "github"))
-    if exc.kind == "rate_limited":
-        wait = exc.retry_after
-        when = f" It resets in about {max(1, round(wait / 60))} min." if wait else ""
-        if has_token:
-            text = f"GitHub's API rate limit for this token is used up ({exc.status}).{when}"
-        else:
-            text = (f"GitHub's API rate limit is used up ({exc.status}): without a token it allows only 60 requests "
-                    f"an hour.{when} Set GITHUB_TOKEN (any token, no scopes needed) for 5,000 an hour.")
-        return ToolResult(f"ERROR: {what}: {text}", success=False)
-    if exc.kind == "auth" or exc.status == 401:
-        text = ("GitHub refused the token in GITHUB_TOKEN (401 Bad credentials): fix or unset it." if has_token else
-                "GitHub wants a token for this (401): set GITHUB_TOKEN.")
-        return ToolResult(f"ERROR: {what}: {text}", success=False)
-    return failed(exc, what)
-
-
-def _fmt_size(n: Any) -> str:
-    if not isinstance(n, int):
-        return ""
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{n} B"
-
-
-async def _suggest_repos(net: Net, owner: str, name: str) -> list[str]:
-    """Repos whose names look like ``name``: the search API's hits (the owner's, then
-    anyone's), and near-misses among the owner's repos, which catch typos search does not."""
-    found: list[str] = []
-    for query in (f"{name} in:name user:{owner}", f"{name} in:name"):
-        try:
-            r = await gh_get(net, "/search/repositories", params={"q": query, "sort": "stars", "per_page": 10},
-                             ok=(422,))
-        except NetError:
-            break
-        found += [i.get("full_name") for i in (r.json().get("items") or [] if r.status == 200 else [])]
-        if len(found) >= 3:
-            break
-    try:
-        r = await gh_get(net, f"/users/{owner}/repos", params={"per_page": 100, "sort": "pushed"}, ok=(404,))
-        own = [i.get("full_name") for i in r.json()] if r.status == 200 else []
-    except NetError:
-        own = []
-
-    def closeness(full: str) -> float:
-        return difflib.SequenceMatcher(None, name.lower(), full.split("/")[-1].lower()).ratio()
-
-    found += [full for full in own if isinstance(full, str) and closeness(full) >= 0.6]
-    names = list(dict.fromkeys(f for f in found if isinstance(f, str)))
-    return sorted(names, key=closeness, reverse=True)[:5]
 
 
 # ---------------------------------------------------------------------------- github_find_examples
@@ -203,7 +115,7 @@ class GithubFindExamplesTool(Tool):
         try:
             info = await gh_get(net, f"/repos/{owner}/{name}", ok=(404,))
             if info.status == 404:
-                similar = await _suggest_repos(net, owner, name)
+                similar = await suggest_repos(net, owner, name)
                 hint = f" Similar repositories: {', '.join(similar)}." if similar else \
                     " Check the name (github_list_repos lists an owner's repositories)."
                 return ToolResult(f"ERROR: repository {full} was not found on GitHub (or it is private).{hint}",
@@ -262,7 +174,7 @@ class GithubFindExamplesTool(Tool):
                      f"{f'; showing {len(shown)}' if len(shown) < len(scored) else ''}:")
         for _, score, path, size in shown:
             tag = f"score {score}, " if keyword else ""
-            lines.append(f"- {path} ({tag}{_fmt_size(size)}) {web}/blob/{quote(branch)}/{quote(path)}")
+            lines.append(f"- {path} ({tag}{fmt_size(size)}) {web}/blob/{quote(branch)}/{quote(path)}")
         lines.append("")
         lines.append(f'Read one with github_read_file(repo="{full}", path="...").')
         return budgeted("\n".join(lines), ctx, "github_find_examples")
@@ -298,7 +210,7 @@ class GithubListReposTool(Tool):
 
     async def run(self, params: ListReposParams, ctx: ToolContext) -> ToolResult:
         owner = params.owner.strip().strip("/").removeprefix("https://github.com/").split("/")[0]
-        if not _NAME.match(owner):
+        if not NAME.match(owner):
             return ToolResult(f"ERROR: {params.owner!r} is not a GitHub user or organisation name.", success=False)
         net = net_of(ctx)
         what = f"github_list_repos {owner}"
@@ -373,153 +285,7 @@ class GithubListReposTool(Tool):
         return repos
 
 
-# ---------------------------------------------------------------------------- github_read_file
-
-
-class ReadFileParams(ToolParams):
-    repo: str = Field(description="Repository as 'owner/name', e.g. 'huggingface/trl'.")
-    path: str = Field(description="File (or directory) path in the repository, e.g. 'examples/scripts/sft.py'.")
-    ref: str | None = Field(None, description="Branch, tag or commit; default: the default branch.")
-    line_start: int | None = Field(None, ge=1, description="First line to show (1-based); default 1.")
-    line_end: int | None = Field(None, ge=1, description="Last line to show; default line_start + 299.")
-
-
-DEFAULT_LINES = 300
-LINE_CHARS = 500
-
-
-def render_notebook(raw: bytes) -> str:
-    """A Jupyter notebook as Markdown: markdown cells as they are, code cells fenced in the
-    kernel's language, outputs left out."""
-    nb = json.loads(raw)
-    meta = nb.get("metadata") or {}
-    lang = ((meta.get("kernelspec") or {}).get("language") or (meta.get("language_info") or {}).get("name")
-            or "python")
-    cells = nb.get("cells")
-    if cells is None:  # nbformat 3
-        cells = [c for ws in nb.get("worksheets") or [] for c in ws.get("cells") or []]
-    out: list[str] = []
-    for cell in cells:
-        source = cell.get("source", cell.get("input", ""))
-        text = "".join(source) if isinstance(source, list) else str(source)
-        kind = cell.get("cell_type")
-        if kind == "code":
-            out.append(f"```{lang}\n{text.rstrip()}\n```")
-        elif kind == "heading":  # nbformat 3
-            out.append("#" * int(cell.get("level") or 1) + " " + text.strip())
-        else:
-            out.append(text.strip())
-    return "\n\n".join(out) + "\n"
-
-
-class GithubReadFileTool(Tool):
-    name = "github_read_file"
-    description = (
-        "Read a file from a GitHub repository (first 300 lines by default, numbered; use "
-        "line_start/line_end for more). Notebooks come as Markdown without outputs; a directory "
-        "path lists its entries."
-    )
-    Params = ReadFileParams
-
-    async def run(self, params: ReadFileParams, ctx: ToolContext) -> ToolResult:
-        parsed = split_repo(params.repo)
-        if parsed is None:
-            return ToolResult(f"ERROR: {params.repo!r} is not a GitHub repository; give it as 'owner/name'.",
-                              success=False)
-        owner, name = parsed
-        full = f"{owner}/{name}"
-        path = params.path.strip().strip("/")
-        if ".." in path.split("/"):
-            return ToolResult(f"ERROR: {params.path!r} is not a path inside the repository.", success=False)
-        if params.line_start and params.line_end and params.line_end < params.line_start:
-            return ToolResult("ERROR: line_end is before line_start.", success=False)
-        net = net_of(ctx)
-        what = f"github_read_file {full}/{path}"
-        route = f"/repos/{owner}/{name}/contents/{quote(path)}" if path else f"/repos/{owner}/{name}/contents"
-        query = {"ref": params.ref} if params.ref else None
-        at = params.ref or "the default branch"
-        try:
-            r = await gh_get(net, route, params=query, ok=(404,))
-            if r.status == 404:
-                repo = await gh_get(net, f"/repos/{owner}/{name}", ok=(404,))
-                if repo.status == 404:
-                    return ToolResult(f"ERROR: repository {full} was not found on GitHub (or it is private).",
-                                      success=False)
-                parent = path.rsplit("/", 1)[0] if "/" in path else ""
-                return ToolResult(f"ERROR: {path!r} does not exist in {full} at {at}. List the directory with "
-                                  f'github_read_file(repo="{full}", path="{parent}") or search with '
-                                  f'github_find_examples(repo="{full}", keyword=...).', success=False)
-            data = r.json()
-            if isinstance(data, list):
-                return self._directory(data, full, path, at, ctx)
-            kind = data.get("type")
-            if kind == "symlink":
-                return ToolResult(f"{full}/{path} is a symlink to {data.get('target')!r}; read that path instead.")
-            if kind == "submodule":
-                return ToolResult(f"{full}/{path} is a git submodule pointing at {data.get('submodule_git_url')}.")
-            raw, cut = await self._content(net, route, query, data)
-        except NetError as exc:
-            return gh_error(exc, net, what)
-        except (binascii.Error, ValueError) as exc:
-            return ToolResult(f"ERROR: {what}: GitHub sent content that could not be decoded ({exc}).", success=False)
-        size = data.get("size") if isinstance(data.get("size"), int) else len(raw)
-        if b"\x00" in raw[:8192]:
-            return ToolResult(f"{full}/{path} is a binary file ({_fmt_size(size)}); not shown. Download: "
-                              f"{data.get('download_url') or data.get('html_url')}")
-        if path.lower().endswith(".ipynb"):
-            try:
-                text = render_notebook(raw)
-                kind_note = "notebook as Markdown, outputs omitted"
-            except (ValueError, AttributeError, TypeError):
-                text, kind_note = raw.decode("utf-8", errors="replace"), "notebook JSON (could not be rendered)"
-        else:
-            text, kind_note = raw.decode("utf-8", errors="replace"), ""
-        lines = text.splitlines()
-        total = len(lines)
-        start = params.line_start or 1
-        end = params.line_end or (start + DEFAULT_LINES - 1)
-        if total and start > total:
-            return ToolResult(f"ERROR: {full}/{path} has {total} lines; line_start {start} is past the end.",
-                              success=False)
-        end = min(end, total)
-        width = len(str(max(end, 1)))
-        body = []
-        for n in range(start, end + 1):
-            line = lines[n - 1]
-            if len(line) > LINE_CHARS:
-                line = line[:LINE_CHARS] + f"… [{len(line):,} chars]"
-            body.append(f"{n:>{width}}| {line}")
-        ref_shown = params.ref or "default branch"
-        info = ", ".join(x for x in (f"{total:,} lines", _fmt_size(size), kind_note) if x)
-        head = [f"{full}/{path} @ {ref_shown} ({info})", str(data.get("html_url") or "")]
-        if cut:
-            head.append(f"(only the first {_fmt_size(len(raw))} of this file were read)")
-        foot = []
-        if total == 0:
-            foot.append("(empty file)")
-        elif start > 1 or end < total:
-            foot.append(f"[lines {start}-{end} of {total:,}"
-                        + (f"; next: line_start={end + 1}]" if end < total else "]"))
-        text_out = "\n".join([h for h in head if h] + [""] + body + ([""] + foot if foot else []))
-        return budgeted(text_out, ctx, "github_read_file", max_chars=20_000)
-
-    async def _content(self, net: Net, route: str, query: dict[str, Any] | None,
-                       data: dict[str, Any]) -> tuple[bytes, bool]:
-        """The file's bytes; files over 1 MB come without content, so ask for the raw media type."""
-        content = data.get("content") or ""
-        if data.get("encoding") == "base64" and (content or not data.get("size")):
-            return base64.b64decode(content), False
-        raw = await gh_get(net, route, params=query, accept="application/vnd.github.raw", max_bytes=20_000_000)
-        return raw.content, raw.truncated
-
-    def _directory(self, entries: list[dict[str, Any]], full: str, path: str, at: str, ctx: ToolContext) -> ToolResult:
-        order = {"dir": 0, "file": 1}
-        entries = sorted(entries, key=lambda e: (order.get(e.get("type"), 2), str(e.get("name")).lower()))
-        lines = [f"{full}/{path or ''} is a directory at {at} ({len(entries)} entries):"]
-        for e in entries:
-            kind = e.get("type")
-            suffix = "/" if kind == "dir" else " -> submodule" if kind == "submodule" else ""
-            size = f"  {_fmt_size(e.get('size'))}" if kind == "file" else ""
-            lines.append(f"- {e.get('name')}{suffix}{size}")
-        lines.append(f'Read a file with github_read_file(repo="{full}", path="{path + "/" if path else ""}NAME").')
-        return budgeted("\n".join(lines), ctx, "github_read_file")
+__all__ = [
+    "FindExamplesParams", "GithubFindExamplesTool", "GithubListReposTool", "GithubReadFileTool", "ListReposParams",
+    "ReadFileParams", "example_rank", "keyword_score", "render_notebook", "split_repo",
+]

@@ -1,9 +1,11 @@
 """``web_search`` (DuckDuckGo's HTML results, scraped) and ``fetch_url`` (one page as Markdown).
 
 Neither ever carries a token: requests go out with ``auth=None``, so ``Net`` attaches
-nothing whatever the host, Hub URLs included (Hub docs have ``fetch_hf_docs``). Pages are
-read up to a byte cap, converted off the event loop (BeautifulSoup + markdownify, imported
-on first use) and returned a window at a time, the whole Markdown spilled to a file.
+nothing whatever the host, Hub URLs included (Hub docs have ``fetch_hf_docs``). A search
+POSTs DuckDuckGo's form to its html endpoint, as the site's own search box does. Pages are
+read up to a byte cap (a PDF or binary file is refused by its Content-Type before its body
+is downloaded), converted off the event loop (BeautifulSoup + markdownify, imported on
+first use) and returned a window at a time, the whole Markdown spilled to a file.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit, urlunsplit
 
 from pydantic import Field
 
-from agent.net import NetError, Response
+from agent.net import Net, NetError, Response, ResponseCache
 from agent.tools.base import Tool, ToolContext, ToolParams, ToolResult
 from agent.tools.knowledge import failed, net_of
 
@@ -107,6 +109,25 @@ def _is_bot_check(response: Response, html: str) -> bool:
     return response.status == 202 or "anomaly-modal" in html or "bots use DuckDuckGo" in html
 
 
+def _search_cache(net: Net, sent: str) -> tuple[ResponseCache, str] | None:
+    """Where a search's results page is cached: ``Net`` caches GETs only, and a search is a POST."""
+    if net.cache_dir is None:
+        return None
+    key = hashlib.sha256(json.dumps(["POST", net.endpoints.web_search, {"q": sent}]).encode()).hexdigest()
+    return ResponseCache(net.cache_dir), key
+
+
+async def _results_page(net: Net, sent: str) -> Response:
+    """DuckDuckGo's results for ``sent``: its form POSTed to the html endpoint, as the site's
+    own search box does (cached; ``run`` keeps a page only once it is not a bot check)."""
+    cache = _search_cache(net, sent)
+    if cache is not None:
+        entry = await asyncio.to_thread(cache[0].get, cache[1], SEARCH_CACHE_TTL_S)
+        if entry is not None:
+            return Response(entry.url, entry.status, entry.headers, entry.content, from_cache=True)
+    return await net.request("POST", net.endpoints.web_search, form={"q": sent}, auth=None, max_bytes=2_000_000)
+
+
 class WebSearchTool(Tool):
     name = "web_search"
     description = (
@@ -130,14 +151,16 @@ class WebSearchTool(Tool):
             sent += " " + " ".join(f"-site:{d}" for d in blocked[:5])
         net = net_of(ctx)
         try:
-            response = await net.get(net.endpoints.web_search, params={"q": sent}, auth=None,
-                                     cache_ttl=SEARCH_CACHE_TTL_S, max_bytes=2_000_000)
+            response = await _results_page(net, sent)
         except NetError as exc:
             return failed(exc, "web_search")
         html = response.text
         if _is_bot_check(response, html):
             return ToolResult("ERROR: web_search: DuckDuckGo answered with a bot check instead of results; try "
                               "again in a minute, or fetch_url a page you already know.", success=False)
+        cache = _search_cache(net, sent)
+        if cache is not None and not response.from_cache and response.status == 200 and not response.truncated:
+            await asyncio.to_thread(cache[0].put, cache[1], response)
         hits = await asyncio.to_thread(parse_results, html)
         seen: set[str] = set()
         kept: list[tuple[str, str, str]] = []
@@ -207,6 +230,28 @@ def _kind(content_type: str, body: bytes) -> str:
                 return "binary"
         return "text" if ctype == "" else "binary"
     return "binary"
+
+
+def refused_by_type(content_type: str) -> str | None:
+    """'pdf' or 'binary' when the Content-Type alone settles that fetch_url refuses the answer
+    (so its body is never downloaded); None when the body may still be a page (``_kind``)."""
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype in ("application/pdf", "application/x-pdf"):
+        return "pdf"
+    if ctype in ("", "application/octet-stream", "binary/octet-stream", "text/html", "application/xhtml+xml"):
+        return None
+    if ctype.startswith("text/") or (ctype.startswith("application/") and any(t in ctype for t in _TEXT_APP_TYPES)):
+        return None
+    return "binary"
+
+
+def _refusal(kind: str, url: str, content_type: str, size: str) -> ToolResult:
+    if kind == "pdf":
+        return ToolResult(f"ERROR: {url} is a PDF ({size}); fetch_url reads text pages only. For an arXiv paper use "
+                          "hf_papers; otherwise download it with bash and extract the text (e.g. pdftotext).",
+                          success=False)
+    return ToolResult(f"ERROR: {url} is a binary file ({content_type.split(';')[0]}, {size}); fetch_url reads text "
+                      "pages only. Download it with bash (curl -L -o FILE URL) if you need it.", success=False)
 
 
 def _charset(content_type: str) -> str | None:
@@ -392,22 +437,30 @@ class FetchUrlTool(Tool):
     async def _fetch(self, url: str, ctx: ToolContext) -> tuple[str, dict[str, Any]] | ToolResult:
         """(Markdown, meta) of the page, or the error result."""
         net = net_of(ctx)
+        refused: list[tuple[str, str, str]] = []
+
+        def by_headers(headers: dict[str, str]) -> str | None:
+            kind = refused_by_type(headers.get("content-type", ""))
+            if kind is None:
+                return None
+            length = headers.get("content-length", "")
+            refused.append((kind, headers.get("content-type", ""), _size(int(length)) if length.isdigit()
+                            else "size unknown"))
+            return f"fetch_url refuses {kind} content"
+
         try:
             response = await net.get(url, auth=None, max_bytes=PAGE_MAX_BYTES, cache_ttl=PAGE_CACHE_TTL_S,
+                                     reject=by_headers,
                                      headers={"Accept": "text/html,application/xhtml+xml,text/markdown,text/plain,"
                                                         "application/json;q=0.9,*/*;q=0.5"})
         except NetError as exc:
+            if exc.kind == "rejected" and refused:
+                return _refusal(refused[-1][0], exc.url, refused[-1][1], refused[-1][2])
             return failed(exc, "fetch_url")
         ctype = response.headers.get("content-type", "") or "no content type"
         try:
             title, text = await asyncio.to_thread(page_markdown, response)
         except ValueError as exc:
-            size = _size(len(response.content)) + ("+" if response.truncated else "")
-            if str(exc) == "pdf":
-                return ToolResult(f"ERROR: {response.url} is a PDF ({size}); fetch_url reads text pages only. For an "
-                                  "arXiv paper use hf_papers; otherwise download it with bash and extract the "
-                                  "text (e.g. pdftotext).", success=False)
-            return ToolResult(f"ERROR: {response.url} is a binary file ({ctype.split(';')[0]}, {size}); fetch_url "
-                              "reads text pages only. Download it with bash (curl -L -o FILE URL) if you need it.",
-                              success=False)
+            return _refusal(str(exc), response.url, ctype,
+                            _size(len(response.content)) + ("+" if response.truncated else ""))
         return text, {"title": title, "url": response.url, "truncated": response.truncated, "ts": time.time()}

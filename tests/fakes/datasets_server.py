@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.web_server import Call, Fail, RoutedEmulator
+from tests.fakes._routed import Call, Fail, RoutedEmulator
 
 _STRING = {"dtype": "string", "_type": "Value"}
 _MISSING = ("The dataset does not exist, or is not accessible without authentication (private or gated). "

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.web_server import Call, Fail, RawResponse, RoutedEmulator
+from tests.fakes._routed import Call, Fail, RawResponse, RoutedEmulator
 
 DOCS = "https://docs.github.com/rest"
 

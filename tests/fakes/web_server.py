@@ -1,9 +1,8 @@
 """A loopback web: a DuckDuckGo-HTML-shaped search page and ordinary pages for ``fetch_url``.
 
-``RoutedEmulator`` is also the base of the dataset viewer and GitHub emulators
-(tests/fakes/datasets_server.py, tests/fakes/github_server.py): a route table of
-(method, path regex, handler name), every request recorded with its headers (so tests can
-assert which token went where), and ``fail_next`` to script error answers.
+Built on ``RoutedEmulator`` (tests/fakes/_routed.py), as are the dataset viewer and GitHub
+emulators: a route table, every request recorded with its headers, ``fail_next`` to script
+error answers.
 
 Usage::
 
@@ -12,9 +11,12 @@ Usage::
         web.search_url                     # the MLINTERN_WEB_SEARCH_URL to use (…/html/)
         web.script_results("trl sft", [SearchHit(url, title, snippet), ...])
         web.add_page("/docs/page", body, "text/html; charset=utf-8")
-        web.requests                       # [Recorded(method, path, query, headers)]
+        web.requests                       # [Recorded(method, path, query, headers, body)]
+        web.streams                        # [StreamLog(path, length, written, done)]
 
-The search page follows html.duckduckgo.com: ``div.result`` blocks with ``a.result__a``
+The search answers ``POST /html/`` with the form field ``q`` (what the site's own search box
+sends) and ``GET /html/?q=`` alike. The page follows html.duckduckgo.com: ``div.result``
+blocks with ``a.result__a``
 (the href is a ``//duckduckgo.com/l/?uddg=<encoded>&rut=…`` redirect for most hits),
 ``a.result__url`` and ``a.result__snippet``; an ad block (``result--ad``) first; a query
 the emulator knows nothing about gets ``div.no-results``. ``bot_check_next()`` answers the
@@ -24,171 +26,19 @@ Built-in pages: ``/docs/article`` (HTML with nav, footer, aside, script and a ``
 ``/docs/readme.md`` (text/markdown), ``/docs/data.json``, ``/docs/latin1`` (ISO-8859-1
 without a UTF-8 fallback), ``/files/weights.bin`` (application/octet-stream),
 ``/files/figure.png``, ``/go/article`` (302 to ``/docs/article``), ``/go/loop`` (redirects
-forever), ``/huge`` (an HTML page of ``huge_bytes``), ``/blog/post`` (an ``<article>``).
+forever), ``/huge`` (an HTML page of ``huge_bytes``), ``/blog/post`` (an ``<article>``),
+``/files/big.zip`` and ``/files/big.pdf`` (``big_file_bytes`` of application/zip or
+application/pdf, streamed slowly: ``streams`` shows how much a client actually pulled).
 """
 
 from __future__ import annotations
 
 import html
 import re
-import threading
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from tests.fakes._loopback import Fail, LoopbackHandler, LoopbackLifecycle, RawResponse, StopAnswering, TrackingHTTPServer
-
-
-@dataclass(frozen=True)
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # names lowercased
-    body: bytes = b""
-
-    @property
-    def authorization(self) -> str | None:
-        return self.headers.get("authorization")
-
-    @property
-    def token(self) -> str | None:
-        auth = self.authorization or ""
-        for prefix in ("Bearer ", "token "):
-            if auth.startswith(prefix):
-                return auth[len(prefix):]
-        return None
-
-
-@dataclass
-class Call:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-    params: dict[str, str]
-    base: str  # scheme://host:port the client used
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else default
-
-    @property
-    def token(self) -> str | None:
-        auth = self.headers.get("authorization") or ""
-        for prefix in ("Bearer ", "token "):
-            if auth.startswith(prefix):
-                return auth[len(prefix):]
-        return None
-
-
-@dataclass
-class _Scripted:
-    pattern: re.Pattern[str]
-    status: int
-    payload: Any
-    headers: dict[str, str]
-    times: int
-
-
-class RoutedEmulator(LoopbackLifecycle):
-    """A loopback server with a route table; subclasses set ``ROUTES`` and handlers."""
-
-    ROUTES: list[tuple[str, str, str]] = []
-    _thread_name = "routed-fake"
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._httpd = None
-        self._thread = None
-        self._requests: list[Recorded] = []
-        self._scripted: list[_Scripted] = []
-        self._routes = [(m, re.compile(p), h) for m, p, h in self.ROUTES]
-
-    def _new_httpd(self) -> TrackingHTTPServer:
-        return TrackingHTTPServer(self, _RoutedHandler)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._lock:
-            return list(self._requests)
-
-    def requests_to(self, path_pattern: str) -> list[Recorded]:
-        pattern = re.compile(path_pattern)
-        return [r for r in self.requests if pattern.search(r.path)]
-
-    def fail_next(self, path_pattern: str, status: int, payload: Any = None, headers: dict[str, str] | None = None,
-                  times: int = 1) -> None:
-        """Answer the next ``times`` requests whose path matches with ``status`` and ``payload``
-        (JSON, or a ``RawResponse``)."""
-        with self._lock:
-            self._scripted.append(_Scripted(re.compile(path_pattern), status, payload, dict(headers or {}), times))
-
-    def _fail_payload(self, failure: Fail) -> Any:
-        return {"error": failure.message}
-
-    def _handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Any:
-        parts = urlsplit(raw_path)
-        query = parse_qs(parts.query, keep_blank_values=True)
-        base = f"http://{headers.get('host', f'127.0.0.1:{self.port}')}"
-        with self._lock:
-            self._requests.append(Recorded(method, parts.path, query, headers, body))
-            for scripted in self._scripted:
-                if scripted.times > 0 and scripted.pattern.search(parts.path):
-                    scripted.times -= 1
-                    if isinstance(scripted.payload, RawResponse):
-                        return scripted.payload
-                    return scripted.status, scripted.payload, scripted.headers
-        for route_method, pattern, handler in self._routes:
-            match = pattern.fullmatch(parts.path)
-            if match and (route_method == method or (route_method == "GET" and method == "HEAD")):
-                call = Call(method, parts.path, query, headers, body, match.groupdict(), base)
-                try:
-                    with self._lock:
-                        result = getattr(self, handler)(call)
-                except Fail as failure:
-                    return failure.status, self._fail_payload(failure), failure.headers
-                except Exception as exc:  # an emulator bug: answer loudly, never hang the client
-                    return 500, {"error": f"emulator crashed on {method} {parts.path}: {type(exc).__name__}: {exc}"}, {}
-                if isinstance(result, RawResponse):
-                    return result
-                if isinstance(result, tuple) and len(result) == 3:
-                    return result
-                status, payload = result if isinstance(result, tuple) else (200, result)
-                return status, payload, {}
-        return 404, self._fail_payload(Fail(404, f"no route {method} {parts.path}")), {}
-
-
-class _RoutedHandler(LoopbackHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._dispatch("HEAD")
-
-    def _dispatch(self, method: str) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            result = self.server.owner._handle(method, self.path, headers, raw)
-            if isinstance(result, RawResponse):
-                self._send_raw(result)
-            else:
-                self._send_json(*result)
-        except (BrokenPipeError, ConnectionResetError, StopAnswering):
-            self.close_connection = True
-
-
-# ---------------------------------------------------------------------------- the web
+from tests.fakes._routed import Call, Fail, RawResponse, Recorded, RoutedEmulator, Streamed
 
 
 @dataclass(frozen=True)
@@ -299,12 +149,14 @@ class WebEmulator(RoutedEmulator):
         ("GET", r"/go/article", "_go_article"),
         ("GET", r"/go/loop", "_go_loop"),
         ("GET", r"/huge", "_huge"),
+        ("GET", r"/files/big\.(?P<ext>zip|pdf)", "_big_file"),
         ("GET", r"(?P<path>/.*)", "_page"),
     ]
 
-    def __init__(self, huge_bytes: int = 6_000_000) -> None:
+    def __init__(self, huge_bytes: int = 6_000_000, big_file_bytes: int = 100_000_000) -> None:
         super().__init__()
         self.huge_bytes = huge_bytes
+        self.big_file_bytes = big_file_bytes
         self._results: dict[str, list[SearchHit]] = {}
         self._default_hits = list(DEFAULT_HITS)
         self._bot_checks = 0
@@ -339,10 +191,11 @@ class WebEmulator(RoutedEmulator):
             self._bot_checks += times
 
     def _search(self, call: Call) -> RawResponse:
-        query = call.arg("q")
-        if query is None and call.body:
-            query = (parse_qs(call.body.decode()).get("q") or [""])[0]
-        query = (query or "").strip()
+        if call.method == "POST":
+            query = (parse_qs(call.body.decode("utf-8", "replace"), keep_blank_values=True).get("q") or [""])[0]
+        else:
+            query = call.arg("q") or ""
+        query = query.strip()
         if self._bot_checks > 0:
             self._bot_checks -= 1
             return RawResponse(202, ANOMALY_PAGE.encode(), "text/html; charset=utf-8")
@@ -366,6 +219,11 @@ class WebEmulator(RoutedEmulator):
                 + para * count + "<p>THE_VERY_END</p></main></body></html>")
         return RawResponse(200, body.encode(), "text/html; charset=utf-8")
 
+    def _big_file(self, call: Call) -> Streamed:
+        ctype = {"zip": "application/zip", "pdf": "application/pdf"}[call.params["ext"]]
+        head = b"%PDF-1.7\n" if ctype == "application/pdf" else b"PK\x03\x04"
+        return Streamed(200, ctype, self.big_file_bytes, chunk=head + b"\x00" * (65536 - len(head)))
+
     def _page(self, call: Call) -> RawResponse:
         page = self._pages.get(call.params["path"])
         if page is None:
@@ -373,4 +231,4 @@ class WebEmulator(RoutedEmulator):
         return page
 
 
-__all__ = ["Call", "Fail", "RawResponse", "Recorded", "RoutedEmulator", "SearchHit", "WebEmulator"]
+__all__ = ["Call", "Fail", "RawResponse", "Recorded", "RoutedEmulator", "SearchHit", "Streamed", "WebEmulator"]
