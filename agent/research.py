@@ -287,10 +287,14 @@ class _Run:
 
     async def _ask(self, calls: list[ParsedCall], decisions: dict[str, Decision]) -> dict[str, ToolResult]:
         """Calls the policy will not run on its own go to the user, like the main agent's."""
+        from agent.tool_calls import gather_reviews
+
         policy = self.runner.policy
+        reviews = await gather_reviews(calls, self.runner.tool_context)
         items = [ApprovalItem(tool_call_id=c.id, tool=c.name, arguments=c.arguments,
                               reason=f"research agent: {decisions[c.id].reason}",
-                              estimated_cost_usd=decisions[c.id].estimate, always_ask=decisions[c.id].always_ask)
+                              estimated_cost_usd=decisions[c.id].estimate, always_ask=decisions[c.id].always_ask,
+                              review=reviews.get(c.id))
                  for c in calls]
         answers = {d.tool_call_id: d for d in await self.runner.ask_user(items, self.parent)}
         out: dict[str, ToolResult] = {}

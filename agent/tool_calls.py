@@ -64,6 +64,27 @@ class Pending:
     budget: ApprovalItem | None = None
 
 
+async def gather_reviews(calls: list[ParsedCall], tool_context: Any) -> dict[str, Any]:
+    """What each gated call would change (a Hub write's files, sizes and card diff), for its
+    approval card: looked up concurrently, read-only, each within REVIEW_TIMEOUT_S. A review
+    that fails leaves the card without one (the card still shows the arguments)."""
+
+    async def one(call: ParsedCall) -> Any:
+        if call.tool is None or call.error:
+            return None
+        try:
+            return await asyncio.wait_for(call.tool.review(call.params, tool_context(call.id, call.name)),
+                                          REVIEW_TIMEOUT_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("review of %s %s failed: %r", call.name, call.id, exc)
+            return None
+
+    found = await asyncio.gather(*(one(c) for c in calls))
+    return {c.id: r for c, r in zip(calls, found) if r is not None}
+
+
 class ToolCalls:
     def __init__(self, engine: TurnEngine):
         self.engine = engine
@@ -107,25 +128,7 @@ class ToolCalls:
         return False
 
     async def reviews(self, calls: list[ParsedCall]) -> dict[str, Any]:
-        """What each gated call would change (a Hub write's files, sizes and card diff), for
-        its approval card; looked up concurrently, read-only, each within REVIEW_TIMEOUT_S. A
-        review that fails leaves the card without one and says why in the item's notes."""
-        engine = self.engine
-
-        async def one(call: ParsedCall) -> Any:
-            if call.tool is None or call.error:
-                return None
-            try:
-                return await asyncio.wait_for(
-                    call.tool.review(call.params, engine.tool_context(call.id, call.name)), REVIEW_TIMEOUT_S)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("review of %s %s failed: %r", call.name, call.id, exc)
-                return None
-
-        found = await asyncio.gather(*(one(c) for c in calls))
-        return {c.id: r for c, r in zip(calls, found) if r is not None}
+        return await gather_reviews(calls, self.engine.tool_context)
 
     def _deny(self, call: ParsedCall, decision: Decision) -> None:
         """A rule forbids the call: the model is told so, the user sees why."""

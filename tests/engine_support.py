@@ -19,6 +19,18 @@ def priced_config() -> Config:
                   model_prices={MODEL: {"input_per_mtok": 0.0, "output_per_mtok": 0.0}})
 
 
+def local_tools() -> list:
+    """The six local tools alone: for tests of context windows of a few thousand tokens, which
+    the whole tool set's schemas (~7k tokens) would fill by themselves."""
+    from agent.tools.edit import EditTool
+    from agent.tools.files import ReadTool, WriteTool
+    from agent.tools.jobs import HfJobsTool
+    from agent.tools.plan import PlanTool
+    from agent.tools.shell import BashTool
+
+    return [BashTool(), ReadTool(), WriteTool(), EditTool(), PlanTool(), HfJobsTool()]
+
+
 def make_session(llm_server, monkeypatch, tmp_path: Path, *, config: Config | None = None, **kw) -> Session:
     monkeypatch.setenv("OPENAI_BASE_URL", llm_server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")

@@ -11,7 +11,7 @@ import pytest
 
 from agent.config import Config, LLMSettings
 from agent.protocol import ExecApproval, Interrupt, ToolDecision, UserInput
-from tests.engine_support import collect_until, last_approval, make_session, of_type
+from tests.engine_support import collect_until, last_approval, local_tools, make_session, of_type
 from tests.fakes import Call, Hang, HTTPError, Text, ToolCalls
 
 
@@ -195,7 +195,7 @@ async def test_context_overflow_compacts_and_retries_once(llm_server, monkeypatc
         Text("second turn done"),
     )
     cfg = Config(llm=LLMSettings(max_attempts=2, backoff_base_s=0.01), context_windows={"openai/scripted-model": 8192})
-    s = make_session(llm_server, monkeypatch, tmp_path, config=cfg)
+    s = make_session(llm_server, monkeypatch, tmp_path, config=cfg, tools=local_tools())
     s.engine.context.tail_ratio = 0.0  # keep only the newest unit so the middle is non-empty
     sub = await start(s, "first")
     await collect_until(sub)

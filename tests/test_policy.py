@@ -22,22 +22,11 @@ from agent.rules import command_matches, rules_from_config, suggest
 from agent.tools import default_tools
 from agent.tools.base import ApprovalSettings, SessionToolState, Tool, ToolContext, ToolParams, ToolResult
 from agent.tools.jobs import HfJobsParams
+from agent.tools.hub_git import HfRepoGitParams
+from agent.tools.papers import HfPapersParams
 from agent.tools.router import ToolRouter
 
 CWD = Path("/srv/project")
-
-
-class RepoFilesParams(ToolParams):
-    operation: Literal["list", "read", "upload", "delete"]
-    repo_id: str = "me/model"
-    path: str | None = None
-
-
-class RepoGitParams(ToolParams):
-    operation: Literal["create_branch", "delete_branch", "create_tag", "delete_tag", "list_refs", "create_pr",
-                       "list_prs", "get_pr", "merge_pr", "close_pr", "comment_pr", "change_pr_status",
-                       "create_repo", "update_repo"]
-    repo_id: str = "me/model"
 
 
 class McpParams(ToolParams):
@@ -52,13 +41,13 @@ def _fake(name: str, params: type[ToolParams], origin: str = "") -> Tool:
 
 
 def all_tools() -> list[Tool]:
-    return default_tools(sandbox=True) + [_fake("hf_repo_files", RepoFilesParams), _fake("hf_repo_git", RepoGitParams),
-                                          _fake("mcp_search", McpParams, origin="mcp")]
+    return default_tools(sandbox=True) + [_fake("mcp_search", McpParams, origin="mcp")]
 
 
 ROUTER = ToolRouter(all_tools())
 JOB_OPS = get_args(HfJobsParams.model_fields["operation"].annotation)
-GIT_OPS = get_args(RepoGitParams.model_fields["operation"].annotation)
+GIT_OPS = get_args(HfRepoGitParams.model_fields["operation"].annotation)
+PAPER_OPS = get_args(HfPapersParams.model_fields["operation"].annotation)
 GATED_GIT = {"delete_branch", "delete_tag", "merge_pr", "create_repo", "update_repo"}
 
 # (tool, arguments, verdict in ask / auto / yolo): A allow, Q ask
@@ -100,10 +89,25 @@ TABLE: list[tuple[str, dict, str]] = [
     ("hf_repo_files", {"operation": "delete", "path": "model.bin"}, "QQA"),
     *[("hf_repo_git", {"operation": op}, "QQA" if op in GATED_GIT else "AAA") for op in GIT_OPS],
     ("mcp_search", {"query": "x"}, "QAA"),
+    # reading never needs a human in any mode (the research sub-agent's own calls are decided
+    # one by one by this same policy: tests/test_research.py)
+    ("research", {"task": "find a recipe"}, "AAA"),
+    ("explore_hf_docs", {"endpoint": "trl", "query": "sft"}, "AAA"),
+    ("fetch_hf_docs", {"url": "https://huggingface.co/docs/trl/index"}, "AAA"),
+    ("find_hf_api", {"query": "list models"}, "AAA"),
+    *[("hf_papers", {"operation": op}, "AAA") for op in PAPER_OPS],
+    ("web_search", {"query": "lora rank"}, "AAA"),
+    ("fetch_url", {"url": "https://example.com/post"}, "AAA"),
+    ("hf_inspect_dataset", {"dataset": "openai/gsm8k"}, "AAA"),
+    ("github_find_examples", {"repo": "trl", "keyword": "sft"}, "AAA"),
+    ("github_list_repos", {"owner": "huggingface"}, "AAA"),
+    ("github_read_file", {"repo": "huggingface/trl", "path": "README.md"}, "AAA"),
 ]
 
 
 def parsed(tool: str, args: dict, call_id: str = "c1"):
+    if tool.startswith("hf_repo_"):
+        args = {"repo_id": "me/model", **args}  # the Hub tools' one required argument besides the operation
     call = ROUTER.parse(call_id, tool, json.dumps(args))
     assert call.error is None, call.error
     return call
@@ -118,6 +122,7 @@ def test_the_table_covers_every_tool_and_every_operation():
     assert {t for t, _ in covered} == set(ROUTER.names)
     assert {("hf_jobs", op) for op in JOB_OPS} <= covered
     assert {("hf_repo_git", op) for op in GIT_OPS} <= covered
+    assert {("hf_papers", op) for op in PAPER_OPS} <= covered
 
 
 @pytest.mark.parametrize("mode_index,mode", list(enumerate(["ask", "auto", "yolo"])))

@@ -14,7 +14,7 @@ from agent.config import Config, LLMSettings
 from agent.prompts.system import render_system_prompt
 from agent.protocol import Compact, New, SetModel, Shutdown, Undo, UserInput
 from agent.session import EventBus
-from tests.engine_support import collect_until, make_session, of_type
+from tests.engine_support import collect_until, local_tools, make_session, of_type
 from tests.fakes import Call, HTTPError, Text, ToolCalls
 
 
@@ -69,7 +69,7 @@ async def test_preflight_compaction_before_the_window_is_full(llm_server, monkey
 
     llm_server.script(*[reply] * 12)
     cfg = Config(context_windows={"openai/scripted-model": 9000}, llm=LLMSettings(max_attempts=1))
-    s = make_session(llm_server, monkeypatch, tmp_path, config=cfg)
+    s = make_session(llm_server, monkeypatch, tmp_path, config=cfg, tools=local_tools())
     sub, events = await run_ops(s, UserInput(text="go"))
     await shutdown(s)
     compacted = of_type(events, "compacted")

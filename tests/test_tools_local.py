@@ -88,7 +88,10 @@ def _objects(node):
 
 def test_every_default_tool_has_a_closed_schema_without_refs():
     specs = ToolRouter(default_tools()).specs()
-    assert [s["function"]["name"] for s in specs] == ["bash", "read", "write", "edit", "plan_tool", "hf_jobs"]
+    assert [s["function"]["name"] for s in specs] == [
+        "bash", "read", "write", "edit", "research", "explore_hf_docs", "fetch_hf_docs", "hf_papers", "web_search",
+        "fetch_url", "hf_inspect_dataset", "plan_tool", "hf_jobs", "hf_repo_files", "hf_repo_git",
+        "github_find_examples", "github_list_repos", "github_read_file", "find_hf_api"]
     for spec in specs:
         params = spec["function"]["parameters"]
         assert "$ref" not in repr(params) and "$defs" not in params

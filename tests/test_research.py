@@ -1,0 +1,169 @@
+"""The research sub-agent: its own history and tools, the session's one policy, tagged events.
+
+Driven by the scripted loopback model: replies are chosen by which agent asks (the
+sub-agent's requests carry its own system prompt), so the tests say which agent did what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from agent.config import Config, LLMSettings
+from agent.protocol import ExecApproval, ToolDecision, UserInput, parse_event
+from agent.research import RESEARCH_SYSTEM, RESEARCH_TOOLS, WRAP_UP_NOTE
+from tests.engine_support import collect_until, make_session, of_type
+from tests.fakes import Call, Text, ToolCalls
+from tests.fakes.openai_server import Usage
+from tests.test_headless_cli import run, server_env
+
+RESEARCH_MARK = RESEARCH_SYSTEM.splitlines()[0]
+
+
+def is_research(body: dict) -> bool:
+    return RESEARCH_MARK in str(body["messages"][0].get("content"))
+
+
+def by_agent(main: list, research: list):
+    """One reply per request: the next of the asking agent's own script."""
+    main, research = list(main), list(research)
+
+    def reply(body: dict):
+        queue = research if is_research(body) else main
+        assert queue, f"no scripted reply left for the {'research' if queue is research else 'main'} agent"
+        item = queue.pop(0)
+        return item(body) if callable(item) else item
+
+    return reply
+
+
+def research_call(call_id: str, task: str) -> Call:
+    return Call(call_id, "research", json.dumps({"task": task}))
+
+
+def test_headless_research_runs_three_tools_and_the_gated_one_is_refused(llm_server, mlintern_home, tmp_path):
+    """The sub-agent calls read (runs), hf_papers (runs, fails offline with a sentence) and an
+    hf_repo_files upload (gated by the policy: refused headless like a main-agent call). Its
+    events are in stream-json, tagged with the research call's id."""
+    work = tmp_path / "proj"
+    work.mkdir()
+    (work / "notes.md").write_text("baseline: lr 2e-5 gave 61.2 on GSM8K\n")
+    seen: list[dict] = []
+
+    def final_report(body: dict) -> Text:
+        seen.append(body)
+        return Text("## Report\n| rank | recipe |\n|---|---|\n| 1 | SFT lr 2e-5 (notes.md) |")
+
+    sub_calls = ToolCalls([
+        Call("r1", "read", json.dumps({"path": "notes.md"})),
+        Call("r2", "hf_papers", json.dumps({"operation": "search", "query": "gsm8k sft"})),
+        Call("r3", "hf_repo_files", json.dumps({"operation": "upload", "repo_id": "ada/x", "path": "a.txt",
+                                                 "content": "hi"})),
+    ])
+    llm_server.script(*[by_agent(
+        main=[ToolCalls([research_call("m1", "best SFT recipe for GSM8K")]), Text("Plan ready.")],
+        research=[sub_calls, final_report],
+    )] * 4)
+    proc = run(["-p", "research it", "-m", "openai/scripted-model", "--output-format", "stream-json"],
+               mlintern_home, server_env(llm_server), cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    events = [parse_event(line) for line in proc.stdout.splitlines()]
+    tagged = [e for e in events if getattr(e, "parent_call_id", None) == "m1"]
+    calls = [e.tool for e in tagged if e.type == "tool_call"]
+    assert calls == ["read", "hf_papers", "hf_repo_files"]
+    approvals = [e for e in tagged if e.type == "approval_required"]
+    assert approvals and approvals[0].items[0].tool == "hf_repo_files"
+    assert "research agent" in approvals[0].items[0].reason
+    outputs = {e.tool_call_id: e for e in tagged if e.type == "tool_output"}
+    assert "61.2" in outputs["r1"].output and outputs["r1"].success
+    assert not outputs["r2"].success  # offline: a sentence, not a crash
+    # what the sub-agent's model read back: the refusal, the file, the offline error
+    tool_msgs = {m["tool_call_id"]: m["content"] for m in seen[0]["messages"] if m["role"] == "tool"}
+    assert "rejected" in tool_msgs["r3"] and "NOT executed" in tool_msgs["r3"]
+    assert "61.2" in tool_msgs["r1"]
+    # the sub-agent's model calls are tagged and counted as research
+    research_llm = [e for e in tagged if e.type == "llm_call"]
+    assert len(research_llm) == 2 and {e.kind for e in research_llm} == {"research"}
+    main_out = next(e for e in events if e.type == "tool_output" and e.tool_call_id == "m1")
+    assert "## Report" in main_out.output and "[research: 2 model call(s), 3 tool call(s)" in main_out.output
+    receipt = next(e for e in events if e.type == "turn_complete").receipt
+    assert receipt.llm_calls == 4  # two main + two research calls in the turn's receipt
+    assert receipt.research_llm_calls == 2
+    assert not (work / "a.txt").exists()
+
+
+async def test_the_users_deny_rule_answers_the_sub_agent_too(llm_server, monkeypatch, tmp_path):
+    """The session's rules decide the sub-agent's calls: a deny rule stops one read, the other
+    runs, and both calls run concurrently in one batch."""
+    config = Config(approval_mode="ask", llm=LLMSettings(max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.02))
+    session = make_session(llm_server, monkeypatch, tmp_path, config=config)
+    (session.cwd / "data.txt").write_text("rows: 1200\n")
+    # read is never gated: a deny rule on it shows the policy answering the sub-agent too
+    from agent.protocol import ApprovalRule
+
+    session.policy.rules.append(ApprovalRule(effect="deny", tool="read", pattern="*secret*"))
+    llm_server.script(*[by_agent(
+        main=[ToolCalls([research_call("m1", "size of the data")]), Text("ok")],
+        research=[ToolCalls([Call("r1", "read", json.dumps({"path": "data.txt"})),
+                             Call("r2", "read", json.dumps({"path": "secret.txt"}))]),
+                  Text("1200 rows.")],
+    )] * 4)
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    events = await collect_until(sub, stop={"turn_complete", "error"})
+    tagged = [e for e in events if getattr(e, "parent_call_id", None) == "m1"]
+    states = {(e.tool_call_id, e.state) for e in tagged if e.type == "tool_state"}
+    assert ("r2", "rejected") in states and ("r1", "completed") in states
+    assert "1200 rows." in next(e for e in events if e.type == "tool_output" and e.tool_call_id == "m1").output
+    session.submit(__import__("agent.protocol", fromlist=["Shutdown"]).Shutdown())
+    await asyncio.wait_for(session._runner, 5)
+
+
+def test_research_tool_subset_is_read_only():
+    assert "bash" not in RESEARCH_TOOLS and "write" not in RESEARCH_TOOLS and "hf_jobs" not in RESEARCH_TOOLS
+    assert "research" not in RESEARCH_TOOLS  # no research within research
+    assert WRAP_UP_NOTE
+
+
+async def test_a_sub_agents_gated_upload_waits_for_the_user_and_runs_with_the_yes(llm_server, monkeypatch, tmp_path, hub):
+    """auto mode: the sub-agent's hf_repo_files upload is gated. The question reaches the
+    bus as an approval_required tagged with the research call (with a Hub write review); the
+    answer goes through submit() while the turn still runs, and the upload reaches the Hub
+    emulator's commit route. A second, rejected upload never does."""
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    hub.add_repo("ada/notes", files={"README.md": "# notes\n"})
+    session = make_session(llm_server, monkeypatch, tmp_path)
+    upload = {"operation": "upload", "repo_id": "ada/notes", "path": "findings.md", "content": "lr 2e-5\n"}
+    other = {**upload, "path": "secret.md"}
+    llm_server.script(*[by_agent(
+        main=[ToolCalls([research_call("m1", "collect findings")]), Text("ok")],
+        research=[ToolCalls([Call("u1", "hf_repo_files", json.dumps(upload)),
+                             Call("u2", "hf_repo_files", json.dumps(other))]),
+                  Text("Saved the findings.")],
+    )] * 4)
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    events = await collect_until(sub, stop={"approval_required", "turn_complete", "error"})
+    ask = events[-1]
+    assert ask.type == "approval_required" and ask.parent_call_id == "m1"
+    assert [i.tool_call_id for i in ask.items] == ["u1", "u2"]
+    review = ask.items[0].review
+    assert review is not None and review.repo_id == "ada/notes" and [f.path for f in review.files] == ["findings.md"]
+    assert session.busy  # the main turn is still running: the answer cannot wait in the op queue
+    session.submit(ExecApproval(decisions=[ToolDecision(tool_call_id="u1", approved=True),
+                                           ToolDecision(tool_call_id="u2", approved=False, feedback="not that one")]))
+    events += await collect_until(sub, stop={"turn_complete", "error"})
+    assert events[-1].type == "turn_complete", events[-1]
+    states = {(e.tool_call_id, e.state) for e in events if e.type == "tool_state" and e.parent_call_id == "m1"}
+    assert {("u1", "approved"), ("u1", "completed"), ("u2", "rejected")} <= states
+    assert "findings.md" in hub.repo_files("ada/notes", "model")
+    assert "secret.md" not in hub.repo_files("ada/notes", "model")
+    from agent.protocol import Shutdown
+
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 5)
