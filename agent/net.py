@@ -5,8 +5,9 @@ Every request the papers, docs, dataset, web and GitHub tools make goes through 
 in one place instead of in each tool:
 
 * **Tokens go only where they belong.** A request asks for ``auth="hf"`` or
-  ``auth="github"``; the token is attached only when the URL's origin is the configured Hub
-  (or one of its subdomains on the same port), the dataset viewer, or the GitHub API. A
+  ``auth="github"``; the HF token is attached only when the URL's origin is the configured
+  Hub or one of its subdomains (the dataset viewer included, while its host is under the
+  Hub's), the GitHub token only to the configured GitHub API. A
   redirect is followed by hand and the decision is made again for every hop, so a Hub URL
   that redirects elsewhere never carries the token there (reference §12 item 7).
 * **Failures are sentences.** Offline / DNS failure (within the connect timeout, a few
@@ -352,7 +353,12 @@ class Net:
         """The token a request to ``url`` may carry, or None. The only place tokens are chosen."""
         if auth == "hf":
             e = self.endpoints
-            if _same_or_subdomain(url, e.hub) or origin(url) == origin(e.datasets_server):
+            if _same_or_subdomain(url, e.hub):
+                return self.hf_token()
+            # the dataset viewer is a Hub service on a host of its own (datasets-server.huggingface.co):
+            # it gets the token only while it lives under the Hub's host name
+            hub_host, viewer = origin(e.hub)[1], origin(e.datasets_server)
+            if origin(url) == viewer and (viewer[1] == hub_host or viewer[1].endswith("." + hub_host)):
                 return self.hf_token()
             return None
         if auth == "github":

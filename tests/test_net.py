@@ -71,6 +71,8 @@ def test_subdomains_of_the_hub_get_the_token_lookalikes_do_not():
     assert net.token_for("https://api.github.com/repos/a/b", "github") == GH
     assert net.token_for("https://api.github.com/repos/a/b", "hf") is None
     assert net.token_for("https://raw.githubusercontent.com/a/b", "github") is None
+    mirror = Net(Endpoints.resolve({"datasets_server": "https://viewer.example.org"}, env={}), hf_token=lambda: HF)
+    assert mirror.token_for("https://viewer.example.org/rows", "hf") is None  # not under the Hub's host
 
 
 async def test_a_short_retry_after_is_waited_once_a_long_one_reported_and_remembered(two_hosts, tmp_path):

@@ -14,7 +14,7 @@ from agent.tools.router import ToolRouter
 from tests.fakes.datasets_server import DatasetsServerEmulator
 from tests.fakes.web_server import WebEmulator
 
-HUB = "https://hub.example"
+HUB = "http://127.0.0.1:9"  # the viewer runs on this host: it gets the HF token only as a Hub service
 
 
 @pytest.fixture
