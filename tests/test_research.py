@@ -167,3 +167,60 @@ async def test_a_sub_agents_gated_upload_waits_for_the_user_and_runs_with_the_ye
 
     session.submit(Shutdown())
     await asyncio.wait_for(session._runner, 5)
+
+
+async def test_two_research_calls_in_one_batch_run_at_the_same_time(llm_server, monkeypatch, tmp_path):
+    """Each sub-agent's first reply waits until the other sub-agent has asked too: run one
+    after the other, the first would wait alone and the barrier would break."""
+    import threading
+
+    barrier = threading.Barrier(2, timeout=10)
+
+    def together(task_word: str):
+        def reply(body: dict) -> Text:
+            barrier.wait()  # raises BrokenBarrierError (a 500 for that request) if alone
+            return Text(f"report on {task_word}")
+        return reply
+
+    def research_reply(body: dict):
+        task = body["messages"][1]["content"]
+        return together("alpha" if "alpha" in task else "beta")(body)
+
+    main = iter([ToolCalls([research_call("m1", "alpha question"), research_call("m2", "beta question")]),
+                 Text("both done")])
+    llm_server.script(*[lambda body: research_reply(body) if is_research(body) else next(main)] * 4)
+    session = make_session(llm_server, monkeypatch, tmp_path)
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    events = await collect_until(sub, stop={"turn_complete", "error"})
+    outputs = {e.tool_call_id: e.output for e in events if e.type == "tool_output" and e.parent_call_id is None}
+    assert "report on alpha" in outputs["m1"] and "report on beta" in outputs["m2"]
+    from agent.protocol import Shutdown
+
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 5)
+
+
+async def test_interrupt_stops_the_sub_agent_mid_request(llm_server, monkeypatch, tmp_path):
+    from tests.fakes import Hang
+
+    llm_server.script(*[by_agent(main=[ToolCalls([research_call("m1", "slow question")])],
+                                 research=[Hang(seconds=30)])] * 2)
+    session = make_session(llm_server, monkeypatch, tmp_path)
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    await asyncio.wait_for(asyncio.to_thread(llm_server.wait_for_request, 2, 10), 15)  # the sub-agent is waiting
+    session.interrupt()
+    events = await collect_until(sub, stop={"interrupted", "turn_complete", "error"}, timeout=10)
+    assert events[-1].type == "interrupted"
+    assert ("m1", "cancelled") in {(e.tool_call_id, e.state) for e in events if e.type == "tool_state"}
+    # the research call has its one result in the history: the model is told it was stopped
+    results = [m for m in session.engine.history.messages() if m.get("role") == "tool" and m.get("tool_call_id") == "m1"]
+    assert len(results) == 1 and "nterrupted" in results[0]["content"]
+    assert len(llm_server.requests) == 2  # nothing more was asked after the interrupt
+    from agent.protocol import Shutdown
+
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 5)
