@@ -329,6 +329,8 @@ class Net:
     hf_token: Callable[[], str | None] = lambda: None
     github_token: Callable[[], str | None] = lambda: None
     cache_dir: Path | None = None
+    #: the longest a cached answer is reused, whatever a tool asks (config knowledge_cache_ttl_s; 0: no cache)
+    max_cache_ttl_s: float = 86_400.0
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 20.0
     sleep: Callable[[float], Any] = asyncio.sleep
@@ -345,7 +347,7 @@ class Net:
         configured = dict(getattr(config, "endpoints", None) or {})
         return cls(Endpoints.resolve(configured), hf_token=hf_token,
                    github_token=lambda: os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN") or None,
-                   cache_dir=cache_dir)
+                   cache_dir=cache_dir, max_cache_ttl_s=float(getattr(config, "knowledge_cache_ttl_s", 86_400.0)))
 
     # ------------------------------------------------------------------ token hygiene
 
@@ -435,6 +437,8 @@ class Net:
             raise NetError(f"The Hub is not reachable in offline mode (HF_HUB_OFFLINE=1): {url} was not fetched.",
                            kind="offline", url=url)
         key = None
+        if cache_ttl:
+            cache_ttl = min(cache_ttl, self.max_cache_ttl_s)
         if cache_ttl and self.cache_dir is not None and method == "GET":
             sent = bool(self.token_for(url, auth))
             key = hashlib.sha256(json.dumps([method, url, auth if sent else None, headers or {}],

@@ -88,6 +88,8 @@ class Session(ModelSettingsMixin):
         #: a sub-agent's calls waiting for the user (call id -> the answer's future): answered out
         #: of band, because the turn that waits for them holds the op queue
         self._side_approvals: dict[str, asyncio.Future] = {}
+        #: things the user must hear about once the session is ready (a config value that cannot work)
+        self._start_notes: list[str] = []
         self.sandbox = self._sandbox_manager()
         self._prices_task: asyncio.Task | None = None
         self._warm_task: asyncio.Task | None = None  # the tokenizer, loaded before the first prompt
@@ -278,7 +280,11 @@ class Session(ModelSettingsMixin):
 
         research_model = None
         if self.config.research_model:
-            research_model = resolve_model(self.config.research_model)
+            try:
+                research_model = resolve_model(self.config.research_model)
+            except Exception as exc:  # a bad research model must not cost the session: said at start
+                self._start_notes.append(f"research_model {self.config.research_model!r} in the config cannot be "
+                                         f"used ({exc}); the research sub-agent uses the main model instead.")
         return ResearchRunner(
             client=self.client,
             tools=lambda: [t for t in (self.router.get(n) for n in self.router.names) if t is not None],
@@ -390,6 +396,8 @@ class Session(ModelSettingsMixin):
             model=self.model.id, model_label=self.model.label, tool_count=len(self.router),
             cwd=str(self.cwd), is_demo=self.model.is_demo,
         ))
+        for note in self._start_notes:
+            self.emit(ToolLog(tool="system", log=note))
         try:
             while True:
                 epoch, op = await self._queue.get()

@@ -222,3 +222,15 @@ async def test_a_callers_key_header_stays_with_its_host_across_redirects(two_hos
     assert hub.requests[0].headers["x-api-key"] == "s2-key"
     assert "x-api-key" not in other.requests[0].headers
     assert other.requests[0].headers["accept"] == "application/json"
+
+
+async def test_the_configured_cache_ttl_caps_what_tools_ask_for(two_hosts, tmp_path):
+    hub, _ = two_hosts
+    net = make_net(hub, tmp_path, max_cache_ttl_s=0)  # knowledge_cache_ttl_s: 0 turns the cache off
+    try:
+        await net.get(hub.url("/paper"), cache_ttl=3600)
+        again = await net.get(hub.url("/paper"), cache_ttl=3600)
+    finally:
+        await net.aclose()
+    assert not again.from_cache and [r.path for r in hub.requests].count("/paper") == 2
+    assert Net.for_config(Config(knowledge_cache_ttl_s=60)).max_cache_ttl_s == 60

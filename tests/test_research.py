@@ -224,3 +224,36 @@ async def test_interrupt_stops_the_sub_agent_mid_request(llm_server, monkeypatch
 
     session.submit(Shutdown())
     await asyncio.wait_for(session._runner, 5)
+
+
+async def test_a_research_model_that_cannot_work_is_said_and_the_main_model_used(llm_server, monkeypatch, tmp_path):
+    config = Config(research_model="not a model", llm=LLMSettings(max_attempts=1))
+    session = make_session(llm_server, monkeypatch, tmp_path, config=config)
+    sub = session.subscribe("test")
+    session.start()
+    events = await collect_until(sub, stop={"tool_log"}, timeout=10)
+    assert "research_model 'not a model'" in events[-1].log and "main model" in events[-1].log
+    assert session.research.model().id == session.engine.model.id
+    from agent.protocol import Shutdown
+
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 5)
+
+
+async def test_the_research_model_setting_is_used_by_the_sub_agent(llm_server, monkeypatch, tmp_path):
+    config = Config(research_model="openai/cheap-model", llm=LLMSettings(max_attempts=1))
+    llm_server.script(*[by_agent(main=[ToolCalls([research_call("m1", "quick question")]), Text("ok")],
+                                 research=[Text("cheap report")])] * 3)
+    session = make_session(llm_server, monkeypatch, tmp_path, config=config)
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    events = await collect_until(sub, stop={"turn_complete", "error"})
+    models = [(e.kind, e.model) for e in events if e.type == "llm_call"]
+    outputs = [e.output for e in events if e.type == "tool_output"]
+    assert models == [("main", "openai/scripted-model"), ("research", "openai/cheap-model"),
+                      ("main", "openai/scripted-model")], outputs
+    from agent.protocol import Shutdown
+
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 5)

@@ -121,8 +121,9 @@ async def _results_page(net: Net, sent: str) -> Response:
     """DuckDuckGo's results for ``sent``: its form POSTed to the html endpoint, as the site's
     own search box does (cached; ``run`` keeps a page only once it is not a bot check)."""
     cache = _search_cache(net, sent)
-    if cache is not None:
-        entry = await asyncio.to_thread(cache[0].get, cache[1], SEARCH_CACHE_TTL_S)
+    ttl = min(SEARCH_CACHE_TTL_S, net.max_cache_ttl_s)
+    if cache is not None and ttl > 0:
+        entry = await asyncio.to_thread(cache[0].get, cache[1], ttl)
         if entry is not None:
             return Response(entry.url, entry.status, entry.headers, entry.content, from_cache=True)
     return await net.request("POST", net.endpoints.web_search, form={"q": sent}, auth=None, max_bytes=2_000_000)
