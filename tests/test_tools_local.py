@@ -534,3 +534,14 @@ async def test_a_change_made_through_bash_is_noticed_before_editing(ctx):
     result = await edit(ctx, path, "epochs: 3", "epochs: 5")
     assert not result.success and "changed on disk" in result.output
     assert path.read_text() == "epochs: 30\n"
+
+
+def test_optional_parameters_are_sent_without_their_null_branch():
+    """An optional parameter is offered as its own type (leaving it out means none); the
+    router still takes an explicit null from a model that sends one."""
+    specs = {s["function"]["name"]: s["function"]["parameters"] for s in ToolRouter(default_tools()).specs()}
+    text = json.dumps(specs)
+    assert '{"type": "null"}' not in text
+    assert specs["hf_papers"]["properties"]["arxiv_id"]["type"] == "string"
+    call = ToolRouter(default_tools(), ungoverned=True).parse("c", "hf_papers", '{"operation": "trending", "query": null}')
+    assert call.error is None
