@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import asyncio
 import errno
+import json
 import os
 import stat
 import time
