@@ -377,7 +377,8 @@ async def test_recommend_posts_positive_and_negative_ids(ctx, s2):
     assert "A small follow-up on sliding window attention" in result.output
     call = next(r for r in s2.requests if r.path == "/recommendations/v1/papers")
     assert call.method == "POST"
-    assert call.body == {"positivePaperIds": [f"arXiv:{MISTRAL}", "arXiv:2401.04088"],
+    assert "json" in call.headers.get("content-type", "")
+    assert call.json == {"positivePaperIds": [f"arXiv:{MISTRAL}", "arXiv:2401.04088"],
                          "negativePaperIds": [f"arXiv:{LLAMA}"]}
     assert call.query["limit"] == ["5"]
 

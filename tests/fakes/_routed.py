@@ -1,10 +1,11 @@
-"""``RoutedEmulator``: the base of the loopback HTTP emulators (web, dataset viewer, GitHub).
+"""``RoutedEmulator``: the base of the loopback HTTP emulators (web, dataset viewer, GitHub,
+arXiv/ar5iv, Semantic Scholar).
 
 A subclass sets ``ROUTES``, a table of (method, path regex, handler name); a handler gets a
-``Call`` (method, path, query, headers, body, the regex's named groups, the base URL the
-client used) and returns a JSON payload, ``(status, payload)``, ``(status, payload,
-headers)``, a ``RawResponse`` or a ``Streamed`` answer, or raises ``Fail``. A GET route
-answers HEAD too. Every request is recorded (``requests``, ``requests_to``) with its
+``Call`` (method, path, query, headers, body (``.json`` decodes it), the regex's named
+groups, the base URL the client used) and returns a JSON payload, ``(status, payload)``,
+``(status, payload, headers)``, a ``RawResponse`` or a ``Streamed`` answer, or raises
+``Fail``. A GET route answers HEAD too. Every request is recorded (``requests``, ``requests_to``) with its
 headers, lowercased, so tests can assert which token went where; ``fail_next`` scripts
 error answers for matching paths. A ``Streamed`` answer is written a chunk at a time and
 logged (``streams``: the bytes actually written), so a test can tell a client that read a
@@ -13,6 +14,7 @@ body from one that hung up after the headers.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -43,6 +45,14 @@ class Recorded:
         return parse_qs(self.body.decode("utf-8", "replace"), keep_blank_values=True)
 
     @property
+    def json(self) -> Any:
+        """The decoded JSON body (None for an empty or non-JSON body)."""
+        try:
+            return json.loads(self.body) if self.body else None
+        except ValueError:
+            return None
+
+    @property
     def token(self) -> str | None:
         auth = self.authorization or ""
         for prefix in ("Bearer ", "token "):
@@ -64,6 +74,16 @@ class Call:
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
         return values[0] if values else default
+
+    @property
+    def json(self) -> Any:
+        """The decoded JSON body (None when empty); a malformed body is a 400, as live APIs answer."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise Fail(400, "request body is not valid JSON") from None
 
     @property
     def token(self) -> str | None:

@@ -10,139 +10,18 @@ Pages come from ``latexml_page(...)``, which writes the markup arXiv's converter
 an ``ltx_tag`` span holding the number, MathML with ``alttext``, equation tables,
 citations linking to ``#bib``, figures, the bibliography section).
 
-``RouteEmulator`` is the small recording base this file and ``s2_server`` share: routes
-are (method, path regex, handler name); every request is recorded with its headers
-(lowercased) so tests can assert what was sent (tokens, API keys); ``fail_next`` scripts
-an error answer (status, JSON body, headers such as Retry-After).
+Built on ``RoutedEmulator`` (tests/fakes/_routed.py), as is ``s2_server``: every request
+is recorded with its headers (lowercased) in ``requests``, and ``fail_next`` scripts error
+answers.
 """
 
 from __future__ import annotations
 
 import html as html_lib
-import json
 import re
-import threading
-from collections import deque
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes._loopback import (
-    Fail, LoopbackHandler, LoopbackLifecycle, RawResponse, StopAnswering, TrackingHTTPServer,
-)
-
-
-@dataclass(frozen=True)
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-
-    @property
-    def token(self) -> str | None:
-        auth = self.headers.get("authorization", "")
-        return auth[len("Bearer "):] if auth.startswith("Bearer ") else (auth or None)
-
-
-class _Handler(LoopbackHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._dispatch("HEAD")
-
-    def _dispatch(self, method: str) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        try:
-            result = self.server.owner._handle(method, self.path, self.headers, raw)
-            if isinstance(result, RawResponse):
-                self._send_raw(result)
-            else:
-                self._send_json(*result)
-        except (BrokenPipeError, ConnectionResetError, StopAnswering):
-            self.close_connection = True
-
-
-class RouteEmulator(LoopbackLifecycle):
-    """A recording loopback server; subclasses set ``ROUTES`` and write the handlers."""
-
-    ROUTES: list[tuple[str, str, str]] = []
-    _thread_name = "route-emulator"
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd = None
-        self._thread = None
-        self._requests: list[Recorded] = []
-        self._failures: deque[tuple[re.Pattern[str] | None, int, Any, dict[str, str]]] = deque()
-        self._routes = [(m, re.compile(p), h) for m, p, h in self.ROUTES]
-
-    def _new_httpd(self) -> TrackingHTTPServer:
-        return TrackingHTTPServer(self, _Handler)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._lock:
-            return list(self._requests)
-
-    def fail_next(self, status: int, body: Any = None, *, headers: dict[str, str] | None = None,
-                  path: str | None = None, times: int = 1) -> None:
-        """Answer the next ``times`` requests (whose path matches ``path``, a regex, if given)
-        with ``status``, the JSON ``body`` and ``headers``."""
-        with self._lock:
-            for _ in range(times):
-                self._failures.append((re.compile(path) if path else None, status, body, dict(headers or {})))
-
-    def _scripted_failure(self, path: str) -> tuple[int, Any, dict[str, str]] | None:
-        for item in list(self._failures):
-            pattern, status, body, headers = item
-            if pattern is None or pattern.search(path):
-                self._failures.remove(item)
-                return status, body if body is not None else {"error": f"scripted {status}"}, headers
-        return None
-
-    def _handle(self, method: str, raw_path: str, headers: Any, raw: bytes) -> Any:
-        parts = urlsplit(raw_path)
-        query = parse_qs(parts.query, keep_blank_values=True)
-        body: Any = raw
-        if raw and "json" in (headers.get("Content-Type") or ""):
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                return 400, {"error": "request body is not valid JSON"}, {}
-        with self._lock:
-            self._requests.append(Recorded(method, parts.path, query, {k.lower(): v for k, v in headers.items()}, body))
-            failure = self._scripted_failure(parts.path)
-        if failure is not None:
-            return failure
-        for route_method, pattern, handler in self._routes:
-            match = pattern.fullmatch(parts.path)
-            if match and route_method == method:
-                try:
-                    with self._lock:
-                        result = getattr(self, handler)(match.groupdict(), query, body)
-                except Fail as failure_:
-                    return failure_.status, self._error_body(failure_.status, failure_.message), failure_.headers
-                except Exception as exc:  # an emulator bug: fail loudly, never hang the client
-                    return 500, {"error": f"emulator crashed: {type(exc).__name__}: {exc}"}, {}
-                if isinstance(result, RawResponse):
-                    return result
-                status, payload = result if isinstance(result, tuple) else (200, result)
-                return status, payload, {}
-        return 404, self._error_body(404, f"no route {method} {parts.path}"), {}
-
-    def _error_body(self, status: int, message: str) -> Any:
-        return {"error": message}
+from tests.fakes._routed import Call, RawResponse, RoutedEmulator
 
 
 # ---------------------------------------------------------------- arXiv / ar5iv
@@ -221,7 +100,7 @@ def latexml_page(title: str, abstract: str, sections: list[tuple[Any, ...]], *, 
 </body></html>"""
 
 
-class ArxivEmulator(RouteEmulator):
+class ArxivEmulator(RoutedEmulator):
     """arxiv.org's ``/html/<id>`` (``flavor="arxiv"``) or ar5iv's ``/html/<id>`` + ``/abs/<id>``."""
 
     ROUTES = [
@@ -245,12 +124,13 @@ class ArxivEmulator(RouteEmulator):
     def _page(self, aid: str) -> str | None:
         return self._pages.get(re.sub(r"v\d+$", "", aid))
 
-    def _html(self, params: dict, query: dict, body: Any) -> RawResponse:
-        page = self._page(params["id"])
+    def _html(self, call: Call) -> RawResponse:
+        aid = call.params["id"]
+        page = self._page(aid)
         if page is None:
             if self.flavor == "arxiv":
-                text = (f"<!DOCTYPE html><html><head><title>No HTML for '{params['id']}'</title></head><body>"
-                        f"<h1>No HTML for '{params['id']}'</h1><p>HTML is not available for the source. "
+                text = (f"<!DOCTYPE html><html><head><title>No HTML for '{aid}'</title></head><body>"
+                        f"<h1>No HTML for '{aid}'</h1><p>HTML is not available for the source. "
                         "This could be due to the source files not being HTML, LaTeX, or a conversion "
                         "failure.</p></body></html>")
             else:
@@ -258,10 +138,11 @@ class ArxivEmulator(RouteEmulator):
             return RawResponse(404, text.encode(), "text/html; charset=utf-8")
         return RawResponse(200, page.encode(), "text/html; charset=utf-8")
 
-    def _abs(self, params: dict, query: dict, body: Any) -> RawResponse:
+    def _abs(self, call: Call) -> RawResponse:
+        aid = call.params["id"]
         if self.flavor == "ar5iv":
-            return RawResponse(301, b"", "text/html", {"Location": f"/html/{params['id']}"})
-        if self._page(params["id"]) is None:
+            return RawResponse(301, b"", "text/html", {"Location": f"/html/{aid}"})
+        if self._page(aid) is None:
             return RawResponse(404, b"<html><body>Article not found</body></html>", "text/html; charset=utf-8")
-        return RawResponse(200, f"<html><body><h1>arXiv:{params['id']}</h1></body></html>".encode(),
+        return RawResponse(200, f"<html><body><h1>arXiv:{aid}</h1></body></html>".encode(),
                            "text/html; charset=utf-8")

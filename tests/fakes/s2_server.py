@@ -18,8 +18,8 @@ recommendations/v1):
   ``{"recommendedPapers": [...]}``.
 
 Script papers with ``add_paper`` and ``cite``; ``rate_limit(retry_after)`` answers the next
-request 429 like the live gateway. Requests are recorded with headers (``x-api-key``,
-``authorization``) in ``requests``.
+request 429 like the live gateway. Built on ``RoutedEmulator`` (tests/fakes/_routed.py):
+requests are recorded with headers (``x-api-key``, ``authorization``) in ``requests``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes._loopback import Fail
-from tests.fakes.arxiv_server import RouteEmulator
+from tests.fakes._routed import Call, Fail, RoutedEmulator
 
 _PAPER_FIELDS = {
     "paperId", "corpusId", "externalIds", "url", "title", "abstract", "venue", "publicationVenue", "year",
@@ -106,7 +105,7 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
-class SemanticScholarEmulator(RouteEmulator):
+class SemanticScholarEmulator(RoutedEmulator):
     _thread_name = "s2-emulator"
     ROUTES = [
         ("GET", r"/graph/v1/paper/search", "_search"),
@@ -147,8 +146,8 @@ class SemanticScholarEmulator(RouteEmulator):
     def rate_limit(self, retry_after: str | None = "120", path: str | None = None) -> None:
         """The next request (matching ``path``) gets the gateway's 429."""
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        self.fail_next(429, {"message": "Too Many Requests. Please wait and try again or apply for a key for "
-                                        "higher rate limits.", "code": "429"}, headers=headers, path=path)
+        self.fail_next(path or "", 429, {"message": "Too Many Requests. Please wait and try again or apply for a "
+                                                    "key for higher rate limits.", "code": "429"}, headers=headers)
 
     # ---- helpers (under the lock)
 
@@ -216,14 +215,14 @@ class SemanticScholarEmulator(RouteEmulator):
 
     # ---- routes
 
-    def _paper(self, params: dict, query: dict, body: Any) -> dict:
-        return self._json(self._require(params["id"]), self._fields(query, _PAPER_FIELDS))
+    def _paper(self, call: Call) -> dict:
+        return self._json(self._require(call.params["id"]), self._fields(call.query, _PAPER_FIELDS))
 
-    def _edges(self, params: dict, query: dict, body: Any) -> dict:
-        paper = self._require(params["id"])
-        wanted = self._fields(query, _PAPER_FIELDS | _EDGE_FIELDS)
-        offset, limit = self._int(query, "offset", 0, 10_000), self._int(query, "limit", 100, 1000)
-        citations = params["direction"] == "citations"
+    def _edges(self, call: Call) -> dict:
+        paper = self._require(call.params["id"])
+        wanted = self._fields(call.query, _PAPER_FIELDS | _EDGE_FIELDS)
+        offset, limit = self._int(call.query, "offset", 0, 10_000), self._int(call.query, "limit", 100, 1000)
+        citations = call.params["direction"] == "citations"
         edges = [e for e in self._state.edges if (e.cited if citations else e.citing) == paper.paper_id]
         rows = []
         for edge in edges[offset: offset + limit]:
@@ -242,11 +241,11 @@ class SemanticScholarEmulator(RouteEmulator):
             page["next"] = offset + limit
         return page
 
-    def _search(self, params: dict, query: dict, body: Any) -> dict:
-        wanted = self._fields(query, _PAPER_FIELDS - _NOT_IN_SEARCH)
-        offset, limit = self._int(query, "offset", 0, 1000), self._int(query, "limit", 10, 100)
-        words = _words(query.get("query", [""])[0])
-        found = self._filtered(query)
+    def _search(self, call: Call) -> dict:
+        wanted = self._fields(call.query, _PAPER_FIELDS - _NOT_IN_SEARCH)
+        offset, limit = self._int(call.query, "offset", 0, 1000), self._int(call.query, "limit", 10, 100)
+        words = _words(call.query.get("query", [""])[0])
+        found = self._filtered(call.query)
         found.sort(key=lambda p: -sum(_words(f"{p.title} {p.title} {p.abstract}").count(w) for w in words))
         page: dict[str, Any] = {"total": len(found), "offset": offset,
                                 "data": [self._json(p, wanted) for p in found[offset: offset + limit]]}
@@ -254,10 +253,10 @@ class SemanticScholarEmulator(RouteEmulator):
             page["next"] = offset + limit
         return page
 
-    def _bulk(self, params: dict, query: dict, body: Any) -> dict:
-        wanted = self._fields(query, _PAPER_FIELDS - _NOT_IN_SEARCH)
-        found = self._filtered(query)
-        sort = query.get("sort", ["paperId:asc"])[0]
+    def _bulk(self, call: Call) -> dict:
+        wanted = self._fields(call.query, _PAPER_FIELDS - _NOT_IN_SEARCH)
+        found = self._filtered(call.query)
+        sort = call.query.get("sort", ["paperId:asc"])[0]
         key, _, order = sort.partition(":")
         if key not in ("paperId", "publicationDate", "citationCount"):
             raise Fail(400, f"Invalid sort field: {key}")
@@ -269,8 +268,9 @@ class SemanticScholarEmulator(RouteEmulator):
         found.sort(key=value, reverse=order == "desc")
         return {"total": len(found), "token": None, "data": [self._json(p, wanted) for p in found[:1000]]}
 
-    def _batch(self, params: dict, query: dict, body: Any) -> list:
-        wanted = self._fields(query, _PAPER_FIELDS)
+    def _batch(self, call: Call) -> list:
+        wanted = self._fields(call.query, _PAPER_FIELDS)
+        body = call.json
         ids = body.get("ids") if isinstance(body, dict) else None
         if not isinstance(ids, list):
             raise Fail(400, "Body must be {\"ids\": [...]}")
@@ -280,7 +280,8 @@ class SemanticScholarEmulator(RouteEmulator):
             result.append(self._json(paper, wanted) if paper else None)
         return result
 
-    def _snippets(self, params: dict, query: dict, body: Any) -> dict:
+    def _snippets(self, call: Call) -> dict:
+        query = call.query
         text = query.get("query", [""])[0]
         if not text:
             raise Fail(400, "Missing required parameter: 'query'")
@@ -305,9 +306,10 @@ class SemanticScholarEmulator(RouteEmulator):
         } for score, paper, section, passage in hits[:limit]]
         return {"data": data, "retrievalVersion": "s2-snippets-emulated"}
 
-    def _recommend(self, params: dict, query: dict, body: Any) -> dict:
-        wanted = self._fields(query, _PAPER_FIELDS)
-        limit = self._int(query, "limit", 100, 500)
+    def _recommend(self, call: Call) -> dict:
+        wanted = self._fields(call.query, _PAPER_FIELDS)
+        limit = self._int(call.query, "limit", 100, 500)
+        body = call.json
         body = body if isinstance(body, dict) else {}
         positive_ids, negative_ids = body.get("positivePaperIds"), body.get("negativePaperIds") or []
         if not isinstance(positive_ids, list) or not positive_ids:
