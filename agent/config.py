@@ -93,7 +93,9 @@ class Config(BaseModel):
         "semantic_scholar, web_search (environment variables win: HF_ENDPOINT, MLINTERN_*_URL, GITHUB_API_URL)")
     research_model: str | None = Field(None, description="model for the research sub-agent (default: the main model)")
     research_max_iterations: int = Field(40, ge=1, le=200, description="model calls per research run")
-    research_max_tokens: int = Field(150_000, ge=10_000, description="tokens a research run may use before it wraps up")
+    research_max_tokens: int = Field(500_000, ge=10_000, description=(
+        "tokens a research run may use, prompt and completion summed over its calls (it wraps up at 80%; its "
+        "context also stays within 80% of the research model's window)"))
     knowledge_cache_ttl_s: float = Field(86_400.0, ge=0, description="the longest a cached papers/docs/API answer is reused (0: never cached)")
     mcp_servers: dict[str, Any] = Field(default_factory=dict, alias="mcpServers")
     messaging: dict[str, Any] = Field(default_factory=dict)

@@ -22,14 +22,18 @@ Interrupting the turn cancels the sub-agent at whatever it awaits.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from urllib.parse import urlsplit
 
 from agent.llm.errors import LLMError
 from agent.protocol import (
     ApprovalItem,
+    ApprovalRule,
     Event,
     ToolCallEvent,
     ToolDecision,
@@ -98,7 +102,17 @@ End with a report of 400-1200 words in Markdown:
 @dataclass
 class ResearchLimits:
     max_iterations: int = 40
-    max_tokens: int = 150_000
+    #: tokens a run may use, prompt and completion summed over its calls (it wraps up at 80%)
+    max_tokens: int = 500_000
+
+
+#: the marker of a sub-agent's call ids (``<research call id>~r<n>``): unique per run, so two
+#: sub-agents whose models number their calls alike never share an approval
+SUB_CALL_MARK = "~r"
+
+
+def is_sub_agent_call(call_id: str) -> bool:
+    return SUB_CALL_MARK in call_id
 
 
 @dataclass
@@ -140,6 +154,8 @@ class ResearchRunner:
         ask_user: AskUser,
         limits: ResearchLimits | None = None,
         reasoning_effort: Callable[[], str | None] = lambda: None,
+        context_window: Callable[[ResolvedModel], int] = lambda model: 128_000,
+        cwd: Path | None = None,
     ):
         self.client = client
         self._tools = tools
@@ -150,6 +166,9 @@ class ResearchRunner:
         self.ask_user = ask_user
         self.limits = limits or ResearchLimits()
         self.reasoning_effort = reasoning_effort
+        self.context_window = context_window
+        #: where the sub-agent may read without asking (the session's working directory)
+        self.cwd = (cwd or Path.cwd()).resolve()
 
     def router(self) -> ToolRouter:
         """A governed router over the research subset, decided by the session's policy."""
@@ -173,6 +192,7 @@ class _Run:
         self.messages: list[dict[str, Any]] = []
         self.seen_calls: dict[str, int] = {}
         self.wrapped_up = False
+        self._seq = 0
 
     # ------------------------------------------------------------------ events
 
@@ -195,24 +215,32 @@ class _Run:
         self.messages = [{"role": "system", "content": RESEARCH_SYSTEM + f"\nYour tools: {available}.\n"},
                          {"role": "user", "content": user}]
         model = runner.model()
+        # the context may use 80% of the model's window; the run, max_tokens summed over its calls
+        context_cap = int(0.8 * runner.context_window(model))
         self.progress(f"Research sub-agent started on {model.label} ({len(self.router)} read-only tools).")
         for iteration in range(limits.max_iterations):
-            last = iteration == limits.max_iterations - 1
-            over = self.stats.context_tokens >= limits.max_tokens
-            if last or over:
-                return await self._final(model, "iteration limit" if last else "token budget")
-            if not self.wrapped_up and self.stats.context_tokens >= WRAP_UP_AT * limits.max_tokens:
+            stop = self._budget_stop()
+            if stop is not None:
+                return stop
+            if iteration == limits.max_iterations - 1:
+                return await self._final(model, "iteration limit")
+            if self.stats.tokens >= limits.max_tokens or self.stats.context_tokens >= context_cap:
+                return await self._final(model, "token budget")
+            if not self.wrapped_up and (self.stats.tokens >= WRAP_UP_AT * limits.max_tokens
+                                        or self.stats.context_tokens >= WRAP_UP_AT * context_cap):
                 self.wrapped_up = True
                 self.messages.append({"role": "user", "content": WRAP_UP_NOTE})
                 self.progress("Token budget 80% used: asked the sub-agent to wrap up.")
             try:
                 result = await self._call(model, tools=True)
             except LLMError as exc:
+                if exc.info.kind == "context_overflow":
+                    return await self._final(model, "context window", shrink=True)
                 return self._failed(exc)
             if not result.tool_calls:
                 self.progress("Research complete.")
                 return result.content or "(the research agent returned an empty report)", True, self.stats
-            calls = [self.router.parse(c.id, c.name, c.arguments) for c in result.tool_calls]
+            calls = [self.router.parse(self._next_id(), c.name, c.arguments) for c in result.tool_calls]
             self.messages.append({
                 "role": "assistant", "content": result.content or "",
                 "tool_calls": [{"id": c.id, "type": "function",
@@ -223,6 +251,25 @@ class _Run:
                 self.messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name,
                                       "content": results[call.id].output})
         return await self._final(model, "iteration limit")
+
+    def _next_id(self) -> str:
+        self._seq += 1
+        return f"{self.parent}{SUB_CALL_MARK}{self._seq}"
+
+    def _budget_stop(self) -> tuple[str, bool, ResearchStats] | None:
+        """In YOLO mode a spent budget stops the sub-agent before its next model call (the
+        main loop only pauses between its own steps, after the research call returned)."""
+        policy = self.runner.policy
+        if policy.mode != "yolo" or not policy.budget.reached():
+            return None
+        self.progress("Stopped: the YOLO budget is spent.")
+        found = next((m["content"] for m in reversed(self.messages) if m.get("role") == "assistant" and m.get("content")),
+                     "")
+        text = ("Research stopped before it finished: the YOLO budget is spent "
+                f"(${policy.budget.spent():.2f} of the ${policy.budget.cap_usd or 0:.2f} cap).")
+        if found:
+            text += f"\n\nWhat the research agent had written so far:\n{found}"
+        return text, False, self.stats
 
     async def _call(self, model: ResolvedModel, *, tools: bool):
         runner = self.runner
@@ -244,8 +291,15 @@ class _Run:
         self.progress(f"tokens: {s.tokens:,} · cost: ${s.cost_usd:.4f}" + (" + unknown" if s.unknown_cost_calls else ""))
         return result
 
-    async def _final(self, model: ResolvedModel, why: str) -> tuple[str, bool, ResearchStats]:
+    async def _final(self, model: ResolvedModel, why: str, shrink: bool = False) -> tuple[str, bool, ResearchStats]:
+        stop = self._budget_stop()
+        if stop is not None:
+            return stop
         self.progress(f"Stopping at the {why}: asking for the final report.")
+        if shrink:  # the provider refused the context: keep every result, but only its head
+            for message in self.messages:
+                if message.get("role") == "tool" and len(message.get("content") or "") > 1500:
+                    message["content"] = message["content"][:1500] + "\n[... cut to fit the context window]"
         self.messages.append({"role": "user", "content": FINAL_NOTE})
         try:
             result = await self._call(model, tools=False)
@@ -271,6 +325,11 @@ class _Run:
             self.stats.tool_calls += 1
             self.progress(f"▸ {call.name} {_short(call.arguments)}")
             d = decisions[call.id]
+            if d.verdict == "allow":
+                reason = self._research_gate(call)
+                if reason:  # reading outside the project, or a private address: the user decides
+                    policy.discard(d)
+                    d = decisions[call.id] = replace(d, verdict="ask", reason=reason, used=False)
             if d.verdict == "deny":
                 self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="rejected", detail=d.reason))
                 out[call.id] = ToolResult(f"This call was NOT executed: it is {d.reason}. Find another way.", False)
@@ -285,6 +344,22 @@ class _Run:
             self._note_repeat(call, out[call.id])
         return out
 
+    def _research_gate(self, call: ParsedCall) -> str:
+        """What the research agent may not do on its own although the main agent may: it reads
+        the least trusted text (web pages, READMEs), so a file outside the project or a page
+        on a private address (a chain like "read the token file, fetch evil/?t=...") asks."""
+        if call.error or call.params is None:
+            return ""
+        if call.name == "read":
+            target = (self.runner.cwd / str(getattr(call.params, "path", ""))).resolve()
+            if target != self.runner.cwd and self.runner.cwd not in target.parents:
+                return f"reads {target}, outside the working directory"
+        if call.name == "fetch_url":
+            host = urlsplit(str(getattr(call.params, "url", ""))).hostname or ""
+            if _private_host(host):
+                return f"fetches from {host}, a local or private address"
+        return ""
+
     async def _ask(self, calls: list[ParsedCall], decisions: dict[str, Decision]) -> dict[str, ToolResult]:
         """Calls the policy will not run on its own go to the user, like the main agent's."""
         from agent.tool_calls import gather_reviews
@@ -294,19 +369,29 @@ class _Run:
         items = [ApprovalItem(tool_call_id=c.id, tool=c.name, arguments=c.arguments,
                               reason=f"research agent: {decisions[c.id].reason}",
                               estimated_cost_usd=decisions[c.id].estimate, always_ask=decisions[c.id].always_ask,
-                              review=reviews.get(c.id))
+                              suggested_rule=decisions[c.id].suggested_rule, review=reviews.get(c.id))
                  for c in calls]
         answers = {d.tool_call_id: d for d in await self.runner.ask_user(items, self.parent)}
         out: dict[str, ToolResult] = {}
         approved: list[tuple[ParsedCall, Decision]] = []
         for call in calls:
             answer = answers.get(call.id)
+            if answer is not None and answer.remember:
+                self._remember(call, answer, decisions[call.id].suggested_rule)
             if answer is None or not answer.approved:
                 feedback = f" User feedback: {answer.feedback}" if answer is not None and answer.feedback else ""
                 self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="rejected",
                                     detail=(answer.feedback or "") if answer else ""))
                 out[call.id] = ToolResult(f"The user rejected this call; it was NOT executed.{feedback}", False)
                 continue
+            if answer.edited_args is not None:  # the user changed the call: what runs is what they approved
+                edited = json.dumps(answer.edited_args, ensure_ascii=False)
+                call = self.router.parse(call.id, call.name, edited)
+                self._rewrite_arguments(call.id, edited)
+                if call.error:
+                    self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="rejected", detail=call.error))
+                    out[call.id] = ToolResult(f"The user's edited arguments were not valid: {call.error}", False)
+                    continue
             decision = policy.approve(call)  # the user's yes, for exactly these arguments
             if not decision.allowed:
                 self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="rejected", detail=decision.reason))
@@ -315,8 +400,36 @@ class _Run:
             self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="approved"))
             approved.append((call, decision))
         ran = await asyncio.gather(*(self._execute(c, d) for c, d in approved))
-        out.update({c.id: r for (c, _), r in zip(approved, ran)})
+        for (call, _), result in zip(approved, ran):
+            answer = answers[call.id]
+            if answer.edited_args is not None:
+                result = ToolResult("[Note: the user edited the arguments of this call before approving it; it ran "
+                                    f"with {call.raw_arguments}]\n" + result.output, result.success, result.spill_path)
+            out[call.id] = result
         return out
+
+    def _rewrite_arguments(self, call_id: str, arguments: str) -> None:
+        """The sub-agent's history shows the call as it really ran."""
+        for message in reversed(self.messages):
+            for call in message.get("tool_calls") or []:
+                if call.get("id") == call_id:
+                    call["function"]["arguments"] = arguments
+                    return
+
+    def _remember(self, call: ParsedCall, answer: ToolDecision, suggested: ApprovalRule | None) -> None:
+        """"Always allow / deny" on a research card saves the same rule as on the agent's own."""
+        rule = answer.rule or suggested
+        if rule is None:
+            self.progress(f"No rule saved for {call.name}: this call cannot be approved for good, so it was "
+                          "answered once.")
+            return
+        rule = rule.model_copy(update={"effect": "allow" if answer.approved else "deny", "label": ""})
+        saved, error = self.runner.policy.add_rule(rule, answer.remember)  # type: ignore[arg-type]
+        where = f"this session only: {error}" if error else \
+            f"saved for {'this project' if answer.remember == 'project' else 'all your projects'}"
+        from agent.rules import describe
+
+        self.runner.emit(ToolLog(tool="system", log=f"Rule: {describe(saved)} ({where})."))
 
     async def _execute(self, call: ParsedCall, decision: Decision) -> ToolResult:
         self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="running"))
@@ -346,6 +459,18 @@ class _Run:
             result.output += ("\n\n[SYSTEM: you made this exact call three times. Its answer will not change: use "
                               "what you have or try something different.]")
             self.progress(f"Repetition: {call.name} called 3 times with the same arguments.")
+
+
+def _private_host(host: str) -> bool:
+    """A literal loopback, private or link-local address, or a local name (no DNS lookup)."""
+    host = host.strip("[]").lower()
+    if host in ("localhost", "") or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified
 
 
 def _short(arguments: dict[str, Any], limit: int = 80) -> str:

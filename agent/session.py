@@ -235,7 +235,7 @@ class Session(ModelSettingsMixin):
         if isinstance(op, Interrupt):
             self.interrupt()
             return
-        if isinstance(op, ExecApproval) and self._side_approvals:
+        if isinstance(op, ExecApproval):
             op = self._answer_side_approvals(op)
             if op is None:
                 return
@@ -276,6 +276,7 @@ class Session(ModelSettingsMixin):
     # ------------------------------------------------------------------ research sub-agents
 
     def _research_runner(self):
+        from agent.llm.pricing import context_window
         from agent.research import ResearchLimits, ResearchRunner
 
         research_model = None
@@ -295,6 +296,8 @@ class Session(ModelSettingsMixin):
             ask_user=self._ask_user,
             limits=ResearchLimits(self.config.research_max_iterations, self.config.research_max_tokens),
             reasoning_effort=lambda: self.engine_settings.reasoning_effort,
+            context_window=lambda model: context_window(model, self.engine_settings.context_windows).tokens,
+            cwd=self.cwd,
         )
 
     async def _ask_user(self, items: list, parent_call_id: str) -> list:
@@ -311,12 +314,17 @@ class Session(ModelSettingsMixin):
                 self._side_approvals.pop(call_id, None)
 
     def _answer_side_approvals(self, op: ExecApproval) -> ExecApproval | None:
-        """Hand a sub-agent's answers to it; what is left (the main turn's) goes on the queue."""
+        """Hand a sub-agent's answers to it; what is left (the main turn's) goes on the queue.
+        An answer for a sub-agent call nobody waits for any more (its run was interrupted)
+        is dropped: it must never reach the main turn's approvals."""
+        from agent.research import is_sub_agent_call
+
         rest = []
         for decision in op.decisions:
             future = self._side_approvals.get(decision.tool_call_id)
             if future is None:
-                rest.append(decision)
+                if not is_sub_agent_call(decision.tool_call_id):
+                    rest.append(decision)
             elif not future.done():
                 future.set_result(decision)
         return op.model_copy(update={"decisions": rest}) if rest else None

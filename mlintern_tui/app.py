@@ -112,6 +112,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self.queued: list[tuple[str, Any]] = []
         self.pending_approval: ApprovalRequired | None = None
         self._pending_answers: dict[str, ToolDecision] = {}
+        self._approval_backlog: list[ApprovalRequired] = []
         self._last_ctrl_c = 0.0
         self._turn_in = self._turn_out = 0
         self._turn_cost = 0.0
@@ -203,7 +204,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
             return
         busy = self.session is None or self.status_info.busy or self.session.busy
         if not busy:
-            self.pending_approval = None  # a new message abandons calls left pending
+            self.clear_approvals()  # a new message abandons calls left pending
         block = await self.conversation.add_user(text, queued=busy)
         if busy:
             self.queued.append((text, block))

@@ -23,6 +23,9 @@ class ApprovalsMixin:
     cwd: Path | None
     pending_approval: ApprovalRequired | None
     _pending_answers: dict[str, ToolDecision]
+    #: requests that came while another was being reviewed (research sub-agents ask while the
+    #: turn runs, several at once): reviewed in arrival order, never replacing an open one
+    _approval_backlog: list[ApprovalRequired]
     approval_grace_s: float
 
     def request_approval(self, event: ApprovalRequired) -> None:
@@ -31,9 +34,20 @@ class ApprovalsMixin:
         # sub-agent's question comes while the turn still runs
         if event.parent_call_id is None:
             self.update_status(busy=False)
+        if self.pending_approval is not None and self.pending_approval is not event:
+            self._approval_backlog.append(event)
+            return
+        self._start_review(event)
+
+    def _start_review(self, event: ApprovalRequired) -> None:
         self.pending_approval = event
         self._pending_answers = {}
         self._approval_worker = self.review_approvals()
+
+    def clear_approvals(self) -> None:
+        """The turn is over (answered, abandoned or cancelled): nothing is left to reopen."""
+        self.pending_approval = None
+        self._approval_backlog = []
 
     @work(exclusive=True, group="approvals", exit_on_error=False)
     async def review_approvals(self) -> None:
@@ -48,8 +62,13 @@ class ApprovalsMixin:
             answer: ApprovalAnswer = await self.push_screen_wait(
                 ApprovalScreen(item, index, len(items), self.approval_grace_s, project=self.project_dir()))
             if answer.kind == "defer":
-                await self.notice("info", f"{len(items) - len(self._pending_answers)} approval(s) left pending; "
-                                          "ctrl+r to review them, or type a message to move on without them.")
+                left = len(items) - len(self._pending_answers)
+                if event.parent_call_id is not None:  # the turn waits for it: a typed message would only queue
+                    await self.notice("info", f"The research agent waits for {left} answer(s): ctrl+r to review "
+                                              "them, or esc to stop the turn.")
+                else:
+                    await self.notice("info", f"{left} approval(s) left pending; ctrl+r to review them, or type a "
+                                              "message to move on without them.")
                 return
             if answer.kind == "approve_batch":
                 # the rest of the batch, except calls a human must see on their own
@@ -67,6 +86,8 @@ class ApprovalsMixin:
         self.pending_approval = None
         self._pending_answers = {}
         self.submit(ExecApproval(decisions=decisions))
+        if self._approval_backlog:
+            self.call_later(self._start_review, self._approval_backlog.pop(0))
 
     def project_dir(self) -> str | None:
         """Where a "this project" rule applies: the session's working directory."""

@@ -97,7 +97,7 @@ class EngineLinkMixin:
                            budget_exact=self.status_info.budget_exact and event.cost_usd is not None)
 
     def on_turn_end(self, receipt: Receipt | None) -> None:
-        self.pending_approval = None  # answered, abandoned or cancelled: nothing to reopen
+        self.clear_approvals()  # answered, abandoned or cancelled: nothing to reopen
         self._turn_in = self._turn_out = 0
         self._turn_cost = 0.0
         self._turn_unknown = 0
@@ -114,7 +114,7 @@ class EngineLinkMixin:
             self._deliver_next()
 
     def on_new_conversation(self) -> None:
-        self.pending_approval = None
+        self.clear_approvals()
 
     async def on_settings_changed(self, event: SettingsChanged) -> None:
         """Model, effort, mode or cap changed: the status bar follows, and a notice says

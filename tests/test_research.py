@@ -76,13 +76,15 @@ def test_headless_research_runs_three_tools_and_the_gated_one_is_refused(llm_ser
     approvals = [e for e in tagged if e.type == "approval_required"]
     assert approvals and approvals[0].items[0].tool == "hf_repo_files"
     assert "research agent" in approvals[0].items[0].reason
+    # the sub-agent's calls get ids of their own, unique per research run: <parent>~r<n>
     outputs = {e.tool_call_id: e for e in tagged if e.type == "tool_output"}
-    assert "61.2" in outputs["r1"].output and outputs["r1"].success
-    assert not outputs["r2"].success  # offline: a sentence, not a crash
+    assert set(outputs) == {"m1~r1", "m1~r2"}  # the refused upload never ran
+    assert "61.2" in outputs["m1~r1"].output and outputs["m1~r1"].success
+    assert not outputs["m1~r2"].success  # offline: a sentence, not a crash
     # what the sub-agent's model read back: the refusal, the file, the offline error
     tool_msgs = {m["tool_call_id"]: m["content"] for m in seen[0]["messages"] if m["role"] == "tool"}
-    assert "rejected" in tool_msgs["r3"] and "NOT executed" in tool_msgs["r3"]
-    assert "61.2" in tool_msgs["r1"]
+    assert "rejected" in tool_msgs["m1~r3"] and "NOT executed" in tool_msgs["m1~r3"]
+    assert "61.2" in tool_msgs["m1~r1"]
     # the sub-agent's model calls are tagged and counted as research
     research_llm = [e for e in tagged if e.type == "llm_call"]
     assert len(research_llm) == 2 and {e.kind for e in research_llm} == {"research"}
@@ -91,7 +93,6 @@ def test_headless_research_runs_three_tools_and_the_gated_one_is_refused(llm_ser
     receipt = next(e for e in events if e.type == "turn_complete").receipt
     assert receipt.llm_calls == 4  # two main + two research calls in the turn's receipt
     assert receipt.research_llm_calls == 2
-    assert not (work / "a.txt").exists()
 
 
 async def test_the_users_deny_rule_answers_the_sub_agent_too(llm_server, monkeypatch, tmp_path):
@@ -116,7 +117,7 @@ async def test_the_users_deny_rule_answers_the_sub_agent_too(llm_server, monkeyp
     events = await collect_until(sub, stop={"turn_complete", "error"})
     tagged = [e for e in events if getattr(e, "parent_call_id", None) == "m1"]
     states = {(e.tool_call_id, e.state) for e in tagged if e.type == "tool_state"}
-    assert ("r2", "rejected") in states and ("r1", "completed") in states
+    assert ("m1~r2", "rejected") in states and ("m1~r1", "completed") in states
     assert "1200 rows." in next(e for e in events if e.type == "tool_output" and e.tool_call_id == "m1").output
     session.submit(__import__("agent.protocol", fromlist=["Shutdown"]).Shutdown())
     await asyncio.wait_for(session._runner, 5)
@@ -151,16 +152,16 @@ async def test_a_sub_agents_gated_upload_waits_for_the_user_and_runs_with_the_ye
     events = await collect_until(sub, stop={"approval_required", "turn_complete", "error"})
     ask = events[-1]
     assert ask.type == "approval_required" and ask.parent_call_id == "m1"
-    assert [i.tool_call_id for i in ask.items] == ["u1", "u2"]
+    assert [i.tool_call_id for i in ask.items] == ["m1~r1", "m1~r2"]
     review = ask.items[0].review
     assert review is not None and review.repo_id == "ada/notes" and [f.path for f in review.files] == ["findings.md"]
     assert session.busy  # the main turn is still running: the answer cannot wait in the op queue
-    session.submit(ExecApproval(decisions=[ToolDecision(tool_call_id="u1", approved=True),
-                                           ToolDecision(tool_call_id="u2", approved=False, feedback="not that one")]))
+    session.submit(ExecApproval(decisions=[ToolDecision(tool_call_id="m1~r1", approved=True),
+                                           ToolDecision(tool_call_id="m1~r2", approved=False, feedback="not that one")]))
     events += await collect_until(sub, stop={"turn_complete", "error"})
     assert events[-1].type == "turn_complete", events[-1]
     states = {(e.tool_call_id, e.state) for e in events if e.type == "tool_state" and e.parent_call_id == "m1"}
-    assert {("u1", "approved"), ("u1", "completed"), ("u2", "rejected")} <= states
+    assert {("m1~r1", "approved"), ("m1~r1", "completed"), ("m1~r2", "rejected")} <= states
     assert "findings.md" in hub.repo_files("ada/notes", "model")
     assert "secret.md" not in hub.repo_files("ada/notes", "model")
     from agent.protocol import Shutdown
@@ -257,3 +258,133 @@ async def test_the_research_model_setting_is_used_by_the_sub_agent(llm_server, m
 
     session.submit(Shutdown())
     await asyncio.wait_for(session._runner, 5)
+
+
+async def _shutdown(session) -> None:
+    from agent.protocol import Shutdown
+
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 5)
+
+
+async def test_the_users_edit_of_a_research_call_is_what_runs_and_always_saves_a_rule(llm_server, monkeypatch,
+                                                                                      tmp_path, hub):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    hub.add_repo("ada/notes", files={"README.md": "# notes\n"})
+    hub.add_repo("ada/private", files={"README.md": "# private\n"})
+    session = make_session(llm_server, monkeypatch, tmp_path)
+    session.policy.persist = False
+    upload = {"operation": "upload", "repo_id": "ada/notes", "path": "findings.md", "content": "SECRET\n"}
+    seen: list[dict] = []
+
+    def report(body: dict) -> Text:
+        seen.append(body)
+        return Text("done")
+
+    llm_server.script(*[by_agent(main=[ToolCalls([research_call("m1", "save the findings")]), Text("ok")],
+                                 research=[ToolCalls([Call("0", "hf_repo_files", json.dumps(upload))]), report])] * 4)
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    ask = (await collect_until(sub, stop={"approval_required", "turn_complete", "error"}))[-1]
+    assert ask.type == "approval_required" and ask.items[0].suggested_rule is not None
+    edited = {**upload, "repo_id": "ada/private", "content": "redacted\n"}
+    session.submit(ExecApproval(decisions=[ToolDecision(tool_call_id=ask.items[0].tool_call_id, approved=True,
+                                                        edited_args=edited, remember="user")]))
+    events = await collect_until(sub, stop={"turn_complete", "error"})
+    assert events[-1].type == "turn_complete"
+    outputs = [e.output for e in events if e.type == "tool_output"]
+    assert hub.repo_files("ada/private", "model").get("findings.md") == b"redacted\n", outputs
+    assert "findings.md" not in hub.repo_files("ada/notes", "model")
+    # the sub-agent's history shows the call as it ran, with a note
+    call = next(c for m in seen[0]["messages"] for c in m.get("tool_calls") or [])
+    assert json.loads(call["function"]["arguments"])["repo_id"] == "ada/private"
+    assert any("edited the arguments" in (m.get("content") or "") for m in seen[0]["messages"] if m["role"] == "tool")
+    assert any(r.effect == "allow" and r.tool == "hf_repo_files" for r in session.policy.rules)
+    await _shutdown(session)
+
+
+async def test_two_sub_agents_with_the_same_call_ids_each_get_their_own_answer(llm_server, monkeypatch, tmp_path):
+    """Both sub-agents' models number their calls "0": their questions still have distinct
+    ids, each answer reaches its own sub-agent, and nothing hangs or leaks to the main turn."""
+    config = Config(approval_mode="ask", llm=LLMSettings(max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.02))
+    session = make_session(llm_server, monkeypatch, tmp_path, config=config)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("elsewhere\n")
+    read_outside = ToolCalls([Call("0", "read", json.dumps({"path": str(outside)}))])
+    main = iter([ToolCalls([research_call("m1", "alpha"), research_call("m2", "beta")]), Text("both done")])
+    research = {"alpha": iter([read_outside, Text("alpha report")]), "beta": iter([read_outside, Text("beta report")])}
+
+    def reply(body: dict):
+        if not is_research(body):
+            return next(main)
+        return next(research["alpha" if "alpha" in body["messages"][1]["content"] else "beta"])
+
+    llm_server.script(*[reply] * 6)
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    asked: list = []
+    events: list = []
+    while len(asked) < 2:
+        got = await collect_until(sub, stop={"approval_required", "turn_complete", "error"})
+        events += got
+        assert got[-1].type == "approval_required", got[-1]
+        asked.append(got[-1])
+    ids = [a.items[0].tool_call_id for a in asked]
+    assert len(set(ids)) == 2 and {a.parent_call_id for a in asked} == {"m1", "m2"}
+    assert all("outside the working directory" in a.items[0].reason for a in asked)
+    # answer the second question first: yes for m2's read, no for m1's
+    by_parent = {a.parent_call_id: a.items[0].tool_call_id for a in asked}
+    session.submit(ExecApproval(decisions=[ToolDecision(tool_call_id=by_parent["m2"], approved=True)]))
+    session.submit(ExecApproval(decisions=[ToolDecision(tool_call_id=by_parent["m1"], approved=False)]))
+    events += await collect_until(sub, stop={"turn_complete", "error"})
+    assert events[-1].type == "turn_complete", events[-1]
+    outputs = {e.tool_call_id: e for e in events if e.type == "tool_output"}
+    assert outputs[by_parent["m2"]].success and "elsewhere" in outputs[by_parent["m2"]].output
+    assert by_parent["m1"] not in outputs  # refused: never ran
+    # a late answer for a finished sub-agent's call is dropped, never queued for the main turn
+    session.submit(ExecApproval(decisions=[ToolDecision(tool_call_id=by_parent["m1"], approved=True)]))
+    assert session._queue.empty()
+    await _shutdown(session)
+
+
+async def test_yolo_budget_stops_the_sub_agent_before_its_next_call(llm_server, monkeypatch, tmp_path):
+    from tests.fakes.openai_server import Usage as WireUsage
+
+    config = Config(approval_mode="yolo", yolo_cap_usd=0.01, llm=LLMSettings(max_attempts=1),
+                    model_prices={"openai/scripted-model": {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}})
+    (tmp_path / "work").mkdir(exist_ok=True)
+    (tmp_path / "work" / "a.txt").write_text("a\n")
+    expensive = WireUsage(prompt_tokens=1000, completion_tokens=100)  # $1.10 a call at these prices
+    looping = ToolCalls([Call("x", "read", json.dumps({"path": "a.txt"}))], usage=expensive)
+    cheap = WireUsage(prompt_tokens=1, completion_tokens=1)
+    llm_server.script(*[by_agent(main=[ToolCalls([research_call("m1", "spend it")], usage=cheap), Text("stopped")],
+                                 research=[looping] * 5)] * 8)
+    session = make_session(llm_server, monkeypatch, tmp_path, config=config)
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    events = await collect_until(sub, stop={"turn_complete", "error", "approval_required"})
+    research_calls = [e for e in events if e.type == "llm_call" and e.kind == "research"]
+    assert len(research_calls) == 1  # the first call spent the cap: no second one
+    out = next(e for e in events if e.type == "tool_output" and e.tool_call_id == "m1")
+    assert not out.success and "YOLO budget is spent" in out.output
+    await _shutdown(session)
+
+
+async def test_the_sub_agent_asks_before_fetching_from_a_private_address(llm_server, monkeypatch, tmp_path):
+    session = make_session(llm_server, monkeypatch, tmp_path)
+    fetch = ToolCalls([Call("0", "fetch_url", json.dumps({"url": "http://169.254.169.254/latest/meta-data/"}))])
+    llm_server.script(*[by_agent(main=[ToolCalls([research_call("m1", "look around")]), Text("ok")],
+                                 research=[fetch, Text("nothing")])] * 4)
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    ask = (await collect_until(sub, stop={"approval_required", "turn_complete", "error"}))[-1]
+    assert ask.type == "approval_required" and "private address" in ask.items[0].reason
+    session.submit(ExecApproval(decisions=[ToolDecision(tool_call_id=ask.items[0].tool_call_id, approved=False)]))
+    events = await collect_until(sub, stop={"turn_complete", "error"})
+    assert events[-1].type == "turn_complete"
+    await _shutdown(session)

@@ -4,8 +4,9 @@ loopback, so request shapes, error mapping and commits are what the live Hub wou
 from __future__ import annotations
 
 import asyncio
-import time
 import base64
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -382,3 +383,128 @@ async def test_review_of_create_repo_and_of_a_failed_lookup(tmp_path, hub):
     ftool = HfRepoFilesTool()
     blind = await ftool.review(ftool.Params(operation="delete", repo_id="ada/tiny", path="x"), dead)
     assert blind.visibility == "unknown" and any("could not be checked" in n for n in blind.notes)
+
+
+# ---------------------------------------------------------------- what was reviewed is what is sent
+
+
+def sent_files(hub, repo_id: str) -> dict[str, bytes]:
+    return {item["value"]["path"]: base64.b64decode(item["value"]["content"])
+            for body in commit_bodies(hub, repo_id) for item in body if item["key"] == "file"}
+
+
+async def test_files_changed_after_the_review_make_the_upload_send_nothing(tmp_path, hub):
+    hub.add_repo("ada/tiny", files={})
+    ctx = make_ctx(tmp_path, hub)
+    ctx.tool_call_id = "call-1"
+    run_dir = ctx.cwd / "run"
+    run_dir.mkdir()
+    (run_dir / "model.txt").write_text("weights v1")
+    (run_dir / "notes.txt").write_text("fine")
+    tool = HfRepoFilesTool()
+    params = tool.Params(operation="upload", repo_id="ada/tiny", local_path="run")
+    review = await tool.review(params, ctx)
+    assert sorted(f.path for f in review.files) == ["model.txt", "notes.txt"]
+    (run_dir / "model.txt").write_text("weights v2, retrained")
+    (run_dir / "wandb_api_key.txt").write_text("secret")
+    out = await tool.run(params, ctx)
+    assert not out.success
+    assert ("2 files changed since the user approved this upload: model.txt (modified), wandb_api_key.txt (new) "
+            "- nothing was uploaded; ask again so the user sees the current files") in out.output
+    assert commit_bodies(hub, "ada/tiny") == []
+    assert not any("/preupload/" in r.path for r in hub.requests)
+    # a same-size rewrite is caught by its mtime, a deleted file by its absence
+    (run_dir / "wandb_api_key.txt").unlink()
+    (run_dir / "model.txt").write_text("weights v1")
+    ctx.tool_call_id = "call-2"
+    await tool.review(params, ctx)
+    (run_dir / "notes.txt").unlink()
+    (run_dir / "model.txt").write_text("weights v3")
+    os.utime(run_dir / "model.txt", ns=(1, 1))
+    out = await tool.run(params, ctx)
+    assert not out.success and "model.txt (modified), notes.txt (removed)" in out.output
+    assert commit_bodies(hub, "ada/tiny") == []
+    # a folder that did not exist at review time was not seen either
+    ctx.tool_call_id = "call-3"
+    later = tool.Params(operation="upload", repo_id="ada/tiny", local_path="later")
+    assert any("cannot run" in n for n in (await tool.review(later, ctx)).notes)
+    (ctx.cwd / "later").mkdir()
+    (ctx.cwd / "later" / "a.txt").write_text("a")
+    out = await tool.run(later, ctx)
+    assert not out.success and "1 file changed since the user approved this upload: a.txt (new)" in out.output
+    assert commit_bodies(hub, "ada/tiny") == []
+
+
+async def test_an_unchanged_folder_uploads_after_its_review_and_unreviewed_calls_run_as_planned(tmp_path, hub):
+    hub.add_repo("ada/tiny", files={})
+    ctx = make_ctx(tmp_path, hub)
+    ctx.tool_call_id = "call-1"
+    (ctx.cwd / "run").mkdir()
+    (ctx.cwd / "run" / "model.txt").write_text("weights")
+    (ctx.cwd / "run" / "README.md").write_text("# Tiny\n")
+    tool = HfRepoFilesTool()
+    params = tool.Params(operation="upload", repo_id="ada/tiny", local_path="run")
+    await tool.review(params, ctx)
+    out = await tool.run(params, ctx)
+    assert out.success, out.output
+    sent = sent_files(hub, "ada/tiny")
+    assert sent["model.txt"] == b"weights" and PROVENANCE_MARK in sent["README.md"].decode()
+    # text content: reviewed and unchanged (its hash) uploads too
+    ctx.tool_call_id = "call-2"
+    text = tool.Params(operation="upload", repo_id="ada/tiny", path="notes.md", content="hello")
+    await tool.review(text, ctx)
+    assert (await tool.run(text, ctx)).success
+    # a call with no review (allowed by a rule) uploads what is there when it runs
+    ctx.tool_call_id = "call-3"
+    (ctx.cwd / "run" / "extra.txt").write_text("more")
+    assert (await tool.run(params, ctx)).success
+    assert "extra.txt" in hub.repo_files("ada/tiny", "model")
+    # the memory of reviews stays bounded
+    for i in range(100):
+        ctx.tool_call_id = f"many-{i}"
+        await tool.review(text, ctx)
+    ids = {call_id for call_id, _ in tool._reviewed}
+    assert len(tool._reviewed) == 64 and "many-99" in ids and "many-0" not in ids
+
+
+async def test_links_out_of_an_uploaded_folder_are_skipped_and_named(tmp_path, hub):
+    hub.add_repo("ada/tiny", files={})
+    ctx = make_ctx(tmp_path, hub)
+    ctx.tool_call_id = "call-1"
+    secret = tmp_path / "home" / ".ssh"
+    secret.mkdir(parents=True)
+    (secret / "id_rsa").write_text("PRIVATE KEY")
+    run_dir = ctx.cwd / "run"
+    (run_dir / "sub").mkdir(parents=True)
+    (run_dir / "model.txt").write_text("weights")
+    (run_dir / "sub" / "data.txt").write_text("data")
+    (run_dir / "config.json").symlink_to(secret / "id_rsa")
+    (run_dir / "ssh").symlink_to(secret)
+    (run_dir / "alias.txt").symlink_to(run_dir / "model.txt")
+    (run_dir / "sub" / "up.txt").symlink_to("../model.txt")
+    tool = HfRepoFilesTool()
+    params = tool.Params(operation="upload", repo_id="ada/tiny", local_path="run")
+    review = await tool.review(params, ctx)
+    assert sorted(f.path for f in review.files) == ["alias.txt", "model.txt", "sub/data.txt", "sub/up.txt"]
+    assert "skipped: config.json is a link to a file outside the folder" in review.notes
+    assert "skipped: ssh is a link to a folder outside the folder" in review.notes
+    out = await tool.run(params, ctx)
+    assert out.success, out.output
+    assert "skipped: config.json is a link to a file outside the folder" in out.output
+    sent = sent_files(hub, "ada/tiny")
+    assert sent == {"alias.txt": b"weights", "model.txt": b"weights", "sub/data.txt": b"data",
+                    "sub/up.txt": b"weights"}
+    assert not any(b"PRIVATE" in body for body in sent.values())
+    # a local_path that is itself a link out of the working directory is refused
+    (ctx.cwd / "keys").symlink_to(secret)
+    (ctx.cwd / "key.txt").symlink_to(secret / "id_rsa")
+    for path in ("keys", "key.txt", "keys/id_rsa"):
+        refused = await files(ctx, operation="upload", repo_id="ada/tiny", local_path=path)
+        assert not refused.success and "outside the working directory" in refused.output, path
+    blocked = await tool.review(tool.Params(operation="upload", repo_id="ada/tiny", local_path="key.txt"), ctx)
+    assert any("outside the working directory" in n for n in blocked.notes) and not blocked.files
+    # one inside it is fine
+    (ctx.cwd / "latest").symlink_to(run_dir)
+    inside = await files(ctx, operation="upload", repo_id="ada/tiny", local_path="latest", path_in_repo="v2")
+    assert inside.success and "v2/model.txt" in hub.repo_files("ada/tiny", "model")
+    assert "PRIVATE" not in str(hub.repo_files("ada/tiny", "model"))

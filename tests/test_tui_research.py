@@ -114,3 +114,46 @@ def test_the_receipt_says_what_research_cost():
     rows = dict(receipt_rows(Receipt(llm_calls=5, llm_cost_usd=0.05, research_llm_calls=3, research_cost_usd=0.03)))
     assert rows["research"] == "$0.0300 of it over 3 calls"
     assert "research" not in dict(receipt_rows(Receipt(llm_calls=1)))
+
+
+class _RecordingSession:
+    """Stands in for the engine's session only to record what the app submits."""
+
+    busy = True
+
+    def __init__(self) -> None:
+        from pathlib import Path
+
+        self.ops: list = []
+        self.cwd = Path("/work")
+
+    def submit(self, op) -> None:
+        self.ops.append(op)
+
+
+async def test_two_sub_agents_asking_at_once_are_reviewed_one_after_the_other():
+    """The second question waits for the first card to be answered (it used to replace it, and
+    the first sub-agent then waited for ever)."""
+    app = AppUnderTest()
+    async with app.run_test(size=SIZE) as pilot:
+        app.approval_grace_s = 0.0
+        recorder = _RecordingSession()
+        app.session = recorder
+        await feed(app, *research_run(steps=1, finished=False), Processing())
+        card_b = ToolCallEvent(tool_call_id="call_research_2", tool="research", arguments={"task": "second"})
+        await feed(app, card_b)
+
+        def ask(parent: str, call_id: str):
+            item = ApprovalItem(tool_call_id=call_id, tool="read", arguments={"path": "/etc/hosts"},
+                                reason="research agent: reads /etc/hosts, outside the working directory")
+            return sub(ApprovalRequired(items=[item]), parent)
+
+        await feed(app, ask(PARENT, f"{PARENT}~r1"), ask("call_research_2", "call_research_2~r1"))
+        await wait_for(pilot, lambda: approval_screen(app) is not None, what="first card")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(recorder.ops) == 1, what="first answer")
+        await wait_for(pilot, lambda: approval_screen(app) is not None, what="second card")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: len(recorder.ops) == 2, what="second answer")
+        answered = [(op.decisions[0].tool_call_id, op.decisions[0].approved) for op in recorder.ops]
+        assert answered == [(f"{PARENT}~r1", True), ("call_research_2~r1", False)]

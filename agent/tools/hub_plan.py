@@ -1,14 +1,22 @@
-"""What a Hub write will send, worked out once and used twice: by the approval card's review
-(before the user decides) and by the run (after). So the card lists exactly the files the
-commit carries, with the README as it will be after provenance is added.
+"""What a Hub write will send, worked out by the approval card's review (before the user
+decides) and worked out again by the run (after), so the card lists the files the commit
+carries, with the README as it will be after provenance is added. The two plans are compared
+by ``fingerprint``: a file added, removed or changed on disk in between makes the run upload
+nothing rather than something the user did not see (``changed_since_review``).
 
 Local folders are walked like ``upload_folder`` does (sorted, ``patterns`` as allow-patterns,
 the client's default ignores such as ``.git/``), but here, so the file list is known up front.
+Symbolic links are not followed out of the folder: a link whose target lies outside it is
+skipped and named in ``UploadPlan.skipped`` (shown on the card and in the result); links to
+folders are never descended (as ``upload_folder`` does not). A ``local_path`` that is itself a
+link (or under one) leading out of the working directory is refused.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +27,8 @@ from agent.hub_provenance import applies_to, with_provenance
 REVIEW_MAX_FILES = 200
 #: the README is read as text for provenance and the diff only below this size
 README_MAX_BYTES = 1_000_000
+#: skipped links named one by one on the card and in the result; the rest are counted
+SKIPPED_MAX_LISTED = 20
 
 
 @dataclass
@@ -28,7 +38,11 @@ class PlannedFile:
     source: str
     #: inline bytes (``content`` or a rewritten README); None: read from ``local``
     data: bytes | None = None
+    #: the real file (never a link) read for the commit
     local: Path | None = None
+    #: what identifies this version of the file: (size, mtime_ns, real path) on disk, or
+    #: ("content", sha256) for text given in the call
+    stamp: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -36,10 +50,17 @@ class UploadPlan:
     files: list[PlannedFile] = field(default_factory=list)
     #: the README.md text the commit will write, when it writes one
     readme: str | None = None
+    #: one sentence per link in the folder that is not uploaded ("skipped: … is a link …")
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
         return sum(f.size or 0 for f in self.files)
+
+    def skipped_notes(self) -> list[str]:
+        shown = self.skipped[:SKIPPED_MAX_LISTED]
+        rest = len(self.skipped) - len(shown)
+        return shown + ([f"skipped: {rest} more links that lead out of the folder or to folders"] if rest else [])
 
 
 class PlanError(Exception):
@@ -60,29 +81,99 @@ def plan_upload(params: Any, cwd: Path) -> UploadPlan:
     plan = UploadPlan()
     if params.content is not None:
         dest = repo_path(params.path or params.path_in_repo or "")
-        _add(plan, params.repo_type, PlannedFile(dest, None, "content", data=params.content.encode()))
+        data = params.content.encode()
+        _add(plan, params.repo_type, PlannedFile(dest, None, "content", data=data,
+                                                 stamp=("content", hashlib.sha256(data).hexdigest())))
         return plan
-    local = (cwd / Path(params.local_path).expanduser()).resolve()
+    given = cwd / Path(params.local_path).expanduser()
+    local = given.resolve()
+    if _links_out(given, cwd):
+        raise PlanError(f"local_path {params.local_path!r} leads through a link to {local}, outside the working "
+                        "directory; it is not uploaded (copy the files into the working directory to upload them).")
     if local.is_file():
         dest = repo_path(params.path_in_repo or params.path or local.name)
-        _add(plan, params.repo_type, PlannedFile(dest, local.stat().st_size, _shown(local, cwd), local=local))
+        _add(plan, params.repo_type, _on_disk(dest, local, cwd))
         return plan
     if not local.is_dir():
         raise PlanError(f"local_path {params.local_path!r} does not exist (looked for {local}).")
     from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
     from huggingface_hub.utils import filter_repo_objects
 
-    found = {p.relative_to(local).as_posix(): p for p in sorted(local.rglob("*")) if p.is_file()}
-    chosen = list(filter_repo_objects(found, allow_patterns=params.patterns or None,
-                                      ignore_patterns=list(DEFAULT_IGNORE_PATTERNS)))
+    found, links = _walk(local)
+    ignore = list(DEFAULT_IGNORE_PATTERNS)
+    chosen = list(filter_repo_objects(found, allow_patterns=params.patterns or None, ignore_patterns=ignore))
+    for rel, (kind, is_dir) in sorted(links.items()):
+        wanted = filter_repo_objects([rel], ignore_patterns=ignore) if is_dir else \
+            filter_repo_objects([rel], allow_patterns=params.patterns or None, ignore_patterns=ignore)
+        if list(wanted):
+            plan.skipped.append(f"skipped: {rel} is a link to {kind}")
     if not chosen:
         what = f" matching {params.patterns}" if params.patterns else ""
-        raise PlanError(f"no files{what} in {local} to upload.")
+        also = ("; " + "; ".join(plan.skipped_notes())) if plan.skipped else ""
+        raise PlanError(f"no files{what} in {local} to upload{also}.")
     prefix = repo_path(params.path_in_repo) + "/" if params.path_in_repo and params.path_in_repo.strip("/") else ""
     for rel in chosen:
-        file = found[rel]
-        _add(plan, params.repo_type, PlannedFile(prefix + rel, file.stat().st_size, _shown(file, cwd), local=file))
+        _add(plan, params.repo_type, _on_disk(prefix + rel, found[rel], cwd))
     return plan
+
+
+def _on_disk(dest: str, real: Path, cwd: Path) -> PlannedFile:
+    st = real.stat()
+    return PlannedFile(dest, st.st_size, _shown(real, cwd), local=real, stamp=(st.st_size, st.st_mtime_ns, str(real)))
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _links_out(given: Path, cwd: Path) -> bool:
+    """Whether ``given`` reaches outside the working directory through a link: it is a link
+    itself, or a link in its part under the working directory, and it resolves outside it."""
+    lexical, base = Path(os.path.normpath(given)), Path(os.path.normpath(cwd))
+    if _inside(lexical.resolve(), base.resolve()):
+        return False
+    try:
+        parts = lexical.relative_to(base).parts
+    except ValueError:
+        return lexical.is_symlink()
+    step = base
+    for part in parts:
+        step = step / part
+        if step.is_symlink():
+            return True
+    return False
+
+
+def _walk(root: Path) -> tuple[dict[str, Path], dict[str, tuple[str, bool]]]:
+    """The files under ``root`` (an already resolved folder), sorted: repo-relative path ->
+    the real file; and the links not followed: path -> (what it leads to, whether a folder).
+    A link to a file inside ``root`` is uploaded (from its target); every other link is not."""
+    found: dict[str, Path] = {}
+    links: dict[str, tuple[str, bool]] = {}
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                rel = path.relative_to(root).as_posix()
+                if entry.is_symlink():
+                    target = path.resolve()
+                    inside = _inside(target, root)
+                    if target.is_dir():
+                        links[rel] = ("another folder inside the folder (not followed)" if inside
+                                      else "a folder outside the folder", True)
+                    elif not target.exists():
+                        links[rel] = ("nothing (a broken link)", False)
+                    elif inside and target.is_file():
+                        found[rel] = target
+                    else:
+                        links[rel] = ("a file outside the folder", False)
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append(path)
+                elif entry.is_file(follow_symlinks=False):
+                    found[rel] = path
+    return dict(sorted(found.items())), links
 
 
 def _add(plan: UploadPlan, repo_type: str, item: PlannedFile) -> None:
@@ -116,11 +207,40 @@ def _shown(path: Path, cwd: Path) -> str:
 
 
 def commit_operations(plan: UploadPlan) -> list[Any]:
-    """``CommitOperationAdd`` per planned file (blocking: hashes the files)."""
+    """``CommitOperationAdd`` per planned file (blocking: hashes the files). A planned file
+    that has become a link since it was planned is refused, not followed."""
     from huggingface_hub import CommitOperationAdd
 
+    for f in plan.files:
+        if f.data is None and f.local is not None and f.local.resolve() != f.local:
+            raise PlanError(f"{f.source} became a link since the upload was planned; nothing was uploaded.")
     return [CommitOperationAdd(path_in_repo=f.path, path_or_fileobj=f.data if f.data is not None else str(f.local))
             for f in plan.files]
+
+
+def fingerprint(plan: UploadPlan | None) -> dict[str, tuple[Any, ...]]:
+    """Repo path -> the version of what goes there (None: a plan that could not be made,
+    which fingerprints as no files)."""
+    return {f.path: f.stamp for f in plan.files} if plan is not None else {}
+
+
+def changed_since_review(before: dict[str, tuple[Any, ...]], now: dict[str, tuple[Any, ...]]) -> str | None:
+    """The sentence refusing an upload whose files are no longer the ones the user approved,
+    or None when they are the same."""
+    changes = []
+    for path in sorted(before.keys() | now.keys()):
+        if path not in before:
+            changes.append(f"{path} (new)")
+        elif path not in now:
+            changes.append(f"{path} (removed)")
+        elif before[path] != now[path]:
+            changes.append(f"{path} (modified)")
+    if not changes:
+        return None
+    shown = ", ".join(changes[:20]) + (f" and {len(changes) - 20} more" if len(changes) > 20 else "")
+    count = f"{len(changes)} file" + ("s" if len(changes) != 1 else "")
+    return (f"ERROR: {count} changed since the user approved this upload: {shown} - nothing was uploaded; "
+            "ask again so the user sees the current files.")
 
 
 def match_deletions(remote: list[str], path: str | None, patterns: list[str] | None) -> list[str]:

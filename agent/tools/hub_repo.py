@@ -3,13 +3,16 @@
 Better than the reference: local files and whole folders can be uploaded (large files take
 the client's own LFS/Xet path), every upload or delete is exactly one commit, the approval
 card shows what the commit will carry (``review``: files, add/update, sizes, visibility and
-the README diff), reads refuse binaries and oversized files before downloading them, and
-answers stay within a budget. ``hf_repo_git`` lives in ``agent/tools/hub_git.py``.
+the README diff) and an approved upload sends only that (files changed on disk since the
+review make it upload nothing), links leading out of an uploaded folder are skipped, reads
+refuse binaries and oversized files before downloading them, and answers stay within a
+budget. ``hf_repo_git`` lives in ``agent/tools/hub_git.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from typing import Any, Literal
 
 from pydantic import Field
@@ -21,11 +24,14 @@ from agent.tools.hub_common import (
     human_size, repo_url, valid_repo_id, visibility_of,
 )
 from agent.tools.hub_plan import (
-    REVIEW_MAX_FILES, PlanError, UploadPlan, card_diff, commit_operations, match_deletions, plan_upload, repo_path,
+    REVIEW_MAX_FILES, PlanError, UploadPlan, card_diff, changed_since_review, commit_operations, fingerprint,
+    match_deletions, plan_upload, repo_path,
 )
 from agent.tools.knowledge import budgeted
 
 LIST_MAX_ENTRIES = 5_000
+#: uploads whose reviewed files are remembered (by tool call id) until they run
+REVIEWED_MAX = 64
 
 
 class HfRepoFilesParams(ToolParams):
@@ -62,6 +68,24 @@ class HfRepoFilesTool(Tool):
         "diff first. Model/dataset READMEs get an `mlintern` tag and a provenance line."
     )
     Params = HfRepoFilesParams
+
+    def __init__(self) -> None:
+        #: (tool call id, its arguments) -> ``fingerprint`` of the upload plan its approval card
+        #: showed; arguments the user edited on the card are another key (they saw no review of it)
+        self._reviewed: OrderedDict[tuple[str, str], dict[str, tuple[Any, ...]]] = OrderedDict()
+
+    @staticmethod
+    def _review_key(ctx: ToolContext, params: Any) -> tuple[str, str]:
+        return ctx.tool_call_id, params.model_dump_json()
+
+    def _remember(self, ctx: ToolContext, plan: UploadPlan | None, params: Any) -> None:
+        if not ctx.tool_call_id:
+            return
+        key = self._review_key(ctx, params)
+        self._reviewed[key] = fingerprint(plan)
+        self._reviewed.move_to_end(key)
+        while len(self._reviewed) > REVIEWED_MAX:
+            self._reviewed.popitem(last=False)
 
     def approval_reason(self, params: Any, settings: ApprovalSettings) -> str | None:
         if params.operation == "upload":
@@ -138,7 +162,15 @@ class HfRepoFilesTool(Tool):
     # ------------------------------------------------------------------ writing
 
     async def _upload(self, p: HfRepoFilesParams, ctx: ToolContext) -> ToolResult:
+        reviewed = self._reviewed.get(self._review_key(ctx, p)) if ctx.tool_call_id else None
         plan: UploadPlan = await asyncio.to_thread(plan_upload, p, ctx.cwd)
+        if reviewed is not None:
+            # the user approved the files the card listed: anything else is not sent
+            changed = changed_since_review(reviewed, fingerprint(plan))
+            if changed:
+                return ToolResult(changed, success=False)
+        for note in plan.skipped_notes():
+            ctx.log(note)
         api = hub_api(ctx)
         ctx.log(f"preparing {len(plan.files)} file(s), {human_size(plan.total_bytes)}")
         operations = await asyncio.to_thread(commit_operations, plan)
@@ -151,8 +183,9 @@ class HfRepoFilesTool(Tool):
         ctx.log("committing (one commit: all files or none)")
         info = await hub_call(ctx, api.create_commit, p.repo_id, operations, commit_message=message,
                               repo_type=p.repo_type, revision=p.revision, create_pr=p.create_pr)
-        return ToolResult(_committed(p, info, f"uploaded {len(plan.files)} file(s) ({human_size(plan.total_bytes)})",
-                                     [f.path for f in plan.files]))
+        done = _committed(p, info, f"uploaded {len(plan.files)} file(s) ({human_size(plan.total_bytes)})",
+                          [f.path for f in plan.files])
+        return ToolResult("\n".join([done, *plan.skipped_notes()]))
 
     async def _delete(self, p: HfRepoFilesParams, ctx: ToolContext) -> ToolResult:
         if not p.path and not p.patterns:
@@ -195,12 +228,15 @@ class HfRepoFilesTool(Tool):
             except HubCallError as exc:
                 review.notes.append(f"The repo's files could not be listed, so adds and updates are guesses: "
                                     f"{exc.message}")
+        plan: UploadPlan | None = None
         if p.operation == "upload":
             try:
                 plan = await asyncio.to_thread(plan_upload, p, ctx.cwd)
             except PlanError as exc:
                 review.notes.append(f"This upload cannot run: {exc}")
+                self._remember(ctx, None, params)  # files that appear before the run were not seen
                 return review
+            review.notes.extend(plan.skipped_notes())
             files = [HubWriteFile(path=f.path, change="update" if f.path in remote else "add", size=f.size,
                                   source=f.source) for f in plan.files]
             new_readme = plan.readme
@@ -231,6 +267,9 @@ class HfRepoFilesTool(Tool):
                 except HubCallError as exc:
                     review.notes.append(f"The current README could not be read: {exc.message}")
             review.card_diff = card_diff(current, new_readme)
+        if p.operation == "upload":
+            # remembered only once the card has all it shows (a review that times out shows none)
+            self._remember(ctx, plan, params)
         return review
 
 
