@@ -320,6 +320,42 @@ class ResponseCache:
             log.debug("response cache write failed: %s", exc)
 
 
+def prune_cache(root: Path, ttl_s: float, max_bytes: int) -> int:
+    """Delete cache files older than ``ttl_s``, then the oldest until the rest fits in
+    ``max_bytes``. Returns how many were deleted; never raises (it is only a cache)."""
+    now = time.time()
+    entries: list[tuple[float, int, Path]] = []
+    deleted = 0
+    try:
+        paths = list(root.glob("*/*.json"))
+    except OSError:
+        return 0
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if now - st.st_mtime > ttl_s:
+            try:
+                path.unlink()
+                deleted += 1
+            except OSError:
+                pass
+        else:
+            entries.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= max_bytes:
+            break
+        try:
+            path.unlink()
+            deleted += 1
+            total -= size
+        except OSError:
+            pass
+    return deleted
+
+
 @dataclass
 class Net:
     """One per session. ``hf_token`` and ``github_token`` are read when a request needs them
@@ -336,6 +372,10 @@ class Net:
     sleep: Callable[[float], Any] = asyncio.sleep
     #: origin -> time before which requests fail fast (after a long 429)
     _not_before: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    #: the largest the response cache may grow (oldest entries go first)
+    max_cache_bytes: int = 200_000_000
+    _pruned: bool = False
+    _prune_task: Any = None
     #: origin -> until when it is known to answer (see ``reachable``)
     _answers_until: dict[tuple[str, str, int], float] = field(default_factory=dict)
     _client: Any = None
@@ -371,6 +411,15 @@ class Net:
 
     def hub_offline(self, url: str) -> bool:
         return os.environ.get("HF_HUB_OFFLINE") == "1" and _same_or_subdomain(url, self.endpoints.hub)
+
+    def _prune_once(self) -> None:
+        """Once per session, in a thread: expired cache entries go, then the oldest until the
+        cache fits ``max_cache_bytes`` (it would otherwise grow for ever)."""
+        if self._pruned or self.cache_dir is None:
+            return
+        self._pruned = True
+        root, ttl, cap = self.cache_dir, self.max_cache_ttl_s, self.max_cache_bytes
+        self._prune_task = asyncio.get_running_loop().run_in_executor(None, prune_cache, root, ttl, cap)
 
     # ------------------------------------------------------------------ requests
 
@@ -440,9 +489,11 @@ class Net:
         if cache_ttl:
             cache_ttl = min(cache_ttl, self.max_cache_ttl_s)
         if cache_ttl and self.cache_dir is not None and method == "GET":
-            sent = bool(self.token_for(url, auth))
-            key = hashlib.sha256(json.dumps([method, url, auth if sent else None, headers or {}],
-                                            sort_keys=True).encode()).hexdigest()
+            self._prune_once()
+            token = self.token_for(url, auth)
+            # whose answer it is: a private or gated answer is never served to another account
+            who = hashlib.sha256(token.encode()).hexdigest()[:16] if token else None
+            key = hashlib.sha256(json.dumps([method, url, who, headers or {}], sort_keys=True).encode()).hexdigest()
             entry = await asyncio.to_thread(ResponseCache(self.cache_dir).get, key, cache_ttl)
             if entry is not None:
                 return Response(entry.url, entry.status, entry.headers, entry.content, from_cache=True)

@@ -234,3 +234,34 @@ async def test_the_configured_cache_ttl_caps_what_tools_ask_for(two_hosts, tmp_p
         await net.aclose()
     assert not again.from_cache and [r.path for r in hub.requests].count("/paper") == 2
     assert Net.for_config(Config(knowledge_cache_ttl_s=60)).max_cache_ttl_s == 60
+
+
+async def test_cached_answers_belong_to_the_token_that_fetched_them(two_hosts, tmp_path):
+    hub, _ = two_hosts
+    tokens = iter(["hf_alice", "hf_bob"])
+    current = {"token": next(tokens)}
+    net = Net(Endpoints.resolve({"hub": hub.base_url}, env={}), hf_token=lambda: current["token"],
+              cache_dir=tmp_path / "cache")
+    try:
+        await net.get(hub.url("/api/datasets/org/private/rows"), auth="hf", cache_ttl=3600)
+        current["token"] = next(tokens)  # another account: alice's private answer is not served
+        other = await net.get(hub.url("/api/datasets/org/private/rows"), auth="hf", cache_ttl=3600)
+    finally:
+        await net.aclose()
+    assert not other.from_cache and len(hub.requests) == 2
+
+
+def test_the_cache_is_pruned_by_age_then_by_size(tmp_path):
+    import os
+
+    from agent.net import prune_cache
+
+    root = tmp_path / "cache"
+    (root / "ab").mkdir(parents=True)
+    now = time.time()
+    for n, age in enumerate([10 * 86_400, 300, 200, 100]):
+        path = root / "ab" / f"entry{n}.json"
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (now - age, now - age))
+    assert prune_cache(root, ttl_s=86_400, max_bytes=2000) == 2  # the expired one, then the oldest
+    assert sorted(p.name for p in (root / "ab").iterdir()) == ["entry2.json", "entry3.json"]
