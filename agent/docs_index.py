@@ -15,16 +15,26 @@ than its TTL (the reference rebuilt an in-memory Whoosh index in every process).
   tools call them through ``asyncio.to_thread``. Each call opens its own connection (WAL,
   so readers never wait for a writer); writes go through one lock per file, and a section
   is replaced in a single transaction, so a reader sees the old pages or the new ones.
+* **The file is only a cache.** One that SQLite cannot read (overwritten, truncated, not a
+  database) is moved aside as ``<name>.corrupt-<time>`` and a fresh one is made; the call
+  goes on against it (the tools then fetch what they need again) and a notice says so. A
+  file locked by another process's write is retried for a few seconds, then reported as a
+  sentence (``DocsIndexError``), as is any other failure.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 #: column weights for bm25(): title, headings, group (sidebar heading), body
 DOC_WEIGHTS = (10.0, 4.0, 2.0, 1.0)
@@ -79,8 +89,50 @@ CREATE VIRTUAL TABLE IF NOT EXISTS api USING fts5(
 """
 _TABLES = ("sections", "pages", "docs", "api_meta", "api")
 
+#: SQLite's primary result codes: the file is not a database / is damaged; another connection holds a lock
+_CORRUPT_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+_BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+#: corrupt copies kept next to the index (older ones are deleted)
+KEEP_CORRUPT = 2
+
+
+class DocsIndexError(Exception):
+    """The index could not be used; the message is a sentence for the model."""
+
+
+def _code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def is_locked(exc: sqlite3.Error) -> bool:
+    code = _code(exc)
+    if code is not None:
+        return code in _BUSY_CODES
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def is_corrupt(exc: sqlite3.Error) -> bool:
+    """The file is damaged or not a database at all ("file is not a database", "database disk
+    image is malformed"), as opposed to locked, full, unwritable or a bug in a query."""
+    code = _code(exc)
+    if code is not None:
+        return code in _CORRUPT_CODES
+    return type(exc) is sqlite3.DatabaseError
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 _write_locks: dict[str, threading.Lock] = {}
 _write_locks_guard = threading.Lock()
+#: per file: how many times this process replaced it with an empty index (its data lost)
+_rebuilds: dict[str, int] = {}
 
 
 def _write_lock(path: Path) -> threading.Lock:
@@ -167,36 +219,151 @@ def fts_queries(text: str) -> tuple[str, str] | None:
 class DocsIndex:
     """The index file. Cheap to create; the file and its tables appear on first use."""
 
+    #: how long one attempt waits for another connection's lock, how many attempts, and the pause between them
+    busy_timeout_s = 2.0
+    lock_attempts = 3
+    lock_pause_s = 0.3
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._ready = False
+        self._notices: list[str] = []
+        self._notices_guard = threading.Lock()
+
+    @property
+    def rebuilds(self) -> int:
+        """How many times this process has replaced the file with an empty index: a caller that sees
+        it change during a sequence of calls knows that what the first calls stored is gone."""
+        with _write_locks_guard:
+            return _rebuilds.get(str(self.path.resolve()), 0)
+
+    def take_notices(self) -> list[str]:
+        """What happened to the file since the last call (e.g. "rebuilt"), for the tool's log."""
+        with self._notices_guard:
+            notices, self._notices = self._notices, []
+        return notices
 
     # ---- connections ----
 
     def _connect(self) -> sqlite3.Connection:
         if not self._ready:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        if not self._ready:
-            with _write_lock(self.path):
-                conn.execute("PRAGMA journal_mode = WAL")
-                if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                    conn.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in _TABLES))
-                    conn.executescript(_SCHEMA)
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            self._ready = True
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            if not self._ready:
+                with _write_lock(self.path):
+                    self._setup(conn)
+                self._ready = True
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    @staticmethod
+    def _setup(conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode = WAL")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            conn.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in _TABLES))
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        elif conn.execute("SELECT count(*) FROM sqlite_master WHERE name IN (?, ?, ?, ?, ?)", _TABLES).fetchone()[0] \
+                < len(_TABLES):
+            conn.executescript(_SCHEMA)  # a table gone missing: make it again
+
+    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` on a fresh connection. A damaged file is moved aside and replaced by an empty
+        index once, and ``work`` run again on it; a lock is waited out a few times; anything
+        else, or a file still unusable, becomes a ``DocsIndexError`` sentence."""
+        locked = 0
+        recovered = False
+        started = time.monotonic()
+        while True:
+            file_id = _file_id(self.path)
+            try:
+                conn = self._connect()
+                try:
+                    return work(conn)
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:
+                if is_locked(exc):
+                    locked += 1
+                    if locked < self.lock_attempts:
+                        time.sleep(self.lock_pause_s * locked)
+                        continue
+                    raise DocsIndexError(
+                        f"The docs index ({self.path}) is locked: another program is writing to it (waited "
+                        f"{time.monotonic() - started:.1f} s). Try again in a moment.") from exc
+                if not recovered and (is_corrupt(exc) or "no such table" in str(exc)):
+                    recovered = True
+                    self._recover(file_id, exc)
+                    continue
+                raise DocsIndexError(f"The docs index ({self.path}) could not be used: {exc}.") from exc
+            except OSError as exc:  # the directory cannot be made, the disk is full, ...
+                raise DocsIndexError(f"The docs index ({self.path}) could not be used: {exc}.") from exc
+
+    def _recover(self, file_id: tuple[int, int] | None, exc: sqlite3.Error) -> None:
+        """Move the damaged file (and its -wal/-shm) aside and create an empty index in its place."""
+        with _write_lock(self.path):
+            self._ready = False
+            current = _file_id(self.path)
+            if not is_corrupt(exc) or (file_id is not None and current is not None and current != file_id):
+                return  # tables missing (they are created again), or someone already replaced the file
+            now_s = time.time()
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now_s)) + f"-{int(now_s % 1 * 1e6):06d}"
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+            n = 1
+            while aside.exists():
+                n += 1
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+            moved = False
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+                    moved = moved or suffix == ""
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    if suffix == "":
+                        raise DocsIndexError(f"The docs index ({self.path}) is damaged ({exc}) and could not be "
+                                             "moved aside; delete it.") from exc
+            self._prune_corrupt()
+            with _write_locks_guard:
+                key = str(self.path.resolve())
+                _rebuilds[key] = _rebuilds.get(key, 0) + 1
+            try:  # the tables at once, so that other users of the file never find it without them
+                conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+                try:
+                    self._setup(conn)
+                    self._ready = True
+                finally:
+                    conn.close()
+            except sqlite3.Error:
+                pass  # the next connection tries again, with the usual handling
+        where = f"; the damaged file is {aside.name}" if moved else ""
+        with self._notices_guard:
+            self._notices.append(f"the docs index could not be read ({exc}): rebuilt it{where}")
+
+    def _prune_corrupt(self) -> None:
+        """Keep the newest ``KEEP_CORRUPT`` damaged copies (their names sort by time)."""
+        copies = sorted((p for p in self.path.parent.glob(f"{self.path.name}.corrupt-*")
+                         if not p.name.endswith(("-wal", "-shm"))), key=lambda p: p.name, reverse=True)
+        for old in copies[KEEP_CORRUPT:]:
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.unlink(f"{old}{suffix}")
+                except OSError:
+                    pass
 
     # ---- docs sections ----
 
     def section(self, name: str) -> SectionInfo | None:
-        conn = self._connect()
-        try:
+        def work(conn: sqlite3.Connection) -> SectionInfo | None:
             row = conn.execute("SELECT name, built_at, pages, source FROM sections WHERE name = ?", (name,)).fetchone()
-        finally:
-            conn.close()
-        return SectionInfo(*row) if row else None
+            return SectionInfo(*row) if row else None
+
+        return self._run(work)
 
     def replace_section(self, name: str, pages: list[DocPage], source: str, built_at: float | None = None) -> None:
         """Swap a section's pages for ``pages`` in one transaction."""
@@ -205,29 +372,23 @@ class DocsIndex:
             (name, i, p.url, p.title, headings_of(p.text), p.group, clean_markdown(p.text), p.fetched_at or built_at)
             for i, p in enumerate(pages)
         ]
-        conn = self._connect()
-        try:
-            with _write_lock(self.path):
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    # an external-content index forgets a row only when told its old text
-                    conn.execute("INSERT INTO docs (docs, rowid, title, headings, grp, body) "
-                                 "SELECT 'delete', id, title, headings, grp, body FROM pages WHERE section = ?", (name,))
-                    conn.execute("DELETE FROM pages WHERE section = ?", (name,))
-                    for row in rows:
-                        cur = conn.execute(
-                            "INSERT INTO pages (section, position, url, title, headings, grp, body, fetched_at) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
-                        conn.execute("INSERT INTO docs (rowid, title, headings, grp, body) VALUES (?, ?, ?, ?, ?)",
-                                     (cur.lastrowid, row[3], row[4], row[5], row[6]))
-                    conn.execute("INSERT OR REPLACE INTO sections (name, built_at, pages, source) VALUES (?, ?, ?, ?)",
-                                 (name, built_at, len(rows), source))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-        finally:
-            conn.close()
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _write_lock(self.path), _transaction(conn):
+                # an external-content index forgets a row only when told its old text
+                conn.execute("INSERT INTO docs (docs, rowid, title, headings, grp, body) "
+                             "SELECT 'delete', id, title, headings, grp, body FROM pages WHERE section = ?", (name,))
+                conn.execute("DELETE FROM pages WHERE section = ?", (name,))
+                for row in rows:
+                    cur = conn.execute(
+                        "INSERT INTO pages (section, position, url, title, headings, grp, body, fetched_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+                    conn.execute("INSERT INTO docs (rowid, title, headings, grp, body) VALUES (?, ?, ?, ?, ?)",
+                                 (cur.lastrowid, row[3], row[4], row[5], row[6]))
+                conn.execute("INSERT OR REPLACE INTO sections (name, built_at, pages, source) VALUES (?, ?, ?, ?)",
+                             (name, built_at, len(rows), source))
+
+        self._run(work)
 
     def search(self, query: str, sections: list[str], limit: int) -> list[DocHit]:
         """Best pages first: every word present, then any word (bm25 within each tier)."""
@@ -241,10 +402,10 @@ class DocsIndex:
             f"bm25(docs, {weights}) AS rank FROM docs JOIN pages p ON p.id = docs.rowid "
             f"WHERE docs MATCH ? AND p.section IN ({marks}) ORDER BY rank LIMIT ?"
         )
-        hits: list[DocHit] = []
-        seen: set[str] = set()
-        conn = self._connect()
-        try:
+
+        def work(conn: sqlite3.Connection) -> list[DocHit]:
+            hits: list[DocHit] = []
+            seen: set[str] = set()
             for tier, match in enumerate(queries):
                 if len(hits) >= limit:
                     break
@@ -253,9 +414,9 @@ class DocsIndex:
                         continue
                     seen.add(url)
                     hits.append(DocHit(section, url, title, grp, _one_line(snip), round(-rank, 2)))
-        finally:
-            conn.close()
-        return hits
+            return hits
+
+        return self._run(work)
 
     def pages(self, sections: list[str], limit: int, offset: int = 0) -> tuple[list[DocHit], int]:
         """The sections' pages in sidebar order (with the start of each as its snippet), and how many there are."""
@@ -263,35 +424,34 @@ class DocsIndex:
             return [], 0
         marks = ",".join("?" * len(sections))
         order = "CASE section " + " ".join(f"WHEN ? THEN {i}" for i in range(len(sections))) + " END"
-        conn = self._connect()
-        try:
+
+        def work(conn: sqlite3.Connection) -> tuple[list[DocHit], int]:
             total = conn.execute(f"SELECT count(*) FROM pages WHERE section IN ({marks})", sections).fetchone()[0]
             rows = conn.execute(
                 f"SELECT section, url, title, grp, substr(body, 1, 400) FROM pages WHERE section IN ({marks}) "
                 f"ORDER BY {order}, position LIMIT ? OFFSET ?",
                 (*sections, *sections, limit, offset)).fetchall()
-        finally:
-            conn.close()
-        return [DocHit(s, u, t, g, _glimpse(body), None) for s, u, t, g, body in rows], total
+            return [DocHit(s, u, t, g, _glimpse(body), None) for s, u, t, g, body in rows], total
+
+        return self._run(work)
 
     def page_text(self, url: str) -> tuple[str, float] | None:
         """A stored page's Markdown (comments removed) and when it was fetched."""
-        conn = self._connect()
-        try:
-            row = conn.execute("SELECT body, fetched_at FROM pages WHERE url = ? ORDER BY fetched_at DESC LIMIT 1", (url,)).fetchone()
-        finally:
-            conn.close()
-        return (row[0], float(row[1])) if row else None
+        def work(conn: sqlite3.Connection) -> tuple[str, float] | None:
+            row = conn.execute("SELECT body, fetched_at FROM pages WHERE url = ? ORDER BY fetched_at DESC LIMIT 1",
+                               (url,)).fetchone()
+            return (row[0], float(row[1])) if row else None
+
+        return self._run(work)
 
     # ---- the API spec ----
 
     def api_version(self) -> str | None:
-        conn = self._connect()
-        try:
+        def work(conn: sqlite3.Connection) -> str | None:
             row = conn.execute("SELECT value FROM api_meta WHERE key = 'digest'").fetchone()
-        finally:
-            conn.close()
-        return row[0] if row else None
+            return row[0] if row else None
+
+        return self._run(work)
 
     def replace_api(self, digest: str, endpoints: list[ApiEndpoint]) -> None:
         rows = [
@@ -299,22 +459,16 @@ class DocsIndex:
              e.method, e.path, i)
             for i, e in enumerate(endpoints)
         ]
-        conn = self._connect()
-        try:
-            with _write_lock(self.path):
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.execute("DELETE FROM api")
-                    conn.executemany(
-                        "INSERT INTO api (summary, path_words, operation_id, tags, params, description, method, path, "
-                        "position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                    conn.execute("INSERT OR REPLACE INTO api_meta (key, value) VALUES ('digest', ?)", (digest,))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-        finally:
-            conn.close()
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _write_lock(self.path), _transaction(conn):
+                conn.execute("DELETE FROM api")
+                conn.executemany(
+                    "INSERT INTO api (summary, path_words, operation_id, tags, params, description, method, path, "
+                    "position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.execute("INSERT OR REPLACE INTO api_meta (key, value) VALUES ('digest', ?)", (digest,))
+
+        self._run(work)
 
     def search_api(self, query: str, limit: int) -> list[tuple[str, str, float]]:
         """(method, path, score) of the best endpoints, every word first, then any word."""
@@ -323,10 +477,10 @@ class DocsIndex:
             return []
         weights = ", ".join(str(w) for w in API_WEIGHTS)
         sql = f"SELECT method, path, bm25(api, {weights}) AS rank FROM api WHERE api MATCH ? ORDER BY rank LIMIT ?"
-        found: list[tuple[str, str, float]] = []
-        seen: set[tuple[str, str]] = set()
-        conn = self._connect()
-        try:
+
+        def work(conn: sqlite3.Connection) -> list[tuple[str, str, float]]:
+            found: list[tuple[str, str, float]] = []
+            seen: set[tuple[str, str]] = set()
             for tier, match in enumerate(queries):
                 for method, path, rank in conn.execute(sql, (match, limit)):
                     if tier and found and -rank < WEAK * found[0][2]:
@@ -334,9 +488,28 @@ class DocsIndex:
                     if (method, path) not in seen and len(found) < limit:
                         seen.add((method, path))
                         found.append((method, path, round(-rank, 2)))
-        finally:
-            conn.close()
-        return found
+            return found
+
+        return self._run(work)
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (a failing ROLLBACK does not hide it)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        if kind is None:
+            self.conn.execute("COMMIT")
+            return
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 def _one_line(text: str) -> str:

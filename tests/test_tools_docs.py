@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
-from agent.docs_index import DocsIndex, fts_queries
+from agent.docs_index import DocPage as IndexPage
+from agent.docs_index import DocsIndex, DocsIndexError, fts_queries
 from agent.net import Endpoints, Net
 from agent.tools.base import SessionToolState, ToolContext
 from agent.tools.docs import (
@@ -236,6 +238,136 @@ async def test_refused_connection_and_offline_mode(tmp_path, index_path, monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     offline = await explore(make_ctx(tmp_path, f"http://127.0.0.1:{port}"), index_path, endpoint="trl", query="x")
     assert not offline.success and "offline mode" in offline.output
+
+
+# ---- the index file damaged or locked ----------------------------------------------------------
+
+GARBAGE = b"this is not an SQLite file\n" * 400
+
+
+def corrupt_copies(index_path: Path) -> list[Path]:
+    found = index_path.parent.glob(f"{index_path.name}.corrupt-*")
+    return sorted(p for p in found if not p.name.endswith(("-wal", "-shm")))
+
+
+def assert_rebuilt(index_path: Path, logs: list[str]) -> None:
+    """The garbage was moved aside (not deleted), a working index is in its place, and one log line said so."""
+    copies = corrupt_copies(index_path)
+    assert len(copies) == 1 and copies[0].read_bytes() == GARBAGE
+    conn = sqlite3.connect(index_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] > 0
+    conn.close()
+    rebuilt = [line for line in logs if "rebuilt" in line]
+    assert len(rebuilt) == 1 and "file is not a database" in rebuilt[0] and copies[0].name in rebuilt[0]
+
+
+async def test_explore_rebuilds_a_garbage_index_file(hub, tmp_path, index_path):
+    index_path.parent.mkdir(parents=True)
+    index_path.write_bytes(GARBAGE)
+    logs: list[str] = []
+    result = await explore(make_ctx(tmp_path, hub.endpoint, logs=logs), index_path, endpoint="trl", query="GRPO")
+    assert result.success, result.output
+    assert "GRPO Trainer" in result.output
+    assert_rebuilt(index_path, logs)
+
+    # a file damaged under a tool that already used it (same instance, file overwritten in place)
+    tool = ExploreHfDocsTool(index_path=tmp_path / "second" / "docs-index.sqlite")
+    first = await explore(make_ctx(tmp_path, hub.endpoint), tool.index.path, endpoint="trl", query="x", tool=tool)
+    assert first.success
+    before = len(docs_requests(hub))
+    tool.index.path.write_bytes(GARBAGE)
+    logs2: list[str] = []
+    again = await explore(make_ctx(tmp_path, hub.endpoint, logs=logs2), tool.index.path, endpoint="trl",
+                          query="reward functions", tool=tool)
+    assert again.success and "GRPO Trainer" in again.output
+    assert len(docs_requests(hub)) > before  # the section was fetched again into the new file
+    assert_rebuilt(tool.index.path, logs2)
+
+
+async def test_fetch_treats_a_garbage_index_as_a_miss(hub, tmp_path, index_path):
+    index_path.parent.mkdir(parents=True)
+    index_path.write_bytes(GARBAGE)
+    logs: list[str] = []
+    result = await FetchHfDocsTool(index_path=index_path).run(
+        FetchHfDocsParams(url=f"{hub.endpoint}/docs/trl/sft_trainer"), make_ctx(tmp_path, hub.endpoint, logs=logs))
+    assert result.success, result.output
+    assert "packing=True" in result.output
+    assert [r.path for r in hub.requests] == ["/docs/trl/sft_trainer.md"]
+    assert_rebuilt(index_path, logs)
+
+
+async def test_fetch_reads_the_page_whatever_is_wrong_with_the_index(hub, tmp_path, monkeypatch):
+    def broken(self, url):
+        raise DocsIndexError("The docs index (x) could not be used: disk I/O error.")
+
+    monkeypatch.setattr(DocsIndex, "page_text", broken)
+    result = await FetchHfDocsTool(index_path=tmp_path / "i.sqlite").run(
+        FetchHfDocsParams(url=f"{hub.endpoint}/docs/trl/sft_trainer"), make_ctx(tmp_path, hub.endpoint))
+    assert result.success and "packing=True" in result.output
+
+
+async def test_find_api_rebuilds_a_garbage_index_file(hub, tmp_path):
+    index_path = tmp_path / "api.sqlite"
+    index_path.write_bytes(GARBAGE)
+    logs: list[str] = []
+    result = await find(make_ctx(tmp_path, hub.endpoint, logs=logs), tmp_path, query="stream space logs")
+    assert result.success, result.output
+    assert result.output.split("## ")[1].startswith("GET /api/spaces/{repo_id}/logs/{kind}")
+    assert_rebuilt(index_path, logs)
+
+    # the same tool, its spec already read, after the file is damaged again: indexes the spec anew
+    tool = FindHfApiTool(index_path=index_path)
+    ctx = make_ctx(tmp_path, hub.endpoint)
+    assert (await tool.run(FindHfApiParams(query="whoami"), ctx)).success
+    index_path.write_bytes(GARBAGE)
+    again = await tool.run(FindHfApiParams(query="create a new repository"), ctx)
+    assert again.success and again.output.split("## ")[1].startswith("POST /api/repos/create")
+
+
+def test_index_keeps_only_the_newest_damaged_copies(tmp_path):
+    index = DocsIndex(tmp_path / "docs-index.sqlite")
+    for i in range(4):
+        index.path.write_bytes(GARBAGE + bytes([i]))
+        assert index.section("trl") is None
+        assert len(index.take_notices()) == 1
+    copies = corrupt_copies(index.path)
+    assert len(copies) == 2 and copies[-1].read_bytes().endswith(bytes([3]))
+
+
+def test_a_locked_index_is_retried_then_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(DocsIndex, "busy_timeout_s", 0.05)
+    monkeypatch.setattr(DocsIndex, "lock_pause_s", 0.05)
+    index = DocsIndex(tmp_path / "docs-index.sqlite")
+    index.replace_section("trl", [IndexPage("u1", "One", "", "# One\nfirst")], "src")
+    other = sqlite3.connect(index.path, isolation_level=None, check_same_thread=False)  # another program, mid-write
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DocsIndexError, match="locked: another program is writing to it"):
+            index.replace_section("trl", [], "src")
+        assert index.section("trl").pages == 1  # readers are not blocked (WAL)
+        # released while the index waits: the write goes through
+        threading.Timer(0.08, lambda: other.execute("COMMIT")).start()
+        monkeypatch.setattr(DocsIndex, "lock_attempts", 10)
+        index.replace_section("trl", [], "src")
+        assert index.section("trl").pages == 0
+    finally:
+        other.close()
+    assert corrupt_copies(index.path) == [] and index.take_notices() == []
+
+
+async def test_explore_with_a_locked_index_is_a_sentence(hub, tmp_path, index_path, monkeypatch):
+    monkeypatch.setattr(DocsIndex, "busy_timeout_s", 0.05)
+    monkeypatch.setattr(DocsIndex, "lock_pause_s", 0.01)
+    DocsIndex(index_path).section("trl")  # make the file
+    other = sqlite3.connect(index_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        result = await explore(make_ctx(tmp_path, hub.endpoint), index_path, endpoint="trl", query="dpo")
+    finally:
+        other.close()
+    assert not result.success
+    assert result.output.startswith("ERROR: The docs index") and "locked" in result.output
+    assert "Traceback" not in result.output and corrupt_copies(index_path) == []
 
 
 # ---- fetch_hf_docs ---------------------------------------------------------------------------

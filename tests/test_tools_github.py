@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import difflib
+import random
+import re
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from agent.net import Endpoints, Net
 from agent.tools.base import SessionToolState, ToolContext
-from agent.tools.github import (GithubFindExamplesTool, GithubListReposTool, GithubReadFileTool, keyword_score,
-                                render_notebook, split_repo)
+from agent.tools.github import (GithubFindExamplesTool, GithubListReposTool, GithubReadFileTool, KeywordScorer,
+                                keyword_score, rank_tree, render_notebook, split_repo)
 from agent.tools.router import ToolRouter
 from tests.fakes.datasets_server import DatasetsServerEmulator
 from tests.fakes.github_server import FakeRepo, GitHubEmulator
@@ -134,6 +140,104 @@ async def test_refused_connection(tmp_path):
     finally:
         await net.aclose()
     assert not result.success and "refused" in result.output
+
+
+def synthetic_paths(n: int, seed: int = 7) -> list[str]:
+    """``n`` plausible file paths of a big monorepo (deterministic)."""
+    rnd = random.Random(seed)
+    words = ("model modeling config trainer training data dataset loader utils tokenizer attention layer vision "
+             "audio text image processor pipeline generation beam sampling loss optimizer scheduler warmup callback "
+             "metric eval benchmark run script cli convert checkpoint lora adapter peft quant gptq flash rotary "
+             "embedding encoder decoder causal speech whisper llama mistral bert gpt vit clip diffusion reward "
+             "policy value ppo rloo kto orpo sft dpo grpo online offline distill").split()
+    exts = [".py"] * 6 + [".md", ".json", ".yaml", ".ipynb", ".sh", ".png", ".bin"]
+    tops = ["src/lib", "tests", "docs/source/en", "examples/pytorch", "scripts", "benchmarks", "utils", "notebooks"]
+    found: set[str] = set()
+    while len(found) < n:
+        dirs = [rnd.choice(tops)] + ["_".join(rnd.sample(words, rnd.randint(1, 2))) for _ in range(rnd.randint(0, 3))]
+        found.add("/".join(dirs + ["_".join(rnd.sample(words, rnd.randint(1, 4))) + rnd.choice(exts)]))
+    return sorted(found)
+
+
+def naive_keyword_score(keyword: str, path: str) -> int:
+    """The plain definition the fast scorer must reproduce: every keyword word against every path word."""
+    tokens = [t for t in re.split(r"[\s_\-/.,]+", keyword.lower()) if t]
+    if not tokens:
+        return 0
+    parts = path.lower().split("/")
+    stem = parts[-1].rsplit(".", 1)[0] if "." in parts[-1] else parts[-1]
+    whole = parts[:-1] + [stem]
+    pieces = list(dict.fromkeys(whole + [w for p in whole for w in re.split(r"[_\-.\s]+", p) if w]))
+    total = 0.0
+    for token in tokens:
+        best = 0.0
+        for piece in pieces:
+            if token == piece:
+                best = 100.0
+                break
+            best = max(best, 90.0 if len(token) >= 3 and token in piece
+                       else difflib.SequenceMatcher(None, token, piece).ratio() * 100)
+        total += best
+    joined = re.sub(r"[\s_\-]+", "_", keyword.lower().strip())
+    ratio = difflib.SequenceMatcher(None, joined, re.sub(r"[\s_\-]+", "_", stem)).ratio() * 100
+    return round(max(total / len(tokens), ratio))
+
+
+def test_fast_scorer_gives_the_plain_scores():
+    paths = synthetic_paths(400, seed=3) + ["examples/scripts/grpo.py", "a/.py", "x"]
+    for keyword in ("dpo lora training", "sft", "reward model", "zzzqqq", "sft sft lora", "Data-Loader", "x"):
+        for floor in (0, 60, 85):
+            scorer = KeywordScorer(keyword)
+            for path in paths:
+                plain = naive_keyword_score(keyword, path)
+                assert scorer.score(path, floor) == (plain if plain >= floor else None), (keyword, floor, path)
+
+
+async def test_find_examples_in_a_huge_tree_keeps_the_event_loop_responsive(ctx, gh):
+    """30,000 paths ranked for a three-word keyword (5.9 s on the loop before): the parse and the
+    fuzzy matching run in a worker thread, so the loop (the TUI, esc) keeps waking up on time.
+    The tree is fetched once before the measured call: the emulator's own ``json.dumps`` of the
+    8 MB answer holds the GIL for ~70 ms, a cost of the test server, not of the tool."""
+    files = {p: b"" for p in synthetic_paths(30_000)}
+    files["examples/scripts/dpo_lora_training.py"] = b"print('dpo')\n"
+    gh.add(FakeRepo("huggingface", "monorepo", files))
+    listing = await run(GithubFindExamplesTool, ctx, repo="monorepo")
+    assert listing.success and " file(s) in huggingface/monorepo" in listing.output
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.05)
+    try:
+        result = await run(GithubFindExamplesTool, ctx, repo="monorepo", keyword="dpo lora training")
+    finally:
+        done.set()
+        await task
+    assert result.success, result.output
+    first = next(l for l in result.output.splitlines() if l.startswith("- "))
+    assert first.startswith("- examples/scripts/dpo_lora_training.py (score 100")
+    assert len(gaps) > 5  # the call took a while, and the ticker ran all along
+    assert max(gaps) < 0.2, f"the event loop stalled for {max(gaps):.3f} s"
+
+
+def test_rank_tree_caps_fuzzy_matching_and_stops_when_told():
+    tree = {"tree": [{"path": p, "type": "blob", "size": 10} for p in synthetic_paths(3000)], "truncated": True}
+    full = rank_tree(tree, "dpo lora", 60)
+    assert full.files == 3000 and full.truncated and full.skipped == 0 and full.scored
+    capped = rank_tree(tree, "dpo lora", 60, max_fuzzy=500)
+    assert capped.skipped > 0
+    assert {p for _, p, _ in capped.scored} <= {p for _, p, _ in full.scored}
+    stop = threading.Event()
+    stop.set()
+    assert rank_tree(tree, "dpo lora", 60, stop=stop).scored == []
 
 
 # ---------------------------------------------------------------------------- list_repos

@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, field_validator
 
-from agent.docs_index import DocHit, DocPage, DocsIndex, SectionInfo
+from agent.docs_index import DocHit, DocPage, DocsIndex, DocsIndexError, SectionInfo
 from agent.net import Net, NetError, origin
 from agent.tools.base import Tool, ToolContext, ToolParams, ToolResult
 from agent.tools.knowledge import budgeted, failed, net_of
@@ -87,6 +87,16 @@ class _IndexUser:
         if self._index is None:
             self._index = DocsIndex(self._index_path or default_index_path())
         return self._index
+
+    async def _indexed(self, ctx: ToolContext, method: str, *args: Any) -> Any:
+        """``self.index.<method>(*args)`` in a worker thread (SQLite blocks), then what happened to the
+        file (a damaged one rebuilt) said in the tool's log. Raises ``DocsIndexError`` (a sentence)."""
+        index = self.index
+        try:
+            return await asyncio.to_thread(getattr(index, method), *args)
+        finally:
+            for notice in index.take_notices():
+                ctx.log(notice)
 
 
 # ---------------------------------------------------------------------------------- discovery
@@ -160,6 +170,16 @@ class ExploreHfDocsTool(_IndexUser, Tool):
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def run(self, params: ExploreHfDocsParams, ctx: ToolContext) -> ToolResult:
+        try:
+            rebuilds = self.index.rebuilds
+            result = await self._explore(params, ctx)
+            if self.index.rebuilds != rebuilds:  # the file was damaged and replaced meanwhile: again, on the new one
+                result = await self._explore(params, ctx)
+            return result
+        except DocsIndexError as exc:
+            return ToolResult(f"ERROR: {exc}", success=False)
+
+    async def _explore(self, params: ExploreHfDocsParams, ctx: ToolContext) -> ToolResult:
         net = net_of(ctx)
         sections = COMPOSITES.get(params.endpoint, [params.endpoint])
         notes: list[str] = []
@@ -172,8 +192,7 @@ class ExploreHfDocsTool(_IndexUser, Tool):
                 why = outcome.message
                 if outcome.kind == "not_found":  # remembered as empty, so it is not asked again until the TTL
                     why = "no such docs on the Hub (404)"
-                    await asyncio.to_thread(self.index.replace_section, section, [],
-                                            f"{net.endpoints.hub}/docs/{section}")
+                    await self._indexed(ctx, "replace_section", section, [], f"{net.endpoints.hub}/docs/{section}")
                 notes.append(f"'{section}' skipped: {why}")
                 continue
             info, note = outcome
@@ -185,10 +204,10 @@ class ExploreHfDocsTool(_IndexUser, Tool):
             return ToolResult(f"ERROR: none of the sections of '{params.endpoint}' could be indexed.", success=False)
         query = (params.query or "").strip()
         if query:
-            hits = await asyncio.to_thread(self.index.search, query, names, params.max_results)
+            hits = await self._indexed(ctx, "search", query, names, params.max_results)
             total = sum(info.pages for info in ready)
         else:
-            hits, total = await asyncio.to_thread(self.index.pages, names, params.max_results, params.offset)
+            hits, total = await self._indexed(ctx, "pages", names, params.max_results, params.offset)
         text = _render_hits(params.endpoint, ready, query, hits, total, params.offset, notes)
         return budgeted(text, ctx, "explore_hf_docs")
 
@@ -197,7 +216,7 @@ class ExploreHfDocsTool(_IndexUser, Tool):
         root = f"{net.endpoints.hub}/docs/{section}"
         lock = self._locks.setdefault(section, asyncio.Lock())
         async with lock:
-            info = await asyncio.to_thread(self.index.section, section)
+            info = await self._indexed(ctx, "section", section)
             fresh = info is not None and info.source == root and time.time() - info.built_at < self.ttl_s
             if fresh and not refresh:
                 return info, ""  # type: ignore[return-value]
@@ -208,8 +227,8 @@ class ExploreHfDocsTool(_IndexUser, Tool):
                     return info, (f"'{section}' could not be refreshed ({exc.message}); using the index built "
                                   f"{_age(time.time() - info.built_at)}")
                 return exc
-            await asyncio.to_thread(self.index.replace_section, section, pages, root)
-            info = await asyncio.to_thread(self.index.section, section)
+            await self._indexed(ctx, "replace_section", section, pages, root)
+            info = await self._indexed(ctx, "section", section)
             note = f"{missing} page(s) of '{section}' could not be fetched; only their titles are indexed" \
                 if missing else ""
             return info, note  # type: ignore[return-value]
@@ -339,7 +358,10 @@ class FetchHfDocsTool(_IndexUser, Tool):
                               f"documentation ({net.endpoints.hub}/docs/...); use fetch_url for other pages.",
                               success=False)
         page_url, md_url = target
-        stored = await asyncio.to_thread(self.index.page_text, page_url)
+        try:
+            stored = await self._indexed(ctx, "page_text", page_url)
+        except Exception:  # noqa: BLE001 - the index is only a cache: whatever is wrong with it, fetch the page
+            stored = None
         if stored is not None and stored[0] and time.time() - stored[1] < PAGE_TTL_S:
             text = stored[0]
         else:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
-from agent.docs_index import ApiEndpoint
+from agent.docs_index import ApiEndpoint, DocsIndexError
 from agent.net import NetError
 from agent.tools.base import Tool, ToolContext, ToolParams, ToolResult
 from agent.tools.docs import _IndexUser
@@ -68,8 +68,6 @@ class FindHfApiTool(_IndexUser, Tool):
                 ops, root = await asyncio.to_thread(_operations, response.content)
             except ValueError as exc:
                 return ToolResult(f"ERROR: the Hub's API spec at {url} could not be read ({exc}).", success=False)
-            if await asyncio.to_thread(self.index.api_version) != digest:
-                await asyncio.to_thread(self.index.replace_api, digest, [_endpoint(k, op) for k, op in ops.items()])
             self._spec = (digest, ops, root)
         _, ops, spec_root = self._spec
         tags: dict[str, int] = {}
@@ -84,7 +82,10 @@ class FindHfApiTool(_IndexUser, Tool):
                 return ToolResult(f"ERROR: the Hub API has no tag {tag!r}. Known tags: {known}.", success=False)
         note = ""
         if query:
-            found = await asyncio.to_thread(self.index.search_api, query, 200 if wanted else params.max_results)
+            try:
+                found = await self._search(ctx, digest, ops, query, 200 if wanted else params.max_results)
+            except DocsIndexError as exc:
+                return ToolResult(f"ERROR: {exc}", success=False)
             keys = [((m, p), s) for m, p, s in found if wanted is None or wanted in (ops[(m, p)].get("tags") or [])]
             keys = keys[:params.max_results]
             if not keys and wanted is None:
@@ -105,6 +106,19 @@ class FindHfApiTool(_IndexUser, Tool):
             lines.append(f"\n({len(keys) - params.max_results} more listed in one line each; search with a query "
                          "for their details.)")
         return budgeted("\n".join(lines).rstrip() + "\n", ctx, "find_hf_api")
+
+    async def _search(self, ctx: ToolContext, digest: str, ops: dict[tuple[str, str], dict[str, Any]], query: str,
+                      limit: int) -> list[tuple[str, str, float]]:
+        """Search the index, indexing this spec first when the file holds another one (or none: a new
+        file, or a damaged one just rebuilt empty, even in the middle of this search)."""
+        found: list[tuple[str, str, float]] = []
+        for _ in range(2):
+            if await self._indexed(ctx, "api_version") != digest:
+                await self._indexed(ctx, "replace_api", digest, [_endpoint(k, op) for k, op in ops.items()])
+            found = await self._indexed(ctx, "search_api", query, limit)
+            if found or await self._indexed(ctx, "api_version") == digest:
+                break
+        return [f for f in found if (f[0], f[1]) in ops]
 
 
 def _operations(content: bytes) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, Any]]:
