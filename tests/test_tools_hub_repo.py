@@ -508,3 +508,23 @@ async def test_links_out_of_an_uploaded_folder_are_skipped_and_named(tmp_path, h
     inside = await files(ctx, operation="upload", repo_id="ada/tiny", local_path="latest", path_in_repo="v2")
     assert inside.success and "v2/model.txt" in hub.repo_files("ada/tiny", "model")
     assert "PRIVATE" not in str(hub.repo_files("ada/tiny", "model"))
+
+
+async def test_a_delete_whose_matches_changed_since_the_review_deletes_nothing(tmp_path, hub):
+    """The card listed what the patterns matched then; a file pushed since (another checkpoint)
+    would be deleted unseen: the delete refuses instead, and an unchanged one goes through."""
+    hub.add_repo("ada/tiny", files={"README.md": CARD, "ckpt/a.bin": "1", "keep.txt": "k"})
+    ctx = make_ctx(tmp_path, hub)
+    ctx.tool_call_id = "del-1"
+    tool = HfRepoFilesTool()
+    params = tool.Params(operation="delete", repo_id="ada/tiny", patterns=["ckpt/*"])
+    review = await tool.review(params, ctx)
+    assert [f.path for f in review.files] == ["ckpt/a.bin"]
+    hub.add_repo("ada/tiny", files={"README.md": CARD, "ckpt/a.bin": "1", "ckpt/b.bin": "2", "keep.txt": "k"})
+    refused = await tool.run(params, ctx)
+    assert not refused.success and "ckpt/b.bin" in refused.output and "Nothing was deleted" in refused.output
+    assert "ckpt/a.bin" in hub.repo_files("ada/tiny", "model")
+    ctx.tool_call_id = "del-2"
+    await tool.review(params, ctx)
+    done = await tool.run(params, ctx)
+    assert done.success and sorted(hub.repo_files("ada/tiny", "model")) == ["README.md", "keep.txt"]

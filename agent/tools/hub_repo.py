@@ -87,6 +87,14 @@ class HfRepoFilesTool(Tool):
         while len(self._reviewed) > REVIEWED_MAX:
             self._reviewed.popitem(last=False)
 
+    def _remember_paths(self, ctx: ToolContext, params: Any, paths: list[str]) -> None:
+        if ctx.tool_call_id:
+            key = self._review_key(ctx, params)
+            self._reviewed[key] = {path: ("delete",) for path in paths}
+            self._reviewed.move_to_end(key)
+            while len(self._reviewed) > REVIEWED_MAX:
+                self._reviewed.popitem(last=False)
+
     def approval_reason(self, params: Any, settings: ApprovalSettings) -> str | None:
         if params.operation == "upload":
             return f"hf_repo_files upload uploads files to the Hub repo {params.repo_id}"
@@ -193,6 +201,16 @@ class HfRepoFilesTool(Tool):
         api = hub_api(ctx)
         remote = await hub_call(ctx, api.list_repo_files, p.repo_id, revision=p.revision, repo_type=p.repo_type)
         doomed = match_deletions(remote, p.path, p.patterns)
+        reviewed = self._reviewed.get(self._review_key(ctx, p)) if ctx.tool_call_id else None
+        if reviewed is not None and set(reviewed) != set(doomed):
+            # the repo changed since the card: its patterns now match other files than the user saw
+            added = sorted(set(doomed) - set(reviewed))
+            gone = sorted(set(reviewed) - set(doomed))
+            parts = ([f"now also {', '.join(added[:10])}"] if added else []) + \
+                    ([f"no longer {', '.join(gone[:10])}"] if gone else [])
+            return ToolResult("ERROR: the repo changed since the user approved this delete: it would delete "
+                              f"{'; '.join(parts)}. Nothing was deleted; ask again so the user sees the current "
+                              "files.", success=False)
         if not doomed:
             what = p.path or ", ".join(p.patterns or [])
             return ToolResult(f"ERROR: nothing in {p.repo_id}@{p.revision} matches {what}; nothing was deleted.",
@@ -250,6 +268,8 @@ class HfRepoFilesTool(Tool):
             if exists and not doomed:
                 review.notes.append("Nothing in the repo matches: the call will fail and delete nothing.")
             new_readme = None
+            if exists:  # the files the card lists are the ones a yes may delete
+                self._remember_paths(ctx, params, doomed)
         review.total_bytes = sum(f.size or 0 for f in files)
         if len(files) > REVIEW_MAX_FILES:
             rest = files[REVIEW_MAX_FILES:]
