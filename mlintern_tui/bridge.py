@@ -120,7 +120,7 @@ class Bridge:
         elif isinstance(event, ToolState):
             card.set_step_state(event.tool_call_id, event.state)
         elif isinstance(event, ToolOutput):
-            card.set_step_state(event.tool_call_id, "completed" if event.success else "failed")
+            card.set_step_result(event.tool_call_id, event.output, event.success)
         elif isinstance(event, ToolLog) and event.tool == "research":
             card.set_status(event.log)
         elif isinstance(event, ApprovalRequired):

@@ -47,7 +47,8 @@ def research_run(steps: int = 5, finished: bool = False) -> list:
                    sub(ToolState(tool_call_id=cid, tool=tool, state="running"))]
         if n < steps - 1 or finished:
             ok = n != 3
-            events += [sub(ToolOutput(tool_call_id=cid, tool=tool, output="…", success=ok)),
+            output = "…" if ok else "ERROR: api.github.com is rate-limiting requests (429): it asks to wait 60 s."
+            events += [sub(ToolOutput(tool_call_id=cid, tool=tool, output=output, success=ok)),
                        sub(ToolState(tool_call_id=cid, tool=tool, state="completed" if ok else "failed"))]
     if finished:
         events += [ToolOutput(tool_call_id=PARENT, tool="research", success=True,
@@ -59,7 +60,8 @@ def research_run(steps: int = 5, finished: bool = False) -> list:
 def test_research_card_streams_the_sub_agents_steps(snap_compare):
     """A research call mid-run: the card's header says research, the task, running, 5 tool
     calls with the tokens and cost so far; collapsed it lists the last 4 steps (one "earlier
-    call" line above them), the failed GitHub lookup marked ✗, the running docs fetch ⋯, and
+    call" line above them), the failed GitHub lookup marked ✗ with its reason (rate limited, in
+    italics under it), the running docs fetch ⋯, and
     the sub-agent's last progress line in italics. Nothing of the sub-agent is in the main
     conversation outside the card."""
 
@@ -79,6 +81,7 @@ async def test_research_card_collects_steps_cost_and_report():
         assert isinstance(card, ResearchCard)
         assert [s.tool for s in card.steps][:2] == ["hf_papers", "hf_papers"] and len(card.steps) == 6
         assert card.steps[3].state == "failed" and card.steps[5].state == "completed"
+        assert card.steps[3].note.startswith("api.github.com is rate-limiting") and not card.steps[5].note
         assert card.llm_calls == 6 and abs(card.cost_usd - 0.0606) < 1e-9
         assert card.state == "completed"
         # sub-agent calls never became cards of their own

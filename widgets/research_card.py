@@ -29,6 +29,8 @@ class ResearchStep:
     tool: str
     summary: str
     state: str = "running"
+    #: why a step failed (the first line of its result), shown under it
+    note: str = ""
 
 
 def step_summary(arguments: dict[str, Any], limit: int = 72) -> str:
@@ -68,6 +70,13 @@ class ResearchCard(ToolCard):
 
     def set_step_state(self, call_id: str, state: str) -> None:
         self.steps = tuple(replace(s, state=state) if s.call_id == call_id else s for s in self.steps)
+        self._changed()
+
+    def set_step_result(self, call_id: str, output: str, success: bool) -> None:
+        first = next((line.strip() for line in output.splitlines() if line.strip()), "")
+        note = "" if success else " ".join(first.removeprefix("ERROR:").split())[:110]
+        self.steps = tuple(replace(s, state="completed" if success else "failed", note=note)
+                           if s.call_id == call_id else s for s in self.steps)
         self._changed()
 
     def add_llm_call(self, tokens: int, cost_usd: float | None) -> None:
@@ -112,6 +121,10 @@ class ResearchCard(ToolCard):
             lines.append(Content.from_markup(f"  [{s_style}]$icon[/] [b]$tool[/] [dim]$summary[/]",
                                              icon=STATE_ICONS.get(step.state, "·"),
                                              tool=step.tool, summary=step.summary))
+            if step.note:  # one line: cut to the card's width rather than wrapped under the steps
+                room = max(20, (self.size.width or 80) - 8)
+                note = step.note if len(step.note) <= room else step.note[: room - 1] + "…"
+                lines.append(Content(f"      {note}").stylize(f"{s_style} italic"))
         if self.status_line and self.state in ("running", "pending", "approved"):
             lines.append(Content(f"  {self.status_line}").stylize("italic $foreground-muted"))
         if self.expanded and self.output:
