@@ -217,7 +217,7 @@ class _Run:
         model = runner.model()
         # the context may use 80% of the model's window; the run, max_tokens summed over its calls
         context_cap = int(0.8 * runner.context_window(model))
-        self.progress(f"Research sub-agent started on {model.label} ({len(self.router)} read-only tools).")
+        self.progress(f"Research sub-agent started on {model.label} ({len(self.router)} tools; any write asks first).")
         for iteration in range(limits.max_iterations):
             stop = self._budget_stop()
             if stop is not None:
