@@ -87,6 +87,10 @@ class Config(BaseModel):
     )
     llm: LLMSettings = Field(default_factory=LLMSettings)
     theme: str | None = None
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="credentials (by variable name) that bash and local jobs may see; every other key, token and "
+        "secret is left out of their environment")
     endpoints: dict[str, str] = Field(
         default_factory=dict,
         description="service URLs for mirrors and tests: hub, datasets_server, github_api, arxiv, ar5iv, "

@@ -156,6 +156,7 @@ class ResearchRunner:
         reasoning_effort: Callable[[], str | None] = lambda: None,
         context_window: Callable[[ResolvedModel], int] = lambda model: 128_000,
         cwd: Path | None = None,
+        mask: Callable[[str], str] = lambda text: text,
     ):
         self.client = client
         self._tools = tools
@@ -169,11 +170,15 @@ class ResearchRunner:
         self.context_window = context_window
         #: where the sub-agent may read without asking (the session's working directory)
         self.cwd = (cwd or Path.cwd()).resolve()
+        #: the session's secret masker: the sub-agent's results are masked like the agent's
+        self.mask = mask
 
     def router(self) -> ToolRouter:
         """A governed router over the research subset, decided by the session's policy."""
         chosen = [t for t in self._tools() if t.name in RESEARCH_TOOLS]
-        return ToolRouter(chosen, policy=self.policy)
+        router = ToolRouter(chosen, policy=self.policy)
+        router.mask = self.mask
+        return router
 
     async def run(self, task: str, context: str | None, parent_call_id: str) -> tuple[str, bool, ResearchStats]:
         """The sub-agent's final report, whether it finished, and what it spent."""

@@ -32,6 +32,7 @@ from agent.protocol import (
     ErrorEvent,
     Event,
     ExecApproval,
+    JobLog,
     Interrupt,
     Interrupted,
     New,
@@ -82,6 +83,11 @@ class Session(ModelSettingsMixin):
         self._username_task: asyncio.Task | None = None
         self.hf_username: str | None = None
         self.tool_state = SessionToolState()
+        from agent.secrets import SecretMasker
+
+        #: the user's secret values (environment, HF token file), masked in every tool output,
+        #: progress line and job log before the model, the screen or a trace sees them
+        self.masker = SecretMasker.from_environment(hf_token=hf_token())
         self._net = None
         #: runs research sub-agents for the ``research`` tool (set below, once the engine exists)
         self.research = None
@@ -115,6 +121,7 @@ class Session(ModelSettingsMixin):
         self.billing = SandboxBilling(self.policy, lambda line: self.engine.emit(ToolLog(tool="sandbox", log=line)),
                                       changed=lambda: self._settings_changed(quiet=True))
         self.router = ToolRouter(tools, policy=self.policy)
+        self.router.mask = self.masker.mask
         model = resolve_model(default_model_id(model_id or self.config.model))
         self.engine_settings = EngineSettings(
             max_iterations=self.config.max_iterations if max_iterations is None else max_iterations,
@@ -141,11 +148,12 @@ class Session(ModelSettingsMixin):
 
         jobs_dir = self.data_dir / "jobs"
         self.jobs = JobService(
-            backend=self._job_backend(jobs_dir, jobs_backend or self.config.jobs_backend),
+            backend=self._job_backend(jobs_dir, jobs_backend or self.config.jobs_backend, tuple(self.config.pass_env)),
             monitor=JobMonitor(lambda event: self.engine.emit(event), jobs_dir),
             turn=lambda: self.engine.turn,
         )
-        self.engine.notes_source = self.jobs.monitor.drain_notes
+        # a job's log may print a key: the model reads masked notes (agent/secrets.py)
+        self.engine.notes_source = lambda: [self.masker.mask(note) for note in self.jobs.monitor.drain_notes()]
         from agent.tools.jobs import HfJobsTool
 
         jobs_tool = self.router.get("hf_jobs")
@@ -201,7 +209,7 @@ class Session(ModelSettingsMixin):
         return SandboxManager(token)
 
     @staticmethod
-    def _job_backend(jobs_dir: Path, choice: str):
+    def _job_backend(jobs_dir: Path, choice: str, pass_env: tuple[str, ...] = ()):
         from agent.jobs.local import LocalBackend
 
         token = hf_token()
@@ -211,7 +219,7 @@ class Session(ModelSettingsMixin):
             from agent.jobs.hf import HFJobsBackend
 
             return HFJobsBackend(token, endpoint=os.environ.get("HF_ENDPOINT") or None)
-        return LocalBackend(jobs_dir / "local")
+        return LocalBackend(jobs_dir / "local", pass_env=pass_env)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -226,6 +234,10 @@ class Session(ModelSettingsMixin):
         event.session_id = self.id
         if not event.turn:
             event.turn = self.engine.turn if hasattr(self, "engine") else 0
+        if isinstance(event, ToolLog):
+            event.log = self.masker.mask(event.log)
+        elif isinstance(event, JobLog):
+            event.lines = self.masker.mask_lines(event.lines)
         self.bus.publish(event)
 
     def subscribe(self, name: str = "") -> Subscription:
@@ -298,6 +310,7 @@ class Session(ModelSettingsMixin):
             reasoning_effort=lambda: self.engine_settings.reasoning_effort,
             context_window=lambda model: context_window(model, self.engine_settings.context_windows).tokens,
             cwd=self.cwd,
+            mask=self.masker.mask,
         )
 
     async def _ask_user(self, items: list, parent_call_id: str) -> list:
@@ -342,7 +355,15 @@ class Session(ModelSettingsMixin):
             sandbox=self.sandbox,
             net=self.net,
             research=self.research,
+            environment=self._process_environment,
         )
+
+    def _process_environment(self) -> dict[str, str]:
+        """What a process the agent starts may see: no key, token or secret but those the user
+        passes with ``pass_env`` (agent/secrets.py)."""
+        from agent.secrets import agent_environment
+
+        return agent_environment(self.config.pass_env)
 
     @property
     def net(self):

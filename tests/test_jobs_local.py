@@ -156,15 +156,21 @@ async def test_a_first_line_followed_by_silence_is_not_held_back(tmp_path):
     assert [e for e in events if isinstance(e, JobUpdate)][-1].cost_usd == 0.0  # local CPU costs nothing
 
 
-async def test_jobs_do_not_inherit_llm_provider_keys(tmp_path, monkeypatch):
+async def test_jobs_do_not_inherit_credentials_unless_passed(tmp_path, monkeypatch):
+    """Provider keys, cloud secrets and the HF token stay out of a local job's environment;
+    a name in pass_env (the config) goes through; the job's own env does too."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-secret")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
-    monkeypatch.setenv("HF_TOKEN", "hf_keep_for_push")
-    b = backend(tmp_path)
-    script = "import os\nfor k in ('ANTHROPIC_API_KEY', 'AWS_SECRET_ACCESS_KEY', 'HF_TOKEN', 'MY_FLAG'):\n    print(k, os.environ.get(k))"
+    monkeypatch.setenv("HF_TOKEN", "hf_not_for_jobs")
+    monkeypatch.setenv("WANDB_API_KEY", "wandb-passed")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")  # "TOKEN" inside a word is no credential
+    b = LocalBackend(tmp_path / "jobs", uv=False, pass_env=("WANDB_API_KEY",))
+    names = ('ANTHROPIC_API_KEY', 'AWS_SECRET_ACCESS_KEY', 'HF_TOKEN', 'WANDB_API_KEY', 'TOKENIZERS_PARALLELISM', 'MY_FLAG')
+    script = f"import os\nfor k in {names!r}:\n    print(k, os.environ.get(k))"
     info = await b.run(JobSpec(script=script, env={"MY_FLAG": "1"}))
     lines = await asyncio.wait_for(follow_all(b, info.id), 20)
-    assert lines == ["ANTHROPIC_API_KEY None", "AWS_SECRET_ACCESS_KEY None", "HF_TOKEN hf_keep_for_push", "MY_FLAG 1"]
+    assert lines == ["ANTHROPIC_API_KEY None", "AWS_SECRET_ACCESS_KEY None", "HF_TOKEN None",
+                     "WANDB_API_KEY wandb-passed", "TOKENIZERS_PARALLELISM false", "MY_FLAG 1"]
 
 
 async def test_memory_keeps_only_recent_lines_and_followers_still_get_every_line(tmp_path, monkeypatch):

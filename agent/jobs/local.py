@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from agent.jobs.base import JobBackend, JobError, JobInfo, JobSpec
+from agent.secrets import agent_environment
 
 CPU_FLAVORS = frozenset({"cpu-basic", "cpu-upgrade"})
 KILL_GRACE_S = 3.0
@@ -81,7 +82,10 @@ class _LocalJob:
 class LocalBackend(JobBackend):
     name = "local"
 
-    def __init__(self, jobs_dir: Path, *, python: str | None = None, uv: str | None | bool = None):
+    def __init__(self, jobs_dir: Path, *, python: str | None = None, uv: str | None | bool = None,
+                 pass_env: tuple[str, ...] = ()):
+        #: credentials the user lets jobs see (config pass_env)
+        self.pass_env = tuple(pass_env)
         self.jobs_dir = jobs_dir
         self.python = python or sys.executable
         # uv=False forces plain Python (tests); None looks it up on PATH
@@ -128,7 +132,9 @@ class LocalBackend(JobBackend):
                     notes.append(f"[local backend] uv is not installed, so dependencies were not installed: "
                                  f"{', '.join(spec.dependencies)}; running with {self.python}")
                 argv = [self.python, "-u", str(script_path), *spec.script_args]
-        env = {**_job_environment(), **spec.env, **spec.secrets, "PYTHONUNBUFFERED": "1"}
+        # ours minus the user's credentials (agent/secrets.py): the model's code has no business
+        # reading them; the HF token too, unless pass_env lets it through
+        env = {**agent_environment(self.pass_env), **spec.env, **spec.secrets, "PYTHONUNBUFFERED": "1"}
         now = time.time()
         info = JobInfo(id=job_id, backend=self.name, stage="QUEUED", flavor=spec.flavor, created_at=now,
                        url=str(job_dir / "output.log"))
@@ -276,16 +282,6 @@ class LocalBackend(JobBackend):
         await asyncio.gather(*(_kill_group(j.proc) for j in running), return_exceptions=True)
 
 
-_SECRET_MARKERS = ("API_KEY", "SECRET", "PASSWORD", "TOKEN", "ACCESS_KEY")
-#: a training job may need the Hub (push_to_hub), as it gets on HF Jobs as a secret
-_KEPT_SECRETS = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
-
-
-def _job_environment() -> dict[str, str]:
-    """The environment a job starts with: ours minus credentials (LLM provider keys, cloud
-    secrets) that code written by a model has no business reading or printing."""
-    return {k: v for k, v in os.environ.items()
-            if k in _KEPT_SECRETS or not any(m in k.upper() for m in _SECRET_MARKERS)}
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:

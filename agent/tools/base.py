@@ -68,6 +68,8 @@ class ToolContext:
     net: Any = None
     #: runs a research sub-agent (an ``agent.research.ResearchRunner``), None where there is none
     research: Any = None
+    #: the environment for processes the tool starts (credentials removed: ``agent.secrets``)
+    environment: Callable[[], dict[str, str]] | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import ValidationError
 
@@ -115,6 +115,8 @@ class ToolRouter:
                 raise ValueError(f"duplicate tool name {tool.name!r}")
             self._tools[tool.name] = tool
         self._specs = [tool_spec(t) for t in self._tools.values()]
+        #: masks the user's secret values in every result (the session's ``SecretMasker``)
+        self.mask: Callable[[str], str] = lambda text: text
 
     @property
     def names(self) -> list[str]:
@@ -210,6 +212,7 @@ class ToolRouter:
         finally:
             if policy is not None and decision is not None:
                 policy.finish(call, decision, result)  # release, track or settle its budget reservation
+        result = ToolResult(self.mask(result.output), result.success, result.spill_path)
         if result.spill_path is None:
             text, spill = apply_output_budget(result.output, ctx.spill_dir, label=call.name)
             result = ToolResult(text, result.success, spill)

@@ -21,6 +21,7 @@ from typing import Callable
 from pydantic import Field
 
 from agent.tools.base import ApprovalSettings, Tool, ToolContext, ToolParams, ToolResult
+from agent.secrets import agent_environment
 from agent.tools.output import apply_output_budget
 
 DEFAULT_TIMEOUT_S = 120
@@ -272,7 +273,7 @@ def _timeout_message(seconds: int) -> str:
 
 
 async def _spawn(
-    command: str, work_dir: Path
+    command: str, work_dir: Path, env: dict[str, str] | None = None
 ) -> tuple[asyncio.subprocess.Process, asyncio.ReadTransport, asyncio.StreamReader]:
     """Start the shell writing into a pipe we own.
 
@@ -280,7 +281,8 @@ async def _spawn(
     pipe has closed it, so ``sleep 600 &`` would make a finished command look hung. Owning
     the pipe lets us wait for the shell alone and then decide how long to keep reading.
     """
-    env = dict(os.environ)
+    # the user's keys and tokens are not the model's to read (agent/secrets.py)
+    env = dict(env) if env is not None else agent_environment()
     env["PYTHONUNBUFFERED"] = "1"  # so python's output reaches the live pane as it happens
     read_fd, write_fd = os.pipe()
     try:
@@ -338,7 +340,8 @@ class BashTool(Tool):
                 success=False,
             )
         try:
-            proc, transport, stdout = await _spawn(params.command, work_dir)
+            proc, transport, stdout = await _spawn(params.command, work_dir,
+                                                   ctx.environment() if ctx.environment else None)
         except OSError as exc:
             return ToolResult(f"ERROR: could not start /bin/bash: {exc}", success=False)
 
