@@ -112,7 +112,9 @@ SUB_CALL_MARK = "~r"
 
 
 def is_sub_agent_call(call_id: str) -> bool:
-    return SUB_CALL_MARK in call_id
+    """A question asked from inside a running call: a research sub-agent's (``~r``) or a Hub
+    gateway request of a process the agent started (``~g``, agent/gateway_policy.py)."""
+    return SUB_CALL_MARK in call_id or "~g" in call_id
 
 
 @dataclass

@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from agent.jobs.base import JobBackend, JobError, JobInfo, JobSpec
 from agent.secrets import agent_environment
@@ -86,6 +86,8 @@ class LocalBackend(JobBackend):
                  pass_env: tuple[str, ...] = ()):
         #: credentials the user lets jobs see (config pass_env)
         self.pass_env = tuple(pass_env)
+        #: the session's environment for processes (credentials out, the Hub through its gateway)
+        self.environment: Callable[[str, str], Awaitable[dict[str, str]]] | None = None
         self.jobs_dir = jobs_dir
         self.python = python or sys.executable
         # uv=False forces plain Python (tests); None looks it up on PATH
@@ -134,7 +136,9 @@ class LocalBackend(JobBackend):
                 argv = [self.python, "-u", str(script_path), *spec.script_args]
         # ours minus the user's credentials (agent/secrets.py): the model's code has no business
         # reading them; the HF token too, unless pass_env lets it through
-        env = {**agent_environment(self.pass_env), **spec.env, **spec.secrets, "PYTHONUNBUFFERED": "1"}
+        base = await self.environment(job_id, f"local job {job_id}") if self.environment else \
+            agent_environment(self.pass_env)
+        env = {**base, **spec.env, **spec.secrets, "PYTHONUNBUFFERED": "1"}
         now = time.time()
         info = JobInfo(id=job_id, backend=self.name, stage="QUEUED", flavor=spec.flavor, created_at=now,
                        url=str(job_dir / "output.log"))

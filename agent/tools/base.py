@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Awaitable, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -68,8 +68,9 @@ class ToolContext:
     net: Any = None
     #: runs a research sub-agent (an ``agent.research.ResearchRunner``), None where there is none
     research: Any = None
-    #: the environment for processes the tool starts (credentials removed: ``agent.secrets``)
-    environment: Callable[[], dict[str, str]] | None = None
+    #: the environment for a process the tool starts, given (call id, the process in words):
+    #: credentials removed (agent/secrets.py), the Hub reached through the session's gateway
+    environment: Callable[[str, str], Awaitable[dict[str, str]]] | None = None
 
 
 @dataclass(frozen=True)

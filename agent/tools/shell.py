@@ -340,8 +340,9 @@ class BashTool(Tool):
                 success=False,
             )
         try:
-            proc, transport, stdout = await _spawn(params.command, work_dir,
-                                                   ctx.environment() if ctx.environment else None)
+            env = await ctx.environment(ctx.tool_call_id, f"bash: {_one_line(params.command)}") \
+                if ctx.environment else None
+            proc, transport, stdout = await _spawn(params.command, work_dir, env)
         except OSError as exc:
             return ToolResult(f"ERROR: could not start /bin/bash: {exc}", success=False)
 
@@ -415,3 +416,8 @@ class BashTool(Tool):
         else:
             status = f"Command failed with exit code {code}."
         return ToolResult(f"{body}\n\n{status}", False, spill)
+
+
+def _one_line(command: str, limit: int = 60) -> str:
+    text = " ".join(command.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,112 @@
+"""The Hub gateway in a session: a script the agent runs with bash reaches the Hub only
+through it, and what it spends is decided by the session's policy like a tool call.
+
+The real huggingface_hub client runs in the bash subprocess against the Hub emulator; the
+scripted model asks for the bash call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from agent.config import Config, LLMSettings
+from agent.protocol import ExecApproval, Shutdown, ToolDecision, UserInput
+from tests.engine_support import collect_until, make_session, of_type
+from tests.fakes import Call, Text, ToolCalls
+
+RUN_JOB = (
+    "import os\n"
+    "from huggingface_hub import run_job\n"
+    "print('ENV', os.environ['HF_TOKEN'][:11], os.environ['HF_ENDPOINT'][:17])\n"
+    "try:\n"
+    "    job = run_job(image='python:3.12', command=['python', '-c', 'print(1)'], flavor='a10g-large', timeout='2h')\n"
+    "    print('JOB', job.id)\n"
+    "except Exception as exc:\n"
+    "    print('REFUSED', exc)\n"
+)
+
+
+def bash_call(tmp_path) -> ToolCalls:
+    script = tmp_path / "work" / "launch.py"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(RUN_JOB)
+    return ToolCalls([Call("b1", "bash", json.dumps({"command": f"{sys.executable} launch.py"}))])
+
+
+def hub_session(llm_server, monkeypatch, tmp_path, hub, **config):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    cfg = Config(llm=LLMSettings(max_attempts=1), **config)
+    return make_session(llm_server, monkeypatch, tmp_path, config=cfg)
+
+
+async def test_a_job_launched_from_bash_asks_first_and_a_refusal_reaches_the_script(llm_server, monkeypatch,
+                                                                                   tmp_path, hub):
+    session = hub_session(llm_server, monkeypatch, tmp_path, hub)
+    llm_server.script(bash_call(tmp_path), Text("ok"))
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    ask = (await collect_until(sub, stop={"approval_required", "turn_complete", "error"}, timeout=60))[-1]
+    assert ask.type == "approval_required" and ask.parent_call_id == "b1"
+    [item] = ask.items
+    assert item.tool == "hf_jobs" and item.arguments["hardware_flavor"] == "a10g-large"
+    assert "bash:" in item.reason and "a10g-large" in item.reason and "launch.py" in item.reason
+    assert item.estimated_cost_usd and item.estimated_cost_usd > 0  # price x timeout, like the tool's card
+    session.submit(ExecApproval(decisions=[ToolDecision(tool_call_id=item.tool_call_id, approved=False,
+                                                        feedback="too expensive")]))
+    events = await collect_until(sub, stop={"turn_complete", "error"}, timeout=60)
+    output = of_type(events, "tool_output")[0].output
+    assert "ENV hf_gateway_ http://127.0.0.1" in output  # a stand-in token and the gateway, never the real ones
+    assert "REFUSED" in output and "too expensive" in output
+    assert hub.job_ids() == []  # nothing reached the Hub
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 10)
+
+
+async def test_in_yolo_a_job_within_the_budget_runs_and_joins_the_monitor(llm_server, monkeypatch, tmp_path, hub):
+    session = hub_session(llm_server, monkeypatch, tmp_path, hub, approval_mode="yolo", yolo_cap_usd=100.0,
+                          model_prices={"openai/scripted-model": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}})
+    hub.script_job(lines=["epoch 1 loss 0.5"], line_delay=0.05)
+    llm_server.script(bash_call(tmp_path), Text("ok"))
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    events = await collect_until(sub, stop={"turn_complete", "error"}, timeout=60)
+    output = of_type(events, "tool_output")[0].output
+    assert "JOB " in output, output
+    job_id = output.split("JOB ", 1)[1].split()[0]
+    assert hub.job_ids() == [job_id]
+    assert hub.job_spec(job_id)["flavor"] == "a10g-large"
+    assert job_id in session.jobs.monitor.jobs  # log, cost and the end note like an hf_jobs job
+    watched = session.jobs.monitor.jobs[job_id]
+    for _ in range(200):  # the job ends on the emulator's clock; its log follower stops with it
+        if watched.info.finished:
+            break
+        await asyncio.sleep(0.05)
+    assert watched.info.finished and watched.info.stage == "COMPLETED"
+    assert all(r.token in (None, "hf_test") for r in hub.requests)  # the stand-in never reached the Hub
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 10)
+
+
+async def test_headless_style_refusal_and_reads_pass_through(llm_server, monkeypatch, tmp_path, hub):
+    """Reads need no answer; the only question is the job, refused as headless refuses."""
+    session = hub_session(llm_server, monkeypatch, tmp_path, hub)
+    llm_server.script(bash_call(tmp_path), Text("ok"))
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    asks = 0
+    while True:
+        event = (await collect_until(sub, stop={"approval_required", "turn_complete", "error"}, timeout=60))[-1]
+        if event.type != "approval_required":
+            break
+        asks += 1
+        session.submit(ExecApproval(decisions=[ToolDecision(tool_call_id=i.tool_call_id, approved=False)
+                                               for i in event.items]))
+    assert event.type == "turn_complete" and asks == 1
+    assert any(r.path == "/api/whoami-v2" and r.token == "hf_test" for r in hub.requests)
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 10)
