@@ -86,6 +86,7 @@ async def test_in_yolo_a_job_within_the_budget_runs_and_joins_the_monitor(llm_se
             break
         await asyncio.sleep(0.05)
     assert watched.info.finished and watched.info.stage == "COMPLETED"
+    assert watched.cost_usd is not None  # priced by the Hub's hardware list: counted in the receipt
     assert all(r.token in (None, "hf_test") for r in hub.requests)  # the stand-in never reached the Hub
     session.submit(Shutdown())
     await asyncio.wait_for(session._runner, 10)
@@ -108,5 +109,43 @@ async def test_headless_style_refusal_and_reads_pass_through(llm_server, monkeyp
                                                for i in event.items]))
     assert event.type == "turn_complete" and asks == 1
     assert any(r.path == "/api/whoami-v2" and r.token == "hf_test" for r in hub.requests)
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 10)
+
+
+UPLOAD = (
+    "from huggingface_hub import HfApi\n"
+    "try:\n"
+    "    info = HfApi().upload_folder(repo_id='ada/run', folder_path='out', commit_message='weights')\n"
+    "    print('UPLOADED', info.oid)\n"
+    "except Exception as exc:\n"
+    "    print('REFUSED', exc)\n"
+)
+
+
+async def test_upload_folder_from_bash_shows_the_hub_write_review_and_lands_when_approved(llm_server, monkeypatch,
+                                                                                          tmp_path, hub):
+    session = hub_session(llm_server, monkeypatch, tmp_path, hub)
+    hub.add_repo("ada/run", files={"README.md": "# run\n"})
+    out = session.cwd / "out"
+    out.mkdir()
+    (out / "config.json").write_text('{"lr": 2e-5}')
+    (out / "notes.txt").write_text("epoch 3 loss 0.41\n")
+    (session.cwd / "push.py").write_text(UPLOAD)
+    llm_server.script(ToolCalls([Call("b1", "bash", json.dumps({"command": f"{sys.executable} push.py"}))]), Text("ok"))
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    ask = (await collect_until(sub, stop={"approval_required", "turn_complete", "error"}, timeout=60))[-1]
+    assert ask.type == "approval_required" and ask.parent_call_id == "b1"
+    [item] = ask.items
+    assert item.tool == "hf_repo_files" and "commit 2 file(s)" in item.reason and "ada/run" in item.reason
+    review = item.review
+    assert review is not None and review.repo_id == "ada/run"
+    assert sorted((f.path, f.size) for f in review.files) == [("config.json", 12), ("notes.txt", 18)]
+    session.submit(ExecApproval(decisions=[ToolDecision(tool_call_id=item.tool_call_id, approved=True)]))
+    events = await collect_until(sub, stop={"turn_complete", "error"}, timeout=60)
+    assert "UPLOADED" in of_type(events, "tool_output")[0].output
+    assert hub.repo_files("ada/run", "model")["notes.txt"] == b"epoch 3 loss 0.41\n"
     session.submit(Shutdown())
     await asyncio.wait_for(session._runner, 10)
