@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 _UPSTREAMS = """
 import json, sys, time
-from tests.fakes.hub_blobs import BlobServer
+from tests.fakes.hub_blobs import READ_ONLY_GATEWAY, BlobServer
 from tests.fakes.hub_server import HubEmulator
 blobs, hub = BlobServer().start(), HubEmulator().start()
 blobs.add_blob("big.bin", int(sys.argv[1]))
@@ -41,22 +41,6 @@ print(json.dumps({"blobs": blobs.endpoint, "hub": hub.endpoint}), flush=True)
 sys.stdin.read()
 """
 
-_GATEWAY = """
-import asyncio, json, sys
-from agent.hub_gateway import HubGateway, GatewayVerdict
-
-async def refuse(request):
-    return GatewayVerdict(False, "reads only")
-
-async def main():
-    gw = HubGateway(sys.argv[1], lambda: "hf_test", refuse)
-    await gw.start()
-    print(json.dumps({"url": gw.url, "stand_in": gw.stand_in}), flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    await gw.stop()
-
-asyncio.run(main())
-"""
 
 
 def _spawn(script: str, *args: str) -> tuple[subprocess.Popen, dict]:
@@ -116,8 +100,8 @@ def main() -> None:
     try:
         upstreams_proc, upstreams = _spawn(_UPSTREAMS, str(size))
         procs.append(upstreams_proc)
-        blob_gw_proc, blob_gw = _spawn(_GATEWAY, upstreams["blobs"])
-        hub_gw_proc, hub_gw = _spawn(_GATEWAY, upstreams["hub"])
+        blob_gw_proc, blob_gw = _spawn(READ_ONLY_GATEWAY, upstreams["blobs"])
+        hub_gw_proc, hub_gw = _spawn(READ_ONLY_GATEWAY, upstreams["hub"])
         procs += [blob_gw_proc, hub_gw_proc]
 
         direct_auth = {"Authorization": "Bearer hf_test"}

@@ -20,7 +20,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from agent.hub_gateway import CommitFile, GatewayRequest, GatewayVerdict, HubGateway
 from agent.hub_gateway_routes import RouteKind, classify, repo_of
-from tests.fakes.hub_blobs import BlobServer, blob_bytes
+from tests.fakes.hub_blobs import READ_ONLY_GATEWAY, BlobServer, blob_bytes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -367,22 +367,6 @@ async def test_a_download_redirected_to_another_host_never_carries_the_real_toke
         assert {r.authorization for r in blobs.requests} == {"Bearer hf_test"}
 
 
-_SERVE = """
-import asyncio, json, sys
-from agent.hub_gateway import HubGateway, GatewayVerdict
-
-async def refuse(request):
-    return GatewayVerdict(False, "reads only")
-
-async def main():
-    gw = HubGateway(sys.argv[1], lambda: "hf_test", refuse)
-    await gw.start()
-    print(json.dumps({"url": gw.url, "stand_in": gw.stand_in}), flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    await gw.stop()
-
-asyncio.run(main())
-"""
 
 
 def _vm(pid: int, field: str) -> int:
@@ -396,7 +380,7 @@ def _vm(pid: int, field: str) -> int:
 def test_a_200_mb_download_streams_through_in_constant_memory_and_ranges_pass(blobs, tmp_path):
     size = 200 * 1024 * 1024
     blobs.add_blob("big.bin", size)
-    proc = subprocess.Popen([sys.executable, "-c", _SERVE, blobs.endpoint], cwd=REPO_ROOT,
+    proc = subprocess.Popen([sys.executable, "-c", READ_ONLY_GATEWAY, blobs.endpoint], cwd=REPO_ROOT,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         served = json.loads(proc.stdout.readline())

@@ -172,3 +172,24 @@ class _BlobHandler(LoopbackHandler):
 
 
 __all__ = ["BlobRequest", "BlobServer", "blob_bytes"]
+
+
+#: a read-only gateway in a process of its own (``python -c READ_ONLY_GATEWAY UPSTREAM``): it
+#: prints {"url", "stand_in"} and serves until its stdin closes; every gated request is refused.
+#: The memory test and bench/gateway_throughput.py measure it apart from the test process.
+READ_ONLY_GATEWAY = """
+import asyncio, json, sys
+from agent.hub_gateway import HubGateway, GatewayVerdict
+
+async def refuse(request):
+    return GatewayVerdict(False, "reads only")
+
+async def main():
+    gw = HubGateway(sys.argv[1], lambda: "hf_test", refuse)
+    await gw.start()
+    print(json.dumps({"url": gw.url, "stand_in": gw.stand_in}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await gw.stop()
+
+asyncio.run(main())
+"""
