@@ -30,7 +30,7 @@ from agent.hub_gateway_routes import RouteKind
 from agent.protocol import ApprovalItem, HubWriteFile, HubWriteReview, ToolDecision
 
 if TYPE_CHECKING:
-    from agent.policy import Policy
+    from agent.policy import Decision, Policy
     from agent.tools.router import ParsedCall, ToolRouter
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,20 @@ class GatewayDecider:
         self.ask_user = ask_user
         self.caller_of = caller_of
         self._ids = itertools.count(1)
+        #: allowed job launches waiting for the Hub's answer: their reservation stays open until
+        #: the job joins the monitor, whose observed cost then replaces the estimate
+        self._launching: dict[int, tuple[ParsedCall, Decision]] = {}
+
+    def job_launched(self, request: GatewayRequest) -> str | None:
+        """The Hub accepted a job this decider allowed: the call id to watch it under (the
+        caller then watches the job and calls ``settle_launch``)."""
+        pair = self._launching.get(id(request))
+        return pair[0].id if pair else None
+
+    def settle_launch(self, request: GatewayRequest) -> None:
+        pair = self._launching.pop(id(request), None)
+        if pair is not None:
+            self.policy.finish(pair[0], pair[1], _OK)  # the watched job's cost now counts instead
 
     async def decide(self, request: GatewayRequest) -> GatewayVerdict:
         caller = self.caller_of(request.caller)
@@ -68,7 +82,7 @@ class GatewayDecider:
             return await self._ask_human(request, parent, reason, None, None)
         decision = self.policy.decide(call)
         if decision.verdict == "allow":
-            self.policy.finish(call, decision, _OK)  # its estimate stays reserved against the YOLO budget
+            self._allowed(request, call, decision)
             return GatewayVerdict(True)
         if decision.verdict == "deny":
             return GatewayVerdict(False, f"Refused by the user's rule: {decision.reason}.")
@@ -90,8 +104,14 @@ class GatewayDecider:
             approval = self.policy.approve(call)  # a deny rule still wins; a cost is reserved
             if not approval.allowed:
                 return GatewayVerdict(False, f"Refused: {approval.reason}.")
-            self.policy.finish(call, approval, _OK)
+            self._allowed(request, call, approval)
         return GatewayVerdict(True)
+
+    def _allowed(self, request: GatewayRequest, call: ParsedCall, decision: Decision) -> None:
+        if call.name == "hf_jobs" and decision.reservation is not None:
+            self._launching[id(request)] = (call, decision)  # reserved until the job is watched
+        else:
+            self.policy.finish(call, decision, _OK)
 
     def _as_tool_call(self, request: GatewayRequest, parent: str) -> ParsedCall | None:
         body = request.body if isinstance(request.body, dict) else {}

@@ -91,6 +91,7 @@ class Session(ModelSettingsMixin):
         self._net = None
         #: the Hub gateway for the processes the agent starts (made when the first one needs it)
         self._hub_gateway = None
+        self._gateway_decider = None
         #: a stand-in token's label -> (call id, the process in words)
         self._gateway_callers: dict[str, tuple[str, str]] = {}
         #: runs research sub-agents for the ``research`` tool (set below, once the engine exists)
@@ -393,6 +394,7 @@ class Session(ModelSettingsMixin):
 
             decider = GatewayDecider(policy=self.policy, router=self.router, ask_user=self._ask_user,
                                      caller_of=lambda caller: self._gateway_callers.get(caller or ""))
+            self._gateway_decider = decider
             self._hub_gateway = HubGateway(upstream=self.net.endpoints.hub, real_token=hf_token,
                                            decide=decider.decide, on_job=self._gateway_job)
         return self._hub_gateway
@@ -401,7 +403,9 @@ class Session(ModelSettingsMixin):
         """A job a process launched through the gateway joins the monitor like an hf_jobs one:
         its log in the Jobs pane, its cost in the receipt, a note for the model when it ends."""
         backend = self.jobs.backend
+        decider = self._gateway_decider
         if backend.name != "hf" or not isinstance(job, dict) or not job.get("id"):
+            decider.settle_launch(request)  # nothing to watch: the estimate is released
             return
         from agent.jobs.base import JobInfo
 
@@ -410,8 +414,10 @@ class Session(ModelSettingsMixin):
         info = JobInfo(id=str(job["id"]), backend="hf", stage=str(status.get("stage") or "QUEUED"),
                        flavor=str(job.get("flavor") or ""), namespace=str(owner.get("name") or ""),
                        url=job.get("url") or None, created_at=time.time())
-        caller = self._gateway_callers.get(request.caller or "")
-        self.jobs.monitor.watch(backend, info, turn=self.engine.turn, call_id=caller[0] if caller else "")
+        # watched under the decision's call id, so the YOLO reservation follows the job's real cost
+        call_id = decider.job_launched(request) or ""
+        self.jobs.monitor.watch(backend, info, turn=self.engine.turn, call_id=call_id)
+        decider.settle_launch(request)
 
     @property
     def net(self):

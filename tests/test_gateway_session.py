@@ -149,3 +149,32 @@ async def test_upload_folder_from_bash_shows_the_hub_write_review_and_lands_when
     assert hub.repo_files("ada/run", "model")["notes.txt"] == b"epoch 3 loss 0.41\n"
     session.submit(Shutdown())
     await asyncio.wait_for(session._runner, 10)
+
+
+async def test_a_gateway_job_holds_its_reservation_until_the_monitor_prices_it(llm_server, monkeypatch, tmp_path,
+                                                                               hub):
+    """YOLO: the job's estimate is reserved when it is allowed, and the budget then follows
+    the watched job (its observed cost), not a reservation released at once."""
+    session = hub_session(llm_server, monkeypatch, tmp_path, hub, approval_mode="yolo", yolo_cap_usd=100.0,
+                          model_prices={"openai/scripted-model": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}})
+    hub.script_job(lines=["step"], line_delay=0.05, final_stage=None)  # runs until cancelled
+    llm_server.script(bash_call(tmp_path), Text("ok"))
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    events = await collect_until(sub, stop={"turn_complete", "error"}, timeout=60)
+    job_id = of_type(events, "tool_output")[0].output.split("JOB ", 1)[1].split()[0]
+    watched = session.jobs.monitor.jobs[job_id]
+    assert watched.call_id.startswith("b1~g")  # the decision's call: its reservation tracks this job
+    budget = session.policy.budget
+    # the reservation is still open, held by the job it launched (not released at once)
+    held = [key for key in budget.open_ids() if key.startswith(watched.call_id)]
+    assert len(held) == 1
+    assert session.policy.budget_left() < 100.0 - 1.0  # a10g-large for up to 2 h is reserved
+    hub.end_job(job_id)
+    for _ in range(200):
+        if watched.info.finished:
+            break
+        await asyncio.sleep(0.05)
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 10)
