@@ -43,7 +43,7 @@ from agent.protocol import (
     Usage,
 )
 from agent.tools.base import ToolContext, ToolResult
-from agent.tools.output import apply_output_budget
+from agent.tools.output import apply_output_budget, short_json
 from agent.tools.router import ParsedCall, ToolRouter
 
 if TYPE_CHECKING:
@@ -330,7 +330,7 @@ class _Run:
         for call in calls:
             self.emit(ToolCallEvent(tool_call_id=call.id, tool=call.name, arguments=call.arguments))
             self.stats.tool_calls += 1
-            self.progress(f"▸ {call.name} {_short(call.arguments)}")
+            self.progress(f"▸ {call.name} {short_json(call.arguments, 80)}")
             d = decisions[call.id]
             if d.verdict == "allow":
                 reason = self._research_gate(call)
@@ -478,8 +478,3 @@ def _private_host(host: str) -> bool:
     except ValueError:
         return False
     return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified
-
-
-def _short(arguments: dict[str, Any], limit: int = 80) -> str:
-    text = json.dumps(arguments, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

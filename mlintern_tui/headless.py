@@ -40,13 +40,11 @@ from agent.protocol import (
     UserInput,
 )
 from agent.session import Session
+from agent.tools.output import short_json
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def _short(args: dict, limit: int = 100) -> str:
-    text = json.dumps(args, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _refusal(reason: str, yolo: bool) -> str:
@@ -78,7 +76,7 @@ class HeadlessPrinter:
         if isinstance(event, Ready):
             self.status(f"model: {event.model_label} · tools: {event.tool_count} · cwd: {event.cwd}")
         elif isinstance(event, ToolCallEvent):
-            self.status(f"▸ {event.tool} {_short(event.arguments)}")
+            self.status(f"▸ {event.tool} {short_json(event.arguments)}")
         elif isinstance(event, ToolOutput) and not event.success:
             self.status(f"  ✗ {event.tool}: {event.output.strip().splitlines()[0][:200] if event.output.strip() else 'failed'}")
         elif isinstance(event, ToolLog) and event.tool == "system":
@@ -102,7 +100,7 @@ class HeadlessPrinter:
     def _research(self, event: Event) -> None:
         """A research sub-agent's events, indented under its ``research`` call."""
         if isinstance(event, ToolCallEvent):
-            self.status(f"  │ research ▸ {event.tool} {_short(event.arguments, 80)}")
+            self.status(f"  │ research ▸ {event.tool} {short_json(event.arguments, 80)}")
         elif isinstance(event, ToolOutput) and not event.success:
             first = event.output.strip().splitlines()[0][:160] if event.output.strip() else "failed"
             self.status(f"  │   ✗ {event.tool}: {first}")

@@ -20,6 +20,7 @@ from pydantic import Field
 from agent.net import Net, NetError
 from agent.tools.base import Tool, ToolContext, ToolParams, ToolResult
 from agent.tools.knowledge import budgeted, failed, net_of
+from agent.tools.output import human_size
 
 #: a Hub repo id: namespace/name, letters, digits, '-', '_', '.'
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
@@ -46,16 +47,6 @@ def normalise_dataset_id(raw: str) -> str | None:
     if not _REPO_ID.match(text) or "--" in text or ".." in text or text.endswith((".", "-")):
         return None
     return text
-
-
-def human_bytes(n: Any) -> str:
-    if not isinstance(n, (int, float)) or n < 0:
-        return "?"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return "?"
 
 
 def _count(n: Any) -> str:
@@ -320,14 +311,14 @@ def _splits_table(pairs: list[tuple[str, str]], size: Any, info: Any, splits: An
         s = by_split.get((config, split), {})
         parquet_size, memory = s.get("num_bytes_parquet_files"), s.get("num_bytes_memory")
         lines.append(f"| {config} | {split} | {_count(s.get('num_rows'))} | "
-                     f"{human_bytes(parquet_size) if parquet_size is not None else '?'} | "
-                     f"{human_bytes(memory) if memory is not None else '?'} |")
+                     f"{human_size(parquet_size) if parquet_size is not None else '?'} | "
+                     f"{human_size(memory) if memory is not None else '?'} |")
     if len(pairs) > len(shown):
         lines.append(f"... {len(pairs) - len(shown)} more config/split pairs")
     if totals:
         lines.append(f"Total: {_count(totals.get('num_rows'))} rows, "
-                     f"{human_bytes(totals.get('num_bytes_parquet_files'))} of parquet, "
-                     f"{human_bytes(totals.get('num_bytes_original_files'))} of original files")
+                     f"{human_size(totals.get('num_bytes_parquet_files'))} of parquet, "
+                     f"{human_size(totals.get('num_bytes_original_files'))} of original files")
     if isinstance(size, NetError):
         lines.append(f"(sizes not available: {size.message})")
     elif isinstance(size, dict) and size.get("partial"):
@@ -385,7 +376,7 @@ def _parquet(parquet: Any) -> list[str]:
             break
         total = sum(f.get("size") or 0 for f in group)
         more = f" (+{len(group) - 1} more)" if len(group) > 1 else ""
-        lines.append(f"- {config}/{split}: {len(group)} file(s), {human_bytes(total)}: {group[0].get('url')}{more}")
+        lines.append(f"- {config}/{split}: {len(group)} file(s), {human_size(total)}: {group[0].get('url')}{more}")
     if parquet.get("partial"):
         lines.append("(partial: only the first part of a large split was converted)")
     return lines + [""]

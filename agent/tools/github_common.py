@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from agent.net import Net, NetError, Response
 from agent.tools.base import ToolResult
 from agent.tools.knowledge import failed
+from agent.tools.output import human_size
 
 CACHE_TTL_S = 300.0
 API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
@@ -69,9 +70,8 @@ def gh_error(exc: NetError, net: Net, what: str) -> ToolResult:
 
 
 def fmt_size(n: Any) -> str:
-    if not isinstance(n, int):
-        return ""
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{n} B"
+    """A file size, or nothing when GitHub gave none (the line then leaves it out)."""
+    return human_size(n, unknown="")
 
 
 async def suggest_repos(net: Net, owner: str, name: str) -> list[str]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 from agent.net import NetError, hub_error_text
 from agent.tools.base import ToolContext
 from agent.tools.knowledge import net_of
+from agent.tools.output import human_size  # noqa: F401  (the Hub tools import it from here)
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -91,17 +92,6 @@ def error_sentence(exc: BaseException, hub: str) -> str:
 
 def repo_url(hub: str, repo_type: str, repo_id: str) -> str:
     return f"{hub.rstrip('/')}/{URL_PREFIX.get(repo_type, '')}{repo_id}"
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
 
 
 def valid_repo_id(repo_id: str) -> str | None:

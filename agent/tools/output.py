@@ -8,9 +8,11 @@ lost and it can ``read`` the part it needs.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 DEFAULT_MAX_CHARS = 25_000
 HEAD_FRACTION = 0.25
@@ -47,3 +49,22 @@ def apply_output_budget(
         f"{text[-tail_len:]}"
     )
     return cut, spill_path
+
+
+def human_size(n: Any, unknown: str = "?") -> str:
+    """Bytes for people, in the Hub's decimal units: 512 B, 2.0 kB, 48.2 MB; ``unknown`` when
+    ``n`` is not a byte count."""
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or n < 0:
+        return unknown
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return unknown
+
+
+def short_json(value: Any, limit: int = 100) -> str:
+    """A call's arguments on one line, cut to ``limit`` characters (progress lines, headless status)."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

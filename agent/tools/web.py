@@ -25,6 +25,7 @@ from pydantic import Field
 from agent.net import Net, NetError, Response, ResponseCache
 from agent.tools.base import Tool, ToolContext, ToolParams, ToolResult
 from agent.tools.knowledge import failed, net_of
+from agent.tools.output import human_size
 
 SEARCH_CACHE_TTL_S = 3600.0
 PAGE_CACHE_TTL_S = 600.0
@@ -343,10 +344,6 @@ def page_markdown(response: Response) -> tuple[str, str]:
     raise ValueError(kind)
 
 
-def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB" if n >= 1e3 else f"{n} B"
-
-
 def _page_file(spill_dir: Path, url: str) -> Path:
     return spill_dir / f"fetch_url-{hashlib.sha1(url.encode('utf-8', 'replace')).hexdigest()[:12]}.md"
 
@@ -421,8 +418,8 @@ class FetchUrlTool(Tool):
         if meta["url"] != url:
             head.append(f"(redirected from {url})")
         if meta["truncated"]:
-            head.append(f"Note: the page is larger than {_size(PAGE_MAX_BYTES)}; only its first "
-                        f"{_size(PAGE_MAX_BYTES)} were read, so the end of the page is missing.")
+            head.append(f"Note: the page is larger than {human_size(PAGE_MAX_BYTES)}; only its first "
+                        f"{human_size(PAGE_MAX_BYTES)} were read, so the end of the page is missing.")
         chunk, end = _window(text, params.offset, params.max_chars)
         footer = ""
         if params.offset or end < len(text):
@@ -445,7 +442,7 @@ class FetchUrlTool(Tool):
             if kind is None:
                 return None
             length = headers.get("content-length", "")
-            refused.append((kind, headers.get("content-type", ""), _size(int(length)) if length.isdigit()
+            refused.append((kind, headers.get("content-type", ""), human_size(int(length)) if length.isdigit()
                             else "size unknown"))
             return f"fetch_url refuses {kind} content"
 
@@ -463,5 +460,5 @@ class FetchUrlTool(Tool):
             title, text = await asyncio.to_thread(page_markdown, response)
         except ValueError as exc:
             return _refusal(str(exc), response.url, ctype,
-                            _size(len(response.content)) + ("+" if response.truncated else ""))
+                            human_size(len(response.content)) + ("+" if response.truncated else ""))
         return text, {"title": title, "url": response.url, "truncated": response.truncated, "ts": time.time()}
