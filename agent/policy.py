@@ -51,7 +51,7 @@ from agent import rules as R
 from agent.budget import Budget, Observer
 from agent.config import ConfigError
 from agent.jobs.pricing import parse_timeout
-from agent.protocol import ApprovalMode, ApprovalRule, RuleScope
+from agent.protocol import ApprovalMode, ApprovalRule, RuleScope, ToolDecision
 from agent.tools.base import ApprovalSettings
 
 if TYPE_CHECKING:
@@ -353,6 +353,20 @@ class Policy:
             self.budget.release(decision.reservation)
 
     # ------------------------------------------------------------------ rules
+
+    def remember_answer(self, call: ParsedCall, answer: ToolDecision, suggested: ApprovalRule | None) -> str:
+        """"Always allow" / "always deny" from an approval card (the agent's or a sub-agent's):
+        save the rule the card showed, or the one sent, as the user answered. Returns the
+        sentence that tells the user what was kept."""
+        rule = answer.rule or suggested
+        if rule is None:
+            return (f"No rule saved for {call.name}: this call cannot be approved for good (it always asks), "
+                    "so it was answered once.")
+        rule = rule.model_copy(update={"effect": "allow" if answer.approved else "deny", "label": ""})
+        saved, error = self.add_rule(rule, answer.remember)  # type: ignore[arg-type]
+        where = f"this session only: {error}" if error else \
+            f"saved for {'this project' if answer.remember == 'project' else 'all your projects'}"
+        return f"Rule: {R.describe(saved)} ({where})."
 
     def add_rule(self, rule: ApprovalRule, scope: RuleScope) -> tuple[ApprovalRule, str | None]:
         """Apply ``rule`` from now on and save it. Returns the rule as kept, and the error

@@ -425,18 +425,7 @@ class _Run:
 
     def _remember(self, call: ParsedCall, answer: ToolDecision, suggested: ApprovalRule | None) -> None:
         """"Always allow / deny" on a research card saves the same rule as on the agent's own."""
-        rule = answer.rule or suggested
-        if rule is None:
-            self.progress(f"No rule saved for {call.name}: this call cannot be approved for good, so it was "
-                          "answered once.")
-            return
-        rule = rule.model_copy(update={"effect": "allow" if answer.approved else "deny", "label": ""})
-        saved, error = self.runner.policy.add_rule(rule, answer.remember)  # type: ignore[arg-type]
-        where = f"this session only: {error}" if error else \
-            f"saved for {'this project' if answer.remember == 'project' else 'all your projects'}"
-        from agent.rules import describe
-
-        self.runner.emit(ToolLog(tool="system", log=f"Rule: {describe(saved)} ({where})."))
+        self.runner.emit(ToolLog(tool="system", log=self.runner.policy.remember_answer(call, answer, suggested)))
 
     async def _execute(self, call: ParsedCall, decision: Decision) -> ToolResult:
         self.emit(ToolState(tool_call_id=call.id, tool=call.name, state="running"))

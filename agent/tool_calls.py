@@ -32,7 +32,6 @@ from agent.protocol import (
     ToolOutput,
     ToolState,
 )
-from agent.rules import describe as describe_rule
 from agent.tools.base import ToolResult
 from agent.tools.router import ParsedCall
 
@@ -276,18 +275,8 @@ class ToolCalls:
                 self.append_result(ran, result)
 
     def _remember(self, call: ParsedCall, d: ToolDecision, suggested: Any) -> None:
-        """"Always allow" / "always deny": save the rule the card showed (or the one sent)."""
-        engine = self.engine
-        rule = d.rule or suggested
-        if rule is None:
-            engine.emit(ToolLog(tool="system", log=f"No rule saved for {call.name}: this call cannot be approved "
-                                                    "for good (it always asks), so it was answered once."))
-            return
-        rule = rule.model_copy(update={"effect": "allow" if d.approved else "deny", "label": ""})
-        saved, error = engine.policy.add_rule(rule, d.remember)  # type: ignore[arg-type]
-        where = f"this session only: {error}" if error else \
-            f"saved for {'this project' if d.remember == 'project' else 'all your projects'}"
-        engine.emit(ToolLog(tool="system", log=f"Rule: {describe_rule(saved)} ({where})."))
+        """"Always allow" / "always deny": the policy saves the rule; the user hears what was kept."""
+        self.engine.emit(ToolLog(tool="system", log=self.engine.policy.remember_answer(call, d, suggested)))
 
     def _rewrite_call_arguments(self, call_id: str, arguments: str) -> None:
         """The history shows the call as it really ran, so the model sees the user's edit."""
