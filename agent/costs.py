@@ -16,12 +16,16 @@ class Bucket:
     unknown_calls: int = 0
 
     def add(self, call: LLMCall) -> None:
+        self.add_usage(call.usage, call.cost_usd)
+
+    def add_usage(self, usage: Usage, cost_usd: float | None) -> None:
+        """One model call: its tokens, and its cost (None: unknown, counted apart)."""
         self.calls += 1
-        self.usage = self.usage + call.usage
-        if call.cost_usd is None:
+        self.usage = self.usage + usage
+        if cost_usd is None:
             self.unknown_calls += 1
         else:
-            self.cost_usd += call.cost_usd
+            self.cost_usd += cost_usd
 
     def money(self) -> str:
         text = f"${self.cost_usd:.4f}"

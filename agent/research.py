@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
+from agent.costs import Bucket
 from agent.llm.errors import LLMError
 from agent.protocol import (
     ApprovalItem,
@@ -40,7 +41,6 @@ from agent.protocol import (
     ToolLog,
     ToolOutput,
     ToolState,
-    Usage,
 )
 from agent.tools.base import ToolContext, ToolResult
 from agent.tools.output import apply_output_budget, short_json
@@ -119,22 +119,22 @@ def is_sub_agent_call(call_id: str) -> bool:
 
 @dataclass
 class ResearchStats:
-    llm_calls: int = 0
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: float = 0.0
-    unknown_cost_calls: int = 0
+    #: the sub-agent's model calls, counted as /cost counts a kind of call
+    llm: Bucket = field(default_factory=Bucket)
     tool_calls: int = 0
     #: the size of the sub-agent's context at its last call (prompt + completion tokens)
     context_tokens: int = 0
 
     @property
     def tokens(self) -> int:
-        return self.usage.prompt_tokens + self.usage.completion_tokens
+        return self.llm.usage.prompt_tokens + self.llm.usage.completion_tokens
+
+    def money(self) -> str:
+        return f"${self.llm.cost_usd:.4f}" + (" + unknown" if self.llm.unknown_calls else "")
 
     def footer(self) -> str:
-        cost = f"${self.cost_usd:.4f}" + (" + unknown" if self.unknown_cost_calls else "")
-        return (f"[research: {self.llm_calls} model call(s), {self.tool_calls} tool call(s), "
-                f"{self.tokens:,} tokens, {cost}]")
+        return (f"[research: {self.llm.calls} model call(s), {self.tool_calls} tool call(s), "
+                f"{self.tokens:,} tokens, {self.money()}]")
 
 
 #: asks the user about calls that need approval; answers one decision per item
@@ -288,14 +288,9 @@ class _Run:
             reasoning_effort=effort, parent_call_id=self.parent,
         )
         s = self.stats
-        s.llm_calls += 1
-        s.usage = s.usage + result.usage
-        if result.cost_usd is None:
-            s.unknown_cost_calls += 1
-        else:
-            s.cost_usd += result.cost_usd
+        s.llm.add_usage(result.usage, result.cost_usd)
         s.context_tokens = result.usage.prompt_tokens + result.usage.completion_tokens
-        self.progress(f"tokens: {s.tokens:,} · cost: ${s.cost_usd:.4f}" + (" + unknown" if s.unknown_cost_calls else ""))
+        self.progress(f"tokens: {s.tokens:,} · cost: {s.money()}")
         return result
 
     async def _final(self, model: ResolvedModel, why: str, shrink: bool = False) -> tuple[str, bool, ResearchStats]:
