@@ -10,6 +10,7 @@ tables and the queries.
 
 from __future__ import annotations
 
+import abc
 import os
 import sqlite3
 import threading
@@ -71,7 +72,7 @@ def write_lock(path: Path) -> threading.Lock:
         return _write_locks.setdefault(str(path.resolve()), threading.Lock())
 
 
-class IndexFile:
+class IndexFile(abc.ABC):
     """An SQLite file used as a cache: each call on a fresh connection, a damaged file rebuilt, a lock waited
     out. Cheap to create; the file appears on first use, with the tables ``_setup`` makes."""
 
@@ -99,9 +100,9 @@ class IndexFile:
             notices, self._notices = self._notices, []
         return notices
 
+    @abc.abstractmethod
     def _setup(self, conn: sqlite3.Connection) -> None:
         """Make the file's tables (under the write lock, on a fresh file or one of an older schema)."""
-        raise NotImplementedError
 
     def _connect(self) -> sqlite3.Connection:
         if not self._ready:
