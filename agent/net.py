@@ -19,29 +19,42 @@ in one place instead of in each tool:
 * **Bodies are bounded.** A response is read up to ``max_bytes`` and marked truncated.
 
 Responses a tool marks cacheable are kept on disk under the data dir with a TTL, keyed by
-the request (and whether a token went with it), so a paper or a docs page read yesterday
-costs nothing today.
+the request and a hash of the token that went with it, so a paper or a docs page read
+yesterday costs nothing today (agent/net_cache.py). The sentences for failures are in
+agent/net_errors.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urljoin
+
+from agent.net_cache import ResponseCache, prune_cache
+from agent.net_errors import (  # the tools import these from agent.net
+    NetError,
+    _host,
+    connect_error,
+    hub_error_text,
+    origin,
+    retry_after_seconds,
+    status_error,
+)
 
 if TYPE_CHECKING:
     import httpx
 
 log = logging.getLogger(__name__)
+
+__all__ = ["ENDPOINT_DEFAULTS", "Endpoints", "Net", "NetError", "Response", "ResponseCache", "connect_error",
+           "hub_error_text", "origin", "prune_cache", "retry_after_seconds", "status_error"]
 
 Auth = Literal["hf", "github"] | None
 
@@ -86,15 +99,6 @@ class Endpoints:
         return cls(**values)
 
 
-def origin(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) with the scheme's default port filled in."""
-    parts = urlsplit(url)
-    scheme = (parts.scheme or "https").lower()
-    host = (parts.hostname or "").lower().rstrip(".")
-    port = parts.port or (443 if scheme == "https" else 80)
-    return scheme, host, port
-
-
 def _same_or_subdomain(url: str, base: str) -> bool:
     s, h, p = origin(url)
     bs, bh, bp = origin(base)
@@ -103,19 +107,6 @@ def _same_or_subdomain(url: str, base: str) -> bool:
     if s != bs and not (bs == "http" and s == "https"):
         return False
     return h == bh or h.endswith("." + bh)
-
-
-class NetError(Exception):
-    """A request that did not work, with one sentence for the model and the user."""
-
-    def __init__(self, message: str, *, kind: str, url: str = "", status: int | None = None,
-                 retry_after: float | None = None):
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
-        self.url = url
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -145,215 +136,6 @@ class Response:
             what = "was cut off at the size limit" if self.truncated else "is not valid JSON"
             raise NetError(f"The answer from {_host(self.url)} {what} ({exc}).", kind="bad_response",
                            url=self.url, status=self.status) from exc
-
-
-def _host(url: str) -> str:
-    s, h, p = origin(url)
-    default = (s == "https" and p == 443) or (s == "http" and p == 80)
-    return h if default else f"{h}:{p}"
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds: a number, or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def status_error(status: int, url: str, headers: dict[str, str], body: str, *, hub: str = "",
-                 token_sent: bool = False) -> NetError:
-    """The sentence for an HTTP error status (shared with Hub client errors)."""
-    host = _host(url)
-    detail = _error_detail(body)
-    tail = f" ({detail})" if detail else ""
-    code = headers.get("x-error-code", "")
-    if status == 401:
-        if code == "GatedRepo" or "gated" in body.lower():
-            return _gated(url, hub, headers, tail)
-        hint = ("the token was refused: check HF_TOKEN or run `hf auth login`" if token_sent else
-                "it needs a token: set HF_TOKEN (Hub) or GITHUB_TOKEN (GitHub)")
-        return NetError(f"{host} answered 401 Unauthorized for {url}: {hint}{tail}.", kind="auth", url=url, status=401)
-    if status == 403:
-        if code == "GatedRepo" or "gated" in body.lower() or "accept the conditions" in body.lower():
-            return _gated(url, hub, headers, tail)
-        if "rate limit" in body.lower():  # GitHub says 403 for an exhausted rate limit
-            wait = retry_after_seconds(headers.get("retry-after")) or _github_reset(headers)
-            when = f" Try again in {wait:.0f} s." if wait is not None else ""
-            return NetError(f"{host} refused {url}: rate limit exceeded.{when} A GITHUB_TOKEN raises the limit.",
-                            kind="rate_limited", url=url, status=403, retry_after=wait)
-        return NetError(f"{host} answered 403 Forbidden for {url}: this account may not read it{tail}.",
-                        kind="forbidden", url=url, status=403)
-    if status == 404:
-        return NetError(f"Not found (404): {url}{tail}. Check the id, name or path.", kind="not_found",
-                        url=url, status=404)
-    if status == 402:
-        return NetError(f"{host} answered 402 Payment Required for {url}: the account has no credits or plan "
-                        f"for this{tail}.", kind="payment", url=url, status=402)
-    if status == 429:
-        wait = retry_after_seconds(headers.get("retry-after"))
-        when = f"it asks to wait {wait:.0f} s before trying again" if wait is not None else "try again later"
-        return NetError(f"{host} is rate-limiting requests (429): {when}.", kind="rate_limited", url=url,
-                        status=429, retry_after=wait)
-    if status >= 500:
-        return NetError(f"{host} had a server error ({status}) for {url}{tail}; try again later.", kind="server",
-                        url=url, status=status)
-    return NetError(f"{host} answered {status} for {url}{tail}.", kind="http", url=url, status=status)
-
-
-def _gated(url: str, hub: str, headers: dict[str, str], tail: str) -> NetError:
-    repo = _repo_page(url, hub)
-    where = f"accept the terms at {repo} (logged in as the token's user)" if repo else \
-        "accept its terms on its Hub page (logged in as the token's user)"
-    return NetError(f"This repo is gated: {where}, then try again{tail}.", kind="gated", url=url, status=403)
-
-
-def _repo_page(url: str, hub: str) -> str:
-    """The Hub page of the repo an API or file URL is about (where its terms are accepted)."""
-    path = urlsplit(url).path.strip("/").split("/")
-    if path[:1] == ["api"]:
-        path = path[1:]
-    kind = ""
-    if path[:1] in (["models"], ["datasets"], ["spaces"]):
-        kind, path = path[0], path[1:]
-    if len(path) < 2 or not hub:
-        return ""
-    prefix = {"datasets": "datasets/", "spaces": "spaces/"}.get(kind, "")
-    return f"{hub.rstrip('/')}/{prefix}{path[0]}/{path[1]}"
-
-
-def _github_reset(headers: dict[str, str]) -> float | None:
-    reset = headers.get("x-ratelimit-reset")
-    try:
-        return max(0.0, float(reset) - time.time()) if reset else None
-    except ValueError:
-        return None
-
-
-def _error_detail(body: str) -> str:
-    body = (body or "").strip()
-    if not body:
-        return ""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return "" if body.lstrip().startswith("<") else body[:200]
-    if isinstance(data, dict):
-        for key in ("error", "message", "detail"):
-            value = data.get(key)
-            if isinstance(value, str) and value:
-                return value[:200]
-    return ""
-
-
-def connect_error(exc: BaseException, url: str) -> NetError:
-    host = _host(url)
-    text = str(exc) or type(exc).__name__
-    chain, seen = [], exc
-    while seen is not None and len(chain) < 6:  # httpx words it "All connection attempts failed"
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    if any(isinstance(e, ConnectionRefusedError) for e in chain):
-        return NetError(f"Cannot reach {host}: the connection was refused (nothing is listening there).",
-                        kind="refused", url=url)
-    low = " ".join(str(e) for e in chain).lower()
-    if any(s in low for s in ("name or service not known", "temporary failure in name resolution",
-                              "nodename nor servname", "no address associated", "name resolution",
-                              "getaddrinfo failed")):
-        return NetError(f"Cannot reach {host}: its name does not resolve. This machine looks offline "
-                        "(or has no DNS); this tool needs the network.", kind="offline", url=url)
-    if "refused" in low:
-        return NetError(f"Cannot reach {host}: the connection was refused (nothing is listening there).",
-                        kind="refused", url=url)
-    return NetError(f"Cannot reach {host}: {text}. Check the network or the endpoint setting.", kind="offline", url=url)
-
-
-@dataclass
-class _CacheEntry:
-    ts: float
-    url: str
-    status: int
-    headers: dict[str, str]
-    content: bytes
-
-
-@dataclass
-class ResponseCache:
-    """Responses on disk with a TTL (one small JSON file each, written atomically)."""
-
-    root: Path
-
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
-
-    def get(self, key: str, ttl: float) -> _CacheEntry | None:
-        path = self._path(key)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            entry = _CacheEntry(data["ts"], data["url"], data["status"], data["headers"],
-                                base64.b64decode(data["body"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if time.time() - entry.ts > ttl:
-            return None
-        return entry
-
-    def put(self, key: str, response: Response) -> None:
-        path = self._path(key)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            keep = {k: v for k, v in response.headers.items() if k in ("content-type", "etag", "last-modified")}
-            tmp.write_text(json.dumps({"ts": time.time(), "url": response.url, "status": response.status,
-                                       "headers": keep, "body": base64.b64encode(response.content).decode()}),
-                           encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as exc:  # a full disk costs the cache, never the answer
-            log.debug("response cache write failed: %s", exc)
-
-
-def prune_cache(root: Path, ttl_s: float, max_bytes: int) -> int:
-    """Delete cache files older than ``ttl_s``, then the oldest until the rest fits in
-    ``max_bytes``. Returns how many were deleted; never raises (it is only a cache)."""
-    now = time.time()
-    entries: list[tuple[float, int, Path]] = []
-    deleted = 0
-    try:
-        paths = list(root.glob("*/*.json"))
-    except OSError:
-        return 0
-    for path in paths:
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        if now - st.st_mtime > ttl_s:
-            try:
-                path.unlink()
-                deleted += 1
-            except OSError:
-                pass
-        else:
-            entries.append((st.st_mtime, st.st_size, path))
-    total = sum(size for _, size, _ in entries)
-    for _, size, path in sorted(entries):
-        if total <= max_bytes:
-            break
-        try:
-            path.unlink()
-            deleted += 1
-            total -= size
-        except OSError:
-            pass
-    return deleted
 
 
 @dataclass
@@ -586,40 +368,3 @@ class Net:
         except httpx.HTTPError as exc:
             raise NetError(f"The request to {_host(url)} failed: {type(exc).__name__}: {exc}.", kind="network",
                            url=url) from exc
-
-
-def hub_error_text(exc: BaseException, hub: str = "") -> str:
-    """One sentence for an exception from ``huggingface_hub`` (HfApi calls run in threads)."""
-    from huggingface_hub import errors
-
-    if isinstance(exc, errors.GatedRepoError):
-        url = str(getattr(getattr(exc, "response", None), "url", "") or "")
-        return _gated(url, hub, {}, "").message
-    if isinstance(exc, errors.RepositoryNotFoundError):
-        return ("Repository not found (404): check the repo id and type, or it is private and the token "
-                "cannot see it.")
-    if isinstance(exc, errors.RevisionNotFoundError):
-        return "Revision not found (404): check the branch, tag or commit."
-    if isinstance(exc, (errors.EntryNotFoundError, errors.RemoteEntryNotFoundError)):
-        return "File not found in the repo (404): list the repo's files to see what is there."
-    if isinstance(exc, errors.LocalTokenNotFoundError):
-        return "This needs a Hugging Face token: set HF_TOKEN or run `hf auth login`."
-    if isinstance(exc, errors.HfHubHTTPError):
-        response = getattr(exc, "response", None)
-        status = getattr(response, "status_code", None)
-        if status is not None:
-            headers = {k.lower(): v for k, v in dict(getattr(response, "headers", {}) or {}).items()}
-            try:
-                body = response.text  # type: ignore[union-attr]
-            except Exception:
-                body = ""
-            url = str(getattr(response, "url", "") or "")
-            return status_error(int(status), url, headers, body or str(exc), hub=hub, token_sent=True).message
-        return f"The Hub request failed: {exc}"
-    text = str(exc)
-    low = text.lower()
-    if "name or service not known" in low or "temporary failure in name resolution" in low:
-        return connect_error(exc, hub or "the Hub").message
-    if "connection refused" in low or "connecterror" in type(exc).__name__.lower():
-        return connect_error(exc, hub or "the Hub").message
-    return f"{type(exc).__name__}: {text}"
