@@ -89,11 +89,6 @@ class Session(ModelSettingsMixin):
         #: progress line and job log before the model, the screen or a trace sees them
         self.masker = SecretMasker.from_environment(hf_token=hf_token())
         self._net = None
-        #: the Hub gateway for the processes the agent starts (made when the first one needs it)
-        self._hub_gateway = None
-        self._gateway_decider = None
-        #: a stand-in token's label -> (call id, the process in words)
-        self._gateway_callers: dict[str, tuple[str, str]] = {}
         #: runs research sub-agents for the ``research`` tool (set below, once the engine exists)
         self.research = None
         #: a sub-agent's calls waiting for the user (call id -> the answer's future): answered out
@@ -165,8 +160,14 @@ class Session(ModelSettingsMixin):
         if isinstance(jobs_tool, HfJobsTool):
             jobs_tool.backend_name = self.jobs.backend.name  # estimates say $0 for local jobs
         self.engine.compute_source = self._compute_spent
+        from agent.process_access import ProcessAccess
+
+        #: what the processes the agent starts may reach: no credentials, the Hub through a gateway
+        self.process_access = ProcessAccess(
+            policy=self.policy, router=self.router, ask_user=self._ask_user, jobs=self.jobs,
+            hub=lambda: self.net.endpoints.hub, pass_env=tuple(self.config.pass_env), turn=lambda: self.engine.turn)
         if getattr(self.jobs.backend, "name", "") == "local":
-            self.jobs.backend.environment = self._process_environment  # type: ignore[attr-defined]
+            self.jobs.backend.environment = self.process_access.environment  # type: ignore[attr-defined]
         self.research = self._research_runner()
         self._render_system_prompt()
 
@@ -362,62 +363,8 @@ class Session(ModelSettingsMixin):
             sandbox=self.sandbox,
             net=self.net,
             research=self.research,
-            environment=self._process_environment,
+            environment=self.process_access.environment,
         )
-
-    async def _process_environment(self, call_id: str, label: str) -> dict[str, str]:
-        """What a process the agent starts may see: no key, token or secret but those the user
-        passes with ``pass_env`` (agent/secrets.py); with an HF token, the Hub only through the
-        session's gateway, with a stand-in token labelled with this process (agent/hub_gateway.py),
-        so what it spends or writes is decided by the policy like a tool call."""
-        from agent.secrets import agent_environment
-
-        env = agent_environment(self.config.pass_env)
-        if any(name in self.config.pass_env for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")):
-            return env  # the user chose to give scripts the real token
-        if not hf_token() or os.environ.get("HF_HUB_OFFLINE") == "1":
-            return env
-        gateway = self._gateway()
-        await gateway.start()
-        caller = f"{label} [{call_id}]"
-        self._gateway_callers[caller] = (call_id, label)
-        env["HF_ENDPOINT"] = gateway.url
-        env["HF_TOKEN"] = gateway.issue_stand_in(caller)
-        env.pop("HUGGING_FACE_HUB_TOKEN", None)
-        return env
-
-    def _gateway(self):
-        """The session's Hub gateway, made on first use (a process that needs the Hub)."""
-        if self._hub_gateway is None:
-            from agent.gateway_policy import GatewayDecider
-            from agent.hub_gateway import HubGateway
-
-            decider = GatewayDecider(policy=self.policy, router=self.router, ask_user=self._ask_user,
-                                     caller_of=lambda caller: self._gateway_callers.get(caller or ""))
-            self._gateway_decider = decider
-            self._hub_gateway = HubGateway(upstream=self.net.endpoints.hub, real_token=hf_token,
-                                           decide=decider.decide, on_job=self._gateway_job)
-        return self._hub_gateway
-
-    def _gateway_job(self, job: dict, request) -> None:
-        """A job a process launched through the gateway joins the monitor like an hf_jobs one:
-        its log in the Jobs pane, its cost in the receipt, a note for the model when it ends."""
-        backend = self.jobs.backend
-        decider = self._gateway_decider
-        if backend.name != "hf" or not isinstance(job, dict) or not job.get("id"):
-            decider.settle_launch(request)  # nothing to watch: the estimate is released
-            return
-        from agent.jobs.base import JobInfo
-
-        status = job.get("status") if isinstance(job.get("status"), dict) else {}
-        owner = job.get("owner") if isinstance(job.get("owner"), dict) else {}
-        info = JobInfo(id=str(job["id"]), backend="hf", stage=str(status.get("stage") or "QUEUED"),
-                       flavor=str(job.get("flavor") or ""), namespace=str(owner.get("name") or ""),
-                       url=job.get("url") or None, created_at=time.time())
-        # watched under the decision's call id, so the YOLO reservation follows the job's real cost
-        call_id = decider.job_launched(request) or ""
-        self.jobs.monitor.watch(backend, info, turn=self.engine.turn, call_id=call_id)
-        decider.settle_launch(request)
 
     @property
     def net(self):
@@ -516,11 +463,10 @@ class Session(ModelSettingsMixin):
                     await self._net.aclose()
                 except Exception:
                     pass
-            if self._hub_gateway is not None:
-                try:
-                    await self._hub_gateway.stop()
-                except Exception:
-                    pass
+            try:
+                await self.process_access.stop()
+            except Exception:
+                pass
             self.emit(ShutdownEvent())
 
     async def _run_work(self, coro) -> None:
