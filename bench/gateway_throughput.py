@@ -29,10 +29,13 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.hub_blobs import READ_ONLY_GATEWAY  # noqa: E402  (the repository root is on sys.path now)
 
 _UPSTREAMS = """
 import json, sys, time
-from tests.fakes.hub_blobs import READ_ONLY_GATEWAY, BlobServer
+from tests.fakes.hub_blobs import BlobServer
 from tests.fakes.hub_server import HubEmulator
 blobs, hub = BlobServer().start(), HubEmulator().start()
 blobs.add_blob("big.bin", int(sys.argv[1]))

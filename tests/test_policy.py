@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
 import pytest
 from hypothesis import HealthCheck, given, settings

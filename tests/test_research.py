@@ -9,14 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-
 from agent.config import Config, LLMSettings
 from agent.protocol import ExecApproval, ToolDecision, UserInput, parse_event
 from agent.research import RESEARCH_SYSTEM, RESEARCH_TOOLS, WRAP_UP_NOTE
-from tests.engine_support import collect_until, make_session, of_type
+from tests.engine_support import collect_until, make_session
 from tests.fakes import Call, Text, ToolCalls
-from tests.fakes.openai_server import Usage
 from tests.test_headless_cli import run, server_env
 
 RESEARCH_MARK = RESEARCH_SYSTEM.splitlines()[0]

@@ -35,7 +35,7 @@ import hashlib
 import re
 from typing import Any
 
-from tests.fakes._loopback import Fail, RawResponse  # noqa: F401
+from tests.fakes._loopback import Fail
 
 ROUTES: list[tuple[str, str, str]] = [
     ("GET", r"/api/daily_papers", "_daily_papers"),
