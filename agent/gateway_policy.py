@@ -164,12 +164,28 @@ def _describe(request: GatewayRequest) -> str:
         return f"run a job on {spec.get('flavor') or 'cpu-basic'}{limit}"
     if request.kind == RouteKind.COMMIT:
         return f"commit {len(request.files)} file(s) to the{repo}"
+    if request.kind == RouteKind.SPACE_HARDWARE:
+        flavor = body.get("flavor") or body.get("hardware")
+        if isinstance(flavor, str) and flavor:
+            return f"put the{repo or ' Space'} on {flavor} hardware{_hourly(flavor)}"
     words = {RouteKind.REPO_DELETE: "delete the", RouteKind.REPO_CREATE: "create the",
              RouteKind.REPO_SETTINGS: "change the settings of the", RouteKind.SPACE_HARDWARE: "request paid hardware for the",
              RouteKind.SPACE_SECRETS: "change the secrets of the", RouteKind.PR_MERGE: "merge a pull request into the"}
     if request.kind in words and repo:
         return f"{words[request.kind]}{repo}"
     return f"send {request.method} {request.path} to the Hub ({request.kind})"
+
+
+def _hourly(flavor: str) -> str:
+    """A Space bills by the hour it runs, with no end the policy could reserve against."""
+    from agent.jobs.pricing import hourly_price
+
+    price = hourly_price(flavor)
+    if price is None:
+        return ", at a price this agent does not know"
+    if price == 0:
+        return " (free)"
+    return f", billed ${price:.2f}/h while it runs, until it sleeps or is set back"
 
 
 def _arguments(request: GatewayRequest) -> dict:

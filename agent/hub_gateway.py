@@ -74,7 +74,9 @@ class GatewayVerdict:
 
 
 Decide = Callable[[GatewayRequest], Awaitable[GatewayVerdict]]
-OnJob = Callable[[dict, GatewayRequest], Any]
+#: called once per allowed job launch: with the Hub's answer (a dict) when it accepted the
+#: job, with None when it refused or could not be reached (so a reservation is released)
+OnJob = Callable[[dict | None, GatewayRequest], Any]
 
 
 class GatewayRefusal(Exception):
@@ -265,6 +267,8 @@ class HubGateway:
             upstream = await self._client.request(
                 request.method, target, headers=headers, data=data, allow_redirects=False)
         except aiohttp.ClientError as exc:
+            if gated is not None and gated.kind is RouteKind.JOB_CREATE:
+                await self._report_job(None, gated)
             raise GatewayRefusal(502, f"The Hub at {self.upstream} could not be reached ({exc}).") from exc
         finally:
             if body.spool is not None:
@@ -276,7 +280,9 @@ class HubGateway:
             self._copy_headers(upstream, response)
             await response.prepare(request)
             if request.method != "HEAD":
-                async for piece in upstream.content.iter_any():  # whatever arrived: a log line must not wait for more
+                # each piece as it arrived, unjoined (iter_any would copy them into one): a log
+                # line must not wait for more, and a download pays one copy less per byte
+                async for piece, _ in upstream.content.iter_chunks():
                     await response.write(piece)
             await response.write_eof()
             return response
@@ -312,14 +318,18 @@ class HubGateway:
             if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
                 response.headers.add(name, value)
         job = _json_or_none(data)
-        if self.on_job is not None and 200 <= upstream.status < 300 and isinstance(job, dict):
-            try:
-                result = self.on_job(job, gated)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:  # the job runs whatever the monitor thinks; the client gets its answer
-                log.exception("hub gateway: on_job failed for job %s", job.get("id"))
+        await self._report_job(job if 200 <= upstream.status < 300 and isinstance(job, dict) else None, gated)
         return response
+
+    async def _report_job(self, job: dict | None, gated: GatewayRequest) -> None:
+        if self.on_job is None:
+            return
+        try:
+            result = self.on_job(job, gated)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # the job runs whatever the monitor thinks; the client gets its answer
+            log.exception("hub gateway: on_job failed for %s", (job or {}).get("id", "a refused launch"))
 
 
 # ---- helpers ----

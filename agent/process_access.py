@@ -41,6 +41,7 @@ class ProcessAccess:
         self._decider: GatewayDecider | None = None
         #: a stand-in token's label -> (call id, the process in words)
         self._callers: dict[str, tuple[str, str]] = {}
+        self._watcher: Any = None  # an HF backend to watch Hub jobs when the session's runs local ones
 
     async def environment(self, call_id: str, label: str) -> dict[str, str]:
         """The environment for the process ``call_id`` starts (``label``: it in words, for cards)."""
@@ -70,6 +71,17 @@ class ProcessAccess:
                                        on_job=self._job_launched)
         return self._gateway
 
+    def _hf_backend(self) -> Any:
+        """The backend that watches Hub jobs: the session's own when it runs them, otherwise one
+        made for this (a session on local jobs still pays for a Hub job its script launched)."""
+        if self.jobs.backend.name == "hf":
+            return self.jobs.backend
+        if self._watcher is None:
+            from agent.jobs.hf import HFJobsBackend
+
+            self._watcher = HFJobsBackend(hf_token() or "", endpoint=self.hub())
+        return self._watcher
+
     async def stop(self) -> None:
         if self._gateway is not None:
             await self._gateway.stop()
@@ -79,10 +91,10 @@ class ProcessAccess:
         its log in the Jobs pane, its cost in the receipt, a note for the model when it ends."""
         decider = self._decider
         assert decider is not None  # the gateway that called this was made with it
-        backend = self.jobs.backend
-        if backend.name != "hf" or not isinstance(job, dict) or not job.get("id"):
-            decider.settle_launch(request)  # nothing to watch: the estimate is released
+        if not isinstance(job, dict) or not job.get("id"):
+            decider.settle_launch(request)  # the Hub refused it, or no job to watch: the estimate is released
             return
+        backend = self._hf_backend()
         from agent.jobs.base import JobInfo
 
         status = job.get("status") if isinstance(job.get("status"), dict) else {}

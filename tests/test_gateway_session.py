@@ -178,3 +178,79 @@ async def test_a_gateway_job_holds_its_reservation_until_the_monitor_prices_it(l
         await asyncio.sleep(0.05)
     session.submit(Shutdown())
     await asyncio.wait_for(session._runner, 10)
+
+
+async def test_a_launch_the_hub_refuses_releases_its_reservation(llm_server, monkeypatch, tmp_path, hub):
+    """YOLO allowed it and reserved its estimate; the Hub then answered 402: the script sees the
+    Hub's refusal and nothing stays reserved against the budget."""
+    session = hub_session(llm_server, monkeypatch, tmp_path, hub, approval_mode="yolo", yolo_cap_usd=100.0,
+                          model_prices={"openai/scripted-model": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}})
+    hub.fail_next_run(402, "Insufficient credits to run this job")
+    llm_server.script(bash_call(tmp_path), Text("ok"))
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    events = await collect_until(sub, stop={"turn_complete", "error"}, timeout=60)
+    output = of_type(events, "tool_output")[0].output
+    assert "REFUSED" in output and "Insufficient credits" in output, output
+    assert hub.job_ids() == [] and session.jobs.monitor.jobs == {}
+    assert [key for key in session.policy.budget.open_ids() if "~g" in key] == []
+    assert session.policy.budget_left() == 100.0
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 10)
+
+
+async def test_a_session_on_local_jobs_still_watches_a_hub_job_its_script_launched(llm_server, monkeypatch,
+                                                                                  tmp_path, hub):
+    """The agent's own jobs run on this machine, but a script launched a paid one on the Hub:
+    it is watched (log, stage, cost) all the same."""
+    session = hub_session(llm_server, monkeypatch, tmp_path, hub, approval_mode="yolo", yolo_cap_usd=100.0,
+                          jobs_backend="local",
+                          model_prices={"openai/scripted-model": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}})
+    assert session.jobs.backend.name == "local"
+    hub.script_job(lines=["epoch 1 loss 0.5"], line_delay=0.05)
+    llm_server.script(bash_call(tmp_path), Text("ok"))
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    events = await collect_until(sub, stop={"turn_complete", "error"}, timeout=60)
+    job_id = of_type(events, "tool_output")[0].output.split("JOB ", 1)[1].split()[0]
+    watched = session.jobs.monitor.jobs[job_id]
+    assert watched.backend.name == "hf" and watched.info.backend == "hf"
+    for _ in range(200):
+        if watched.info.finished:
+            break
+        await asyncio.sleep(0.05)
+    assert watched.info.stage == "COMPLETED" and watched.cost_usd is not None
+    assert "epoch 1 loss 0.5" in watched.log_path.read_text()
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 10)
+
+
+async def test_space_hardware_from_bash_always_asks_and_names_the_hourly_price(llm_server, monkeypatch, tmp_path,
+                                                                               hub):
+    """Paid Space hardware bills until someone stops it: no budget can reserve that, so even
+    YOLO asks, and the card says what an hour costs."""
+    session = hub_session(llm_server, monkeypatch, tmp_path, hub, approval_mode="yolo", yolo_cap_usd=100.0)
+    script = tmp_path / "work" / "space.py"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text("from huggingface_hub import HfApi\n"
+                      "try:\n"
+                      "    HfApi().request_space_hardware('ada/demo-space', 'a10g-large')\n"
+                      "except Exception as exc:\n"
+                      "    print('REFUSED', exc)\n")
+    llm_server.script(ToolCalls([Call("b1", "bash", json.dumps({"command": f"{sys.executable} space.py"}))]),
+                      Text("ok"))
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    ask = (await collect_until(sub, stop={"approval_required", "turn_complete", "error"}, timeout=60))[-1]
+    assert ask.type == "approval_required"
+    [item] = ask.items
+    assert item.always_ask and item.tool == "hub_request"
+    assert "space repo ada/demo-space on a10g-large hardware, billed $" in item.reason and "/h while it runs" in item.reason
+    session.submit(ExecApproval(decisions=[ToolDecision(tool_call_id=item.tool_call_id, approved=False)]))
+    events = await collect_until(sub, stop={"turn_complete", "error"}, timeout=60)
+    assert "REFUSED" in of_type(events, "tool_output")[0].output
+    session.submit(Shutdown())
+    await asyncio.wait_for(session._runner, 10)
