@@ -87,6 +87,9 @@ class Config(BaseModel):
     )
     llm: LLMSettings = Field(default_factory=LLMSettings)
     theme: str | None = None
+    save_sessions: bool = Field(True, description="keep every session in <data dir>/sessions.db for /resume")
+    wake_on_job_end: bool = Field(
+        True, description="when a job the agent started ends while it is idle, start a turn with the news")
     pass_env: list[str] = Field(
         default_factory=list,
         description="credentials (by variable name) that bash and local jobs may see; every other key, token and "

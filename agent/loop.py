@@ -189,14 +189,17 @@ class TurnEngine:
 
     # ------------------------------------------------------------------ entry points
 
-    async def run_turn(self, text: str) -> None:
+    async def run_turn(self, text: str | None) -> None:
+        """A turn for the user's ``text``; None: a turn the agent starts itself (a job it
+        started ended), whose first step reads the waiting notes."""
         if self.pending:
             self.tool_calls.close_pending(ABANDONED, "abandoned")
         self.turn += 1
         self._stats = TurnStats()
         self._iterations = 0
         self.guards.reset()
-        self.history.append({"role": "user", "content": text}, "user", turn=self.turn)
+        if text is not None:
+            self.history.append({"role": "user", "content": text}, "user", turn=self.turn)
         await self._guarded(self._drive())
 
     async def resume(self, decisions: list[ToolDecision]) -> None:

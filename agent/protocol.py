@@ -207,8 +207,18 @@ class New(Envelope):
 
 
 class Resume(Envelope):
+    """Load a stored session (agent/store.py) into this one: its conversation, plan, mode,
+    spend, pending approvals and jobs. ``target_session_id`` may be a unique prefix."""
+
     type: Literal["resume"] = "resume"
     target_session_id: str
+
+
+class Rename(Envelope):
+    """Give the current session a title (shown in the resume picker)."""
+
+    type: Literal["rename"] = "rename"
+    title: str
 
 
 class Shutdown(Envelope):
@@ -247,6 +257,7 @@ Op = Annotated[
         Undo,
         New,
         Resume,
+        Rename,
         Shutdown,
         SetModel,
         SetEffort,
@@ -453,9 +464,61 @@ class NewComplete(Envelope):
     previous_session_id: str
 
 
+class TranscriptItem(BaseModel):
+    """One thing a front end redraws for a resumed conversation (from the stored history)."""
+
+    model_config = ConfigDict(defer_build=True, extra="forbid")
+
+    kind: Literal["user", "assistant", "tool_call", "tool_output", "note"]
+    text: str = ""
+    turn: int = 0
+    tool: str | None = None
+    tool_call_id: str | None = None
+    arguments: dict[str, Any] | None = None
+    success: bool = True
+
+
+class AwayJob(BaseModel):
+    """A job of a resumed session, as it stood when the session came back."""
+
+    model_config = ConfigDict(defer_build=True, extra="forbid")
+
+    job_id: str
+    backend: str
+    flavor: str = ""
+    status: str
+    #: what it cost (final when it ended; so far when it runs); None: unknown price
+    cost_usd: float | None = None
+    #: it ended (or failed, or was lost) while the app was closed
+    ended_while_away: bool = False
+    detail: str = ""
+
+
 class ResumeComplete(Envelope):
     type: Literal["resume_complete"] = "resume_complete"
     restored_messages: int
+    #: the session that was open before (its store record is kept)
+    previous_session_id: str = ""
+    title: str = ""
+    model: str = ""
+    transcript: list[TranscriptItem] = Field(default_factory=list)
+    plan: list[PlanItem] = Field(default_factory=list)
+    #: the jobs of the session: those that ended while away, and those reattached and running
+    jobs: list[AwayJob] = Field(default_factory=list)
+    #: the last turn was cut off (the app was killed mid-turn): its dangling calls were repaired
+    interrupted: bool = False
+    #: seconds since the session was last saved
+    away_s: float = 0.0
+    #: spend restored (model calls and compute)
+    session_cost_usd: float = 0.0
+
+
+class SessionTitle(Envelope):
+    """The session's title changed (``rename``, or the automatic one after the first prompt)."""
+
+    type: Literal["session_title"] = "session_title"
+    title: str
+    automatic: bool = False
 
 
 class ShutdownEvent(Envelope):
@@ -520,6 +583,7 @@ Event = Annotated[
         UndoComplete,
         NewComplete,
         ResumeComplete,
+        SessionTitle,
         ShutdownEvent,
         SettingsChanged,
         ContextUsage,

@@ -11,6 +11,7 @@ agent/model_settings.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import uuid
@@ -39,7 +40,9 @@ from agent.protocol import (
     NewComplete,
     Op,
     PlanUpdate,
+    Processing,
     Ready,
+    Rename,
     Resume,
     SetEffort,
     SetApprovalMode,
@@ -55,6 +58,8 @@ from agent.protocol import (
 from agent.tools.base import ApprovalSettings, SessionToolState, Tool, ToolContext
 from agent.rules import rules_from_config
 from agent.tools.router import ToolRouter
+
+log = logging.getLogger(__name__)
 
 
 class Session(ModelSettingsMixin):
@@ -170,6 +175,22 @@ class Session(ModelSettingsMixin):
             self.jobs.backend.environment = self.process_access.environment  # type: ignore[attr-defined]
         self.research = self._research_runner()
         self._render_system_prompt()
+        from agent.persistence import SessionPersistence
+
+        #: the session in the store (agent/store.py): saved as it goes, loaded by ``resume``
+        self.persist = SessionPersistence(self)
+        self.jobs.monitor.on_finished = self._job_ended
+        self._wake_queued = False
+
+    @property
+    def store(self):
+        """The session store (agent/store.py), or None while it is not open or cannot be used."""
+        return self.persist.store
+
+    @property
+    def store_error(self) -> str | None:
+        """Why sessions are not being saved, if they are not."""
+        return self.persist.error
 
     def _compute_spent(self, turn: int | None) -> tuple[float, int]:
         """Jobs by the turn that launched them; the sandbox (one per session, billed by
@@ -246,6 +267,9 @@ class Session(ModelSettingsMixin):
             event.log = self.masker.mask(event.log)
         elif isinstance(event, JobLog):
             event.lines = self.masker.mask_lines(event.lines)
+        persist = getattr(self, "persist", None)
+        if persist is not None and persist.intercept(event):
+            return  # held until the store has committed it (agent/persistence.py)
         self.bus.publish(event)
 
     def subscribe(self, name: str = "") -> Subscription:
@@ -429,6 +453,7 @@ class Session(ModelSettingsMixin):
         for note in self._start_notes:
             self.emit(ToolLog(tool="system", log=note))
         try:
+            await self.persist.open()  # after "ready": the first frame never waits for SQLite
             while True:
                 epoch, op = await self._queue.get()
                 if isinstance(op, Shutdown):
@@ -467,6 +492,10 @@ class Session(ModelSettingsMixin):
                 await self.process_access.stop()
             except Exception:
                 pass
+            try:
+                await asyncio.shield(self.persist.close())
+            except Exception:
+                log.exception("session store: closing failed")
             self.emit(ShutdownEvent())
 
     async def _run_work(self, coro) -> None:
@@ -492,7 +521,10 @@ class Session(ModelSettingsMixin):
         engine = self.engine
         try:
             if isinstance(op, UserInput):
+                self.persist.prompt_submitted(op.text)
                 await self._run_work(engine.run_turn(op.text))
+            elif isinstance(op, _Wake):
+                await self._wake()
             elif isinstance(op, ExecApproval):
                 await self._run_work(engine.resume(op.decisions))
             elif isinstance(op, Compact):
@@ -506,10 +538,9 @@ class Session(ModelSettingsMixin):
             elif isinstance(op, New):
                 self._new_conversation()
             elif isinstance(op, Resume):
-                self.emit(ErrorEvent(
-                    message="Resuming saved sessions needs the session store, which this build does not have yet.",
-                    kind="not_available",
-                ))
+                await self.persist.resume(op.target_session_id)
+            elif isinstance(op, Rename):
+                self.persist.rename(op.title)
             elif isinstance(op, SetModel):
                 await self._run_work(self._switch_model(op.model))
             elif isinstance(op, SetEffort):
@@ -526,8 +557,10 @@ class Session(ModelSettingsMixin):
         if engine.pending:
             engine.cancel_pending()
         previous = self.id
+        self.persist.checkpoint(status="idle")  # the old session stays in the store as it was
         self.id = uuid.uuid4().hex
         self._seq = 0
+        self.persist.new_session()
         engine.history.entries.clear()
         engine.reset_conversation_state()
         engine.turn = 0
@@ -536,3 +569,27 @@ class Session(ModelSettingsMixin):
         self.tool_state.reset()
         self._render_system_prompt()
         self.emit(NewComplete(previous_session_id=previous))
+
+    # ------------------------------------------------------------------ waking for jobs
+
+    def _job_ended(self, job) -> None:
+        """A job the agent started has ended (its note waits for the model). Idle, with
+        ``wake_on_job_end``: a turn starts by itself to take the news."""
+        if not self.config.wake_on_job_end or self._wake_queued or self._runner is None or self._runner.done():
+            return
+        self._wake_queued = True
+        self._queue.put_nowait((self._epoch, _Wake()))
+
+    async def _wake(self) -> None:
+        self._wake_queued = False
+        engine = self.engine
+        if engine.pending is not None or not self.jobs.monitor.has_notes():
+            return  # the user is being asked something, or a turn already read the news
+        self.emit(Processing(message="A job ended: the agent wakes to read its result"))
+        await self._run_work(engine.run_turn(None))
+
+
+class _Wake:
+    """Queued when a job ends: a turn without a prompt, whose first step reads the job's note."""
+
+    type = "wake"

@@ -14,6 +14,7 @@ happened to it; the texts below are what the model reads when a call did not run
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import uuid
@@ -280,12 +281,18 @@ class ToolCalls:
 
     def _rewrite_call_arguments(self, call_id: str, arguments: str) -> None:
         """The history shows the call as it really ran, so the model sees the user's edit."""
-        for entry in reversed(self.engine.history.entries):
-            for call in entry.message.get("tool_calls") or []:
-                if call.get("id") == call_id:
-                    call["function"]["arguments"] = arguments
-                    entry.tokens = None
-                    return
+        entries = self.engine.history.entries
+        for index in range(len(entries) - 1, -1, -1):
+            entry = entries[index]
+            calls = entry.message.get("tool_calls") or []
+            if any(call.get("id") == call_id for call in calls):
+                # a new entry, not an edit in place: the session store notices a changed
+                # message by identity (agent/store.py)
+                changed = [{**call, "function": {**call.get("function", {}), "arguments": arguments}}
+                           if call.get("id") == call_id else call for call in calls]
+                entries[index] = dataclasses.replace(entry, message={**entry.message, "tool_calls": changed},
+                                                     tokens=None)
+                return
 
     def answer_budget(self, item: ApprovalItem, decisions: list[ToolDecision]) -> bool:
         """The user's answer to a budget pause. True when the cap was raised and the turn

@@ -41,6 +41,22 @@ class WatchedJob:
     call_id: str = ""
 
 
+def _complete_lines(path: Path) -> tuple[int, list[str]]:
+    """How many whole lines a job's log file holds, and its last five. A line cut off by a
+    killed process (no newline yet) is removed: it is written again, whole, when it comes."""
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            end = data.rfind(b"\n") + 1
+            if end < len(data):
+                f.truncate(end)
+                data = data[:end]
+    except FileNotFoundError:
+        return 0, []
+    lines = data.decode("utf-8", errors="replace").split("\n")[:-1]
+    return len(lines), lines[-5:]
+
+
 def _log_name(backend: str, job_id: str) -> str:
     # local ids already say "local-"; HF ids do not say where they ran
     return f"{job_id}.log" if job_id.startswith(f"{backend}-") else f"{backend}-{job_id}.log"
@@ -57,20 +73,41 @@ class JobMonitor:
         self.jobs: dict[str, WatchedJob] = {}
         self._notes: list[str] = []
         self.compute_cost_usd = 0.0
+        #: called after a job's end was noted for the model (the session may wake the agent)
+        self.on_finished: Callable[[WatchedJob], None] = lambda job: None
 
     # ------------------------------------------------------------------ public
 
-    def watch(self, backend: JobBackend, info: JobInfo, turn: int = 0, call_id: str = "") -> WatchedJob:
+    def watch(self, backend: JobBackend, info: JobInfo, turn: int = 0, call_id: str = "",
+              resume_log: bool = False) -> WatchedJob:
+        """Follow ``info``'s job from now on. ``resume_log``: a job followed before (a resumed
+        session): the lines already in its log file are not written again, the rest follow."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         job = WatchedJob(info=info, backend=backend, turn=turn, call_id=call_id,
                          log_path=self.jobs_dir / _log_name(backend.name, info.id))
+        if resume_log:
+            job.lines_seen, job.tail = _complete_lines(job.log_path)
+            job.last_line = job.tail[-1] if job.tail else ""
         self.jobs[info.id] = job
         self._update(job)
         job.task = asyncio.get_running_loop().create_task(self._follow(job), name=f"job-{info.id}")
         return job
 
+    def restore(self, backend: JobBackend, info: JobInfo, turn: int = 0, call_id: str = "",
+                cost_usd: float | None = None) -> WatchedJob:
+        """A job that ended before this session was resumed: listed and counted, not followed."""
+        job = WatchedJob(info=info, backend=backend, turn=turn, call_id=call_id, cost_usd=cost_usd,
+                         log_path=self.jobs_dir / _log_name(backend.name, info.id))
+        job.lines_seen, job.tail = _complete_lines(job.log_path)
+        self.jobs[info.id] = job
+        self._update(job, detail=info.message)
+        return job
+
     def running(self) -> list[WatchedJob]:
         return [j for j in self.jobs.values() if not j.info.finished]
+
+    def has_notes(self) -> bool:
+        return bool(self._notes)
 
     def drain_notes(self) -> list[str]:
         notes, self._notes = self._notes, []
@@ -220,6 +257,13 @@ class JobMonitor:
                 self._update(job)  # the cost so far keeps growing
 
     def _finished(self, job: WatchedJob) -> None:
+        self._note_end(job)
+        try:
+            self.on_finished(job)
+        except Exception:  # the job's end is noted whatever the listener does
+            pass
+
+    def _note_end(self, job: WatchedJob) -> None:
         job.cost_usd = self.cost_so_far(job)
         if job.cost_usd is not None:
             self.compute_cost_usd += job.cost_usd
