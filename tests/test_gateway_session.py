@@ -81,10 +81,8 @@ async def test_in_yolo_a_job_within_the_budget_runs_and_joins_the_monitor(llm_se
     assert hub.job_spec(job_id)["flavor"] == "a10g-large"
     assert job_id in session.jobs.monitor.jobs  # log, cost and the end note like an hf_jobs job
     watched = session.jobs.monitor.jobs[job_id]
-    for _ in range(200):  # the job ends on the emulator's clock; its log follower stops with it
-        if watched.info.finished:
-            break
-        await asyncio.sleep(0.05)
+    # the job ends on the emulator's clock; its follower stops once the end is noted and priced
+    await asyncio.wait_for(watched.task, 20)
     assert watched.info.finished and watched.info.stage == "COMPLETED"
     assert watched.cost_usd is not None  # priced by the Hub's hardware list: counted in the receipt
     assert all(r.token in (None, "hf_test") for r in hub.requests)  # the stand-in never reached the Hub
@@ -217,10 +215,7 @@ async def test_a_session_on_local_jobs_still_watches_a_hub_job_its_script_launch
     job_id = of_type(events, "tool_output")[0].output.split("JOB ", 1)[1].split()[0]
     watched = session.jobs.monitor.jobs[job_id]
     assert watched.backend.name == "hf" and watched.info.backend == "hf"
-    for _ in range(200):
-        if watched.info.finished:
-            break
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(watched.task, 20)  # the follower ends after the job's end is noted and priced
     assert watched.info.stage == "COMPLETED" and watched.cost_usd is not None
     assert "epoch 1 loss 0.5" in watched.log_path.read_text()
     session.submit(Shutdown())
