@@ -194,6 +194,10 @@ class SessionPersistence:
             jobs=[_job_row(job) for job in session.jobs.monitor.jobs.values()],
         )
 
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
     def _release(self, number: int) -> None:
         self._saved = max(self._saved, number)
         publish = self.session.bus.publish

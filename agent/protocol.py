@@ -282,6 +282,8 @@ class Ready(Envelope):
 class Processing(Envelope):
     type: Literal["processing"] = "processing"
     message: str = "Processing user input"
+    #: a turn the agent started by itself because these jobs ended (``wake_on_job_end``)
+    woke_for: list[str] = Field(default_factory=list)
 
 
 class AssistantChunk(Envelope):

@@ -572,6 +572,12 @@ class Session(ModelSettingsMixin):
 
     # ------------------------------------------------------------------ waking for jobs
 
+    @property
+    def settled(self) -> bool:
+        """Nothing running, no turn about to start for a job's news, no event held back for
+        the store: every event of the work so far has been published."""
+        return not self.busy and not self._wake_queued and not self.persist.holding
+
     def _job_ended(self, job) -> None:
         """A job the agent started has ended (its note waits for the model). Idle, with
         ``wake_on_job_end``: a turn starts by itself to take the news."""
@@ -585,8 +591,18 @@ class Session(ModelSettingsMixin):
         engine = self.engine
         if engine.pending is not None or not self.jobs.monitor.has_notes():
             return  # the user is being asked something, or a turn already read the news
-        self.emit(Processing(message="A job ended: the agent wakes to read its result"))
+        ended = self.jobs.monitor.noted_jobs()
+        self.emit(Processing(message=f"{_jobs_words(ended)} ended: the agent wakes to read the result",
+                             woke_for=ended))
         await self._run_work(engine.run_turn(None))
+
+
+def _jobs_words(ids: list[str]) -> str:
+    if not ids:
+        return "A job"
+    if len(ids) == 1:
+        return f"Job {ids[0]}"
+    return f"{len(ids)} jobs ({', '.join(ids[:3])}{', …' if len(ids) > 3 else ''})"
 
 
 class _Wake:

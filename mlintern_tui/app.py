@@ -84,7 +84,11 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         cwd: Path | None = None,
         start_engine: bool = True,
         jobs_backend: str | None = None,
+        open_resume_picker: bool = False,
+        resume_session_id: str | None = None,
     ):
+        """``open_resume_picker``: show the stored sessions once the session is ready
+        (``--resume``); ``resume_session_id``: resume that one then (``--resume ID``, ``--continue``)."""
         super().__init__()
         self.config_error: str | None = None
         if config is None:
@@ -121,6 +125,10 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self.approval_grace_s = GRACE_S
         self._jobs_seen: set[str] = set()
         self.jobs_clock = time.monotonic  # the Jobs pane's elapsed-time clock (tests pin it)
+        self.wall_clock = time.time  # the resume picker's "3 min ago" (tests pin it)
+        self.session_title = ""
+        self._picker_on_ready = open_resume_picker
+        self._resume_on_ready = resume_session_id
 
     # ------------------------------------------------------------------ layout
 
@@ -336,8 +344,10 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
 
 
 def run_app(*, model: str | None = None, yolo: bool = False, max_iterations: int | None = None,
-            jobs_backend: str | None = None) -> int:
+            jobs_backend: str | None = None, open_resume_picker: bool = False,
+            resume_session_id: str | None = None) -> int:
     heap.tune()
-    app = MLInternApp(model=model, yolo=yolo, max_iterations=max_iterations, jobs_backend=jobs_backend)
+    app = MLInternApp(model=model, yolo=yolo, max_iterations=max_iterations, jobs_backend=jobs_backend,
+                      open_resume_picker=open_resume_picker, resume_session_id=resume_session_id)
     app.run()
     return app.return_code or 0

@@ -30,6 +30,8 @@ from agent.protocol import (
     PlanUpdate,
     Processing,
     Ready,
+    ResumeComplete,
+    SessionTitle,
     SettingsChanged,
     ToolCallEvent,
     ToolLog,
@@ -39,6 +41,7 @@ from agent.protocol import (
     UndoComplete,
 )
 from widgets.approval_card import BUDGET_TOOL
+from widgets.away_card import worth_showing
 
 if TYPE_CHECKING:
     from mlintern_tui.app import MLInternApp
@@ -130,6 +133,32 @@ class Bridge:
         if isinstance(event, ApprovalRequired):
             app.request_approval(event)
 
+    # ------------------------------------------------------------------ a resumed session
+
+    async def _resumed(self, event: ResumeComplete) -> None:
+        """Another session came back: its conversation replaces this one on screen (the tail of
+        it), then a line saying what was restored and, when there is news, the away card. The
+        engine follows with the plan, the reattached jobs' updates and any pending approval,
+        which the usual handlers draw."""
+        app = self.app
+        self.flush_logs()
+        self._text.clear()
+        self._call_titles.clear()
+        self._log_call = None
+        self._streamed_chars = self._estimate_shown = 0
+        conv = app.conversation
+        await conv.restore(event.transcript)
+        app.plan_view.plan = tuple(event.plan)
+        app.tool_log.clear()
+        app.on_new_conversation()  # the old session's pending approvals are not this one's
+        name = f"“{event.title}”" if event.title else "the session"
+        await app.notice("info", f"Resumed {name}: {event.restored_messages:,} message"
+                                 f"{'s' if event.restored_messages != 1 else ''} restored, "
+                                 f"${event.session_cost_usd:.2f} spent so far.")
+        if worth_showing(event.jobs, event.interrupted):
+            await conv.add_away_card(event.jobs, event.away_s, event.interrupted)
+        app.on_resumed(event)
+
     # ------------------------------------------------------------------ events
 
     async def pump(self, subscription) -> None:
@@ -176,6 +205,8 @@ class Bridge:
             app.on_engine_ready(event)
         elif isinstance(event, Processing):
             app.update_status(busy=True)
+            if event.woke_for:  # a turn nobody typed: say why the agent is working
+                await app.notice("info", f"{event.message}.")
         elif isinstance(event, AssistantMessage):
             await conv.end_answer(event.content)
         elif isinstance(event, ToolCallEvent):
@@ -240,6 +271,13 @@ class Bridge:
             app.plan_view.plan = ()
             app.tool_log.clear()
             app.on_new_conversation()
+            app.show_title("")
+        elif isinstance(event, ResumeComplete):
+            await self._resumed(event)
+        elif isinstance(event, SessionTitle):
+            app.show_title(event.title)
+            if not event.automatic:
+                await app.notice("info", f"Session renamed: “{event.title}”." if event.title else "Session title cleared.")
         elif isinstance(event, JobUpdate):
             self.flush_logs()  # a job's last lines before its final status and notice
             app.costs.job(event)  # /cost lists every job with its latest cost

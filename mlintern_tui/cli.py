@@ -20,6 +20,20 @@ def _dollars(text: str) -> float:
     return value
 
 
+def _duration(text: str) -> float:
+    """``0``, ``90`` (seconds), ``90s``, ``30m``, ``2h``, ``1d``."""
+    raw = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (raw[:-1], raw[-1]) if raw and raw[-1] in units else (raw, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 0, 90s, 30m, 2h)") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"the duration must be 0 or more (got {text!r})")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlintern", description="An autonomous ML-engineering agent in your terminal.")
     p.add_argument("-p", "--prompt", help="run one turn headless with this prompt and exit")
@@ -34,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-iterations", type=int, default=None, help="model calls per turn before stopping (-1: no limit)")
     p.add_argument("--jobs-backend", choices=("auto", "local", "hf"), default=None,
                    help="where hf_jobs runs jobs: Hugging Face Jobs (hf), this machine's CPU (local), auto")
+    p.add_argument("-c", "--continue", dest="continue_", action="store_true",
+                   help="resume the newest saved session of this directory")
+    p.add_argument("-r", "--resume", nargs="?", const="", default=None, metavar="ID",
+                   help="resume a saved session by id (or a unique prefix); without ID, pick one from a list")
+    p.add_argument("--wait-jobs", type=_duration, default=None, metavar="DURATION",
+                   help="headless: after the turn, wait up to DURATION (90s, 30m, 2h) for the jobs it started, "
+                        "and let the agent read their results (default: until they end, bounded by their own "
+                        "timeouts; 0: exit at once and print how to follow them)")
     p.add_argument("--version", action="version", version=f"mlintern {__version__}")
     return p
 
@@ -49,25 +71,68 @@ def main(argv: list[str] | None = None) -> int:
     # Every burst of changes gets its own frame too, though: 150 agent rounds cost 5.2 /
     # 6.7 / 9.0 s of CPU at those rates. 120 keeps the echo under 13 ms for less.
     os.environ.setdefault("TEXTUAL_FPS", "120")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.continue_ and args.resume is not None:
+        parser.error("--continue and --resume pick a session each: give one of them")
+    resume: str | None = None
+    if args.continue_ or args.resume:
+        try:
+            resume = _session_to_resume(args.resume if args.resume else None)
+        except LookupError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 2
     if args.prompt is not None:
         if not args.prompt.strip():
             print("Error: the prompt is empty", file=sys.stderr)
+            return 2
+        if args.resume == "":
+            print("Error: headless --resume needs a session id (run `mlintern --resume` without -p to pick one)",
+                  file=sys.stderr)
             return 2
         from mlintern_tui.headless import run_headless
 
         return asyncio.run(run_headless(
             args.prompt, model=args.model, output_format=args.output_format,
             yolo=args.yolo, max_iterations=args.max_iterations, jobs_backend=args.jobs_backend,
-            budget=args.budget,
+            budget=args.budget, resume=resume, wait_jobs=args.wait_jobs,
         ))
+    if args.wait_jobs is not None:
+        print("Error: --wait-jobs is for headless runs (-p); the app waits for jobs by itself", file=sys.stderr)
+        return 2
     if args.budget is not None:
         from agent.config import BUDGET_ENV
 
         os.environ[BUDGET_ENV] = repr(args.budget)  # the app's load_config applies it over the file
     from mlintern_tui.app import run_app
 
-    return run_app(model=args.model, yolo=args.yolo, max_iterations=args.max_iterations, jobs_backend=args.jobs_backend)
+    return run_app(model=args.model, yolo=args.yolo, max_iterations=args.max_iterations, jobs_backend=args.jobs_backend,
+                   resume_session_id=resume, open_resume_picker=args.resume == "")
+
+
+def _session_to_resume(id_or_prefix: str | None) -> str:
+    """The stored session ``--resume ID`` or ``--continue`` (None) means; LookupError says why not."""
+    from agent.config import data_dir
+    from agent.store import SessionNotFound, SessionStore, StoreError, db_path
+
+    path = db_path(data_dir())
+    if not path.exists():
+        raise LookupError(f"no sessions have been saved yet ({path} does not exist)")
+    store = SessionStore(path)
+    try:
+        if id_or_prefix is None:
+            cwd = os.path.realpath(os.getcwd())
+            found = store.latest(cwd)
+            if found is None:
+                raise LookupError(f"no saved session in {cwd}; `mlintern --resume` lists them all")
+            return found.id
+        return store.find(id_or_prefix).id
+    except SessionNotFound as exc:
+        raise LookupError(str(exc)) from None
+    except (StoreError, OSError, __import__("sqlite3").Error) as exc:
+        raise LookupError(f"the session store {path} cannot be read: {exc}") from None
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from agent.protocol import Compact, New, SetEffort, SetModel, SetYolo, Undo
+from agent.protocol import Compact, New, Rename, SetEffort, SetModel, SetYolo, Undo
 from widgets.prompt import CommandHint
 
 if TYPE_CHECKING:
@@ -120,6 +120,25 @@ async def _compact(app: MLInternApp, arg: str) -> None:
     await app.notice("compaction", "Compacting the context…")
 
 
+@REGISTRY.add("/resume", "/resume [id]", "Resume a saved session: pick one from the list, or give its id")
+async def _resume(app: MLInternApp, arg: str) -> None:
+    if arg:
+        await app.resume_session(arg)
+    else:
+        app.show_resume_picker()
+
+
+@REGISTRY.add("/rename", "/rename <title>", "Name this session (the resume list shows it)")
+async def _rename(app: MLInternApp, arg: str) -> None:
+    title = " ".join(arg.split())
+    if not title:
+        current = app.session_title
+        await app.notice("info", "Usage: /rename <title>, e.g. /rename Qwen SFT on support tickets. "
+                                 + (f"This session is “{current}”." if current else "This session has no title yet."))
+        return
+    app.submit(Rename(title=title))
+
+
 @REGISTRY.add("/model", "/model [id]", "Show or switch the model")
 async def _model(app: MLInternApp, arg: str) -> None:
     if not arg:
@@ -206,6 +225,6 @@ class SlashCommandProvider(Provider):
     async def _run(self, command: Command) -> None:
         app = self.app
         await command.handler(app, "")  # type: ignore[arg-type]
-        if command.name in ("/model", "/effort"):
+        if command.name in ("/model", "/effort", "/rename"):
             # the current value is shown; the new one is typed in the prompt
             app.prefill_prompt(command.name + " ")  # type: ignore[attr-defined]

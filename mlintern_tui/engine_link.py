@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 
-from agent.protocol import LLMCall, Op, Ready, Receipt, SetApprovalMode, SettingsChanged
+from agent.protocol import LLMCall, Op, Ready, Receipt, Resume, ResumeComplete, SetApprovalMode, SettingsChanged
 from mlintern_tui import __version__, heap
 from mlintern_tui.commands import MODE_HELP
 from widgets.status import StatusBar
@@ -39,6 +39,12 @@ class EngineLinkMixin:
     _turn_out: int
     _turn_cost: float
     _turn_unknown: int
+    #: what to do once the session is ready (``mlintern --resume [ID]`` / ``--continue``)
+    _resume_on_ready: str | None
+    _picker_on_ready: bool
+    wall_clock: Any
+    session_title: str
+    _settings_after_resume = False
 
     @work(exclusive=True, group="engine", exit_on_error=False)
     async def boot_engine(self) -> None:
@@ -76,7 +82,65 @@ class EngineLinkMixin:
     def on_engine_ready(self, event: Ready) -> None:
         self.update_status(model_label=event.model_label, model_ready=True, is_demo=event.is_demo)
         self.query_one("#banner").set_class(not event.is_demo, "-hidden")
+        target, self._resume_on_ready = self._resume_on_ready, None
+        picker, self._picker_on_ready = self._picker_on_ready, False
+        if target:
+            # queued prompts belong to the resumed session: they go once it is back (on_resumed),
+            # or once the engine said why it could not come back (the error ends the "turn")
+            self.call_later(self.resume_session, target)
+            return
+        if picker:
+            self.show_resume_picker()
         if self.queued and not self.status_info.busy:
+            self._deliver_next()
+
+    # ------------------------------------------------------------------ stored sessions
+
+    def show_resume_picker(self) -> None:
+        """The stored sessions, newest first; the one picked is resumed."""
+        from mlintern_tui.screens.resume_picker import ResumePicker
+
+        session = self.session
+        if session is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        # read when the picker needs it: the session opens its store just after it is ready
+        picker = ResumePicker(lambda: (getattr(session, "store", None), getattr(session, "store_error", None)),
+                              current_id=session.id, clock=self.wall_clock)
+
+        async def picked(chosen: str | None) -> None:
+            if chosen:
+                await self.resume_session(chosen)
+
+        self.push_screen(picker, callback=picked)
+
+    async def resume_session(self, target: str) -> None:
+        """Send ``Resume``; the engine answers with ``resume_complete`` or an error."""
+        if self.session is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        if self.session.busy or self.status_info.busy:
+            await self.notice("error", "A turn is running: interrupt it (esc) or let it finish, then resume.")
+            return
+        await self.notice("info", f"Resuming session {target[:12]}…")  # before the op: the answer clears the view
+        self.update_status(busy=True)  # until resume_complete (or the error) arrives
+        self.submit(Resume(target_session_id=target))
+
+    def show_title(self, title: str) -> None:
+        """The session's title on the prompt's frame: the status line has no room left for it."""
+        self.session_title = title
+        self.query_one("#prompt").border_title = title if len(title) <= 60 else title[:59] + "…"
+
+    def on_resumed(self, event: ResumeComplete) -> None:
+        self._settings_after_resume = True
+        self._turn_in = self._turn_out = 0
+        self._turn_cost = 0.0
+        self._turn_unknown = 0
+        self.show_title(event.title)
+        self.update_status(busy=False, session_cost_usd=event.session_cost_usd,
+                           turn_tokens_in=0, turn_tokens_out=0, turn_cost_usd=0.0, turn_unknown_calls=0,
+                           streamed_chars=0)
+        if self.queued:
             self._deliver_next()
 
     def on_llm_call(self, event: LLMCall) -> None:
@@ -127,6 +191,7 @@ class EngineLinkMixin:
                            yolo_cap_usd=event.yolo_cap_usd, budget_left_usd=event.budget_left_usd if mode == "yolo" else None,
                            budget_exact=event.budget_exact,
                            context_window=event.context_window, is_demo=event.model == "demo")
+        just_resumed, self._settings_after_resume = self._settings_after_resume, False
         if event.quiet:
             return
         notes = []
@@ -145,6 +210,8 @@ class EngineLinkMixin:
                              "and once one is made, calls that cost money ask first. Set its price under "
                              "model_prices in the config to let YOLO count them.")
         if not notes:
+            if just_resumed:
+                return  # the engine restating the settings a resumed session came back with: nothing new
             notes.append(f"Model {event.model_label} · effort {effort} · approval mode {mode}")
         await self.notice("info", "\n".join(notes))
 

@@ -14,6 +14,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from typing import TextIO
 
 from agent.config import ConfigError, load_config
@@ -31,6 +32,7 @@ from agent.protocol import (
     JobUpdate,
     LLMCall,
     Ready,
+    Resume,
     Shutdown,
     ToolCallEvent,
     ToolDecision,
@@ -43,6 +45,48 @@ from agent.session import Session
 from agent.tools.output import short_json
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PROGRESS_S = 30.0  # a line about the jobs waited for, this often
+
+
+def _span(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def _progress(session: Session) -> str:
+    parts = []
+    for job in session.jobs.monitor.running():
+        cost = session.jobs.monitor.cost_so_far(job)
+        started = job.info.started_at
+        ran = f" {_span(time.time() - started)}" if started else ""
+        parts.append(f"{job.info.id} {job.info.stage.lower()}{ran}" + (f" ${cost:.2f}" if cost else ""))
+    return "still waiting: " + ", ".join(parts)
+
+
+def _follow_hint(session: Session, job) -> str:
+    if job.info.backend == "hf":
+        return f"{job.info.id} on Hugging Face Jobs ({job.info.flavor}): `hf jobs logs {job.info.id}`"
+    return f"{job.info.id} (local): it stops with this process"
+
+
+def _left_running(printer: HeadlessPrinter, session: Session, running: list) -> None:
+    print(f"{len(running)} job(s) still running (--wait-jobs 0):", file=printer.err, flush=True)
+    for job in running:
+        print(f"  {_follow_hint(session, job)}", file=printer.err, flush=True)
+    print(f"  `mlintern --resume {session.id[:12]}` follows them and lets the agent read their results",
+          file=printer.err, flush=True)
+
+
+def _stop_waiting(printer: HeadlessPrinter, session: Session, waited: float) -> None:
+    running = session.jobs.monitor.running()
+    print(f"stopped waiting after {_span(waited)} (--wait-jobs); still running:", file=printer.err, flush=True)
+    for job in running:
+        print(f"  {_follow_hint(session, job)}", file=printer.err, flush=True)
+    print(f"  `mlintern --resume {session.id[:12]}` follows them", file=printer.err, flush=True)
 
 
 
@@ -65,6 +109,10 @@ class HeadlessPrinter:
     def status(self, line: str) -> None:
         if self.fmt == "text":
             print(line, file=self.err, flush=True)
+
+    def notice(self, line: str) -> None:
+        """On stderr whatever the format (stdout carries only the answer or JSON)."""
+        print(line, file=self.err, flush=True)
 
     def handle(self, event: Event) -> None:
         if self.fmt == "stream-json":
@@ -120,6 +168,8 @@ async def run_headless(
     max_iterations: int | None,
     jobs_backend: str | None = None,
     budget: float | None = None,
+    resume: str | None = None,
+    wait_jobs: float | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
@@ -135,6 +185,7 @@ async def run_headless(
     except (ModelIdError, ValueError) as exc:
         print(f"Error: {exc}", file=err)
         return EXIT_USAGE
+    session.persist.headless = True  # saved like any session; the picker says it ran headless
     printer = HeadlessPrinter(output_format, out, err, yolo=mode == "yolo")
     ledger = CostLedger()
     sub = session.subscribe("headless")
@@ -164,9 +215,13 @@ async def run_headless(
             loop.add_signal_handler(sig, handler)
         except (NotImplementedError, RuntimeError):
             pass
+    if resume is not None:
+        session.submit(Resume(target_session_id=resume))
     session.submit(UserInput(text=prompt))
     code = EXIT_ERROR
     waiting = False
+    deadline: float | None = None
+    next_progress = 0.0
     final: TurnComplete | None = None
     error: ErrorEvent | None = None
     async def next_event(timeout: float | None = None):
@@ -187,8 +242,16 @@ async def run_headless(
 
     try:
         while True:
-            if waiting and not session.jobs.monitor.running():
-                break
+            if waiting:
+                running = session.jobs.monitor.running()
+                if not session.jobs.monitor.unsettled() and session.settled and sub.queue.empty():
+                    break  # every job ended, the agent has read the news, and every event is printed
+                if deadline is not None and loop.time() >= deadline:
+                    _stop_waiting(printer, session, wait_jobs or 0.0)
+                    break
+                if running and loop.time() >= next_progress:
+                    next_progress = loop.time() + PROGRESS_S
+                    printer.notice(_progress(session))
             try:
                 event = await next_event(1.0 if waiting else None)
             except asyncio.TimeoutError:
@@ -206,15 +269,24 @@ async def run_headless(
             elif isinstance(event, TurnComplete):
                 final, code = event, EXIT_OK
                 running = session.jobs.monitor.running()
-                if running and session.jobs.backend.name == "local":
-                    # local jobs are our children: leaving now would kill them mid-run
-                    printer.status(f"waiting for {len(running)} running local job(s) to finish "
-                                   "(Ctrl+C stops them)…")
+                if waiting or (running and wait_jobs != 0):
+                    if not waiting:
+                        # the agent started jobs: wait for them, and it takes up their results in a new
+                        # turn of its own as each ends (a local job would also die if we left now)
+                        until = "until they end" if wait_jobs is None else f"up to {_span(wait_jobs)}"
+                        printer.notice(f"waiting for {len(running)} running job(s) {until}; the agent reads "
+                                       "each result when it ends (Ctrl+C stops waiting)…")
+                        deadline = None if wait_jobs is None else loop.time() + wait_jobs
+                        next_progress = loop.time() + PROGRESS_S
                     waiting = True
                     continue
+                if running:  # --wait-jobs 0
+                    _left_running(printer, session, running)
                 break
             elif isinstance(event, ErrorEvent):
                 error, code = event, EXIT_ERROR
+                if waiting and session.jobs.monitor.running():
+                    continue  # a wake turn failed (a provider error): the jobs are still worth waiting for
                 break
             elif isinstance(event, Interrupted):
                 code = EXIT_INTERRUPTED

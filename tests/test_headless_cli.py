@@ -222,7 +222,7 @@ def test_headless_budget_decides_before_the_hub_is_contacted(llm_server, mlinter
     cheap = {"operation": "run", "script": "print('hello from the job')", "hardware_flavor": "cpu-basic", "timeout": "10m"}
     llm_server.script(ToolCalls([Call("c1", "hf_jobs", json.dumps(cheap))]), Text("Ran."))
     proc = run(["-p", "train", "-m", "openai/scripted-model", "--yolo", "--budget", "1", "--jobs-backend", "hf",
-                "--output-format", "json"], mlintern_home, env)
+                "--output-format", "json", "--wait-jobs", "0"], mlintern_home, env)  # leave it running
     assert proc.returncode == 0, proc.stderr
     tool_msg = [m for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"][-1]
     assert "accepted on cpu-basic" in tool_msg["content"], tool_msg["content"]
@@ -230,3 +230,41 @@ def test_headless_budget_decides_before_the_hub_is_contacted(llm_server, mlinter
     result = json.loads(proc.stdout)
     assert 1.0 - 0.01 <= result["receipt"]["budget_left_usd"] < 1.0  # its 10 minutes are held against the cap
     assert [j["flavor"] for j in result["spent"]["jobs"].values()] == ["cpu-basic"]
+
+
+def test_headless_waits_for_its_hub_job_and_the_agent_reads_its_end(llm_server, mlintern_home, hub):
+    """The model launches a job on HF Jobs (the Hub emulator) and says it is waiting: the
+    process stays, the job's end wakes the agent in a new turn, and its answer (the job's
+    last log line) is the run's final result. --wait-jobs 0 instead exits at once and says
+    how to follow the job."""
+    (mlintern_home / "config.json").write_text(json.dumps(
+        {"model_prices": {"openai/scripted-model": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}}}))
+    env = {**server_env(llm_server), "HF_TOKEN": "hf_test", "HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0",
+           "HF_HOME": str(mlintern_home / "hf-home")}
+    job = {"operation": "run", "script": "print('hi')", "hardware_flavor": "cpu-basic", "timeout": "10m"}
+    hub.script_job(lines=["epoch 1 loss 0.9", "eval accuracy 0.91"], line_delay=1.5)
+
+    def read_the_news(body: dict):
+        note = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+        assert note.startswith("[JOB UPDATE]"), note
+        tail = note.split("Last log lines:\n", 1)[1].split("\nFull log:", 1)[0]
+        return Text("The job says: " + tail.splitlines()[-1])
+
+    llm_server.script(ToolCalls([Call("j1", "hf_jobs", json.dumps(job))]), Text("Launched; waiting for it."),
+                      read_the_news)
+    proc = run(["-p", "train", "-m", "openai/scripted-model", "--yolo", "--jobs-backend", "hf", "--output-format",
+                "json"], mlintern_home, env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["result"] == "The job says: eval accuracy 0.91", proc.stderr
+    assert "waiting for 1 running job(s) until they end" in proc.stderr
+    assert list(result["spent"]["jobs"].values())[0]["status"] == "COMPLETED"
+
+    hub.script_job(lines=["step"], final_stage=None)  # runs until cancelled
+    llm_server.script(ToolCalls([Call("j2", "hf_jobs", json.dumps(job))]), Text("Launched."))
+    proc = run(["-p", "train", "-m", "openai/scripted-model", "--yolo", "--jobs-backend", "hf", "--wait-jobs", "0"],
+               mlintern_home, env)
+    assert proc.returncode == 0, proc.stderr
+    [job_id] = [j for j in hub.job_ids() if hub.job(j)["status"]["stage"] == "RUNNING"]
+    assert f"`hf jobs logs {job_id}`" in proc.stderr and "mlintern --resume" in proc.stderr
+    hub.end_job(job_id)

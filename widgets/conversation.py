@@ -9,6 +9,7 @@ day-long session stays fast (their text stays in the engine's history and the st
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from textual.containers import VerticalScroll
@@ -16,7 +17,8 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
-from agent.protocol import Receipt
+from agent.protocol import AwayJob, Receipt, TranscriptItem
+from widgets.away_card import AwayCard
 from widgets.markdown_view import StreamedMarkdown, settled_virtual_size
 from widgets.receipt import CostReport, ReceiptLine
 
@@ -193,6 +195,8 @@ class Conversation(VerticalScroll):
     LOW_MARK = 3000
     MAX_BLOCKS = 300
     LOW_BLOCKS = 200
+    #: transcript items a resumed conversation redraws (the rest stay in the history)
+    RESTORE_TAIL = 200
 
     DEFAULT_CSS = """
     Conversation { layout: stream; padding: 0 1 1 1; scrollbar-size-vertical: 1; }
@@ -248,16 +252,18 @@ class Conversation(VerticalScroll):
         await self.end_answer()
         card = self.cards.get(call_id)
         if card is None:
-            if tool == "research":
-                from widgets.research_card import ResearchCard  # the module imports this one
-
-                card = ResearchCard(call_id, tool, arguments)
-            else:
-                card = ToolCard(call_id, tool, arguments)
-            self.cards[call_id] = card
+            card = self.cards[call_id] = self._new_card(call_id, tool, arguments)
             await self._add(card)
         card.set_state(state)
         return card
+
+    @staticmethod
+    def _new_card(call_id: str, tool: str, arguments: dict[str, Any]) -> ToolCard:
+        if tool == "research":
+            from widgets.research_card import ResearchCard  # the module imports this one
+
+            return ResearchCard(call_id, tool, arguments)
+        return ToolCard(call_id, tool, arguments)
 
     def set_tool_state(self, call_id: str, state: str) -> None:
         if call_id in self.cards:
@@ -266,6 +272,51 @@ class Conversation(VerticalScroll):
     def set_tool_output(self, call_id: str, output: str, success: bool) -> None:
         if call_id in self.cards:
             self.cards[call_id].set_output(output, success)
+
+    async def restore(self, items: Sequence[TranscriptItem], tail: int | None = None) -> int:
+        """Redraw a resumed conversation: the last ``tail`` items (default ``RESTORE_TAIL``),
+        under a note counting the ones left out, mounted at once (one layout pass, not one per
+        block: a 1,000-turn session comes back in a blink). Returns how many were left out."""
+        await self.clear_blocks()
+        tail = self.RESTORE_TAIL if tail is None else tail
+        hidden = max(0, len(items) - tail)
+        blocks: list[Widget] = []
+        if hidden:
+            blocks.append(Notice("info", f"{hidden:,} earlier message{'s' if hidden != 1 else ''} not shown."))
+        for item in items[hidden:]:
+            if item.kind == "user":
+                blocks.append(UserBlock(item.text))
+            elif item.kind == "assistant":
+                if item.text.strip():
+                    answer = AnswerBlock()
+                    answer.append(item.text)
+                    blocks.append(answer)
+            elif item.kind == "tool_call":
+                call_id = item.tool_call_id or f"restored-{len(blocks)}"
+                # some providers number calls per turn ("call_0" again and again): each card needs
+                # its own widget id, and later events for the id go to the newest card, as live
+                widget_id = call_id if call_id not in self.cards else f"{call_id}-restored-{len(blocks)}"
+                card = self._new_card(widget_id, item.tool or "tool", item.arguments or {})
+                self.cards[call_id] = card
+                blocks.append(card)
+            elif item.kind == "tool_output":
+                card = self.cards.get(item.tool_call_id or "")
+                if card is not None:  # its call may be before the tail
+                    card.set_output(item.text, item.success)
+            else:
+                blocks.append(Notice("info", item.text))
+        for card in self.cards.values():
+            if card.state == "pending":  # no result was stored; a pending approval re-marks it "waiting"
+                card.set_state("abandoned")
+        if blocks:
+            with self.app.batch_update():
+                await self.mount_all(blocks)
+        self.call_after_refresh(self.prune)
+        return hidden
+
+    async def add_away_card(self, jobs: Sequence[AwayJob], away_s: float, interrupted: bool) -> AwayCard:
+        await self.end_answer()
+        return await self._add(AwayCard(list(jobs), away_s, interrupted))  # type: ignore[return-value]
 
     async def add_notice(self, kind: str, text: str) -> Notice:
         await self.end_answer()

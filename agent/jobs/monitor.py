@@ -72,6 +72,7 @@ class JobMonitor:
         self.reconnect_s = reconnect_s
         self.jobs: dict[str, WatchedJob] = {}
         self._notes: list[str] = []
+        self._noted: list[str] = []  # the ids behind _notes
         self.compute_cost_usd = 0.0
         #: called after a job's end was noted for the model (the session may wake the agent)
         self.on_finished: Callable[[WatchedJob], None] = lambda job: None
@@ -106,11 +107,21 @@ class JobMonitor:
     def running(self) -> list[WatchedJob]:
         return [j for j in self.jobs.values() if not j.info.finished]
 
+    def unsettled(self) -> list[WatchedJob]:
+        """Jobs still running, or ended but not yet noted (their log reconciled, their cost
+        and the model's note to come): what a process must wait for before it leaves."""
+        return [j for j in self.jobs.values() if not j.info.finished or (j.task is not None and not j.task.done())]
+
     def has_notes(self) -> bool:
         return bool(self._notes)
 
+    def noted_jobs(self) -> list[str]:
+        """The jobs whose end notes wait for the model."""
+        return list(self._noted)
+
     def drain_notes(self) -> list[str]:
         notes, self._notes = self._notes, []
+        self._noted = []
         return notes
 
     def cost_so_far(self, job: WatchedJob) -> float | None:
@@ -274,6 +285,7 @@ class JobMonitor:
         cost = "unknown cost" if job.cost_usd is None else f"${job.cost_usd:.4f}"
         self._update(job, detail=f"{job.info.stage.lower()}{elapsed}, {cost}")
         tail = "\n".join(job.tail[-3:])
+        self._noted.append(job.info.id)
         self._notes.append(
             f"[JOB UPDATE] Job {job.info.id} ({job.info.backend}, {job.info.flavor}) finished: {job.info.stage}{elapsed}, "
             f"{cost}. {job.info.message}\nLast log lines:\n{tail}\nFull log: {job.log_path}"
