@@ -204,17 +204,23 @@ def _connect(path: Path, *, write: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if write:
+        _check_version(conn)  # before anything is changed, even the journal mode
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: a commit survives a killed process
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the database to SCHEMA_VERSION; returns the version it had."""
+def _check_version(conn: sqlite3.Connection) -> int:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreError(f"the session store was written by a newer mlintern (schema {version}; this one knows "
                          f"{SCHEMA_VERSION}); it is left as it is and this session is not saved")
+    return version
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the version it had."""
+    version = _check_version(conn)
     for target in range(version, SCHEMA_VERSION):
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -271,11 +277,13 @@ class SessionStore:
     def open(cls, path: Path, on_error: Callable[[str], None] | None = None) -> SessionStore:
         store = cls(path, on_error)
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(path, write=True)
+        conn = None
         try:
+            conn = _connect(path, write=True)
             migrate(conn)
         except BaseException:
-            conn.close()
+            if conn is not None:
+                conn.close()
             raise
         store._write_conn = conn
         return store

@@ -250,3 +250,85 @@ async def test_new_keeps_the_old_session_in_the_store(llm_server, monkeypatch, t
     assert titles == {old: "first conversation", session.id: "second conversation"}
     assert [s.title for s in reader.list_sessions(search="SECOND")] == ["second conversation"]
     reader.close()
+
+
+async def test_a_hub_job_is_reattached_and_its_log_caught_up_without_a_line_lost_or_repeated(
+        llm_server, monkeypatch, tmp_path, hub):
+    """The app goes away while a job runs; the job goes on printing and ends. Resumed: the
+    job's log file holds every line once, in order; the card's news says it ended while
+    away and what it cost; the agent takes the news in a turn of its own."""
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    cfg = config(approval_mode="yolo", yolo_cap_usd=50.0)
+    first = make_session(llm_server, monkeypatch, tmp_path, config=cfg)
+    lines = [f"step {i} loss {1.0 / (i + 1):.3f}" for i in range(12)]
+    hub.script_job(lines=lines, line_delay=0.25)
+    run = {"operation": "run", "script": "print(1)", "hardware_flavor": "t4-small", "timeout": "30m"}
+    llm_server.script(ToolCalls([Call("j1", "hf_jobs", json.dumps(run))]), Text("Launched."))
+    sub = await started(first)
+    first.submit(UserInput(text="train"))
+    await collect_until(sub, stop={"turn_complete"})
+    [job_id] = hub.job_ids()
+    watched = first.jobs.monitor.jobs[job_id]
+    while watched.lines_seen < 3:  # some lines are in the log file when the app goes away
+        await asyncio.sleep(0.05)
+    old_id = first.id
+    killed(first)
+    await asyncio.gather(first._runner, return_exceptions=True)
+    await first.jobs.monitor.close()
+    written = watched.lines_seen
+    assert 3 <= written < len(lines)
+    with open(watched.log_path, "a") as f:
+        f.write("step 99 half a line wri")  # the kill landed mid-write
+    while hub.job(job_id)["status"]["stage"] != "COMPLETED":  # it ends while nobody watches
+        await asyncio.sleep(0.1)
+
+    second = make_session(llm_server, monkeypatch, tmp_path, config=cfg)
+    sub = await started(second)
+
+    def read_the_news(body: dict):
+        note = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+        assert note.startswith("[JOB UPDATE]") and "COMPLETED" in note and lines[-1] in note, note
+        return Text("The run finished.")
+
+    llm_server.script(read_the_news)
+    second.submit(Resume(target_session_id=old_id))
+    done = (await collect_until(sub, stop={"resume_complete", "error"}))[-1]
+    assert done.type == "resume_complete"
+    [away] = done.jobs
+    assert away.job_id == job_id and away.ended_while_away and away.status == "COMPLETED"
+    assert away.cost_usd is not None and away.cost_usd > 0
+    events = await collect_until(sub, stop={"turn_complete", "error"}, timeout=30)  # the agent wakes
+    assert events[-1].type == "turn_complete" and events[-1].final_response == "The run finished."
+    [woke] = [e for e in events if e.type == "processing" and e.woke_for]
+    assert woke.woke_for == [job_id]
+    caught_up = [line for e in events if e.type == "job_log" for line in e.lines]
+    assert caught_up == lines[written:]  # only what the app had not seen
+    assert watched.log_path.read_text().splitlines() == lines  # every line once, in order
+    assert second.jobs.monitor.jobs[job_id].cost_usd == pytest.approx(away.cost_usd, rel=0.5)
+    await stop(second)
+
+
+async def test_a_local_job_running_when_the_app_died_is_reported_lost(llm_server, monkeypatch, tmp_path):
+    cfg = config(approval_mode="yolo", jobs_backend="local", wake_on_job_end=False)
+    first = make_session(llm_server, monkeypatch, tmp_path, config=cfg)
+    run = {"operation": "run", "script": "import time\nprint('started', flush=True)\ntime.sleep(60)", "timeout": "5m"}
+    llm_server.script(ToolCalls([Call("j1", "hf_jobs", json.dumps(run))]), Text("Launched."))
+    sub = await started(first)
+    first.submit(UserInput(text="train"))
+    await collect_until(sub, stop={"turn_complete"}, timeout=30)
+    [job_id] = list(first.jobs.monitor.jobs)
+    old_id = first.id
+    killed(first)
+    await asyncio.gather(first._runner, return_exceptions=True)
+    await first.jobs.backend.shutdown()
+
+    second = make_session(llm_server, monkeypatch, tmp_path, config=cfg)
+    sub = await started(second)
+    second.submit(Resume(target_session_id=old_id))
+    done = (await collect_until(sub, stop={"resume_complete", "error"}))[-1]
+    [away] = done.jobs
+    assert away.job_id == job_id and away.ended_while_away and away.status == "ERROR"
+    assert "closed" in away.detail and away.cost_usd == 0.0
+    assert second.jobs.monitor.running() == []
+    await stop(second)
