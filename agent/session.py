@@ -573,6 +573,11 @@ class Session(ModelSettingsMixin):
     # ------------------------------------------------------------------ waking for jobs
 
     @property
+    def wake_queued(self) -> bool:
+        """A job ended and the turn that takes up its news has not started yet."""
+        return self._wake_queued
+
+    @property
     def settled(self) -> bool:
         """Nothing running, no turn about to start for a job's news, no event held back for
         the store: every event of the work so far has been published."""

@@ -220,6 +220,7 @@ async def run_headless(
     session.submit(UserInput(text=prompt))
     code = EXIT_ERROR
     waiting = False
+    announced = False
     deadline: float | None = None
     next_progress = 0.0
     final: TurnComplete | None = None
@@ -268,20 +269,26 @@ async def run_headless(
                 ]))
             elif isinstance(event, TurnComplete):
                 final, code = event, EXIT_OK
-                running = session.jobs.monitor.running()
-                if waiting or (running and wait_jobs != 0):
-                    if not waiting:
+                monitor = session.jobs.monitor
+                if wait_jobs == 0:
+                    if monitor.running():
+                        _left_running(printer, session, monitor.running())
+                    break
+                # a job that ended a moment ago still has its log and its note to come, and a
+                # turn for a job's news may already be queued or running
+                unsettled = monitor.unsettled()
+                if unsettled or not session.settled:
+                    if unsettled and not announced:
+                        announced = True
                         # the agent started jobs: wait for them, and it takes up their results in a new
                         # turn of its own as each ends (a local job would also die if we left now)
                         until = "until they end" if wait_jobs is None else f"up to {_span(wait_jobs)}"
-                        printer.notice(f"waiting for {len(running)} running job(s) {until}; the agent reads "
+                        printer.notice(f"waiting for {len(unsettled)} running job(s) {until}; the agent reads "
                                        "each result when it ends (Ctrl+C stops waiting)…")
                         deadline = None if wait_jobs is None else loop.time() + wait_jobs
                         next_progress = loop.time() + PROGRESS_S
                     waiting = True
                     continue
-                if running:  # --wait-jobs 0
-                    _left_running(printer, session, running)
                 break
             elif isinstance(event, ErrorEvent):
                 error, code = event, EXIT_ERROR
