@@ -52,6 +52,9 @@ CHECKPOINT_EVENTS = frozenset({
 #: events a front end sees only once their checkpoint is committed
 HELD_EVENTS = frozenset({"turn_complete", "approval_required"})
 TERMINAL = frozenset({"turn_complete", "interrupted", "error"})
+#: events neither stored nor checkpointed (agent/store.py SKIPPED_EVENTS, which are not
+#: checkpoint events either)
+_NOT_STORED = frozenset({"assistant_chunk", "job_log", "context_usage", "processing"})
 TITLE_CHARS = 60
 
 
@@ -127,8 +130,13 @@ class SessionPersistence:
         store = self.store
         if store is None:
             return False
-        store.record(event)
         kind = event.type
+        if kind in _NOT_STORED:  # the stream's chunks: a set lookup per token, nothing more
+            if self._held:
+                self._held.append((event, None))
+                return True
+            return False
+        store.record(event)
         main = getattr(event, "parent_call_id", None) is None  # a sub-agent's steps are not the session's
         if kind == "approval_required" and main:
             self._pending_items = list(event.items)  # type: ignore[attr-defined]

@@ -177,3 +177,9 @@ def test_events_are_kept_except_the_stream_and_job_lines(store):
         store.record(event)
     store.flush()
     assert [(seq, kind) for seq, kind, _ in store.events("s1")] == [(2, "assistant_message")]
+
+
+def test_what_persistence_skips_is_what_the_store_skips():
+    from agent.persistence import _NOT_STORED, CHECKPOINT_EVENTS
+
+    assert _NOT_STORED == store_module.SKIPPED_EVENTS and not (_NOT_STORED & CHECKPOINT_EVENTS)
