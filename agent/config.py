@@ -88,6 +88,9 @@ class Config(BaseModel):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     theme: str | None = None
     save_sessions: bool = Field(True, description="keep every session in <data dir>/sessions.db for /resume")
+    model_titles: bool = Field(
+        True, description="after the first turn, ask the model for a short session title (a tiny call, shown as "
+        "'title' in /cost); off: the first prompt is the title")
     wake_on_job_end: bool = Field(
         True, description="when a job the agent started ends while it is idle, start a turn with the news")
     pass_env: list[str] = Field(

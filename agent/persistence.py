@@ -56,6 +56,18 @@ TERMINAL = frozenset({"turn_complete", "interrupted", "error"})
 #: checkpoint events either)
 _NOT_STORED = frozenset({"assistant_chunk", "job_log", "context_usage", "processing"})
 TITLE_CHARS = 60
+#: the system prompt of the title call (tests/fakes/openai_server.py recognises it)
+TITLE_SYSTEM = ("You name chat sessions. Reply with a title of at most six words for the session that starts "
+                "with the user's message below: no quotes, no punctuation at the end, nothing else.")
+TITLE_MAX_CHARS = 300  # a model that rambles is cut off here (the call is cancelled)
+
+
+def clean_title(text: str) -> str:
+    """A model's answer as a title: one line, no quotes or markdown, at most TITLE_CHARS."""
+    line = next((part.strip() for part in text.strip().splitlines() if part.strip()), "")
+    line = line.strip("\"'`*#_ ").removeprefix("Title:").strip().strip("\"'`*_ ").rstrip(".")
+    line = "".join(ch for ch in line if ch.isprintable())
+    return automatic_title(line) if line else ""
 
 
 def automatic_title(prompt: str) -> str:
@@ -85,6 +97,8 @@ class SessionPersistence:
         self._taken = 0  # checkpoints handed to the store
         self._saved = 0  # the newest one committed (or failed: the session goes on regardless)
         self._pending_items: list[ApprovalItem] = []
+        self._title_task: asyncio.Task | None = None
+        self._title_decided = False  # asked for (or not to be asked): once per session
 
     # ------------------------------------------------------------------ opening and closing
 
@@ -106,6 +120,8 @@ class SessionPersistence:
 
     async def close(self) -> None:
         """The last checkpoint, then the writer stops; anything still held goes out."""
+        if self._title_task is not None and not self._title_task.done():
+            self._title_task.cancel()
         store = self.store
         if store is None:
             self._release_all()
@@ -137,6 +153,10 @@ class SessionPersistence:
                 return True
             return False
         store.record(event)
+        if kind == "llm_call" and event.kind == "title":  # type: ignore[attr-defined]
+            self.title_cost += event.cost_usd or 0.0  # type: ignore[attr-defined]
+        elif kind == "turn_complete" and self.title_auto and not self._title_decided and self.first_prompt:
+            self._ask_for_title()
         main = getattr(event, "parent_call_id", None) is None  # a sub-agent's steps are not the session's
         if kind == "approval_required" and main:
             self._pending_items = list(event.items)  # type: ignore[attr-defined]
@@ -192,12 +212,15 @@ class SessionPersistence:
             "pending": [item.model_dump() for item in self._pending_items] if pending is not None else None,
             "model": session.model.id,
             "effort": session.engine_settings.reasoning_effort,
+            "title_cost": self.title_cost,
         }
         compute = session._compute_spent(None)[0]
         return Checkpoint(
             session_id=session.id, title=self.title, title_auto=self.title_auto, model=session.model.id,
             cwd=str(session.cwd), created=self.created, first_prompt=self.first_prompt, turns=engine.turn,
-            spend_model=round(engine.session_cost, 6), spend_compute=compute, spend_title=self.title_cost,
+            # the title call is in the engine's total; the store keeps it apart
+            spend_model=round(engine.session_cost - self.title_cost, 6), spend_compute=compute,
+            spend_title=round(self.title_cost, 6),
             status=status, headless=self.headless, state=state, entries=body,
             jobs=[_job_row(job) for job in session.jobs.monitor.jobs.values()],
         )
@@ -233,6 +256,41 @@ class SessionPersistence:
                 self.title = title
                 self.session.emit(SessionTitle(title=title, automatic=True))
 
+    def _ask_for_title(self) -> None:
+        self._title_decided = True
+        session = self.session
+        if not session.config.model_titles or session.model.is_demo:
+            return  # the first prompt's line stays the title
+        self._title_task = asyncio.create_task(self._model_title(), name="session-title")
+
+    async def _model_title(self) -> None:
+        """A short title from the model, after the first turn (a real model only): the first
+        prompt's line stays the title if the call fails or the user named the session."""
+        session = self.session
+        received = 0
+        task = asyncio.current_task()
+
+        def on_text(piece: str) -> None:
+            nonlocal received
+            received += len(piece)
+            if received > TITLE_MAX_CHARS and task is not None:
+                task.cancel()
+
+        try:
+            result = await session.client.stream(
+                session.model, [{"role": "system", "content": TITLE_SYSTEM},
+                                {"role": "user", "content": self.first_prompt[:2000]}],
+                None, kind="title", max_tokens=24, max_attempts=1, timeout_s=30, on_text=on_text)
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:  # the prompt's own line stays the title
+            log.info("session title: the model call failed: %s", exc)
+            return
+        title = clean_title(result.content)
+        if title and self.title_auto:
+            self.title = title
+            session.emit(SessionTitle(title=title, automatic=True))
+
     def rename(self, title: str) -> None:
         clean = " ".join("".join(ch for ch in title if ch.isprintable()).split())[:200]
         if not clean:
@@ -245,6 +303,9 @@ class SessionPersistence:
 
     def new_session(self) -> None:
         """/new: the old session stays in the store as it was; this one starts empty."""
+        if self._title_task is not None and not self._title_task.done():
+            self._title_task.cancel()
+        self._title_task, self._title_decided = None, False
         self.created = time.time()
         self.title, self.title_auto, self.first_prompt, self.title_cost = "", True, "", 0.0
         self._pending_items = []
@@ -291,6 +352,10 @@ class SessionPersistence:
         engine.session_unknown_calls = int(state.get("unknown_calls") or 0)
         session.tool_state.plan = _plan(state.get("plan"))
         self.created, self.title, self.title_auto = summary.created, summary.title, stored.title_auto
+        if self._title_task is not None and not self._title_task.done():
+            self._title_task.cancel()  # the title of the session left behind
+        self._title_task, self._title_decided = None, bool(summary.first_prompt)
+        self.title_cost = float(state.get("title_cost") or 0.0)
         self.first_prompt = summary.first_prompt
         mode = state.get("mode")
         if mode in ("ask", "auto", "yolo"):
@@ -479,4 +544,4 @@ def _job_info(job: StoredJob) -> Any:
     return JobInfo(**data)
 
 
-__all__ = ["SessionPersistence", "automatic_title", "transcript"]
+__all__ = ["SessionPersistence", "TITLE_SYSTEM", "automatic_title", "clean_title", "transcript"]

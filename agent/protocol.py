@@ -363,7 +363,7 @@ class PlanUpdate(Envelope):
     plan: list[PlanItem]
 
 
-LLMCallKind = Literal["main", "research", "compaction", "effort_probe"]
+LLMCallKind = Literal["main", "research", "compaction", "effort_probe", "title"]
 
 
 class LLMCall(Envelope):

@@ -110,7 +110,8 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self.costs = CostLedger()
         yolo_cap = config.yolo_cap_usd if self.start_mode == "yolo" else None
         # nothing is spent yet: the whole cap is left until the engine says otherwise
-        self.status_info = StatusInfo(mode=self.start_mode, yolo_cap_usd=yolo_cap, budget_left_usd=yolo_cap)
+        self.status_info = StatusInfo(mode=self.start_mode, yolo_cap_usd=yolo_cap, budget_left_usd=yolo_cap,
+                                      wake_on_job_end=self.config.wake_on_job_end)
         #: the mode asked for with ctrl+t or /mode that the engine has not confirmed yet
         self._mode_requested: str | None = None
         self.queued: list[tuple[str, Any]] = []

@@ -332,3 +332,49 @@ async def test_a_local_job_running_when_the_app_died_is_reported_lost(llm_server
     assert "closed" in away.detail and away.cost_usd == 0.0
     assert second.jobs.monitor.running() == []
     await stop(second)
+
+
+async def test_the_model_names_the_session_after_its_first_turn(llm_server, monkeypatch, tmp_path, mlintern_home):
+    session = make_session(llm_server, monkeypatch, tmp_path, config=config())
+    llm_server.script(Text("Sure, starting."), Text("Second answer."))
+    llm_server.script_titles(Text('"Fine-tune BERT on IMDB."'))
+    sub = await started(session)
+    session.submit(UserInput(text="please fine tune bert on the imdb dataset and report accuracy"))
+    events = await collect_until(sub, stop={"turn_complete"})
+    assert [e.title for e in of_type(events, "session_title")] == [
+        "please fine tune bert on the imdb dataset and report…"]  # the prompt's line at once, cut at a word
+    events = await collect_until(sub, stop={"session_title"})
+    assert events[-1].title == "Fine-tune BERT on IMDB" and events[-1].automatic
+    [call] = [e for e in events if e.type == "llm_call"]
+    assert call.kind == "title" and call.cost_usd and call.cost_usd > 0
+    session.submit(UserInput(text="and now?"))
+    await collect_until(sub, stop={"turn_complete"})
+    assert len(llm_server.title_requests) == 1  # once per session
+    await stop(session)
+    reader = SessionStore(db_path(mlintern_home))
+    [row] = reader.list_sessions()
+    stored = reader.load(row.id)
+    assert row.title == "Fine-tune BERT on IMDB"
+    assert stored.state["title_cost"] == pytest.approx(call.cost_usd)
+    assert row.spend_usd == pytest.approx(session.engine.session_cost)  # model + title, counted once
+    reader.close()
+
+
+async def test_a_rename_is_never_replaced_by_the_model_title(llm_server, monkeypatch, tmp_path):
+    session = make_session(llm_server, monkeypatch, tmp_path, config=config())
+    llm_server.script(Text("ok"))
+
+    def slow_title(body):
+        import time as _t
+        _t.sleep(0.5)
+        return Text("Model Title")
+
+    llm_server.script_titles(slow_title)
+    sub = await started(session)
+    session.submit(UserInput(text="first prompt"))
+    await collect_until(sub, stop={"turn_complete"})
+    session.submit(Rename(title="mine"))
+    await collect_until(sub, stop={"session_title"})
+    await asyncio.sleep(1.0)  # the model's title arrives after the rename
+    assert session.persist.title == "mine"
+    await stop(session)

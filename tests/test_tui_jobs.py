@@ -24,6 +24,7 @@ from widgets.conversation import Notice
 from widgets.jobs_table import JobsTable
 from widgets.prompt import PromptArea
 from widgets.receipt import CostReport
+from widgets.status import StatusBar
 
 ROOT = Path(__file__).resolve().parent.parent
 HF_JOB = "6890f1a2b3c4d5e6f7a8b9c0"
@@ -393,3 +394,30 @@ async def test_cost_lists_each_job_with_its_latest_cost():
         assert "+ compute $0.1200" in report
         row = next(line for line in report.splitlines() if line.startswith(HF_JOB))
         assert row.split() == [HF_JOB, "a10g-small", "completed", "$0.1200"]
+
+
+async def test_a_job_that_ends_while_the_agent_is_idle_wakes_it(llm_server, monkeypatch, tmp_path):
+    """wake_on_job_end: the status bar says the agent will wake while the job runs; when it
+    ends, a notice says why the agent is working and its answer to the news follows."""
+    from agent.jobs.base import JobSpec
+    from tests.fakes import Text
+
+    def answer(body: dict):
+        note = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
+        assert note.startswith("[JOB UPDATE]"), note
+        return Text("The job finished and printed: all done.")
+
+    llm_server.script(answer)
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        session = await start_session(pilot, app, llm_server, monkeypatch, tmp_path)
+        info = await session.jobs.backend.run(JobSpec(script="import time\ntime.sleep(1.5)\nprint('all done')",
+                                                      timeout_s=60))
+        session.jobs.monitor.watch(session.jobs.backend, info)
+        await wait_for(pilot, lambda: "wakes agent at end" in str(app.query_one(StatusBar).render()),
+                       what="the status bar saying the agent wakes")
+        await wait_for(pilot, lambda: any("wakes to read the result" in n for n in notices(app)), timeout=20,
+                       what="the wake notice")
+        await wait_for(pilot, lambda: any("printed: all done" in a.text for a in app.conversation.query("AnswerBlock")),
+                       timeout=20, what="the answer")
+        assert any(info.id in n for n in notices(app) if "wakes" in n)

@@ -32,6 +32,8 @@ class StatusInfo:
     #: False while some spend has no known price: what is left is at most budget_left_usd
     budget_exact: bool = True
     running_jobs: int = 0
+    #: a job's end starts a turn by itself (the config's wake_on_job_end)
+    wake_on_job_end: bool = False
     busy: bool = False
     queued: int = 0
     #: characters streamed by the call in flight (its usage arrives only at the end)
@@ -110,6 +112,9 @@ class StatusBar(Widget):
         if i.running_jobs:
             # the Jobs pane's running count, the number its title and tab show
             parts.append((0, Content.from_markup("[b $accent]jobs $j[/]", j=str(i.running_jobs))))
+            if i.wake_on_job_end:
+                # said beside the count: the agent will start a turn by itself when one ends
+                parts.append((3 if compact else 2, Content.from_markup("[$text-muted]wakes agent at end[/]")))
         if i.queued:
             parts.append((0, Content.from_markup("[$warning]$q queued[/]", q=str(i.queued))))
         if i.busy:

@@ -286,6 +286,10 @@ class _HTTPServer(TrackingHTTPServer):
         super().__init__(owner, _Handler)
 
 
+#: how the app's session-title request starts (agent/persistence.py TITLE_SYSTEM)
+TITLE_PROMPT_START = "You name chat sessions."
+
+
 class ScriptedLLMServer(LoopbackLifecycle):
     """Serves scripted chat-completion replies on a random loopback port."""
 
@@ -295,6 +299,8 @@ class ScriptedLLMServer(LoopbackLifecycle):
         self._arrived = threading.Condition(self._lock)
         self._replies: deque[Reply] = deque()
         self._requests: list[dict] = []
+        self._titles: deque[Reply] = deque()
+        self._title_requests: list[dict] = []
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -336,7 +342,35 @@ class ScriptedLLMServer(LoopbackLifecycle):
                 raise TimeoutError(f"expected request #{count} within {timeout}s, got {len(self._requests)}")
             return self._requests[count - 1]
 
+    def script_titles(self, *replies: Reply) -> ScriptedLLMServer:
+        """Replies for the session-title requests (see ``_title_reply``), in order."""
+        with self._lock:
+            self._titles.extend(replies)
+        return self
+
+    @property
+    def title_requests(self) -> list[dict]:
+        with self._lock:
+            return list(self._title_requests)
+
+    def _title_reply(self, body: dict) -> Any:
+        """The app asks for a session title after a session's first turn, at a moment of its own
+        choosing: answered here, apart from the script (and from ``requests``), so a test's
+        scripted replies stay the turns' replies. A title scripted with ``script_titles`` wins;
+        otherwise the first words of the user's message."""
+        with self._lock:
+            self._title_requests.append(body)
+            reply = self._titles.popleft() if self._titles else None
+        if reply is None:
+            words = str(body["messages"][-1].get("content", "")).split()[:4]
+            return Text(" ".join(words).title() or "Untitled")
+        return reply(body) if callable(reply) else reply
+
     def _take_reply(self, body: dict) -> Any:
+        messages = body.get("messages") or []
+        first = messages[0].get("content") if messages and isinstance(messages[0], dict) else None
+        if isinstance(first, str) and first.startswith(TITLE_PROMPT_START):
+            return self._title_reply(body)
         with self._lock:
             self._requests.append(body)
             self._arrived.notify_all()
