@@ -259,8 +259,8 @@ class SessionPersistence:
     def _ask_for_title(self) -> None:
         self._title_decided = True
         session = self.session
-        if not session.config.model_titles or session.model.is_demo:
-            return  # the first prompt's line stays the title
+        if not session.config.model_titles or session.model.is_demo or self.headless:
+            return  # the first prompt's line stays the title (a headless run exits before it would come)
         self._title_task = asyncio.create_task(self._model_title(), name="session-title")
 
     async def _model_title(self) -> None:

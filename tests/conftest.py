@@ -35,6 +35,9 @@ def mlintern_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "mlintern-home"
     home.mkdir()
     monkeypatch.setenv("MLINTERN_HOME", str(home))
+    # the session-title call after a first turn would be one more model request in every test
+    # that counts them; tests of titles turn it back on (tests/test_resume.py)
+    monkeypatch.setenv("MLINTERN_MODEL_TITLES", "0")
     return home
 
 

@@ -335,6 +335,7 @@ async def test_a_local_job_running_when_the_app_died_is_reported_lost(llm_server
 
 
 async def test_the_model_names_the_session_after_its_first_turn(llm_server, monkeypatch, tmp_path, mlintern_home):
+    monkeypatch.setenv("MLINTERN_MODEL_TITLES", "1")
     session = make_session(llm_server, monkeypatch, tmp_path, config=config())
     llm_server.script(Text("Sure, starting."), Text("Second answer."))
     llm_server.script_titles(Text('"Fine-tune BERT on IMDB."'))
@@ -361,6 +362,7 @@ async def test_the_model_names_the_session_after_its_first_turn(llm_server, monk
 
 
 async def test_a_rename_is_never_replaced_by_the_model_title(llm_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLINTERN_MODEL_TITLES", "1")
     session = make_session(llm_server, monkeypatch, tmp_path, config=config())
     llm_server.script(Text("ok"))
 

@@ -414,7 +414,7 @@ async def test_a_job_that_ends_while_the_agent_is_idle_wakes_it(llm_server, monk
         info = await session.jobs.backend.run(JobSpec(script="import time\ntime.sleep(1.5)\nprint('all done')",
                                                       timeout_s=60))
         session.jobs.monitor.watch(session.jobs.backend, info)
-        await wait_for(pilot, lambda: "wakes agent at end" in str(app.query_one(StatusBar).render()),
+        await wait_for(pilot, lambda: "↻ wakes agent" in str(app.query_one(StatusBar).render()),
                        what="the status bar saying the agent wakes")
         await wait_for(pilot, lambda: any("wakes to read the result" in n for n in notices(app)), timeout=20,
                        what="the wake notice")

@@ -114,7 +114,7 @@ class StatusBar(Widget):
             parts.append((0, Content.from_markup("[b $accent]jobs $j[/]", j=str(i.running_jobs))))
             if i.wake_on_job_end:
                 # said beside the count: the agent will start a turn by itself when one ends
-                parts.append((3 if compact else 2, Content.from_markup("[$text-muted]wakes agent at end[/]")))
+                parts.append((3, Content.from_markup("[$text-muted]↻ wakes agent[/]")))
         if i.queued:
             parts.append((0, Content.from_markup("[$warning]$q queued[/]", q=str(i.queued))))
         if i.busy:
