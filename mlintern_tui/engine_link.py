@@ -140,8 +140,40 @@ class EngineLinkMixin:
         self.update_status(busy=False, session_cost_usd=event.session_cost_usd,
                            turn_tokens_in=0, turn_tokens_out=0, turn_cost_usd=0.0, turn_unknown_calls=0,
                            streamed_chars=0)
+        from agent.costs import CostLedger
+
+        # /cost is about the resumed session from now on: its stored calls and jobs, then the new ones
+        self.costs = CostLedger()
+        self.replay_costs(event.session_id, event.seq)
         if self.queued:
             self._deliver_next()
+
+    @work(group="costs", exclusive=True, exit_on_error=False)
+    async def replay_costs(self, session_id: str, before_seq: int) -> None:
+        """The resumed session's model calls and job costs, read back from the store (in a
+        thread) into /cost's ledger; what arrived since the resume is already in it."""
+        from agent.protocol import JobUpdate as JobUpdateEvent
+        from agent.protocol import parse_event
+
+        store = getattr(self.session, "store", None)
+        if store is None:
+            return
+        rows = await asyncio.to_thread(store.events, session_id, ("llm_call", "job_update"))
+        ledger, latest_jobs = self.costs, {}
+        for seq, _kind, body in rows:
+            if seq >= before_seq:
+                break
+            try:
+                stored = parse_event(body)
+            except ValueError:
+                continue
+            if isinstance(stored, JobUpdateEvent):
+                latest_jobs[stored.job_id] = stored
+            elif isinstance(stored, LLMCall):
+                ledger.add(stored)
+        for job_id, update in latest_jobs.items():
+            if job_id not in ledger.jobs:  # a live update since the resume is newer
+                ledger.job(update)
 
     def on_llm_call(self, event: LLMCall) -> None:
         self._turn_in += event.usage.prompt_tokens

@@ -236,6 +236,8 @@ async def test_a_finished_turn_comes_back_after_new_and_resume(llm_server, monke
         assert blocks_text(app)[:3] == ["user: Run the echo please", "card: bash completed restored-output",
                                         "answer: All **done**."]
         assert app.prompt.border_title == "Run the echo please"
+        # /cost is the resumed session's again: its two model calls, read back from the store
+        await wait_for(pilot, lambda: app.costs.total.calls == 2, what="the session's calls in /cost")
 
 
 async def test_escape_closes_without_resuming(llm_server, monkeypatch, tmp_path):
