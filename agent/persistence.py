@@ -214,7 +214,8 @@ class SessionPersistence:
             "effort": session.engine_settings.reasoning_effort,
             "title_cost": self.title_cost,
         }
-        compute = session._compute_spent(None)[0]
+        compute, unknown_jobs = session._compute_spent(None)
+        state["unknown_jobs"] = unknown_jobs
         return Checkpoint(
             session_id=session.id, title=self.title, title_auto=self.title_auto, model=session.model.id,
             cwd=str(session.cwd), created=self.created, first_prompt=self.first_prompt, turns=engine.turn,

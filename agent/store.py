@@ -125,6 +125,8 @@ class SessionSummary:
     spend_usd: float  # model calls + compute + titles
     status: str  # idle | running (cut off if nothing runs it) | waiting (an approval) | interrupted
     headless: bool = False
+    #: model calls and jobs whose price is unknown: ``spend_usd`` is then only what is known
+    unknown_costs: int = 0
 
     @property
     def label(self) -> str:
@@ -248,13 +250,14 @@ def _statements(script: str) -> Iterable[str]:
 
 
 _SUMMARY_COLUMNS = ("id, title, model, cwd, created, updated, first_prompt, turns, "
-                    "spend_model + spend_compute + spend_title, status, headless")
+                    "spend_model + spend_compute + spend_title, status, headless, "
+                    "coalesce(json_extract(state, '$.unknown_calls'), 0) + coalesce(json_extract(state, '$.unknown_jobs'), 0)")
 
 
 def _summary(row: Sequence[Any]) -> SessionSummary:
     return SessionSummary(id=row[0], title=row[1], model=row[2], cwd=row[3], created=row[4], updated=row[5],
                           first_prompt=row[6], turns=row[7], spend_usd=round(row[8] or 0.0, 6), status=row[9],
-                          headless=bool(row[10]))
+                          headless=bool(row[10]), unknown_costs=int(row[11] or 0))
 
 
 class SessionStore:
@@ -340,16 +343,17 @@ class SessionStore:
                            (session_id,)).fetchone()
         if row is None:
             raise SessionNotFound(f"no stored session {session_id!r}")
+        summary, (state_json, title_auto) = _summary(row[:12]), row[12:]
         try:
-            state = json.loads(row[11])
+            state = json.loads(state_json)
         except ValueError:
             state = {}
         messages = [StoredMessage(kind, turn, cost, json.loads(body)) for kind, turn, cost, body in conn.execute(
             "SELECT kind, turn, cost, body FROM messages WHERE session_id = ? ORDER BY idx", (session_id,))]
         jobs = self._jobs(conn, session_id)
         last_seq = conn.execute("SELECT max(seq) FROM events WHERE session_id = ?", (session_id,)).fetchone()[0]
-        return StoredSession(summary=_summary(row[:11]), state=state if isinstance(state, dict) else {},
-                             messages=messages, jobs=jobs, title_auto=bool(row[12]), last_seq=last_seq or 0)
+        return StoredSession(summary=summary, state=state if isinstance(state, dict) else {},
+                             messages=messages, jobs=jobs, title_auto=bool(title_auto), last_seq=last_seq or 0)
 
     @staticmethod
     def _jobs(conn: sqlite3.Connection, session_id: str) -> list[StoredJob]:

@@ -61,7 +61,7 @@ async def test_a_finished_turn_is_in_the_store_before_turn_complete_is_seen(llm_
     [row] = reader.list_sessions()
     assert row.id == session.id and row.turns == 1 and row.status == "idle"
     assert row.title == "Fine-tune a small BERT on imdb" and row.first_prompt.startswith("Fine-tune")
-    assert row.spend_usd > 0  # the model call's price
+    assert row.spend_usd > 0 and row.unknown_costs == 0  # the model call's price, known
     stored = reader.load(session.id)
     assert [m.message["role"] for m in stored.messages] == ["user", "assistant"]
     assert stored.messages[1].message["content"] == "Hello from the model."

@@ -183,3 +183,10 @@ def test_what_persistence_skips_is_what_the_store_skips():
     from agent.persistence import _NOT_STORED, CHECKPOINT_EVENTS
 
     assert _NOT_STORED == store_module.SKIPPED_EVENTS and not (_NOT_STORED & CHECKPOINT_EVENTS)
+
+
+def test_a_summary_counts_what_has_no_known_price(store):
+    store.checkpoint(cp("s1", [], spend_model=0.25, state={"unknown_calls": 2, "unknown_jobs": 1}))
+    store.flush()
+    [row] = store.list_sessions()
+    assert row.spend_usd == 0.25 and row.unknown_costs == 3

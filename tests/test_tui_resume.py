@@ -135,6 +135,8 @@ def test_ages_spend_and_paths_read_like_a_person_wrote_them():
     assert [format_age(s) for s in (5, 100, 3600 * 5 + 10, 86400 * 2 + 1, 86400 * 90, 86400 * 800)] == \
         ["just now", "2 min ago", "5 h ago", "2 d ago", "3 mo ago", "2 y ago"]
     assert [format_spend(v) for v in (0, 0.004, 1.8312)] == ["$0", "<$0.01", "$1.83"]
+    # a model or job at an unknown price: never shown as $0
+    assert [format_spend(0, 2), format_spend(0.4, 1)] == ["cost unknown", "$0.40+?"]
     assert shorten_path("/home/me/proj", "/home/me") == "~/proj"
     assert shorten_path("/home/meta/proj", "/home/me") == "/home/meta/proj"  # not a prefix of a name
     assert shorten_path("/" + "x" * 60, "/home/me", limit=20).startswith("…") and len(shorten_path("/" + "x" * 60, "", 20)) == 20

@@ -62,10 +62,13 @@ def format_age(seconds: float) -> str:
     return f"{days // 365} y ago"
 
 
-def format_spend(usd: float) -> str:
-    if usd <= 0:
-        return "$0"
-    return "<$0.01" if usd < 0.01 else f"${usd:.2f}"
+def format_spend(usd: float, unknown: int = 0) -> str:
+    """Known spend; with calls or jobs at an unknown price it is a lower bound ("$0.40+?"),
+    or "cost unknown" when nothing is known (never "$0")."""
+    if unknown and usd <= 0:
+        return "cost unknown"
+    text = "$0" if usd <= 0 else "<$0.01" if usd < 0.01 else f"${usd:.2f}"
+    return text + "+?" if unknown else text
 
 
 def shorten_path(path: str, home: str, limit: int = 40) -> str:
@@ -93,7 +96,7 @@ def session_row(summary: SessionSummary, *, now: float, home: str, current: bool
         head += Content.from_markup("  [$accent]this session[/]")
     turns = f"{summary.turns} turn{'s' if summary.turns != 1 else ''}"
     details = " · ".join((summary.model or "unknown model", shorten_path(summary.cwd, home),
-                          format_spend(summary.spend_usd), turns, format_age(now - summary.updated)))
+                          format_spend(summary.spend_usd, summary.unknown_costs), turns, format_age(now - summary.updated)))
     return Content("\n").join([head, Content("  " + details).stylize(MUTED)])
 
 
