@@ -27,6 +27,7 @@ from agent.protocol import (
     ApprovalItem,
     ApprovalRequired,
     AwayJob,
+    ContextUsage,
     ErrorEvent,
     Event,
     PlanItem,
@@ -377,8 +378,15 @@ class SessionPersistence:
             model=str(state.get("model") or summary.model), transcript=transcript(engine.history.entries),
             plan=list(session.tool_state.plan), jobs=jobs, interrupted=interrupted,
             away_s=max(0.0, time.time() - summary.updated), session_cost_usd=round(engine.spent_usd(), 6),
+            unknown_costs=engine.session_unknown_calls + session._compute_spent(None)[1],
         ))
         session.emit(PlanUpdate(plan=list(session.tool_state.plan)))
+        context = engine.context
+        try:  # the context gauge for the restored conversation (counting a long one takes a moment)
+            tokens = await asyncio.to_thread(context.usage)
+            session.emit(ContextUsage(tokens=tokens, window=context.window, threshold=context.threshold))
+        except Exception:
+            log.exception("resume: counting the restored context failed")
         session._settings_changed()
         if items:
             session.emit(ApprovalRequired(items=items))

@@ -513,6 +513,8 @@ class ResumeComplete(Envelope):
     away_s: float = 0.0
     #: spend restored (model calls and compute)
     session_cost_usd: float = 0.0
+    #: calls and jobs at an unknown price: ``session_cost_usd`` is then what is known of it
+    unknown_costs: int = 0
 
 
 class SessionTitle(Envelope):

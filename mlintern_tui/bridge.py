@@ -152,9 +152,12 @@ class Bridge:
         app.tool_log.clear()
         app.on_new_conversation()  # the old session's pending approvals are not this one's
         name = f"“{event.title}”" if event.title else "the session"
+        spent = f"${event.session_cost_usd:.2f} spent so far"
+        if event.unknown_costs:  # never a $0 that only means "not priced"
+            spent = (f"{spent} plus {event.unknown_costs} call(s) or job(s) at an unknown price"
+                     if event.session_cost_usd else "its cost so far unknown (no known price)")
         await app.notice("info", f"Resumed {name}: {event.restored_messages:,} message"
-                                 f"{'s' if event.restored_messages != 1 else ''} restored, "
-                                 f"${event.session_cost_usd:.2f} spent so far.")
+                                 f"{'s' if event.restored_messages != 1 else ''} restored, {spent}.")
         if worth_showing(event.jobs, event.interrupted):
             await conv.add_away_card(event.jobs, event.away_s, event.interrupted)
         app.on_resumed(event)

@@ -138,6 +138,7 @@ class EngineLinkMixin:
         self._turn_unknown = 0
         self.show_title(event.title)
         self.update_status(busy=False, session_cost_usd=event.session_cost_usd,
+                           session_unknown_calls=event.unknown_costs,
                            turn_tokens_in=0, turn_tokens_out=0, turn_cost_usd=0.0, turn_unknown_calls=0,
                            streamed_chars=0)
         from agent.costs import CostLedger

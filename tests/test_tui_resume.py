@@ -459,6 +459,17 @@ async def test_no_away_card_when_nothing_happened(llm_server, monkeypatch, tmp_p
         assert blocks_text(app)[-1] == "notice: info"
 
 
+async def test_a_resumed_session_at_an_unknown_price_never_says_zero_dollars(llm_server, monkeypatch, tmp_path):
+    app = AppUnderTest()
+    async with app.run_test(size=SIZE) as pilot:
+        session = await start(pilot, app, llm_server, monkeypatch, tmp_path)
+        session.emit(ResumeComplete(restored_messages=4, transcript=transcript(1), unknown_costs=3))
+        await wait_for(pilot, lambda: any(isinstance(c, Notice) for c in app.conversation.children), what="resumed")
+        text = " ".join(str(n.render()) for n in app.conversation.query(Notice))
+        assert "cost so far unknown" in text and "$0.00" not in text
+        assert app.status_info.session_unknown_calls == 3
+
+
 async def test_a_thousand_turn_session_shows_only_its_tail(llm_server, monkeypatch, tmp_path):
     """1,000 turns (4,000 items): only the last 200 items are drawn, under one line counting the
     rest; the block count stays where the conversation's pruning keeps it."""
