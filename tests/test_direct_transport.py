@@ -132,3 +132,37 @@ async def test_read_pacer_probes_the_loop_once_per_pass_and_pauses_only_after_a_
         assert not pacer.slept and len([p for p in probes if p == pacer._ran]) == 2
     finally:
         del loop.call_soon
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again when this returns: nothing listens there
+
+
+async def test_a_local_server_that_is_not_running_fails_at_once_naming_the_url(monkeypatch, tmp_path):
+    """With the default retry settings (six attempts, seconds of backoff) a refused loopback
+    connection used to take ~54 s and never said which URL: now one attempt, a sentence with
+    the URL and the variable to set, on both transports."""
+    from agent.session import Session
+
+    port = _closed_port()
+    for model_id, variable, url_var in (("llamacpp/smollm2", "LLAMACPP_BASE_URL", "LLAMACPP_BASE_URL"),
+                                        ("openai/local-model", "OPENAI_BASE_URL", "OPENAI_BASE_URL")):
+        monkeypatch.setenv(url_var, f"http://127.0.0.1:{port}/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        work = tmp_path / "work"
+        work.mkdir(exist_ok=True)
+        s = Session(Config(), model_id=model_id, cwd=work)
+        await asyncio.to_thread(s.warm_up)  # the tokenizer, loaded before "ready" as the app does
+        sub = await run(s, "hello")
+        events = await collect_until(sub, stop={"error", "turn_complete"}, timeout=30)
+        [error] = of_type(events, "error")
+        took = error.ts - of_type(events, "processing")[0].ts  # from the turn's start to the error
+        assert f"http://127.0.0.1:{port}/v1" in error.message and variable in error.message, error.message
+        assert "connection refused" in error.message and took < 2.0, (took, model_id)
+        assert len(of_type(events, "llm_call")) == 1  # no retries
+        assert not [e for e in of_type(events, "tool_log") if "Retrying" in e.log]
+        await stop(s)

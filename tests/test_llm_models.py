@@ -204,3 +204,18 @@ def test_a_parameter_named_title_survives_schema_building():
     params = tool_spec(T())["function"]["parameters"]
     assert set(params["properties"]) == {"title", "body"} and params["required"] == ["title"]
     assert "title" not in params  # the schema's own title is still dropped
+
+
+def test_only_a_refused_connection_on_this_machine_skips_the_backoff():
+    from agent.llm.errors import local_server_down
+    from agent.llm.models import resolve_model
+
+    refused = ConnectionError("All connection attempts failed")
+    refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    local = resolve_model("ollama/qwen3", env={"OLLAMA_BASE_URL": "http://localhost:11434"})
+    info = local_server_down(refused, local)
+    assert info is not None and not info.retryable
+    assert "http://localhost:11434/v1" in info.message and "OLLAMA_BASE_URL" in info.message
+    remote = resolve_model("ollama/qwen3", env={"OLLAMA_BASE_URL": "http://gpu-box.lan:11434"})
+    assert local_server_down(refused, remote) is None  # another machine may be restarting: back off
+    assert local_server_down(TimeoutError("timed out"), local) is None  # not refused: a slow server

@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable
 from agent.config import LLMSettings
 from agent.llm import prompt_cache
 from agent.llm.effort import EffortCache, effective_effort, step_down
-from agent.llm.errors import HEALABLE_KINDS, LLMError, LLMErrorInfo, classify
+from agent.llm.errors import HEALABLE_KINDS, LLMError, LLMErrorInfo, classify, local_server_down
 from agent.llm.models import ResolvedModel
 from agent.llm.pricing import cost_of, find_price, normalise_usage
 from agent.llm.runtime import get_litellm
@@ -325,7 +325,7 @@ class LLMClient:
                 self._record(emit, model, kind, started, state, price, price_source, attempt, error="interrupted")
                 raise
             except Exception as exc:  # classified below; anything unknown is not retried
-                info = classify(exc, model)
+                info = local_server_down(exc, model) or classify(exc, model)
                 self._record(emit, model, kind, started, state, price, price_source, attempt, error=f"{info.kind}: {info.detail}")
                 if info.kind in HEALABLE_KINDS and not healed and not strict_effort:
                     heal = self._heal(model, info, effort, reasoning_effort, messages)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import email.utils
 import time
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 
-from agent.llm.models import ResolvedModel
+from agent.llm.models import LOCAL_PROVIDERS, ResolvedModel
 
 OVERFLOW_MARKERS = (
     "context window exceeded",
@@ -220,3 +221,42 @@ def _effort_or_thinking(low: str, who: str, short: str, status: int | None) -> L
         return LLMErrorInfo("thinking_unsupported", False, f"The model {who} does not support extended thinking: "
                             f"{short}.{hint}", short, status)
     return None
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "[::1]"})
+
+
+def _refused(exc: BaseException) -> bool:
+    """The connection was refused (nothing listens on the port), anywhere in the chain of
+    causes: litellm wraps httpx, which wraps the OS error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        text = str(current).lower()
+        if "connection refused" in text or "connect call failed" in text or "errno 111" in text \
+                or "all connection attempts failed" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def local_server_down(exc: BaseException, model: ResolvedModel | None) -> LLMErrorInfo | None:
+    """A refused connection to a server on this machine: no point in backing off for a minute,
+    nothing is running there. The sentence names the URL tried and the variable that sets it."""
+    if model is None or not model.api_base or not _refused(exc):
+        return None
+    host = (urlsplit(model.api_base).hostname or "").lower()
+    if host not in _LOOPBACK_HOSTS and not host.startswith("127."):
+        return None
+    prefix = model.id.partition("/")[0]
+    if model.route == "local" and prefix in LOCAL_PROVIDERS:
+        variables = " or ".join(LOCAL_PROVIDERS[prefix][0])
+        how = f"start the server, or set {variables} to the URL it listens on"
+    else:
+        how = "start the server, or set OPENAI_BASE_URL to the URL it listens on"
+    return LLMErrorInfo("connection", False, f"Nothing is listening at {model.api_base} for {model.id} "
+                        f"(connection refused): {how}.", str(exc).strip().splitlines()[0][:300] if str(exc).strip()
+                        else type(exc).__name__)
