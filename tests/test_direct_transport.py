@@ -166,3 +166,37 @@ async def test_a_local_server_that_is_not_running_fails_at_once_naming_the_url(m
         assert len(of_type(events, "llm_call")) == 1  # no retries
         assert not [e for e in of_type(events, "tool_log") if "Retrying" in e.log]
         await stop(s)
+
+
+async def test_a_server_that_streams_nothing_when_offered_tools_is_asked_without_streaming(llm_server, monkeypatch,
+                                                                                           tmp_path):
+    """llama.cpp's server answers tool requests with an empty 200 stream but proper replies
+    without streaming: the agent asks again without streaming, reads the file, answers, and
+    its next request goes straight to non-streaming."""
+    from tests.fakes import EmptyStream
+
+    s = make(llm_server, monkeypatch, tmp_path)
+    (tmp_path / "work" / "notes.txt").write_text("the learning rate was 3e-4\n")
+    llm_server.script(EmptyStream(), ToolCalls([Call("r1", "read", json.dumps({"path": "notes.txt"}))]),
+                      Text("The notes say the learning rate was 3e-4."))
+    sub = await run(s, "what do the notes say?")
+    events = await collect_until(sub, stop={"turn_complete", "error"}, timeout=30)
+    done = events[-1]
+    assert done.type == "turn_complete" and done.final_response == "The notes say the learning rate was 3e-4."
+    assert "3e-4" in of_type(events, "tool_output")[0].output
+    assert [bool(r.get("stream")) for r in llm_server.requests] == [True, False, False]
+    assert any("empty stream" in e.log for e in of_type(events, "tool_log"))
+    assert of_type(events, "assistant_message")[-1].content == done.final_response  # shown, in one piece
+    await stop(s)
+
+
+async def test_a_stream_cut_without_a_finish_reason_is_retried_not_taken_as_the_answer(llm_server, monkeypatch,
+                                                                                      tmp_path):
+    s = make(llm_server, monkeypatch, tmp_path)
+    llm_server.script(Text("The answer is", finish_reason=None), Text("The answer is 42."))
+    sub = await run(s, "what is it?")
+    events = await collect_until(sub, stop={"turn_complete", "error"}, timeout=30)
+    assert events[-1].type == "turn_complete" and events[-1].final_response == "The answer is 42."
+    assert len(llm_server.requests) == 2 and all(r.get("stream") for r in llm_server.requests)
+    assert any("stopped before it ended" in e.log for e in of_type(events, "tool_log"))
+    await stop(s)

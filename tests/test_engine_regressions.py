@@ -183,3 +183,30 @@ async def test_refused_attempts_cost_zero_not_unknown(llm_server, monkeypatch, t
     evs = await collect_until(sub)
     r = evs[-1].receipt
     assert r.llm_calls == 3 and r.unknown_cost_calls == 1  # two refusals cost $0 for certain
+
+
+async def test_an_empty_stream_on_the_litellm_path(llm_server, monkeypatch, tmp_path):
+    """The empty-stream healing of the direct transport (tests/test_direct_transport.py), through
+    litellm's streaming: an empty stream with tools goes non-streaming. (litellm reports "stop"
+    for a stream that ended without a finish reason, so a cut stream is only caught on the
+    direct transport; an empty one is caught on both.)"""
+    import json as _json
+
+    from agent.protocol import Shutdown, UserInput
+    from tests.engine_support import collect_until, make_session, of_type
+    from tests.fakes import Call, EmptyStream, Text, ToolCalls
+
+    session = make_session(llm_server, monkeypatch, tmp_path)
+    assert not session.client.uses_direct_stream(session.model)
+    (tmp_path / "work" / "notes.txt").write_text("batch size 64\n")
+    llm_server.script(EmptyStream(), ToolCalls([Call("r1", "read", _json.dumps({"path": "notes.txt"}))]),
+                      Text("Batch size 64."))
+    sub = session.subscribe("t")
+    session.start()
+    session.submit(UserInput(text="notes?"))
+    events = await collect_until(sub, stop={"turn_complete", "error"}, timeout=30)
+    assert events[-1].type == "turn_complete" and events[-1].final_response == "Batch size 64.", events[-1]
+    assert [bool(r.get("stream")) for r in llm_server.requests] == [True, False, False]
+    assert any("empty stream" in e.log for e in of_type(events, "tool_log"))
+    session.submit(Shutdown())
+    await session._runner

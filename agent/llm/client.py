@@ -136,6 +136,29 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
 
 
 TextSink = Callable[[str], None]
+
+
+class IncompleteStream(Exception):
+    """The stream closed without a finish reason: the answer was cut short (``empty``: not one
+    chunk came). Retried like a dropped connection."""
+
+    def __init__(self, *, empty: bool, tools_offered: bool):
+        self.empty = empty
+        self.tools_offered = tools_offered
+        super().__init__("the stream ended without a finish reason" + (" (it was empty)" if empty else ""))
+
+
+class _NoStream:
+    """Stands for the stream of a request made without streaming (its answer is already in)."""
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        raise StopAsyncIteration
+
+
+_NO_STREAM = _NoStream()
 Emit = Callable[[Event], None]
 
 
@@ -169,6 +192,9 @@ class LLMClient:
         self._sleep = sleep
         self._rng = random.Random()
         self._direct = None
+        #: (model id, base URL) of servers that answer an empty stream when offered tools (llama.cpp's
+        #: server does): their requests with tools go out without streaming from then on
+        self._no_stream_with_tools: set[tuple[str, str | None]] = set()
         #: what each model accepts as reasoning effort (None: send the preference as given)
         self.efforts = efforts
         #: the prompt_cache_key for OpenAI models: stable per session
@@ -301,7 +327,12 @@ class LLMClient:
                     kwargs["max_tokens"] = max_tokens
                 if extra:
                     kwargs.update(extra)
-                response = await self._open(model, litellm, kwargs)
+                if request_tools and (model.id, model.api_base) in self._no_stream_with_tools:
+                    await self._complete_once(litellm, kwargs, state, on_text)
+                    emitted_text = bool(state.text)
+                    response = _NO_STREAM
+                else:
+                    response = await self._open(model, litellm, kwargs)
                 async for chunk in response:
                     state.started = True
                     usage = _get(chunk, "usage")
@@ -321,12 +352,26 @@ class LLMClient:
                         reason = _get(choice, "finish_reason")
                         if reason:
                             state.finish_reason = reason
+                empty = not state.text and not state.calls and not state.thinking
+                if (state.finish_reason is None or (empty and response is not _NO_STREAM)) and not model.is_demo:
+                    # a stream that stops without saying why is cut short, never a finished answer; nor is
+                    # a stream with nothing in it (litellm reports "stop" for one that was empty)
+                    raise IncompleteStream(empty=empty, tools_offered=bool(request_tools))
             except asyncio.CancelledError:
                 self._record(emit, model, kind, started, state, price, price_source, attempt, error="interrupted")
                 raise
             except Exception as exc:  # classified below; anything unknown is not retried
                 info = local_server_down(exc, model) or classify(exc, model)
                 self._record(emit, model, kind, started, state, price, price_source, attempt, error=f"{info.kind}: {info.detail}")
+                server = (model.id, model.api_base)
+                if isinstance(exc, IncompleteStream) and exc.empty and exc.tools_offered \
+                        and server not in self._no_stream_with_tools:
+                    self._no_stream_with_tools.add(server)
+                    attempts += 1  # not the model failing: the same request, asked the way it answers
+                    emit(ToolLog(tool="system", log=(
+                        f"{model.label} at {model.api_base or 'its server'} sent an empty stream when offered "
+                        "tools; asking again without streaming (and from now on for this model and server).")))
+                    continue
                 if info.kind in HEALABLE_KINDS and not healed and not strict_effort:
                     heal = self._heal(model, info, effort, reasoning_effort, messages)
                     if heal is not None:
@@ -365,6 +410,26 @@ class LLMClient:
                 attempts=attempt,
                 thinking_blocks=state.thinking_blocks(),
             )
+
+    async def _complete_once(self, litellm: Any, kwargs: dict[str, Any], state: _StreamState,
+                             on_text: TextSink | None) -> None:
+        """The request without streaming (litellm's path, for any transport): the answer is
+        put into ``state`` as if it had streamed in one piece."""
+        request = {k: v for k, v in kwargs.items() if k != "stream_options"}
+        request["stream"] = False
+        response = await litellm.acompletion(**request)
+        state.started = True
+        state.usage = _get(response, "usage")
+        for choice in (_get(response, "choices") or [])[:1]:
+            message = _get(choice, "message")
+            content = _get(message, "content")
+            if content:
+                state.text.append(content)
+                if on_text:
+                    on_text(content)
+            for i, call in enumerate(_get(message, "tool_calls") or []):
+                state.add_tool_delta(call, i)
+            state.finish_reason = _get(choice, "finish_reason") or ("tool_calls" if state.calls else "stop")
 
     def _heal(self, model: ResolvedModel, info: LLMErrorInfo, effort: str | None, preference: str | None,
               messages: list[dict[str, Any]]) -> tuple[str | None, str] | None:

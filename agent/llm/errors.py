@@ -186,6 +186,9 @@ def classify(exc: BaseException, model: ResolvedModel | None = None) -> LLMError
         return LLMErrorInfo("bad_request", False, f"The model {who} rejected the request: {short}", short, status)
     if status == 429 or name == "RateLimitError" or any(m in low for m in RATE_LIMIT_MARKERS):
         return LLMErrorInfo("rate_limit", True, f"The provider of {who} is rate-limiting requests (429).", short, status, retry_after_seconds(exc))
+    if name == "IncompleteStream":
+        return LLMErrorInfo("incomplete_stream", True, f"The answer from {who} stopped before it ended "
+                            f"({text}).", short, status)
     if name in ("Timeout", "APITimeoutError", "TimeoutError") or "timeout" in name.lower():
         return LLMErrorInfo("timeout", True, f"The request to {who} timed out.", short, status)
     if status is not None and status >= 500:

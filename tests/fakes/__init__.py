@@ -4,6 +4,7 @@ from tests.fakes.anthropic_server import AnthropicUsage, ScriptedAnthropicServer
 from tests.fakes.openai_server import (
     Call,
     Disconnect,
+    EmptyStream,
     Hang,
     HTTPError,
     Reply,
@@ -19,6 +20,7 @@ __all__ = [
     "Thinking",
     "Call",
     "Disconnect",
+    "EmptyStream",
     "Hang",
     "HTTPError",
     "Reply",

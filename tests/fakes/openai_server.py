@@ -139,8 +139,15 @@ class Disconnect:
     after_text: str = ""
 
 
-Reply = Union[Text, ToolCalls, HTTPError, Hang, Disconnect, Callable[[dict], Any]]
-_ANSWERS = (Text, ToolCalls, Hang, Disconnect)
+@dataclass(frozen=True)
+class EmptyStream:
+    """A streamed request answered ``200`` with an event stream that holds nothing: no chunk,
+    no ``[DONE]`` (llama-cpp-python's server does this when tools are offered with
+    ``stream: true``). Only for streamed requests."""
+
+
+Reply = Union[Text, ToolCalls, HTTPError, Hang, Disconnect, EmptyStream, Callable[[dict], Any]]
+_ANSWERS = (Text, ToolCalls, Hang, Disconnect, EmptyStream)
 
 
 def _estimate_tokens(text: str) -> int:
@@ -248,6 +255,15 @@ class _Handler(LoopbackHandler):
             self._send_json(reply.status, reply.body(), reply.headers)
         elif not isinstance(reply, _ANSWERS):
             self._send_json(500, HTTPError(500, f"scripted reply is not a reply: {reply!r}").body())
+        elif isinstance(reply, EmptyStream):
+            if not body.get("stream"):
+                self._send_json(500, HTTPError(500, "EmptyStream was scripted for a request without streaming").body())
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self._write_chunk(b"")
         elif body.get("stream"):
             self._stream(body, reply)
         elif isinstance(reply, Disconnect):
