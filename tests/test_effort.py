@@ -191,7 +191,7 @@ async def test_runtime_heal_lowers_the_effort_once_and_updates_the_cache(llm_ser
     assert efforts_sent(llm_server)[-1] == "high"
 
 
-async def test_a_heal_is_not_a_retry_and_happens_once(llm_server, tmp_path):
+async def test_a_heal_is_not_a_retry(llm_server, tmp_path):
     llm_server.script(HTTPError(400, openai_unsupported_value("max")), HTTPError(503, "overloaded"), Text("ok"))
     client = make_client(tmp_path, [], settings=LLMSettings(max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.02))
     model = openai_model(llm_server)
@@ -199,11 +199,30 @@ async def test_a_heal_is_not_a_retry_and_happens_once(llm_server, tmp_path):
     assert result.content == "ok" and result.attempts == 3  # heal + one retry, both allowed
     assert efforts_sent(llm_server) == ["max", "xhigh", "xhigh"]
 
-    llm_server.script(HTTPError(400, openai_unsupported_value("xhigh")), HTTPError(400, openai_unsupported_value("high")))
-    with pytest.raises(LLMError) as caught:
-        await client.stream(model, [{"role": "user", "content": "hi"}], reasoning_effort="max")
-    assert caught.value.info.kind == "effort_rejected" and "/effort" in caught.value.info.message
-    assert efforts_sent(llm_server)[-2:] == ["xhigh", "high"]
+
+async def test_runtime_healing_walks_down_the_whole_cascade_and_remembers_it(llm_server, tmp_path):
+    """A model that refuses xhigh, then high: the same call steps down twice and succeeds
+    on medium (it used to give up after one step), and the next call starts at medium."""
+    events: list = []
+    client = make_client(tmp_path, events, settings=LLMSettings(max_attempts=1))
+    model = openai_model(llm_server)
+    llm_server.script(HTTPError(400, openai_unsupported_value("xhigh")), HTTPError(400, openai_unsupported_value("high")),
+                      Text("ok at medium"))
+    result = await client.stream(model, [{"role": "user", "content": "hi"}], reasoning_effort="xhigh")
+    assert result.content == "ok at medium"
+    assert efforts_sent(llm_server) == ["xhigh", "high", "medium"]
+    assert client.efforts.state(model, "xhigh") == "rejected" and client.efforts.state(model, "high") == "rejected"
+    logs = [e.log for e in of_type(events, "tool_log") if e.tool == "system"]
+    assert logs == [f"{model.label} does not accept reasoning effort 'xhigh'; retrying with 'high'.",
+                    f"{model.label} does not accept reasoning effort 'high'; retrying with 'medium'."]
+    llm_server.script(Text("again"))
+    await client.stream(model, [{"role": "user", "content": "hi"}], reasoning_effort="xhigh")
+    assert efforts_sent(llm_server)[-1] == "medium"
+    # a fresh client on the same data dir (the next session) starts there too
+    fresh = make_client(tmp_path, [])
+    llm_server.script(Text("next session"))
+    await fresh.stream(model, [{"role": "user", "content": "hi"}], reasoning_effort="xhigh")
+    assert efforts_sent(llm_server)[-1] == "medium"
 
 
 async def test_router_levels_and_the_direct_path(llm_server, tmp_path):

@@ -78,7 +78,9 @@ def test_sigkill_mid_job_then_continue_reattaches_the_job_with_its_whole_log(llm
         time.sleep(0.1)
 
     def answer(body: dict):
-        news = [n for n in user_notes(body) if n.startswith("[JOB UPDATE]")]
+        # the note comes in the prompt's turn or in a turn of its own, whichever the job's catch-up
+        # finishes before (next to a prompt it may share the prompt's message)
+        news = [n for n in user_notes(body) if "[JOB UPDATE]" in n]
         return Text(f"The job ended: {lines[-1]}" if news and lines[-1] in news[-1] else "No news yet.")
 
     llm_server.script(answer, answer)

@@ -5,10 +5,11 @@ way), with exponential back-off plus jitter, honouring ``Retry-After``. Everythi
 cancellable: an interrupt cancels the awaiting task, whether it is waiting for the first
 byte, reading the stream or sleeping between attempts.
 
-A rejection of the reasoning settings is healed once per call, without using up a retry:
-a refused effort is lowered one step (and remembered in the effort cache), a model without
-thinking gets none, and thinking blocks the provider calls invalid are removed from the
-conversation. Each heal is announced with a system ``tool_log`` line.
+A rejection of the reasoning settings is healed without using up a retry: a refused effort
+is lowered step by step down the whole cascade (each refusal remembered in the effort cache,
+so the next call and the next session start where it works), a model without thinking gets
+none, and thinking blocks the provider calls invalid are removed from the conversation. Each
+heal is announced with a system ``tool_log`` line.
 """
 
 from __future__ import annotations
@@ -136,6 +137,9 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
 
 
 TextSink = Callable[[str], None]
+
+
+MAX_HEALS = 6
 
 
 class IncompleteStream(Exception):
@@ -294,7 +298,7 @@ class LLMClient:
         price, price_source = find_price(model, self.price_overrides)
         attempts = max_attempts or self.settings.max_attempts
         effort = reasoning_effort if strict_effort else self.effective_effort(model, reasoning_effort)
-        healed = False
+        heals = 0  # the cascade has six levels: more heals than that would be a loop
         attempt = 0
         while True:
             attempt += 1
@@ -372,10 +376,10 @@ class LLMClient:
                         f"{model.label} at {model.api_base or 'its server'} sent an empty stream when offered "
                         "tools; asking again without streaming (and from now on for this model and server).")))
                     continue
-                if info.kind in HEALABLE_KINDS and not healed and not strict_effort:
+                if info.kind in HEALABLE_KINDS and heals < MAX_HEALS and not strict_effort:
                     heal = self._heal(model, info, effort, reasoning_effort, messages)
                     if heal is not None:
-                        healed = True
+                        heals += 1
                         attempts += 1  # a heal is not a retry: it does not use one up
                         effort, note = heal
                         if emitted_text and on_reset:
