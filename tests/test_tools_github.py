@@ -225,7 +225,10 @@ async def test_find_examples_in_a_huge_tree_keeps_the_event_loop_responsive(ctx,
     first = next(l for l in result.output.splitlines() if l.startswith("- "))
     assert first.startswith("- examples/scripts/dpo_lora_training.py (score 100")
     assert len(gaps) > 5  # the call took a while, and the ticker ran all along
-    assert max(gaps) < 0.2, f"the event loop stalled for {max(gaps):.3f} s"
+    # work done on the loop would show as one gap about as long as the call; on a loaded machine a
+    # scheduling hiccup can be half a second, so the bound is relative to the call's length
+    total = sum(gaps)
+    assert max(gaps) < max(0.2, total / 4), f"the event loop stalled for {max(gaps):.3f} s of {total:.3f} s"
 
 
 def test_rank_tree_caps_fuzzy_matching_and_stops_when_told():

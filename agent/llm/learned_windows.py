@@ -1,0 +1,76 @@
+"""Context windows the servers themselves stated, remembered per model.
+
+A provider whose real window is smaller than the one we assumed (a local server started with a
+short ``--ctx-size``, a router provider serving a cut-down variant) says so in its overflow
+error ("maximum context length is 4096 tokens", "context size (4096 tokens)", "210000 tokens >
+200000 maximum"). ``stated_window`` reads the number; ``LearnedWindows`` keeps it in
+``<data dir>/model_windows.json`` so the next session starts with it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FILE = "model_windows.json"
+_NUMBER = r"(\d[\d,_]*)"
+_PATTERNS = (
+    re.compile(rf"maximum context length is {_NUMBER}", re.I),  # OpenAI, vLLM
+    re.compile(rf"context (?:size|window|length)[^\d]{{0,20}}{_NUMBER}\s*(?:tokens)?", re.I),  # llama.cpp, others
+    re.compile(rf"> ?{_NUMBER} maximum", re.I),  # Anthropic: "210000 tokens > 200000 maximum"
+    re.compile(rf"max(?:imum)?[ _](?:input[ _])?tokens?[^\d]{{0,12}}{_NUMBER}", re.I),
+)
+_PLAUSIBLE = range(512, 20_000_001)
+
+
+def stated_window(text: str) -> int | None:
+    """The context window an overflow error states, or None when it states none."""
+    for pattern in _PATTERNS:
+        match = pattern.search(text or "")
+        if match:
+            value = int(re.sub(r"[,_]", "", match.group(1)))
+            if value in _PLAUSIBLE:
+                return value
+    return None
+
+
+class LearnedWindows:
+    def __init__(self, path: Path):
+        self.path = path
+        self._windows: dict[str, int] | None = None
+
+    def all(self) -> dict[str, int]:
+        if self._windows is None:
+            try:
+                data = json.loads(self.path.read_text())
+                self._windows = {str(k): int(v) for k, v in data.items() if isinstance(v, int) and v > 0}
+            except (OSError, ValueError, AttributeError):
+                self._windows = {}
+        return dict(self._windows)
+
+    def record(self, model_id: str, tokens: int) -> None:
+        windows = self.all()
+        windows[model_id] = tokens
+        self._windows = windows
+        try:  # written whole, then moved into place: a crash never leaves half a file
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".model_windows.")
+            with os.fdopen(fd, "w") as f:
+                json.dump(windows, f, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("could not remember the context window of %s: %s", model_id, exc)
+
+
+def merged(config_windows: dict[str, int], learned: dict[str, int]) -> dict[str, int]:
+    """The windows to use: the config's, except where a server stated a smaller one."""
+    out = dict(learned)
+    for model_id, tokens in config_windows.items():
+        out[model_id] = min(tokens, learned.get(model_id, tokens))
+    return out
