@@ -130,6 +130,8 @@ class TurnEngine:
         elif router.policy is not policy:
             raise ValueError("the engine and its router must share one approval policy")
         self.policy = policy
+        #: where windows stated by servers are remembered (agent/llm/learned_windows.py), if anywhere
+        self.learned_windows = None
         self.set_model(model)
 
     @property
@@ -167,6 +169,19 @@ class TurnEngine:
             threshold_ratio=self.settings.compaction_threshold,
             tools_tokens=lambda: counter.tools(self.router.specs()),
         )
+
+    def learn_window(self, tokens: int) -> int:
+        """The server said this model's context window is ``tokens``: use it from now on (and in
+        later sessions); returns the window it replaces."""
+        from agent.llm.pricing import WindowInfo
+
+        old = self.window.tokens
+        self.settings.context_windows[self.model.id] = tokens
+        self.window = WindowInfo(tokens, "server")
+        self.context.window = tokens
+        if self.learned_windows is not None:
+            self.learned_windows.record(self.model.id, tokens)
+        return old
 
     def emit(self, event: Event) -> None:
         if isinstance(event, LLMCall):

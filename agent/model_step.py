@@ -18,7 +18,8 @@ from agent.context import SUMMARY_SYSTEM, render_transcript
 from agent.history import for_request
 from agent.llm.client import LLMResult
 from agent.llm.errors import LLMError
-from agent.protocol import AssistantChunk, Compacted, ContextUsage
+from agent.llm.learned_windows import stated_window
+from agent.protocol import AssistantChunk, Compacted, ContextUsage, ToolLog
 from agent.tools.router import ParsedCall
 
 if TYPE_CHECKING:
@@ -59,7 +60,15 @@ class ModelStep:
                 if exc.info.kind != "context_overflow" or overflow_retried:
                     raise
                 overflow_retried = True
-                await self.compact(force=True, reason="the provider said the context is too long")
+                stated = stated_window(f"{exc.info.detail} {exc.info.message}")
+                reason = "the provider said the context is too long"
+                if stated is not None and stated < engine.window.tokens:
+                    old = engine.learn_window(stated)
+                    reason = f"the server's context window is {stated:,} tokens, not {old:,}"
+                    engine.emit(ToolLog(tool="system", log=(
+                        f"{engine.model.label}'s server says its context window is {stated:,} tokens (it was taken "
+                        f"as {old:,}): compacting to fit, and remembering it for this model.")))
+                await self.compact(force=True, reason=reason)
 
     # ------------------------------------------------------------------ streamed text
 

@@ -128,10 +128,14 @@ class Session(ModelSettingsMixin):
         self.router = ToolRouter(tools, policy=self.policy)
         self.router.mask = self.masker.mask
         model = resolve_model(default_model_id(model_id or self.config.model))
+        from agent.llm.learned_windows import FILE as WINDOWS_FILE, LearnedWindows, merged as merged_windows
+
+        self.learned_windows = LearnedWindows(self.data_dir / WINDOWS_FILE)
         self.engine_settings = EngineSettings(
             max_iterations=self.config.max_iterations if max_iterations is None else max_iterations,
             compaction_threshold=self.config.compaction_threshold,
-            context_windows=self.config.context_windows,
+            # the config's windows, except where a server said its window is smaller (remembered)
+            context_windows=merged_windows(self.config.context_windows, self.learned_windows.all()),
             reasoning_effort=self.config.reasoning_effort,
         )
         self.client = LLMClient(
@@ -148,6 +152,7 @@ class Session(ModelSettingsMixin):
             policy=self.policy,
         )
         self.engine.on_settings_changed = self._settings_changed
+        self.engine.learned_windows = self.learned_windows
         from agent.jobs.monitor import JobMonitor
         from agent.jobs.service import JobService
 

@@ -465,3 +465,41 @@ async def test_chunks_from_one_read_go_out_as_one_event_before_what_follows(llm_
     last_chunk = max(i for i, e in enumerate(events) if e.type == "assistant_chunk")
     first_call = min(i for i, e in enumerate(events) if e.type == "llm_call")
     assert last_chunk < first_call
+
+
+async def test_an_overflow_stating_a_smaller_window_is_learned_and_remembered(llm_server, monkeypatch, tmp_path):
+    """The config says 8,192; the server says 6,000: the window becomes 6,000 for this model
+    now (compacting to fit) and in the next session."""
+    llm_server.script(
+        ToolCalls([Call("a1", "bash", '{"command": "echo one"}')]),
+        ToolCalls([Call("a2", "bash", '{"command": "echo two"}')]),
+        Text("first turn done"),
+        HTTPError(400, "This model's maximum context length is 6000 tokens. However, your messages resulted in "
+                       "7100 tokens.", code="context_length_exceeded"),
+        Text("SUMMARY: ran echo one/two."),
+        Text("second turn done"),
+    )
+    cfg = Config(llm=LLMSettings(max_attempts=2, backoff_base_s=0.01), context_windows={"openai/scripted-model": 8192})
+    s = make_session(llm_server, monkeypatch, tmp_path, config=cfg, tools=local_tools())
+    s.engine.context.tail_ratio = 0.0
+    sub = await start(s, "first")
+    await collect_until(sub)
+    s.submit(UserInput(text="second"))
+    events = await collect_until(sub)
+    await stop(s)
+    assert events[-1].type == "turn_complete" and events[-1].final_response == "second turn done"
+    notes = [e.log for e in of_type(events, "tool_log") if "context window is 6,000 tokens" in e.log]
+    assert len(notes) == 1 and "8,192" in notes[0]
+    assert s.engine.window.tokens == 6000 and s.engine.context.window == 6000
+    assert "6,000 tokens" in of_type(events, "compacted")[0].detail
+    again = make_session(llm_server, monkeypatch, tmp_path, config=cfg, tools=local_tools())
+    assert again.engine.window.tokens == 6000  # the config's larger figure does not undo what the server said
+
+
+def test_windows_are_read_from_the_servers_own_words():
+    from agent.llm.learned_windows import stated_window
+
+    assert stated_window("This model's maximum context length is 8,192 tokens. However, ...") == 8192
+    assert stated_window("the request exceeds the available context size (4096 tokens)") == 4096
+    assert stated_window("prompt is too long: 210000 tokens > 200000 maximum") == 200000
+    assert stated_window("context_length_exceeded") is None and stated_window("") is None
