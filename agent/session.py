@@ -128,7 +128,8 @@ class Session(ModelSettingsMixin):
         self.router = ToolRouter(tools, policy=self.policy)
         self.router.mask = self.masker.mask
         model = resolve_model(default_model_id(model_id or self.config.model))
-        from agent.llm.learned_windows import FILE as WINDOWS_FILE, LearnedWindows, merged as merged_windows
+        from agent.llm.learned_windows import FILE as WINDOWS_FILE, NO_STREAM_FILE as WINDOWS_NO_STREAM_FILE
+        from agent.llm.learned_windows import LearnedWindows, merged as merged_windows
 
         self.learned_windows = LearnedWindows(self.data_dir / WINDOWS_FILE)
         self.engine_settings = EngineSettings(
@@ -144,6 +145,7 @@ class Session(ModelSettingsMixin):
             demo_workspace=self.data_dir / "demo-workspace",
             efforts=EffortCache(self.data_dir / CACHE_FILE),
             session_key=lambda: self.id,  # OpenAI prompt_cache_key: one per conversation
+            no_stream_file=self.data_dir / WINDOWS_NO_STREAM_FILE,
         )
         self.client.on_effort_change = lambda model: self._settings_changed()
         self.engine = TurnEngine(

@@ -188,6 +188,14 @@ async def test_a_server_that_streams_nothing_when_offered_tools_is_asked_without
     assert any("empty stream" in e.log for e in of_type(events, "tool_log"))
     assert of_type(events, "assistant_message")[-1].content == done.final_response  # shown, in one piece
     await stop(s)
+    # remembered on disk: the next session's first request with tools does not stream
+    later = make(llm_server, monkeypatch, tmp_path)
+    llm_server.script(Text("Still 3e-4."))
+    sub = await run(later, "and now?")
+    events = await collect_until(sub, stop={"turn_complete", "error"}, timeout=30)
+    assert events[-1].type == "turn_complete" and events[-1].final_response == "Still 3e-4."
+    assert bool(llm_server.requests[-1].get("stream")) is False
+    await stop(later)
 
 
 async def test_a_stream_cut_without_a_finish_reason_is_retried_not_taken_as_the_answer(llm_server, monkeypatch,

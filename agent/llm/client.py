@@ -188,6 +188,7 @@ class LLMClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         efforts: EffortCache | None = None,
         session_key: Callable[[], str | None] | None = None,
+        no_stream_file: Path | None = None,
     ):
         self.settings = settings
         self.emit = emit
@@ -198,7 +199,9 @@ class LLMClient:
         self._direct = None
         #: (model id, base URL) of servers that answer an empty stream when offered tools (llama.cpp's
         #: server does): their requests with tools go out without streaming from then on
-        self._no_stream_with_tools: set[tuple[str, str | None]] = set()
+        from agent.llm.learned_windows import NoStreamServers
+
+        self._no_stream_with_tools = NoStreamServers(no_stream_file)
         #: what each model accepts as reasoning effort (None: send the preference as given)
         self.efforts = efforts
         #: the prompt_cache_key for OpenAI models: stable per session

@@ -1,4 +1,5 @@
-"""Context windows the servers themselves stated, remembered per model.
+"""What servers taught us about themselves, remembered per model: the context window they
+stated, and whether they stream nothing when offered tools.
 
 A provider whose real window is smaller than the one we assumed (a local server started with a
 short ``--ctx-size``, a router provider serving a cut-down variant) says so in its overflow
@@ -66,6 +67,48 @@ class LearnedWindows:
             os.replace(tmp, self.path)
         except OSError as exc:
             log.warning("could not remember the context window of %s: %s", model_id, exc)
+
+
+NO_STREAM_FILE = "no_stream_servers.json"
+
+
+class NoStreamServers:
+    """Servers (model id and base URL) that answer an empty stream when offered tools, kept in
+    ``<data dir>/no_stream_servers.json``: their tool requests go out without streaming from
+    the first request of a later session on."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._known: set[tuple[str, str]] | None = None
+
+    def _load(self) -> set[tuple[str, str]]:
+        if self._known is None:
+            self._known = set()
+            if self.path is not None:
+                try:
+                    for item in json.loads(self.path.read_text()):
+                        if isinstance(item, list) and len(item) == 2:
+                            self._known.add((str(item[0]), str(item[1])))
+                except (OSError, ValueError, TypeError):
+                    pass
+        return self._known
+
+    def __contains__(self, server: tuple[str, str | None]) -> bool:
+        return (server[0], server[1] or "") in self._load()
+
+    def add(self, server: tuple[str, str | None]) -> None:
+        known = self._load()
+        known.add((server[0], server[1] or ""))
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".no_stream.")
+            with os.fdopen(fd, "w") as f:
+                json.dump(sorted(list(pair) for pair in known), f)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("could not remember that %s streams nothing with tools: %s", server[0], exc)
 
 
 def merged(config_windows: dict[str, int], learned: dict[str, int]) -> dict[str, int]:
