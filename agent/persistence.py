@@ -471,6 +471,8 @@ class SessionPersistence:
 
 
 def transcript(entries: list[Any]) -> list[TranscriptItem]:
+    from agent.history import message_text
+
     """What a front end redraws of a conversation: prompts, answers, tool calls and results
     (the system prompt and injected guard notes are the model's, not the user's)."""
     out: list[TranscriptItem] = []
@@ -480,7 +482,7 @@ def transcript(entries: list[Any]) -> list[TranscriptItem]:
         role = message.get("role")
         if kind == "system" or role == "system":
             continue
-        text = _text(message.get("content"))
+        text = message_text({"content": message.get("content")})  # content only, not the calls
         if role == "user":
             if kind == "user":
                 out.append(TranscriptItem(kind="user", text=text, turn=entry.turn))
@@ -500,16 +502,6 @@ def transcript(entries: list[Any]) -> list[TranscriptItem]:
             out.append(TranscriptItem(kind="tool_output", text=text, tool=message.get("name") or names.get(call_id or ""),
                                       tool_call_id=call_id, success=success, turn=entry.turn))
     return out
-
-
-def _text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(str(b.get("text") or "") if isinstance(b, dict) else str(b) for b in content)
-    return str(content)
 
 
 def _arguments(raw: Any) -> dict[str, Any]:

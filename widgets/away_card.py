@@ -11,18 +11,8 @@ from textual.content import Content
 from textual.widget import Widget
 
 from agent.protocol import AwayJob
+from widgets.job_record import STAGES, UNKNOWN_STAGE  # stdlib only: not the Jobs pane, which loads later
 
-# the Jobs pane's marks and colours (widgets/jobs_table.py), repeated rather than imported: that
-# module loads with the first job, and the app must start without it
-STAGES: dict[str, tuple[str, str, str]] = {
-    "QUEUED": ("○", "queued", "$foreground-muted"),
-    "RUNNING": ("●", "running", "$accent"),
-    "COMPLETED": ("✓", "completed", "$success"),
-    "ERROR": ("✗", "error", "$error"),
-    "CANCELED": ("⊘", "canceled", "$warning"),
-    "DELETED": ("–", "deleted", "$foreground-muted"),
-}
-UNKNOWN_STAGE = ("?", "unknown", "$foreground-muted")
 MUTED = "$foreground-muted"  # not $text-muted: Content spans render it as pure white (8.2.8)
 CUT_OFF_TEXT = "The last turn was cut off; its unfinished tool calls were marked interrupted."
 

@@ -13,6 +13,16 @@ from typing import Callable, Literal, Protocol
 LINE_CAP = 5000  # lines kept per job (the full log is on disk, see agent/jobs/monitor.py)
 MAX_LINE_CHARS = 2000  # a tqdm line can be megabytes; the Log measures every line it gets
 FINAL_STAGES = frozenset({"COMPLETED", "ERROR", "CANCELED", "DELETED"})
+#: stage -> (mark, label, theme style), for the Jobs table and the away card
+STAGES: dict[str, tuple[str, str, str]] = {
+    "QUEUED": ("○", "queued", "$foreground-muted"),
+    "RUNNING": ("●", "running", "$accent"),
+    "COMPLETED": ("✓", "completed", "$success"),
+    "ERROR": ("✗", "error", "$error"),
+    "CANCELED": ("⊘", "canceled", "$warning"),
+    "DELETED": ("–", "deleted", "$foreground-muted"),
+}
+UNKNOWN_STAGE = ("?", "unknown", "$foreground-muted")
 
 
 class LossPoint(Protocol):

@@ -20,18 +20,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from widgets.content_join import join_line
-from widgets.job_record import JobRow
+from widgets.job_record import STAGES, UNKNOWN_STAGE, JobRow
 
-#: stage -> (mark, label, theme style)
-STAGES: dict[str, tuple[str, str, str]] = {
-    "QUEUED": ("○", "queued", "$foreground-muted"),
-    "RUNNING": ("●", "running", "$accent"),
-    "COMPLETED": ("✓", "completed", "$success"),
-    "ERROR": ("✗", "error", "$error"),
-    "CANCELED": ("⊘", "canceled", "$warning"),
-    "DELETED": ("–", "deleted", "$foreground-muted"),
-}
-UNKNOWN_STAGE = ("?", "unknown", "$foreground-muted")
 MUTED = "$foreground-muted"  # not $text-muted: Content spans render it as pure white (8.2.8)
 HEADER_STYLE = f"bold {MUTED}"
 CURSOR_FOCUSED = "on $accent 25%"
