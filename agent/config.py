@@ -101,7 +101,8 @@ class Config(BaseModel):
     endpoints: dict[str, str] = Field(
         default_factory=dict,
         description="service URLs for mirrors and tests: hub, datasets_server, github_api, arxiv, ar5iv, "
-        "semantic_scholar, web_search (environment variables win: HF_ENDPOINT, MLINTERN_*_URL, GITHUB_API_URL)")
+        "semantic_scholar, web_search, hf_router (environment variables win: HF_ENDPOINT, MLINTERN_*_URL, "
+        "GITHUB_API_URL, HF_ROUTER_BASE_URL)")
     research_model: str | None = Field(None, description="model for the research sub-agent (default: the main model)")
     research_max_iterations: int = Field(40, ge=1, le=200, description="model calls per research run")
     research_max_tokens: int = Field(500_000, ge=10_000, description=(

@@ -32,7 +32,6 @@ from agent.history import History
 from agent.llm.client import LLMClient
 from agent.llm.errors import LLMError
 from agent.llm.models import ResolvedModel
-from agent.llm.pricing import context_window
 from agent.model_step import ModelStep
 from agent.policy import Policy
 from agent.protocol import (
@@ -159,7 +158,7 @@ class TurnEngine:
 
     def set_model(self, model: ResolvedModel) -> None:
         self.model = model
-        self.window = context_window(model, self.settings.context_windows)
+        self.window = self.client.window(model, self.settings.context_windows)
         counter = TokenCounter(model.litellm_model)
         self.history.counter = counter
         self.history.recount()
@@ -169,6 +168,13 @@ class TurnEngine:
             threshold_ratio=self.settings.compaction_threshold,
             tools_tokens=lambda: counter.tools(self.router.specs()),
         )
+
+    def refresh_window(self) -> None:
+        """The model's window may be known better now (the router's catalog arrived)."""
+        if self.window.source in ("config", "server"):
+            return
+        self.window = self.client.window(self.model, self.settings.context_windows)
+        self.context.window = self.window.tokens
 
     def learn_window(self, tokens: int) -> int:
         """The server said this model's context window is ``tokens``: use it from now on (and in

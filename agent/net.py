@@ -67,6 +67,8 @@ ENDPOINT_DEFAULTS: dict[str, tuple[str, str]] = {
     "ar5iv": ("MLINTERN_AR5IV_URL", "https://ar5iv.labs.arxiv.org"),
     "semantic_scholar": ("MLINTERN_SEMANTIC_SCHOLAR_URL", "https://api.semanticscholar.org"),
     "web_search": ("MLINTERN_WEB_SEARCH_URL", "https://html.duckduckgo.com/html/"),
+    # model requests to router models and the router's model catalog (<hf_router>/models)
+    "hf_router": ("HF_ROUTER_BASE_URL", "https://router.huggingface.co/v1"),
 }
 
 USER_AGENT = "mlintern-tui/0.1 (+https://huggingface.co)"
@@ -85,6 +87,7 @@ class Endpoints:
     arxiv: str
     ar5iv: str
     semantic_scholar: str
+    hf_router: str
     web_search: str
 
     @classmethod

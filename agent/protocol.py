@@ -230,6 +230,15 @@ class SetModel(Envelope):
     model: str
 
 
+class ListModels(Envelope):
+    """What the model picker offers: answered at once with what is known (``model_list``),
+    then again as the router's catalog and the local servers answer. Handled beside a running
+    turn, never queued behind it. ``refresh`` asks the router even when its catalog is fresh."""
+
+    type: Literal["list_models"] = "list_models"
+    refresh: bool = False
+
+
 class SetEffort(Envelope):
     type: Literal["set_effort"] = "set_effort"
     effort: str | None
@@ -260,6 +269,7 @@ Op = Annotated[
         Rename,
         Shutdown,
         SetModel,
+        ListModels,
         SetEffort,
         SetYolo,
         SetApprovalMode,
@@ -381,6 +391,8 @@ class LLMCall(Envelope):
     error: str | None = None
     #: set on a research sub-agent's events: the ``research`` call they belong to
     parent_call_id: str | None = None
+    #: the model named in the server's answer, when it is not the id asked for
+    served_model: str | None = None
 
 
 class Compacted(Envelope):
@@ -553,6 +565,64 @@ class SettingsChanged(Envelope):
     quiet: bool = False
     #: the effort the user asked for (``effort`` is lower when the model takes less)
     effort_requested: str | None = None
+    #: the model as its server names itself in its answers, when that is not the id asked for
+    #: (a local server's weights file, a dated snapshot)
+    served_model: str | None = None
+
+
+class ModelOffer(BaseModel):
+    """One router provider's terms for a model (prices in dollars per million tokens)."""
+
+    model_config = ConfigDict(defer_build=True, extra="forbid")
+
+    provider: str
+    live: bool
+    input_per_mtok: float | None = None
+    output_per_mtok: float | None = None
+    context: int | None = None
+    tools: bool = False
+
+
+ModelSource = Literal["current", "recent", "local", "router"]
+
+
+class ModelChoice(BaseModel):
+    """A model the picker offers; ``id`` is what ``set_model`` takes."""
+
+    model_config = ConfigDict(defer_build=True, extra="forbid")
+
+    id: str
+    source: ModelSource
+    #: the price the session would charge its calls at (None: unknown), and how it was chosen
+    input_per_mtok: float | None = None
+    output_per_mtok: float | None = None
+    price_basis: str = ""
+    context: int | None = None
+    #: whether it takes tool calls (None: nobody says)
+    tools: bool | None = None
+    #: why it may not work (no live provider, no tool support, not in the catalog)
+    warning: str | None = None
+    #: where it runs or when it was last used ("vllm at http://127.0.0.1:8000/v1", "used 2 h ago")
+    detail: str = ""
+    #: the router's providers (router models only)
+    offers: list[ModelOffer] = Field(default_factory=list)
+
+
+class ModelList(Envelope):
+    """The answer to ``list_models`` (sent again as more is known)."""
+
+    type: Literal["model_list"] = "model_list"
+    current: str
+    choices: list[ModelChoice] = Field(default_factory=list)
+    #: the router's catalog: being fetched, just fetched, from the file (the router did not
+    #: answer or was not asked yet), or none at all
+    router: Literal["loading", "live", "cached", "unavailable"] = "loading"
+    #: its age or why it could not be fetched, in words
+    router_note: str = ""
+    #: local servers on their usual ports are still being asked
+    local_pending: bool = True
+    #: which local servers answered, and where nothing did
+    local_note: str = ""
 
 
 class ContextUsage(Envelope):
@@ -590,6 +660,7 @@ Event = Annotated[
         SessionTitle,
         ShutdownEvent,
         SettingsChanged,
+        ModelList,
         ContextUsage,
     ],
     Field(discriminator="type"),

@@ -21,7 +21,7 @@ from agent.bus import EventBus, Subscription
 from agent.config import Config, data_dir
 from agent.llm.client import LLMClient
 from agent.llm.effort import CACHE_FILE, EffortCache
-from agent.llm.models import default_model_id, hf_token, resolve_model
+from agent.llm.models import default_model_id, hf_token
 from agent.budget import Observer
 from agent.loop import EngineSettings, TurnEngine
 from agent.model_settings import ModelSettingsMixin
@@ -47,6 +47,7 @@ from agent.protocol import (
     SetEffort,
     SetApprovalMode,
     SetModel,
+    ListModels,
     SetYolo,
     Shutdown,
     ShutdownEvent,
@@ -104,6 +105,7 @@ class Session(ModelSettingsMixin):
         self.sandbox = self._sandbox_manager()
         self._prices_task: asyncio.Task | None = None
         self._warm_task: asyncio.Task | None = None  # the tokenizer, loaded before the first prompt
+        self._catalog_task: asyncio.Task | None = None
         if tools is None:
             from agent.tools import default_tools
 
@@ -127,7 +129,7 @@ class Session(ModelSettingsMixin):
                                       changed=lambda: self._settings_changed(quiet=True))
         self.router = ToolRouter(tools, policy=self.policy)
         self.router.mask = self.masker.mask
-        model = resolve_model(default_model_id(model_id or self.config.model))
+        model = self._resolve(default_model_id(model_id or self.config.model))
         from agent.llm.learned_windows import FILE as WINDOWS_FILE, NO_STREAM_FILE as WINDOWS_NO_STREAM_FILE
         from agent.llm.learned_windows import LearnedWindows, merged as merged_windows
 
@@ -148,6 +150,11 @@ class Session(ModelSettingsMixin):
             no_stream_file=self.data_dir / WINDOWS_NO_STREAM_FILE,
         )
         self.client.on_effort_change = lambda model: self._settings_changed()
+        self.client.on_served = self._model_served
+        from agent.llm.router_catalog import FILE as CATALOG_FILE, RouterCatalog
+
+        # read from its file on first use (a price, a window, the picker), refreshed after "ready"
+        self.client.catalog = RouterCatalog(self.data_dir / CATALOG_FILE, self._router_base().rstrip("/") + "/models")
         self.engine = TurnEngine(
             model=model, router=self.router, client=self.client, emit=self.emit,
             settings=self.engine_settings, tool_context=self._tool_context, tool_state=self.tool_state,
@@ -290,6 +297,9 @@ class Session(ModelSettingsMixin):
             op = self._answer_side_approvals(op)
             if op is None:
                 return
+        if isinstance(op, ListModels):  # the picker opens mid-turn too: never queued behind the turn
+            self._list_models(op.refresh)
+            return
         if isinstance(op, (SetYolo, SetApprovalMode)) and self.busy:
             # a user who switches to ask mid-run means the next call, not the next turn
             try:
@@ -327,13 +337,12 @@ class Session(ModelSettingsMixin):
     # ------------------------------------------------------------------ research sub-agents
 
     def _research_runner(self):
-        from agent.llm.pricing import context_window
         from agent.research import ResearchLimits, ResearchRunner
 
         research_model = None
         if self.config.research_model:
             try:
-                research_model = resolve_model(self.config.research_model)
+                research_model = self._resolve(self.config.research_model)
             except Exception as exc:  # a bad research model must not cost the session: said at start
                 self._start_notes.append(f"research_model {self.config.research_model!r} in the config cannot be "
                                          f"used ({exc}); the research sub-agent uses the main model instead.")
@@ -347,7 +356,7 @@ class Session(ModelSettingsMixin):
             ask_user=self._ask_user,
             limits=ResearchLimits(self.config.research_max_iterations, self.config.research_max_tokens),
             reasoning_effort=lambda: self.engine_settings.reasoning_effort,
-            context_window=lambda model: context_window(model, self.engine_settings.context_windows).tokens,
+            context_window=lambda model: self.client.window(model, self.engine_settings.context_windows).tokens,
             cwd=self.cwd,
             mask=self.masker.mask,
         )
@@ -459,6 +468,10 @@ class Session(ModelSettingsMixin):
         ))
         for note in self._start_notes:
             self.emit(ToolLog(tool="system", log=note))
+        if self.model.route == "hf_router":
+            # the router's catalog prices this model's calls: fetched now if what is kept is old
+            self._catalog_task = asyncio.create_task(self._catalog_at_start())
+        self._remember_model()
         try:
             await self.persist.open()  # after "ready": the first frame never waits for SQLite
             while True:
@@ -472,7 +485,8 @@ class Session(ModelSettingsMixin):
                     continue
                 await self._handle(op)
         finally:
-            for task in (self._username_task, self._prices_task, self._warm_task):
+            for task in (self._username_task, self._prices_task, self._warm_task, self._catalog_task,
+                         self._listing, self._catalog_fetch):
                 if task and not task.done():
                     task.cancel()
             if self.sandbox is not None:

@@ -22,6 +22,7 @@ SAMPLES: dict[type, dict] = {
     p.Rename: {"title": "imdb sweep"},
     p.Shutdown: {},
     p.SetModel: {"model": "anthropic/claude-sonnet-4-5"},
+    p.ListModels: {"refresh": True},
     p.SetEffort: {"effort": "high"},
     p.SetYolo: {"enabled": True, "cap_usd": 2.5},
     p.SetApprovalMode: {"mode": "ask"},
@@ -60,6 +61,11 @@ SAMPLES: dict[type, dict] = {
     p.SettingsChanged: {"model": "demo", "model_label": "demo", "effort": None, "yolo": True,
                         "yolo_cap_usd": 5.0, "context_window": 32768, "approval_mode": "yolo", "budget_left_usd": 3.5},
     p.ContextUsage: {"tokens": 1000, "window": 32768, "threshold": 29491},
+    p.ModelList: {"current": "demo", "router": "live", "router_note": "fetched just now", "local_pending": False,
+                  "choices": [{"id": "moonshotai/Kimi-K2-Instruct", "source": "router", "input_per_mtok": 0.6,
+                               "output_per_mtok": 2.5, "price_basis": "novita's price", "context": 131072,
+                               "tools": True, "offers": [{"provider": "novita", "live": True, "input_per_mtok": 0.6,
+                                                          "output_per_mtok": 2.5, "context": 131072, "tools": True}]}]},
 }
 
 

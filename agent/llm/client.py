@@ -19,16 +19,19 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from agent.config import LLMSettings
 from agent.llm import prompt_cache
 from agent.llm.effort import EffortCache, effective_effort, step_down
 from agent.llm.errors import HEALABLE_KINDS, LLMError, LLMErrorInfo, classify, local_server_down
 from agent.llm.models import ResolvedModel
-from agent.llm.pricing import cost_of, find_price, normalise_usage
+from agent.llm.pricing import WindowInfo, context_window, cost_of, find_price, normalise_usage
 from agent.llm.runtime import get_litellm
 from agent.protocol import Event, LLMCall, LLMCallKind, ToolLog, Usage
+
+if TYPE_CHECKING:
+    from agent.llm.router_catalog import RouterCatalog
 
 
 @dataclass
@@ -63,6 +66,8 @@ class _StreamState:
     finish_reason: str | None = None
     usage: Any = None
     thinking: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: the model named in the answer (its ``model`` field)
+    served: str | None = None
 
     def add_thinking(self, blocks: Any) -> None:
         for block in blocks or []:
@@ -136,6 +141,14 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+def _answer_model(obj: Any) -> str | None:
+    """The model an answer names: litellm keeps the provider's own name in its hidden params
+    (its ``model`` field repeats the name asked for); a raw chunk carries it as ``model``."""
+    hidden = getattr(obj, "_hidden_params", None)
+    name = hidden.get("provider_response_model") if isinstance(hidden, dict) else None
+    return name or _get(obj, "model") or None
+
+
 TextSink = Callable[[str], None]
 
 
@@ -177,6 +190,17 @@ def _tagged(emit: Emit, parent_call_id: str) -> Emit:
     return tag
 
 
+def served_name(model: ResolvedModel, served: str | None) -> str | None:
+    """The name a server gave its answer, when it is not just the id we asked for (in any case,
+    with or without the router's ``:provider`` tag or litellm's ``provider/`` prefix)."""
+    if not served or model.is_demo:
+        return None
+    asked = {model.id, model.litellm_model, model.litellm_model.partition("/")[2], model.pricing_key}
+    asked |= {name.split(":")[0] for name in asked}
+    lowered = {name.lower() for name in asked if name}
+    return None if served.lower() in lowered or served.lower().partition("/")[2] in lowered else served
+
+
 class LLMClient:
     def __init__(
         self,
@@ -206,12 +230,21 @@ class LLMClient:
         self.efforts = efforts
         #: the prompt_cache_key for OpenAI models: stable per session
         self.session_key = session_key or (lambda: None)
+        #: the Hugging Face router's catalog: prices and windows of router models (None: not used)
+        self.catalog: RouterCatalog | None = None
+        #: the name each model's server answered with, when it is not the id asked for
+        self.served: dict[str, str] = {}
+        self.on_served: Callable[[ResolvedModel, str], None] = lambda model, name: None
         #: called after a heal changed what a model is known to accept
         self.on_effort_change: Callable[[ResolvedModel], None] = lambda model: None
 
     def price_known(self, model: ResolvedModel) -> bool:
         """Whether this model's calls can be costed (the config, litellm's map, our table)."""
-        return find_price(model, self.price_overrides)[0] is not None
+        return find_price(model, self.price_overrides, self.catalog)[0] is not None
+
+    def window(self, model: ResolvedModel, overrides: dict[str, int] | None = None) -> WindowInfo:
+        """The model's context window: the config's, the router's, litellm's, ours."""
+        return context_window(model, overrides, self.catalog)
 
     def effective_effort(self, model: ResolvedModel, preference: str | None) -> str | None:
         """The level a request for ``preference`` sends to ``model`` (None: none)."""
@@ -298,7 +331,6 @@ class LLMClient:
         if missing:
             raise LLMError(LLMErrorInfo("auth", False, missing))
         litellm = self._prepare(model)
-        price, price_source = find_price(model, self.price_overrides)
         attempts = max_attempts or self.settings.max_attempts
         effort = reasoning_effort if strict_effort else self.effective_effort(model, reasoning_effort)
         heals = 0  # the cascade has six levels: more heals than that would be a loop
@@ -342,6 +374,8 @@ class LLMClient:
                     response = await self._open(model, litellm, kwargs)
                 async for chunk in response:
                     state.started = True
+                    if state.served is None:
+                        state.served = _answer_model(chunk)
                     usage = _get(chunk, "usage")
                     if usage:
                         state.usage = usage
@@ -365,11 +399,11 @@ class LLMClient:
                     # a stream with nothing in it (litellm reports "stop" for one that was empty)
                     raise IncompleteStream(empty=empty, tools_offered=bool(request_tools))
             except asyncio.CancelledError:
-                self._record(emit, model, kind, started, state, price, price_source, attempt, error="interrupted")
+                self._record(emit, model, kind, started, state, attempt, error="interrupted")
                 raise
             except Exception as exc:  # classified below; anything unknown is not retried
                 info = local_server_down(exc, model) or classify(exc, model)
-                self._record(emit, model, kind, started, state, price, price_source, attempt, error=f"{info.kind}: {info.detail}")
+                self._record(emit, model, kind, started, state, attempt, error=f"{info.kind}: {info.detail}")
                 server = (model.id, model.api_base)
                 if isinstance(exc, IncompleteStream) and exc.empty and exc.tools_offered \
                         and server not in self._no_stream_with_tools:
@@ -402,9 +436,16 @@ class LLMClient:
                 ))
                 await self._sleep(delay)
                 continue
+            # priced when the answer is in: the router's catalog may have arrived while it streamed
+            price, price_source = find_price(model, self.price_overrides, self.catalog)
             usage = normalise_usage(state.usage)
             cost = cost_of(price, usage)
-            latency = self._record(emit, model, kind, started, state, price, price_source, attempt, usage=usage, cost=cost)
+            latency = self._record(emit, model, kind, started, state, attempt, usage=usage, cost=cost,
+                                   priced=(price, price_source))
+            served = served_name(model, state.served)
+            if served and self.served.get(model.id) != served:
+                self.served[model.id] = served
+                self.on_served(model, served)
             return LLMResult(
                 content="".join(state.text),
                 tool_calls=state.tool_calls(),
@@ -426,6 +467,7 @@ class LLMClient:
         request["stream"] = False
         response = await litellm.acompletion(**request)
         state.started = True
+        state.served = _answer_model(response)
         state.usage = _get(response, "usage")
         for choice in (_get(response, "choices") or [])[:1]:
             message = _get(choice, "message")
@@ -472,8 +514,10 @@ class LLMClient:
         then = f"retrying with '{lower}'" if lower else "retrying without reasoning effort"
         return lower, f"{who} does not accept reasoning effort '{effort}'; {then}."
 
-    def _record(self, emit, model, kind, started, state, price, price_source, attempt, *, usage=None, cost=None, error=None) -> int:
+    def _record(self, emit, model, kind, started, state, attempt, *, usage=None, cost=None, error=None,
+                priced=None) -> int:
         latency = int((time.monotonic() - started) * 1000)
+        price, price_source = priced or find_price(model, self.price_overrides, self.catalog)
         if usage is None:
             usage = normalise_usage(state.usage)
             if state.usage:
@@ -492,5 +536,6 @@ class LLMClient:
             finish_reason=state.finish_reason,
             attempt=attempt,
             error=error,
+            served_model=served_name(model, state.served),
         ))
         return latency

@@ -16,7 +16,7 @@ provider prefixes we route directly is kept here.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 DEMO_ALIASES = frozenset({"demo", "mlintern_demo/ml-task"})
@@ -124,7 +124,10 @@ def hf_token(env: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
-def resolve_model(model_id: str, env: Mapping[str, str] | None = None) -> ResolvedModel:
+def resolve_model(model_id: str, env: Mapping[str, str] | None = None, *,
+                  router_base: str | None = None) -> ResolvedModel:
+    """``router_base``: the configured router endpoint (``endpoints.hf_router``); the
+    environment's ``HF_ROUTER_BASE_URL`` wins over it, as for every endpoint."""
     env = os.environ if env is None else env
     mid = model_id.strip()
     if not mid or any(ch.isspace() for ch in mid):
@@ -155,7 +158,14 @@ def resolve_model(model_id: str, env: Mapping[str, str] | None = None) -> Resolv
             )
 
     if prefix == "huggingface" and rest:
-        return _router(rest, env)
+        # the prefix stays in the id where it is needed to come back here: "openai/gpt-oss-120b"
+        # alone is OpenAI's own API, "huggingface/openai/gpt-oss-120b" the router's
+        routed = _router(rest, env, router_base)
+        try:
+            plain = resolve_model(rest, env, router_base=router_base).route == "hf_router"
+        except ModelIdError:
+            plain = False
+        return routed if plain else replace(routed, id=mid, label=mid)
 
     # "org/model:provider" is the HF router's syntax - except where a colon is part of the
     # provider's own ids (bedrock "…-v1:0", sagemaker endpoints)
@@ -179,14 +189,14 @@ def resolve_model(model_id: str, env: Mapping[str, str] | None = None) -> Resolv
             "a Hugging Face router id such as moonshotai/Kimi-K2-Instruct, a local one such as "
             "ollama/qwen3, or demo"
         )
-    return _router(mid, env)
+    return _router(mid, env, router_base)
 
 
-def _router(mid: str, env: Mapping[str, str]) -> ResolvedModel:
+def _router(mid: str, env: Mapping[str, str], router_base: str | None) -> ResolvedModel:
     org, _, name = mid.partition("/")
     if not org or not name:
         raise ModelIdError(f"invalid Hugging Face router id {mid!r}: expected org/model[:provider]")
-    base = env.get("HF_ROUTER_BASE_URL") or HF_ROUTER_BASE_URL
+    base = (env.get("HF_ROUTER_BASE_URL") or router_base or HF_ROUTER_BASE_URL).rstrip("/")
     return ResolvedModel(
         id=mid, litellm_model=f"openai/{mid}", route="hf_router", label=mid,
         api_base=base, api_key=hf_token(env), key_env="HF_TOKEN", pricing_key=mid.split(":")[0],

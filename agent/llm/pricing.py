@@ -8,10 +8,14 @@ find is ``None`` ("unknown") and the UI says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent.llm.models import ResolvedModel
 from agent.llm.runtime import get_litellm
 from agent.protocol import Usage
+
+if TYPE_CHECKING:
+    from agent.llm.router_catalog import RouterCatalog
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,16 @@ class WindowInfo:
     source: str  # "config" | "litellm" | "fallback" | "assumed"
 
 
-def context_window(model: ResolvedModel, overrides: dict[str, int] | None = None) -> WindowInfo:
+def context_window(model: ResolvedModel, overrides: dict[str, int] | None = None,
+                   catalog: RouterCatalog | None = None) -> WindowInfo:
     overrides = overrides or {}
     for key in (model.id, model.pricing_key):
         if key in overrides:
             return WindowInfo(int(overrides[key]), "config")
+    if catalog is not None and model.route == "hf_router":
+        terms = catalog.terms(model)
+        if terms is not None and terms.window:
+            return WindowInfo(terms.window, "router")
     if not model.is_demo:
         info = _litellm_info(model)
         if info and info.get("max_input_tokens"):
@@ -116,8 +125,11 @@ def _price_from_litellm(entry: dict) -> Price | None:
     )
 
 
-def find_price(model: ResolvedModel, overrides: dict[str, dict] | None = None) -> tuple[Price | None, str]:
-    """The model's price and where it came from; (None, "unknown") when nobody knows."""
+def find_price(model: ResolvedModel, overrides: dict[str, dict] | None = None,
+               catalog: RouterCatalog | None = None) -> tuple[Price | None, str]:
+    """The model's price and where it came from; (None, "unknown") when nobody knows. For a
+    Hugging Face router model the router's own catalog comes before litellm's map and our
+    table (it is live and per provider; see ``agent.llm.router_catalog``)."""
     if model.is_demo:
         return Price(0.0, 0.0), "demo"
     if model.is_local:
@@ -127,6 +139,10 @@ def find_price(model: ResolvedModel, overrides: dict[str, dict] | None = None) -
             p = overrides[key]
             return Price(float(p["input_per_mtok"]), float(p["output_per_mtok"]),
                          p.get("cache_read_per_mtok"), p.get("cache_write_per_mtok")), "config"
+    if catalog is not None and model.route == "hf_router":
+        terms = catalog.terms(model)
+        if terms is not None and terms.price is not None:
+            return terms.price, "router"
     entry = _litellm_info(model)
     if entry:
         price = _price_from_litellm(entry)

@@ -169,7 +169,7 @@ def _pieces(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def _completion(body: dict, reply: Text | ToolCalls, completion_id: str) -> dict:
+def _completion(body: dict, reply: Text | ToolCalls, completion_id: str, served: str | None = None) -> dict:
     message: dict[str, Any] = {"role": "assistant", "content": reply.content or None, "refusal": None}
     if isinstance(reply, ToolCalls):
         message["tool_calls"] = [
@@ -180,21 +180,22 @@ def _completion(body: dict, reply: Text | ToolCalls, completion_id: str) -> dict
         "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": body.get("model", ""),
+        "model": served or body.get("model", ""),
         "system_fingerprint": None,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
         "usage": _usage_for(body, reply).to_json(),
     }
 
 
-def _stream_chunks(body: dict, reply: Text | ToolCalls | Hang | Disconnect, completion_id: str) -> Iterator[dict]:
+def _stream_chunks(body: dict, reply: Text | ToolCalls | Hang | Disconnect, completion_id: str,
+                  served: str | None = None) -> Iterator[dict]:
     """The SSE chunk objects for ``reply``; for Hang/Disconnect only the part sent before the cut."""
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     base = {
         "id": completion_id,
         "object": "chat.completion.chunk",
         "created": int(time.time()),
-        "model": body.get("model", ""),
+        "model": served or body.get("model", ""),
         "system_fingerprint": None,
     }
 
@@ -230,7 +231,15 @@ class _Handler(LoopbackHandler):
         if self.path.rstrip("/") not in ("/v1/models", "/models"):
             self._send_json(404, HTTPError(404, f"no route GET {self.path}").body())
             return
-        model = {"id": self.server.owner.model_name, "object": "model", "created": 0, "owned_by": "tests"}
+        owner = self.server.owner
+        owner.catalog_requests += 1
+        if owner.catalog is not None:  # the Hugging Face router's shape: models with their providers
+            if isinstance(owner.catalog, HTTPError):
+                self._send_json(owner.catalog.status, owner.catalog.body())
+                return
+            self._send_json(200, {"object": "list", "data": owner.catalog})
+            return
+        model = {"id": owner.model_name, "object": "model", "created": 0, "owned_by": "tests"}
         self._send_json(200, {"object": "list", "data": [model]})
 
     def do_POST(self) -> None:  # noqa: N802
@@ -271,9 +280,9 @@ class _Handler(LoopbackHandler):
         elif isinstance(reply, Hang):
             if owner._stopping.wait(reply.seconds):
                 raise StopAnswering
-            self._send_json(200, _completion(body, Text(reply.after_text), owner._completion_id()))
+            self._send_json(200, _completion(body, Text(reply.after_text), owner._completion_id(), owner.served_model))
         else:
-            self._send_json(200, _completion(body, reply, owner._completion_id()))
+            self._send_json(200, _completion(body, reply, owner._completion_id(), owner.served_model))
 
     def _stream(self, body: dict, reply: Text | ToolCalls | Hang | Disconnect) -> None:
         owner = self.server.owner
@@ -283,7 +292,7 @@ class _Handler(LoopbackHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         delay = getattr(reply, "delay", 0.0)
-        for number, data in enumerate(_stream_chunks(body, reply, owner._completion_id())):
+        for number, data in enumerate(_stream_chunks(body, reply, owner._completion_id(), owner.served_model)):
             if delay and number and owner._stopping.wait(delay):
                 raise StopAnswering
             self._write_chunk(b"data: " + json.dumps(data).encode() + b"\n\n")
@@ -311,6 +320,11 @@ class ScriptedLLMServer(LoopbackLifecycle):
 
     def __init__(self, model_name: str = "fake-model") -> None:
         self.model_name = model_name
+        #: served at GET /v1/models instead of the one-model list (a list of router entries, or an HTTPError)
+        self.catalog: list[dict] | HTTPError | None = None
+        self.catalog_requests = 0
+        #: the ``model`` its answers name (None: the one asked for, as most servers do)
+        self.served_model: str | None = None
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._replies: deque[Reply] = deque()
