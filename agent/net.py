@@ -87,8 +87,8 @@ class Endpoints:
     arxiv: str
     ar5iv: str
     semantic_scholar: str
-    hf_router: str
     web_search: str
+    hf_router: str = "https://router.huggingface.co/v1"
 
     @classmethod
     def resolve(cls, configured: dict[str, str] | None = None, env: dict[str, str] | None = None) -> Endpoints:

@@ -26,6 +26,7 @@ from agent.protocol import (
     JobLog,
     JobUpdate,
     LLMCall,
+    ModelList,
     NewComplete,
     PlanUpdate,
     Processing,
@@ -290,3 +291,5 @@ class Bridge:
                 await app.notice(kind, f"Job {event.job_id} {event.detail or event.status.lower()}")
         elif isinstance(event, SettingsChanged):
             await app.on_settings_changed(event)
+        elif isinstance(event, ModelList):
+            app.on_model_list(event)

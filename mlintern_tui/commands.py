@@ -27,14 +27,6 @@ MODE_HELP = {
     "auto": "asks before jobs, paid sandboxes, Hub uploads and deletes, and destructive git operations",
     "yolo": "runs what auto asks about without asking, within the budget; scheduled jobs still ask",
 }
-SUGGESTED_MODELS = (
-    "demo",
-    "anthropic/claude-sonnet-4-5",
-    "openai/gpt-5",
-    "moonshotai/Kimi-K2-Instruct",
-    "Qwen/Qwen3-Coder-480B-A35B-Instruct",
-    "ollama/qwen3",
-)
 
 
 @dataclass(frozen=True)
@@ -139,12 +131,10 @@ async def _rename(app: MLInternApp, arg: str) -> None:
     app.submit(Rename(title=title))
 
 
-@REGISTRY.add("/model", "/model [id]", "Show or switch the model")
+@REGISTRY.add("/model", "/model [id]", "Pick a model from a list with prices, or switch to <id>")
 async def _model(app: MLInternApp, arg: str) -> None:
     if not arg:
-        current = app.status_info.model_label
-        await app.notice("info", f"Model: {current}\nSuggestions: " + ", ".join(SUGGESTED_MODELS)
-                         + "\nUse /model <id>: litellm ids, HF router org/model[:provider], ollama/…, vllm/…, demo.")
+        app.show_model_picker()
         return
     app.submit(SetModel(model=arg))
 
@@ -225,6 +215,6 @@ class SlashCommandProvider(Provider):
     async def _run(self, command: Command) -> None:
         app = self.app
         await command.handler(app, "")  # type: ignore[arg-type]
-        if command.name in ("/model", "/effort", "/rename"):
+        if command.name in ("/effort", "/rename"):  # /model opens its picker instead
             # the current value is shown; the new one is typed in the prompt
             app.prefill_prompt(command.name + " ")  # type: ignore[attr-defined]

@@ -13,7 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 
-from agent.protocol import LLMCall, Op, Ready, Receipt, Resume, ResumeComplete, SetApprovalMode, SettingsChanged
+from agent.protocol import (
+    ListModels,
+    LLMCall,
+    ModelList,
+    Op,
+    Ready,
+    Receipt,
+    Resume,
+    ResumeComplete,
+    SetApprovalMode,
+    SetModel,
+    SettingsChanged,
+)
 from mlintern_tui import __version__, heap
 from mlintern_tui.commands import MODE_HELP
 from widgets.status import StatusBar
@@ -22,6 +34,7 @@ if TYPE_CHECKING:
     from agent.config import Config
     from agent.costs import CostLedger
     from mlintern_tui.bridge import Bridge
+    from mlintern_tui.screens.model_picker import ModelPicker
     from widgets.status import StatusInfo
 
 
@@ -113,6 +126,35 @@ class EngineLinkMixin:
                 await self.resume_session(chosen)
 
         self.push_screen(picker, callback=picked)
+
+    # ------------------------------------------------------------------ the model picker
+
+    def show_model_picker(self) -> None:
+        """The models the session can switch to; the one picked is switched to."""
+        from mlintern_tui.screens.model_picker import ModelPicker
+
+        if self.session is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+
+        def picked(chosen: str | None) -> None:
+            if chosen:
+                self.submit(SetModel(model=chosen))
+
+        self.push_screen(ModelPicker(), callback=picked)  # type: ignore[attr-defined]
+
+    def on_model_picker_list_requested(self, message: ModelPicker.ListRequested) -> None:
+        if self.session is not None:  # no session: the picker keeps saying it is asking
+            self.submit(ListModels(refresh=message.refresh))
+
+    def on_model_list(self, event: ModelList) -> None:
+        """The session's answer to ``ListModels`` (sent two or three times as the router and
+        the local servers answer): to the open picker, if it is still open."""
+        from mlintern_tui.screens.model_picker import ModelPicker  # loaded already: the picker asked
+
+        for screen in self.screen_stack:  # type: ignore[attr-defined]
+            if isinstance(screen, ModelPicker):
+                screen.show_models(event)
 
     async def resume_session(self, target: str) -> None:
         """Send ``Resume``; the engine answers with ``resume_complete`` or an error."""
@@ -223,7 +265,8 @@ class EngineLinkMixin:
         self.update_status(model_label=event.model_label, effort=event.effort, mode=mode,
                            yolo_cap_usd=event.yolo_cap_usd, budget_left_usd=event.budget_left_usd if mode == "yolo" else None,
                            budget_exact=event.budget_exact,
-                           context_window=event.context_window, is_demo=event.model == "demo")
+                           context_window=event.context_window, is_demo=event.model == "demo",
+                           served_model=event.served_model)
         just_resumed, self._settings_after_resume = self._settings_after_resume, False
         if event.quiet:
             return
@@ -281,7 +324,8 @@ class EngineLinkMixin:
     def status_text(self) -> str:
         i = self.status_info
         s = self.session
-        lines = [f"Model: {i.model_label}" + ("" if i.model_ready else " (loading)"),
+        lines = [f"Model: {i.model_label}" + ("" if i.model_ready else " (loading)")
+                 + (f" (its server answers as {i.served_model})" if i.served_model else ""),
                  f"Effort: {i.effort or 'default'} · approval mode: {i.mode}"
                  + (" · " + self._budget_text(i.yolo_cap_usd, i.budget_left_usd, i.budget_exact) if i.mode == "yolo" else ""),
                  f"Context: {i.context_tokens:,} of {i.context_window:,} tokens"]

@@ -65,7 +65,7 @@ def github():
 async def test_no_request_to_another_host_carries_either_token(sink, github, hub, tmp_path):
     other = f"http://localhost:{sink.port}"
     endpoints = Endpoints(hub=hub.endpoint, datasets_server=other, github_api=github.base_url, arxiv=other,
-                          ar5iv=other, semantic_scholar=other, web_search=f"{other}/html/")
+                          ar5iv=other, semantic_scholar=other, web_search=f"{other}/html/", hf_router=other)
     net = Net(endpoints, hf_token=lambda: HF, github_token=lambda: GH, cache_dir=tmp_path / "cache",
               connect_timeout_s=2, read_timeout_s=5)
     router = ToolRouter(default_tools(), ungoverned=True)

@@ -21,6 +21,9 @@ from agent.protocol import (
     ErrorEvent,
     Guard,
     LLMCall,
+    ModelChoice,
+    ModelList,
+    ModelOffer,
     PlanItem,
     PlanUpdate,
     Processing,
@@ -543,3 +546,91 @@ def test_yolo_badge_80x24(snap_compare):
         await pilot.pause()
 
     assert snap_compare(AppUnderTest(), terminal_size=(80, 24), run_before=run_before)
+
+
+# --------------------------------------------------------------------------- the model picker
+
+def _offer(provider: str, price: tuple[float, float] | None, context: int = 262_144, live: bool = True,
+           tools: bool = True) -> ModelOffer:
+    return ModelOffer(provider=provider, live=live, input_per_mtok=price[0] if price else None,
+                      output_per_mtok=price[1] if price else None, context=context, tools=tools)
+
+
+def _router(model_id: str, price: tuple[float, float] | None, basis: str, context: int | None, tools: bool | None,
+            offers: list[ModelOffer], warning: str | None = None) -> ModelChoice:
+    live = sum(o.live for o in offers)
+    return ModelChoice(id=model_id, source="router", input_per_mtok=price[0] if price else None,
+                       output_per_mtok=price[1] if price else None, price_basis=basis, context=context, tools=tools,
+                       warning=warning, offers=offers,
+                       detail=f"{live} live provider{'s' if live != 1 else ''}" if live else "no live provider")
+
+
+QWEN_CODER = "Qwen/Qwen3-Coder-480B-A35B-Instruct"
+LOCAL_NOTE = ("vllm at http://127.0.0.1:8000/v1: 1 model; llamacpp at http://127.0.0.1:8080/v1: 1 model; "
+              "nothing at http://localhost:11434/v1, http://localhost:1234/v1")
+
+
+def model_list(**changes) -> ModelList:
+    """What a session on the router's Qwen coder offers: itself (3 live providers, one pinned
+    price each), two recent models, two local servers' models and the router's catalog."""
+    choices = [
+        _router(QWEN_CODER, (2.0, 2.0), "dearest of 3 live providers (together)", 262_144, True,
+                [_offer("novita", (0.3, 1.3)), _offer("together", (2.0, 2.0)), _offer("hyperbolic", (2.0, 2.0)),
+                 _offer("fireworks-ai", (0.45, 1.8), live=False)]).model_copy(update={"source": "current"}),
+        ModelChoice(id="anthropic/claude-sonnet-4-5", source="recent", input_per_mtok=3.0, output_per_mtok=15.0,
+                    price_basis="litellm's price list", context=200_000, tools=True, detail="used 2 h ago"),
+        ModelChoice(id="openai/gpt-5", source="recent", input_per_mtok=1.25, output_per_mtok=10.0,
+                    price_basis="litellm's price list", context=400_000, tools=True, detail="used 3 days ago"),
+        ModelChoice(id="vllm/Qwen/Qwen2.5-7B-Instruct", source="local", input_per_mtok=0.0, output_per_mtok=0.0,
+                    price_basis="local, free", context=32_768, detail="vllm at http://127.0.0.1:8000/v1"),
+        ModelChoice(id="llamacpp/SmolLM2-135M-Instruct.Q4_1.gguf", source="local", input_per_mtok=0.0,
+                    output_per_mtok=0.0, price_basis="local, free", detail="llamacpp at http://127.0.0.1:8080/v1"),
+        _router("deepseek-ai/DeepSeek-V3.1", (0.27, 1.0), "dearest of 2 live providers (novita)", 131_072, True,
+                [_offer("novita", (0.27, 1.0), 131_072), _offer("fireworks-ai", (0.56, 1.68), 163_840)]),
+        _router("google/gemma-3-27b-it", (0.09, 0.16), "nebius's price", 131_072, False,
+                [_offer("nebius", (0.09, 0.16), 131_072, tools=False)],
+                warning="No live provider of google/gemma-3-27b-it supports tool calls: the agent could only "
+                        "answer in text."),
+        _router("meta-llama/Llama-3.3-70B-Instruct", (0.88, 0.88), "dearest of 4 live providers (together)", 131_072,
+                True, [_offer(p, (0.6 + n * 0.1, 0.6 + n * 0.1), 131_072) for n, p in
+                       enumerate(("cerebras", "groq", "nebius", "together"))]),
+        _router("moonshotai/Kimi-K2-Instruct", (1.0, 3.0), "dearest of 2 live providers (groq)", 131_072, True,
+                [_offer("novita", (0.57, 2.3), 131_072), _offer("groq", (1.0, 3.0), 131_072)]),
+        _router("openai/gpt-oss-120b", (0.15, 0.6), "dearest of 3 live providers (fireworks-ai)", 131_072, True,
+                [_offer(p, (0.1, 0.5), 131_072) for p in ("cerebras", "groq", "fireworks-ai")]),
+        _router("Qwen/Qwen2.5-72B-Instruct", (0.38, 0.4), "novita's price", 32_768, True,
+                [_offer("novita", (0.38, 0.4), 32_768)]),
+        _router("Qwen/Qwen3-235B-A22B-Instruct-2507", None, "price unknown", 262_144, True,
+                [_offer("nscale", None)]),
+        _router("zai-org/GLM-4.5", (0.6, 2.2), "dearest of 2 live providers (novita)", 131_072, True,
+                [_offer("novita", (0.6, 2.2), 131_072), _offer("zai-org", (0.6, 2.2), 131_072)]),
+    ]
+    fields = dict(current=QWEN_CODER, choices=choices, router="live", router_note="fetched just now",
+                  local_pending=False, local_note=LOCAL_NOTE)
+    fields.update(changes)
+    return ModelList(**fields)
+
+
+def test_model_picker_with_router_local_and_recent_models(snap_compare):
+    """/model over a session on the router's Qwen coder: the "Switch model" modal with the filter
+    box (placeholder), the status lines "Router catalog: live, fetched just now · 13 models" and
+    the local servers that answered, then the list under its header (model, $/Mtok in / out,
+    ctx, tools, detail) in groups: In use (the Qwen coder, bold, highlighted), Recent (Claude
+    $3.00 / $15.00 used 2 h ago, GPT-5), Local servers (two models, "free", "?" for unknown
+    tools), Hugging Face router · 8 (gemma marked ⚠ with ✗ tools, a "?" price for the Qwen3
+    235B). Below, the detail area for the highlighted model: its price basis ("dearest of 3
+    live providers (together)"), context 262,144 tokens and its providers (novita, together,
+    hyperbolic live with prices; fireworks-ai ○ not live). Key line at the bottom."""
+
+    async def run_before(pilot):
+        from mlintern_tui.screens.model_picker import ModelPicker
+
+        app = pilot.app
+        await feed(app, ready())
+        screen = ModelPicker()
+        await app.push_screen(screen)
+        screen.query_one("#model-filter").cursor_blink = False
+        await feed(app, model_list())
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)

@@ -14,6 +14,8 @@ from widgets.content_join import join_line
 @dataclass(frozen=True)
 class StatusInfo:
     model_label: str = "starting…"
+    #: the name the model's server answers with, when it is not the id asked for
+    served_model: str | None = None
     model_ready: bool = False
     is_demo: bool = False
     effort: str | None = None
@@ -51,6 +53,22 @@ def _money(value: float, unknown: int) -> str:
     if unknown:
         return f"{text}+?" if value else "unknown"
     return text
+
+
+def model_text(label: str, served: str | None, limit: int) -> str:
+    """The model as the status line names it: ``llamacpp/smollm2 → SmolLM2-135M-Instruct.Q4_1.gguf``
+    when its server answers under another name, cut to ``limit`` cells (the served name
+    shortened first, then the id from its start: the end of an id says the most)."""
+    if served and served != label:
+        room = limit - len(label) - 3
+        if room >= 8:
+            return f"{label} → " + (served if len(served) <= room else served[: room - 1] + "…")
+        served_room = min(len(served), max(12, limit // 2))
+        served_text = served if len(served) <= served_room else served[: served_room - 1] + "…"
+        label_room = max(1, limit - served_room - 3)
+        short = label if len(label) <= label_room else "…" + label[-(label_room - 1):]
+        return f"{short} → {served_text}"
+    return label if len(label) <= limit else "…" + label[-(limit - 1):]
 
 
 def context_bar(tokens: int, window: int, width: int = 10) -> tuple[str, int]:
@@ -91,7 +109,8 @@ class StatusBar(Widget):
         parts: list[tuple[int, Content]] = []  # (rank, part): the highest rank goes first when it does not fit
         ready = "" if i.model_ready else " [i $foreground-muted](loading)[/]"
         model = "[b $warning]DEMO[/] " if i.is_demo else ""
-        label = i.model_label if not compact or len(i.model_label) <= 28 else "…" + i.model_label[-27:]
+        # wide: the id whole as ever, the served name cut to fit beside it
+        label = model_text(i.model_label, i.served_model, 28 if compact else max(64, len(i.model_label) + 15))
         parts.append((0, Content.from_markup(f"{model}[b]$label[/]{ready}", label=label)))
         if i.effort:
             parts.append((4, Content.from_markup("effort [b]$e[/]", e=i.effort)))
