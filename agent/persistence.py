@@ -55,7 +55,7 @@ HELD_EVENTS = frozenset({"turn_complete", "approval_required"})
 TERMINAL = frozenset({"turn_complete", "interrupted", "error"})
 #: events neither stored nor checkpointed (agent/store.py SKIPPED_EVENTS, which are not
 #: checkpoint events either)
-_NOT_STORED = frozenset({"assistant_chunk", "job_log", "context_usage", "processing", "model_list"})
+_NOT_STORED = frozenset({"assistant_chunk", "job_log", "context_usage", "processing", "model_list", "mcp_status"})
 TITLE_CHARS = 60
 #: the system prompt of the title call (tests/fakes/openai_server.py recognises it)
 TITLE_SYSTEM = ("You name chat sessions. Reply with a title of at most six words for the session that starts "

@@ -239,6 +239,16 @@ class ListModels(Envelope):
     refresh: bool = False
 
 
+class McpAction(Envelope):
+    """Reconnect, enable or disable an MCP server (for this session), trust the project's
+    ``.mcp.json`` as it is now, or just ask for the servers' states (``status``). Answered with
+    ``mcp_status``; handled beside a running turn."""
+
+    type: Literal["mcp_action"] = "mcp_action"
+    action: Literal["status", "reconnect", "enable", "disable", "trust_project"]
+    server: str = ""
+
+
 class SetEffort(Envelope):
     type: Literal["set_effort"] = "set_effort"
     effort: str | None
@@ -270,6 +280,7 @@ Op = Annotated[
         Shutdown,
         SetModel,
         ListModels,
+        McpAction,
         SetEffort,
         SetYolo,
         SetApprovalMode,
@@ -625,6 +636,38 @@ class ModelList(Envelope):
     local_note: str = ""
 
 
+class McpServerInfo(BaseModel):
+    model_config = ConfigDict(defer_build=True, extra="forbid")
+
+    name: str
+    #: untrusted: a project's server the user has not agreed to run yet
+    state: Literal["connecting", "ready", "failed", "disabled", "untrusted"]
+    origin: Literal["user", "project", "default", "cli"]
+    transport: str
+    #: the command line or URL
+    target: str
+    approval: Literal["ask", "auto"] = "ask"
+    #: the tool names the model sees for it
+    tools: list[str] = Field(default_factory=list)
+    #: its tools left out by the entry's allow/deny lists
+    hidden_tools: int = 0
+    #: why it failed or is disabled (with the tail of its stderr for a stdio server)
+    error: str | None = None
+    #: where its stderr is logged (stdio servers)
+    log_path: str | None = None
+    #: the file the entry comes from
+    source: str = ""
+
+
+class McpStatus(Envelope):
+    """Every MCP server and its state; sent whenever one changes."""
+
+    type: Literal["mcp_status"] = "mcp_status"
+    servers: list[McpServerInfo] = Field(default_factory=list)
+    #: a project .mcp.json waits for the user's trust (its path)
+    untrusted_project: str | None = None
+
+
 class ContextUsage(Envelope):
     """Pre-flight token count of the next request against the model's window."""
 
@@ -661,6 +704,7 @@ Event = Annotated[
         ShutdownEvent,
         SettingsChanged,
         ModelList,
+        McpStatus,
         ContextUsage,
     ],
     Field(discriminator="type"),

@@ -24,6 +24,7 @@ from agent.llm.effort import CACHE_FILE, EffortCache
 from agent.llm.models import default_model_id, hf_token
 from agent.budget import Observer
 from agent.loop import EngineSettings, TurnEngine
+from agent.mcp.session_mixin import McpSessionMixin
 from agent.model_settings import ModelSettingsMixin
 from agent.policy import Policy
 from agent.prompts.system import render_system_prompt
@@ -48,6 +49,7 @@ from agent.protocol import (
     SetApprovalMode,
     SetModel,
     ListModels,
+    McpAction,
     SetYolo,
     Shutdown,
     ShutdownEvent,
@@ -63,7 +65,7 @@ from agent.tools.router import ToolRouter
 log = logging.getLogger(__name__)
 
 
-class Session(ModelSettingsMixin):
+class Session(ModelSettingsMixin, McpSessionMixin):
     def __init__(
         self,
         config: Config | None = None,
@@ -75,8 +77,15 @@ class Session(ModelSettingsMixin):
         max_iterations: int | None = None,
         jobs_backend: str | None = None,
         yolo_cap_usd: float | None = None,
+        mcp_files: tuple[Path, ...] = (),
+        mcp_in_memory: dict | None = None,
     ):
         self.config = config or Config()
+        self.mcp_files = tuple(mcp_files)
+        self.mcp_in_memory = mcp_in_memory
+        #: headless: how long the first model call waits for MCP servers still connecting
+        self.mcp_wait_s = 0.0
+        self._mcp_task: asyncio.Task | None = None
         self.id = uuid.uuid4().hex
         self.cwd = (cwd or Path.cwd()).resolve()
         self.data_dir = data_dir()
@@ -300,6 +309,9 @@ class Session(ModelSettingsMixin):
         if isinstance(op, ListModels):  # the picker opens mid-turn too: never queued behind the turn
             self._list_models(op.refresh)
             return
+        if isinstance(op, McpAction):  # so does /mcp
+            self._mcp_task = asyncio.create_task(self._mcp_action(op.action, op.server))
+            return
         if isinstance(op, (SetYolo, SetApprovalMode)) and self.busy:
             # a user who switches to ask mid-run means the next call, not the next turn
             try:
@@ -473,6 +485,11 @@ class Session(ModelSettingsMixin):
             self._catalog_task = asyncio.create_task(self._catalog_at_start())
         self._remember_model()
         try:
+            self._start_mcp()
+        except Exception as exc:  # MCP must never cost the session
+            log.exception("MCP start failed")
+            self.emit(ToolLog(tool="system", log=f"MCP servers could not be started: {type(exc).__name__}: {exc}"))
+        try:
             await self.persist.open()  # after "ready": the first frame never waits for SQLite
             while True:
                 epoch, op = await self._queue.get()
@@ -486,7 +503,7 @@ class Session(ModelSettingsMixin):
                 await self._handle(op)
         finally:
             for task in (self._username_task, self._prices_task, self._warm_task, self._catalog_task,
-                         self._listing, self._catalog_fetch):
+                         self._listing, self._catalog_fetch, self._mcp_task):
                 if task and not task.done():
                     task.cancel()
             if self.sandbox is not None:
@@ -503,6 +520,7 @@ class Session(ModelSettingsMixin):
                     await asyncio.shield(shutdown())
                 except Exception:
                     pass
+            await self._close_mcp()
             await self.jobs.monitor.close()
             if self._net is not None:
                 try:
@@ -541,6 +559,11 @@ class Session(ModelSettingsMixin):
     async def _handle(self, op: Op) -> None:
         engine = self.engine
         try:
+            if isinstance(op, (UserInput, _Wake)):
+                if self.mcp_wait_s:
+                    wait, self.mcp_wait_s = self.mcp_wait_s, 0.0
+                    await self._wait_for_mcp(wait)
+                self._apply_mcp_tools()  # servers that came or went since the last turn
             if isinstance(op, UserInput):
                 self.persist.prompt_submitted(op.text)
                 await self._run_work(engine.run_turn(op.text))

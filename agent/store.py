@@ -41,7 +41,7 @@ BUSY_TIMEOUT_MS = 2000  # a database locked by another process: wait this long, 
 #: events not kept: the stream of chunks (assistant_message holds the text), job log lines (the
 #: job's log file holds them), context gauges and tool progress lines (frequent, and the
 #: result holds what matters)
-SKIPPED_EVENTS = frozenset({"assistant_chunk", "job_log", "context_usage", "processing", "model_list"})
+SKIPPED_EVENTS = frozenset({"assistant_chunk", "job_log", "context_usage", "processing", "model_list", "mcp_status"})
 
 _V1 = """
 CREATE TABLE sessions (

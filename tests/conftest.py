@@ -38,6 +38,8 @@ def mlintern_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # the session-title call after a first turn would be one more model request in every test
     # that counts them; tests of titles turn it back on (tests/test_resume.py)
     monkeypatch.setenv("MLINTERN_MODEL_TITLES", "0")
+    # nor should every test with an HF token connect to the Hub's MCP server (tests of it turn it on)
+    monkeypatch.setenv("MLINTERN_MCP_DEFAULT", "0")
     return home
 
 

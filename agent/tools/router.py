@@ -70,6 +70,9 @@ def _compact_optional(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def tool_spec(tool: Tool) -> dict[str, Any]:
+    own = getattr(tool, "spec", None)
+    if callable(own):  # a tool whose schema comes from elsewhere (an MCP server's)
+        return own()
     params = _compact_optional(_inline_refs(tool.Params.model_json_schema()))
     params.setdefault("type", "object")
     params.setdefault("properties", {})
@@ -115,8 +118,27 @@ class ToolRouter:
                 raise ValueError(f"duplicate tool name {tool.name!r}")
             self._tools[tool.name] = tool
         self._specs = [tool_spec(t) for t in self._tools.values()]
+        #: names of the tools added with ``set_extra`` (MCP servers' tools), which come and go
+        self._extra: set[str] = set()
         #: masks the user's secret values in every result (the session's ``SecretMasker``)
         self.mask: Callable[[str], str] = lambda text: text
+
+    def set_extra(self, tools: list[Tool]) -> None:
+        """Replace the tools that come from outside (MCP servers). Built-in tools keep their
+        names: an extra tool with a taken name is refused."""
+        for name in self._extra:
+            self._tools.pop(name, None)
+        self._extra = set()
+        for tool in tools:
+            if tool.name in self._tools:
+                raise ValueError(f"tool name {tool.name!r} is taken")
+            self._tools[tool.name] = tool
+            self._extra.add(tool.name)
+        self._specs = [tool_spec(t) for t in self._tools.values()]
+
+    @property
+    def extra_names(self) -> list[str]:
+        return [n for n in self._tools if n in self._extra]
 
     @property
     def names(self) -> list[str]:

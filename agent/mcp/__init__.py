@@ -1,0 +1,1 @@
+"""MCP servers through fastmcp: config, connections, tools and their trust."""
