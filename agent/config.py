@@ -209,7 +209,12 @@ def _load_file(path: Path) -> Config:
         ) from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a JSON object, not {type(raw).__name__}")
+    # MCP server entries are substituted one by one when they start (agent/mcp/config.py): a
+    # ${VAR} one of them lacks breaks that server, said as such, not the whole config
+    servers = raw.pop("mcpServers", None)
     merged = deep_merge(Config().model_dump(by_alias=True), substitute_env(raw))
+    if servers is not None:
+        merged["mcpServers"] = servers
     try:
         return Config.model_validate(merged)
     except ValidationError as exc:

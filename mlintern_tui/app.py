@@ -346,9 +346,10 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
 
 def run_app(*, model: str | None = None, yolo: bool = False, max_iterations: int | None = None,
             jobs_backend: str | None = None, open_resume_picker: bool = False,
-            resume_session_id: str | None = None) -> int:
+            resume_session_id: str | None = None, mcp_files: tuple = ()) -> int:
     heap.tune()
     app = MLInternApp(model=model, yolo=yolo, max_iterations=max_iterations, jobs_backend=jobs_backend,
                       open_resume_picker=open_resume_picker, resume_session_id=resume_session_id)
+    app.mcp_files = tuple(mcp_files)
     app.run()
     return app.return_code or 0

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="headless: after the turn, wait up to DURATION (90s, 30m, 2h) for the jobs it started, "
                         "and let the agent read their results (default: until they end, bounded by their own "
                         "timeouts; 0: exit at once and print how to follow them)")
+    p.add_argument("--mcp-config", action="append", default=[], metavar="FILE",
+                   help="a JSON file with mcpServers to add for this run (repeatable); "
+                        "`mlintern mcp list|add|remove|trust` edits the lasting ones")
     p.add_argument("--version", action="version", version=f"mlintern {__version__}")
     return p
 
@@ -71,8 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     # Every burst of changes gets its own frame too, though: 150 agent rounds cost 5.2 /
     # 6.7 / 9.0 s of CPU at those rates. 120 keeps the echo under 13 ms for less.
     os.environ.setdefault("TEXTUAL_FPS", "120")
+    raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] == ["mcp"]:
+        from mlintern_tui.mcp_cli import main as mcp_main
+
+        return mcp_main(raw[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    mcp_files = []
+    for name in args.mcp_config:
+        path = os.path.abspath(os.path.expanduser(name))
+        if not os.path.isfile(path):
+            print(f"Error: --mcp-config {name}: no such file", file=sys.stderr)
+            return 2
+        mcp_files.append(path)
     if args.continue_ and args.resume is not None:
         parser.error("--continue and --resume pick a session each: give one of them")
     resume: str | None = None
@@ -95,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_headless(
             args.prompt, model=args.model, output_format=args.output_format,
             yolo=args.yolo, max_iterations=args.max_iterations, jobs_backend=args.jobs_backend,
-            budget=args.budget, resume=resume, wait_jobs=args.wait_jobs,
+            budget=args.budget, resume=resume, wait_jobs=args.wait_jobs, mcp_files=tuple(mcp_files),
         ))
     if args.wait_jobs is not None:
         print("Error: --wait-jobs is for headless runs (-p); the app waits for jobs by itself", file=sys.stderr)
@@ -107,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlintern_tui.app import run_app
 
     return run_app(model=args.model, yolo=args.yolo, max_iterations=args.max_iterations, jobs_backend=args.jobs_backend,
-                   resume_session_id=resume, open_resume_picker=args.resume == "")
+                   resume_session_id=resume, open_resume_picker=args.resume == "", mcp_files=tuple(mcp_files))
 
 
 def _session_to_resume(id_or_prefix: str | None) -> str:

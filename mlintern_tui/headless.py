@@ -31,6 +31,7 @@ from agent.protocol import (
     JobLog,
     JobUpdate,
     LLMCall,
+    McpStatus,
     Ready,
     Resume,
     Shutdown,
@@ -46,6 +47,7 @@ from agent.tools.output import short_json
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROGRESS_S = 30.0  # a line about the jobs waited for, this often
+MCP_WAIT_S = 20.0  # the longest the first model call waits for MCP servers still connecting
 
 
 def _span(seconds: float) -> str:
@@ -105,6 +107,24 @@ class HeadlessPrinter:
         self.out = out
         self.err = err
         self.why = "headless, nobody to approve it" if yolo else "headless without --yolo"
+        self._mcp_states: dict[str, str] = {}
+
+    def _mcp(self, event: McpStatus) -> None:
+        """Each MCP server's news once per change, on stderr in every format but stream-json.
+        Hugging Face's default server stays quiet when it cannot be reached (offline)."""
+        for server in event.servers:
+            before = self._mcp_states.get(server.name)
+            self._mcp_states[server.name] = server.state
+            if server.state == before or server.state in ("connecting", "disabled"):
+                continue
+            if server.state == "ready":
+                n = len(server.tools)
+                self.notice(f"MCP: {server.name} ready ({n} tool{'s' if n != 1 else ''})")
+            elif server.state == "failed" and server.origin != "default":
+                first, _, rest = (server.error or "no reason given").partition("\n")
+                self.notice(f"MCP: {server.name} failed: {first}" + ("".join(f"\n    {line}" for line in rest.splitlines())))
+            elif server.state == "untrusted":
+                self.notice(f"MCP: {server.name} not started: {server.error} (run `mlintern mcp trust` there)")
 
     def status(self, line: str) -> None:
         if self.fmt == "text":
@@ -117,6 +137,9 @@ class HeadlessPrinter:
     def handle(self, event: Event) -> None:
         if self.fmt == "stream-json":
             print(event.model_dump_json(), file=self.out, flush=True)
+            return
+        if isinstance(event, McpStatus):
+            self._mcp(event)
             return
         if getattr(event, "parent_call_id", None):
             self._research(event)
@@ -170,6 +193,7 @@ async def run_headless(
     budget: float | None = None,
     resume: str | None = None,
     wait_jobs: float | None = None,
+    mcp_files: tuple = (),
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
@@ -181,11 +205,13 @@ async def run_headless(
     mode = "yolo" if yolo else ("auto" if config.approval_mode == "yolo" else config.approval_mode)
     try:
         session = Session(config, model_id=model, approval_mode=mode, max_iterations=max_iterations,
-                          jobs_backend=jobs_backend, yolo_cap_usd=budget)
+                          jobs_backend=jobs_backend, yolo_cap_usd=budget, mcp_files=tuple(mcp_files))
     except (ModelIdError, ValueError) as exc:
         print(f"Error: {exc}", file=err)
         return EXIT_USAGE
     session.persist.headless = True  # saved like any session; the picker says it ran headless
+    # MCP servers still connecting get this long before the first model call (then it goes on)
+    session.mcp_wait_s = MCP_WAIT_S
     printer = HeadlessPrinter(output_format, out, err, yolo=mode == "yolo")
     ledger = CostLedger()
     sub = session.subscribe("headless")

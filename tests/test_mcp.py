@@ -322,3 +322,34 @@ async def test_the_hubs_own_server_gets_the_token_and_runs_read_only_tools_on_it
     seen = [json.loads(line) for line in headers.read_text().splitlines()]
     assert seen and all(h.get("authorization") == "Bearer hf_hub_token" for h in seen)
     await stop(s)
+
+
+def test_a_server_naming_an_unset_variable_does_not_break_the_config(mlintern_home, monkeypatch):
+    from agent.config import load_config
+
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    (mlintern_home / "config.json").write_text(json.dumps({
+        "model": "demo", "mcpServers": {"x": {"command": "s", "env": {"K": "${NOT_SET_ANYWHERE}"}}}}))
+    config = load_config()
+    assert config.model == "demo"
+    [entry] = parse_servers(config.mcp_servers, "user")
+    assert "NOT_SET_ANYWHERE" in entry.error
+
+
+async def test_esc_cancels_a_running_mcp_call_and_the_server_stays_usable(llm_server, monkeypatch, tmp_path):
+    s = make_session(llm_server, monkeypatch, tmp_path, config=config_with({"notes": stdio("notes", approval="auto")}))
+    sub = await started(s)
+    await until_servers(sub, {"notes": "ready"})
+    llm_server.script(ToolCalls([Call("s1", "slow", '{"seconds": 30}')]))
+    s.submit(UserInput(text="sleep"))
+    await collect_until(sub, stop={"tool_call"})
+    await asyncio.sleep(0.5)
+    began = time.monotonic()
+    s.interrupt()
+    events = await collect_until(sub, stop={"interrupted", "turn_complete", "error"}, timeout=10)
+    assert events[-1].type == "interrupted" and time.monotonic() - began < 5
+    llm_server.script(ToolCalls([Call("a1", "add", '{"a": 4, "b": 4}')]), Text("ok"))
+    s.submit(UserInput(text="add"))
+    outs = of_type(await collect_until(sub, timeout=30), "tool_output")
+    assert outs[-1].tool_call_id == "a1" and outs[-1].output.strip() == "8"
+    await stop(s)
