@@ -46,6 +46,7 @@ from agent.protocol import (
     Receipt,
     ToolDecision,
     TurnComplete,
+    UserMessage,
     Usage,
 )
 from agent.tool_calls import (
@@ -221,6 +222,7 @@ class TurnEngine:
         self.guards.reset()
         if text is not None:
             self.history.append({"role": "user", "content": text}, "user", turn=self.turn)
+            self.emit(UserMessage(text=text))
         await self._guarded(self._drive())
 
     async def resume(self, decisions: list[ToolDecision]) -> None:

@@ -307,6 +307,13 @@ class Processing(Envelope):
     woke_for: list[str] = Field(default_factory=list)
 
 
+class UserMessage(Envelope):
+    """The user's prompt, as the turn that answers it starts (kept for traces and exports)."""
+
+    type: Literal["user_message"] = "user_message"
+    text: str
+
+
 class AssistantChunk(Envelope):
     """One streamed text delta. ``reset`` tells renderers to drop the partial answer
     (the stream broke and is being retried from the start)."""
@@ -681,6 +688,7 @@ Event = Annotated[
     Union[
         Ready,
         Processing,
+        UserMessage,
         AssistantChunk,
         AssistantMessage,
         ToolCallEvent,

@@ -35,7 +35,10 @@ def _duration(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mlintern", description="An autonomous ML-engineering agent in your terminal.")
+    p = argparse.ArgumentParser(
+        prog="mlintern", description="An autonomous ML-engineering agent in your terminal.",
+        epilog="Also: `mlintern mcp list|add|remove|trust` (MCP servers), `mlintern export ID|--last` (a saved "
+               "session as Claude Code JSONL or Markdown).")
     p.add_argument("-p", "--prompt", help="run one turn headless with this prompt and exit")
     p.add_argument("-m", "--model", help="model id (litellm id, HF router org/model[:provider], ollama/…, or demo)")
     p.add_argument("--output-format", choices=("text", "json", "stream-json"), default="text",
@@ -79,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         from mlintern_tui.mcp_cli import main as mcp_main
 
         return mcp_main(raw[1:])
+    if raw[:1] == ["export"]:
+        from mlintern_tui.export_cli import main as export_main
+
+        return export_main(raw[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     mcp_files = []

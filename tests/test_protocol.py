@@ -23,6 +23,7 @@ SAMPLES: dict[type, dict] = {
     p.Shutdown: {},
     p.SetModel: {"model": "anthropic/claude-sonnet-4-5"},
     p.ListModels: {"refresh": True},
+    p.UserMessage: {"text": "train a small model"},
     p.McpAction: {"action": "reconnect", "server": "files"},
     p.SetEffort: {"effort": "high"},
     p.SetYolo: {"enabled": True, "cap_usd": 2.5},
