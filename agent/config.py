@@ -110,7 +110,12 @@ class Config(BaseModel):
         "context also stays within 80% of the research model's window)"))
     knowledge_cache_ttl_s: float = Field(86_400.0, ge=0, description="the longest a cached papers/docs/API answer is reused (0: never cached)")
     mcp_servers: dict[str, Any] = Field(default_factory=dict, alias="mcpServers")
-    messaging: dict[str, Any] = Field(default_factory=dict)
+    messaging: dict[str, Any] = Field(default_factory=dict, description=(
+        "Slack destinations for the notify tool and automatic news: enabled, auto_event_types, destinations "
+        "(checked at start; see agent/messaging.py)"))
+    terminal_notifications: Literal["auto", "bell", "osc9", "osc777", "off"] = Field("auto", description=(
+        "how the app signals an approval waiting or a turn or job ending while the terminal is unfocused: "
+        "auto (OSC 777 and OSC 9, then a bell), bell, osc9, osc777, off"))
 
     @field_validator("endpoints")
     @classmethod

@@ -63,9 +63,12 @@ from agent.rules import rules_from_config
 from agent.tools.router import ToolRouter
 
 log = logging.getLogger(__name__)
+#: events that may be news for the notification destinations (agent/messaging.py news_for)
+_NEWS_EVENTS = frozenset({"approval_required", "error", "turn_complete", "job_update"})
 
 
 class Session(ModelSettingsMixin, McpSessionMixin):
+    messenger = None  # set in __init__ when notification destinations are configured
     def __init__(
         self,
         config: Config | None = None,
@@ -115,10 +118,27 @@ class Session(ModelSettingsMixin, McpSessionMixin):
         self._prices_task: asyncio.Task | None = None
         self._warm_task: asyncio.Task | None = None  # the tokenizer, loaded before the first prompt
         self._catalog_task: asyncio.Task | None = None
+        from agent.messaging import parse_messaging
+
+        #: Slack destinations for the notify tool and automatic news (None: none configured)
+        self.messaging = parse_messaging(self.config.messaging)
+        self._start_notes += [f"Notifications: {problem}." for problem in self.messaging.problems]
+        self.messenger = None
+        self._news_jobs: set[str] = set()
+        if self.messaging.destinations:
+            from agent.messaging import Messenger
+
+            self.messenger = Messenger(
+                self.messaging, meta=lambda: {"session_id": self.id, "model": self.model.id},
+                on_failure=lambda line: self.engine.emit(ToolLog(tool="system", log=line)))
         if tools is None:
             from agent.tools import default_tools
 
             tools = default_tools(sandbox=self.sandbox is not None)
+            if self.messenger is not None and self.messaging.tool_destinations:
+                from agent.tools.notify import NotifyTool
+
+                tools.append(NotifyTool(self.messenger))
         mode = approval_mode or self.config.approval_mode
         # every call of this session, whoever makes it, is decided by this one policy
         self.policy = Policy(
@@ -290,10 +310,22 @@ class Session(ModelSettingsMixin, McpSessionMixin):
             event.log = self.masker.mask(event.log)
         elif isinstance(event, JobLog):
             event.lines = self.masker.mask_lines(event.lines)
+        if self.messenger is not None and event.type in _NEWS_EVENTS:
+            self._tell(event)
         persist = getattr(self, "persist", None)
         if persist is not None and persist.intercept(event):
             return  # held until the store has committed it (agent/persistence.py)
         self.bus.publish(event)
+
+    def _tell(self, event: Event) -> None:
+        from agent.messaging import news_for
+
+        try:
+            news = news_for(event, self._news_jobs)
+            if news is not None:
+                self.messenger.auto(*news)
+        except Exception:  # news never costs the session
+            log.debug("notification skipped", exc_info=True)
 
     def subscribe(self, name: str = "") -> Subscription:
         return self.bus.subscribe(name)
@@ -521,6 +553,11 @@ class Session(ModelSettingsMixin, McpSessionMixin):
                 except Exception:
                     pass
             await self._close_mcp()
+            if self.messenger is not None:
+                try:
+                    await asyncio.shield(self.messenger.close())
+                except Exception:
+                    pass
             await self.jobs.monitor.close()
             if self._net is not None:
                 try:
