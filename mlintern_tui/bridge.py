@@ -26,6 +26,7 @@ from agent.protocol import (
     JobLog,
     JobUpdate,
     LLMCall,
+    McpStatus,
     ModelList,
     NewComplete,
     PlanUpdate,
@@ -263,6 +264,8 @@ class Bridge:
             await conv.end_answer()
             await app.notice("interrupt", "Interrupted." + (" The partial answer was kept." if event.partial_text else ""))
             app.on_turn_end(None)
+        elif isinstance(event, ErrorEvent) and event.kind == "mcp":
+            await app.on_mcp_error(event.message)  # an answer to /mcp, beside the turn: it goes on
         elif isinstance(event, ErrorEvent):
             self.flush_logs()
             await conv.end_answer()
@@ -293,3 +296,5 @@ class Bridge:
             await app.on_settings_changed(event)
         elif isinstance(event, ModelList):
             app.on_model_list(event)
+        elif isinstance(event, McpStatus):
+            await app.on_mcp_status(event)

@@ -85,7 +85,9 @@ async def _help(app: MLInternApp, arg: str) -> None:
             "Approval card: y approve · n reject · f reject with feedback · a approve the batch · e edit · "
             "A/D always allow/deny (then p this project, u all projects) · esc leave pending\n"
             "Jobs: ctrl+g jobs view and back · ↑/↓ or [ ] select · c cancel · / search the log (n/N next/previous) · "
-            "f follow/pause · esc back to the prompt")
+            "f follow/pause · esc back to the prompt\n"
+            "MCP servers (/mcp): ↑/↓ select · r reconnect · e enable/disable · t or enter its tools · "
+            "T trust the project's .mcp.json · esc close")
     await app.notice("info", "Commands:\n" + "\n".join(lines) + "\n\nKeys: " + keys)
 
 
@@ -137,6 +139,11 @@ async def _model(app: MLInternApp, arg: str) -> None:
         app.show_model_picker()
         return
     app.submit(SetModel(model=arg))
+
+
+@REGISTRY.add("/mcp", "/mcp", "MCP servers: states, errors and tools; reconnect, enable, disable, trust")
+async def _mcp(app: MLInternApp, arg: str) -> None:
+    app.show_mcp_screen()
 
 
 @REGISTRY.add("/effort", "/effort [level]", "Show or set reasoning effort")

@@ -16,6 +16,8 @@ from textual import work
 from agent.protocol import (
     ListModels,
     LLMCall,
+    McpAction,
+    McpStatus,
     ModelList,
     Op,
     Ready,
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from agent.config import Config
     from agent.costs import CostLedger
     from mlintern_tui.bridge import Bridge
+    from mlintern_tui.mcp_watch import McpWatch
+    from mlintern_tui.screens.mcp_screen import McpScreen
     from mlintern_tui.screens.model_picker import ModelPicker
     from widgets.status import StatusInfo
 
@@ -57,7 +61,12 @@ class EngineLinkMixin:
     _picker_on_ready: bool
     wall_clock: Any
     session_title: str
+    cwd: Any
     _settings_after_resume = False
+    #: the MCP servers' last status and what was said about it (made by the first status)
+    _mcp_watch: McpWatch | None = None
+    #: the /mcp screen while it is open
+    _mcp_screen: McpScreen | None = None
 
     @work(exclusive=True, group="engine", exit_on_error=False)
     async def boot_engine(self) -> None:
@@ -69,7 +78,7 @@ class EngineLinkMixin:
         try:
             session = Session(self.config, model_id=self.model_arg, cwd=self.cwd,
                               approval_mode=self.start_mode, max_iterations=self.max_iterations,
-                              jobs_backend=self.jobs_backend)
+                              jobs_backend=self.jobs_backend, mcp_files=getattr(self, "mcp_files", ()))
         except Exception as exc:  # bad model id, unreadable cwd ...
             await self.notice("error", f"Could not start the agent: {exc}")
             self.update_status(model_label="no model")
@@ -155,6 +164,51 @@ class EngineLinkMixin:
         for screen in self.screen_stack:  # type: ignore[attr-defined]
             if isinstance(screen, ModelPicker):
                 screen.show_models(event)
+
+    # ------------------------------------------------------------------ MCP servers
+
+    def _session_cwd(self) -> Any:
+        return self.session.cwd if self.session is not None else self.cwd
+
+    def show_mcp_screen(self) -> None:
+        """Every MCP server with its state; its keys ask the session to act."""
+        from mlintern_tui.screens.mcp_screen import McpScreen
+
+        # no session yet: the screen says it is asking, and shows the servers once it starts
+        if self._mcp_screen is not None and self._mcp_screen in self.screen_stack:  # type: ignore[attr-defined]
+            return
+        watch = self._mcp_watch
+        screen = McpScreen(watch.status if watch is not None else None, cwd=self._session_cwd())
+        self._mcp_screen = screen
+
+        def closed(_: None) -> None:
+            self._mcp_screen = None
+
+        self.push_screen(screen, callback=closed)  # type: ignore[attr-defined]
+
+    def on_mcp_screen_action_requested(self, message: McpScreen.ActionRequested) -> None:
+        if self.session is not None:
+            self.submit(McpAction(action=message.action, server=message.server))  # type: ignore[arg-type]
+        elif message.action != "status" and self._mcp_screen is not None:
+            self._mcp_screen.show_error("The agent is still starting: try again in a moment.")
+
+    async def on_mcp_status(self, event: McpStatus) -> None:
+        """The servers' states (sent whenever one changes): notices for a project's servers
+        waiting for trust and for a server that failed, and the open /mcp screen follows."""
+        if self._mcp_watch is None:
+            from mlintern_tui.mcp_watch import McpWatch
+
+            self._mcp_watch = McpWatch()
+        for kind, text in self._mcp_watch.update(event, self._session_cwd()):
+            await self.notice(kind, text)
+        if self._mcp_screen is not None:
+            self._mcp_screen.show_status(event)
+
+    async def on_mcp_error(self, message: str) -> None:
+        """The session could not do what /mcp asked: said on the screen, and kept in the conversation."""
+        if self._mcp_screen is not None:
+            self._mcp_screen.show_error(message)
+        await self.notice("error", message)
 
     async def resume_session(self, target: str) -> None:
         """Send ``Resume``; the engine answers with ``resume_complete`` or an error."""
@@ -332,5 +386,9 @@ class EngineLinkMixin:
         if s is not None:
             lines += [f"Session {s.id[:8]} · turn {s.engine.turn} · {len(s.engine.history)} messages",
                       f"Working directory: {s.cwd}"]
+        if self._mcp_watch is not None:
+            mcp = self._mcp_watch.status_line(self._session_cwd())
+            if mcp:
+                lines.append(mcp)
         lines.append(f"mlintern {__version__}")
         return "\n".join(lines)

@@ -21,6 +21,8 @@ from agent.protocol import (
     ErrorEvent,
     Guard,
     LLMCall,
+    McpServerInfo,
+    McpStatus,
     ModelChoice,
     ModelList,
     ModelOffer,
@@ -632,5 +634,139 @@ def test_model_picker_with_router_local_and_recent_models(snap_compare):
         screen.query_one("#model-filter").cursor_blink = False
         await feed(app, model_list())
         await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+# --------------------------------------------------------------------------- MCP servers
+
+USER_CONFIG = "/home/me/.config/mlintern/config.json"
+PROJECT_MCP = "/home/me/sft-project/.mcp.json"
+SHELL_LOG = "/home/me/.local/share/mlintern/mcp/shell.log"
+HF_TOOLS = ["hf_whoami", "space_search", "model_search", "paper_search", "dataset_search", "hub_repo_details",
+            "hf_doc_search", "hf_doc_fetch"]
+
+
+def mcp_status(**states: str) -> McpStatus:
+    """A session with a server in every state: papers ready (3 tools, 1 left out), github
+    connecting, shell failed with its stderr's last lines, notes turned off, two project
+    servers waiting for trust, and Hugging Face's own server ready. ``states`` changes one
+    server's state by name (its error and tools follow)."""
+    servers = [
+        McpServerInfo(name="papers", state="ready", origin="user", transport="stdio", target="uvx arxiv-mcp-server",
+                      tools=["search_papers", "download_paper", "read_paper"], hidden_tools=1, source=USER_CONFIG,
+                      log_path="/home/me/.local/share/mlintern/mcp/papers.log"),
+        McpServerInfo(name="github", state="connecting", origin="user", transport="stdio",
+                      target="npx -y @modelcontextprotocol/server-github", source=USER_CONFIG,
+                      log_path="/home/me/.local/share/mlintern/mcp/github.log"),
+        McpServerInfo(name="shell", state="failed", origin="user", transport="stdio",
+                      target="python -m shell_mcp --root /home/me/sft-project", source=USER_CONFIG, log_path=SHELL_LOG,
+                      error=(f"McpError: Connection closed\nlast lines of its stderr ({SHELL_LOG}):\n"
+                             "Traceback (most recent call last):\n"
+                             '  File "/home/me/tools/shell_mcp/__main__.py", line 3, in <module>\n'
+                             "    from fastmcp import FastMCP\n"
+                             "ModuleNotFoundError: No module named 'fastmcp'")),
+        McpServerInfo(name="notes", state="disabled", origin="user", transport="http",
+                      target="https://notes.example.com/mcp", source=USER_CONFIG),
+        McpServerInfo(name="scratch", state="untrusted", origin="project", transport="stdio",
+                      target="uvx scratch-mcp --db ./scratch.db", source=PROJECT_MCP,
+                      error=f"from {PROJECT_MCP}, which you have not trusted yet"),
+        McpServerInfo(name="lint", state="untrusted", origin="project", transport="stdio",
+                      target="node tools/lint-server.js", source=PROJECT_MCP,
+                      error=f"from {PROJECT_MCP}, which you have not trusted yet"),
+        McpServerInfo(name="hf", state="ready", origin="default", transport="http", target="https://huggingface.co/mcp",
+                      approval="auto", tools=HF_TOOLS, source="built in"),
+    ]
+    for n, server in enumerate(servers):
+        state = states.get(server.name)
+        if state is None:
+            continue
+        change: dict = {"state": state}
+        if state != "ready":
+            change["tools"] = []
+        if state in ("ready", "connecting", "disabled"):
+            change["error"] = None
+        if state == "failed" and not server.error:
+            change["error"] = "timed out"
+        servers[n] = server.model_copy(update=change)
+    untrusted = any(s.state == "untrusted" for s in servers)
+    return McpStatus(servers=servers, untrusted_project=PROJECT_MCP if untrusted else None)
+
+
+def test_mcp_servers_in_every_state(snap_compare):
+    """/mcp with a server in every state. At the top, in warning colour, "⚠ ./.mcp.json asks to
+    run 2 servers: review them, T to trust"; the list: papers ✓ ready · 3 tools, github …
+    connecting…, shell ✗ failed (red), notes ○ disabled, scratch and lint ⚠ untrusted, hf ✓
+    ready · 8 tools, each with where it comes from (user · stdio, project · stdio, built-in ·
+    http) and its command line or URL; the count "2 ready (11 tools), 1 connecting, 1 failed, 2
+    untrusted, 1 disabled" on the bottom border. shell is highlighted: its detail says it comes
+    from your config, asks before each call, what it runs, "Failed: McpError: Connection
+    closed" in red and its stderr's last lines (the ModuleNotFoundError) muted below, and "r
+    tries again · e turns it off for this session"; the key line offers T trust."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready(), mcp_status())
+        app.show_mcp_screen()
+        await pilot.pause()
+        await pilot.press("down", "down")
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(cwd=PROJECT), terminal_size=SIZE, run_before=run_before)
+
+
+def test_mcp_tools_listed_80x24(snap_compare):
+    """/mcp at 80×24 once the project is trusted (no trust line; scratch and lint connecting…):
+    every server on one line (long command lines and URLs cut with "…"), hf highlighted (end)
+    and its tool list unfolded with t ("8 tools: hf_whoami · space_search · …", wrapped) under
+    "read-only tools run without asking, the rest ask"; the key line fits: ↑↓ select · r
+    reconnect · e disable · t tools · esc close."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready(), mcp_status(scratch="connecting", lint="connecting"))
+        app.show_mcp_screen()
+        await pilot.pause()
+        await pilot.press("end", "t")
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(cwd=PROJECT), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_mcp_notices_in_the_conversation(snap_compare):
+    """What the conversation says when the servers' first status arrives, with no modal: a
+    warning notice "./.mcp.json asks to run 2 MCP servers: scratch (uvx scratch-mcp --db
+    ./scratch.db); lint (node tools/lint-server.js). They run only once you trust the file: /mcp
+    to review them, then T." and a red one "MCP server shell failed: McpError: Connection
+    closed — /mcp for details". Nothing about hf, papers or github."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready(), mcp_status())
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(cwd=PROJECT), terminal_size=SIZE, run_before=run_before)
+
+
+SHELL_CALL = ApprovalItem(
+    tool_call_id="m1", tool="shell__bash",
+    arguments={"command": "pytest -x tests/test_data.py", "cwd": "/home/me/sft-project", "timeout_s": 120,
+               "env": {"PYTHONHASHSEED": "0"}},
+    reason="MCP server 'shell' (user config): bash runs there, and what it changes is not known here",
+)
+
+
+def test_approval_card_for_an_mcp_tool(snap_compare):
+    """An MCP tool's call waiting: "Approval 1 of 1 · shell__bash", the reason naming the server
+    and its config in warning colour ("MCP server 'shell' (user config): bash runs there, and
+    what it changes is not known here"), then its JSON arguments (command, cwd, timeout_s,
+    env) pretty-printed under "arguments", and the key line; behind it the tool card waits ⏸."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("Run the data tests on the shell server")
+        await feed(app, *turn(""), ApprovalRequired(items=[SHELL_CALL]))
+        await pilot.pause(0.2)
 
     assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)

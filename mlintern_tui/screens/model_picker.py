@@ -129,7 +129,8 @@ class ModelPicker(ModalScreen[str | None]):
     def _status(self) -> Content:
         line = router_line(self.models)
         if self.models is not None:
-            line += Content.styled(f"  ·  {len(self.models.choices)} models", MUTED)
+            n = len(self.models.choices)
+            line += Content.styled(f"  ·  {n} model{'s' if n != 1 else ''}", MUTED)
         return Content("\n").join([line, local_line(self.models)])
 
     # ------------------------------------------------------------------ filtering and moving
