@@ -113,6 +113,12 @@ class Config(BaseModel):
     messaging: dict[str, Any] = Field(default_factory=dict, description=(
         "Slack destinations for the notify tool and automatic news: enabled, auto_event_types, destinations "
         "(checked at start; see agent/messaging.py)"))
+    share_traces: Literal["off", "private", "public"] = Field("off", description=(
+        "upload this session's trace (redacted, after you accept its preview) to {user}/mlintern-sessions"))
+    share_traces_preaccepted: bool = Field(False, description="upload without showing the preview first")
+    trace_redact_patterns: list[str] = Field(default_factory=list, description="more regular expressions to mask in traces")
+    trace_redact_home: bool = Field(True, description="mask your home directory in traces as ~")
+    heartbeat_s: float = Field(60.0, gt=0, description="seconds between store flushes and trace uploads")
     terminal_notifications: Literal["auto", "bell", "osc9", "osc777", "off"] = Field("auto", description=(
         "how the app signals an approval waiting or a turn or job ending while the terminal is unfocused: "
         "auto (OSC 777 and OSC 9, then a bell), bell, osc9, osc777, off"))

@@ -249,6 +249,33 @@ class McpAction(Envelope):
     server: str = ""
 
 
+class Feedback(Envelope):
+    """The user's verdict on the session so far (``/feedback good|bad [comment]``), kept with it."""
+
+    type: Literal["feedback"] = "feedback"
+    rating: Literal["good", "bad"]
+    comment: str = ""
+
+
+class ShareTraces(Envelope):
+    """``/share-traces``: set where the session's traces go (``off``, ``private``, ``public``), or
+    with None just ask; answered with ``trace_status``."""
+
+    type: Literal["share_traces"] = "share_traces"
+    visibility: Literal["off", "private", "public"] | None = None
+
+
+class TraceConsent(Envelope):
+    """The user's answer to a ``trace_preview``: accept (uploads may start), refuse (nothing is
+    uploaded for this session), or ``mask`` more (regular expressions; ``save`` keeps them in the
+    config), which sends a new preview."""
+
+    type: Literal["trace_consent"] = "trace_consent"
+    accept: bool = False
+    mask: list[str] = Field(default_factory=list)
+    save: bool = False
+
+
 class SetEffort(Envelope):
     type: Literal["set_effort"] = "set_effort"
     effort: str | None
@@ -281,6 +308,9 @@ Op = Annotated[
         SetModel,
         ListModels,
         McpAction,
+        ShareTraces,
+        TraceConsent,
+        Feedback,
         SetEffort,
         SetYolo,
         SetApprovalMode,
@@ -675,6 +705,48 @@ class McpStatus(Envelope):
     untrusted_project: str | None = None
 
 
+class TelemetryRecord(Envelope):
+    """A record of what the session did (agent/telemetry.py): stored with it, not shown."""
+
+    type: Literal["telemetry"] = "telemetry"
+    name: Literal["job_submitted", "job_completed", "sandbox_created", "sandbox_destroyed", "feedback"]
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class TraceStatus(Envelope):
+    """Where this session's trace goes and how its last upload went."""
+
+    type: Literal["trace_status"] = "trace_status"
+    visibility: Literal["off", "private", "public"]
+    url: str | None = None
+    uploaded_at: float | None = None
+    error: str | None = None
+    #: the user accepted this session's preview (or pre-accepted in the config)
+    accepted: bool = False
+    #: why nothing can be shared at all (no token, sessions not saved)
+    unavailable: str | None = None
+
+
+class TraceFinding(BaseModel):
+    model_config = ConfigDict(defer_build=True, extra="forbid")
+
+    record: int
+    field: str
+    kind: str
+    #: the text around the span, the secret shortened between ⟦ ⟧
+    context: str
+
+
+class TracePreview(Envelope):
+    """What would leave the machine with this session's trace, before its first upload."""
+
+    type: Literal["trace_preview"] = "trace_preview"
+    records: int
+    bytes: int
+    files: list[str] = Field(default_factory=list)
+    findings: list[TraceFinding] = Field(default_factory=list)
+
+
 class ContextUsage(Envelope):
     """Pre-flight token count of the next request against the model's window."""
 
@@ -713,6 +785,9 @@ Event = Annotated[
         SettingsChanged,
         ModelList,
         McpStatus,
+        TraceStatus,
+        TracePreview,
+        TelemetryRecord,
         ContextUsage,
     ],
     Field(discriminator="type"),

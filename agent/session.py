@@ -26,6 +26,7 @@ from agent.budget import Observer
 from agent.loop import EngineSettings, TurnEngine
 from agent.mcp.session_mixin import McpSessionMixin
 from agent.model_settings import ModelSettingsMixin
+from agent.trace_share import TraceShareMixin
 from agent.policy import Policy
 from agent.prompts.system import render_system_prompt
 from agent.protocol import (
@@ -50,6 +51,9 @@ from agent.protocol import (
     SetModel,
     ListModels,
     McpAction,
+    ShareTraces,
+    TraceConsent,
+    Feedback,
     SetYolo,
     Shutdown,
     ShutdownEvent,
@@ -67,7 +71,7 @@ log = logging.getLogger(__name__)
 _NEWS_EVENTS = frozenset({"approval_required", "error", "turn_complete", "job_update"})
 
 
-class Session(ModelSettingsMixin, McpSessionMixin):
+class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
     messenger = None  # set in __init__ when notification destinations are configured
     def __init__(
         self,
@@ -89,6 +93,7 @@ class Session(ModelSettingsMixin, McpSessionMixin):
         #: headless: how long the first model call waits for MCP servers still connecting
         self.mcp_wait_s = 0.0
         self._mcp_task: asyncio.Task | None = None
+        self._trace_op: asyncio.Task | None = None
         self.id = uuid.uuid4().hex
         self.cwd = (cwd or Path.cwd()).resolve()
         self.data_dir = data_dir()
@@ -119,6 +124,10 @@ class Session(ModelSettingsMixin, McpSessionMixin):
         self._warm_task: asyncio.Task | None = None  # the tokenizer, loaded before the first prompt
         self._catalog_task: asyncio.Task | None = None
         from agent.messaging import parse_messaging
+        from agent.telemetry import Telemetry
+
+        #: records of jobs, sandboxes and feedback, kept with the session's events
+        self.telemetry = Telemetry(lambda event: self.engine.emit(event))
 
         #: Slack destinations for the notify tool and automatic news (None: none configured)
         self.messaging = parse_messaging(self.config.messaging)
@@ -223,6 +232,8 @@ class Session(ModelSettingsMixin, McpSessionMixin):
         #: the session in the store (agent/store.py): saved as it goes, loaded by ``resume``
         self.persist = SessionPersistence(self)
         self.jobs.monitor.on_finished = self._job_ended
+        self.jobs.monitor.on_started = lambda job: self.telemetry.record_job_submitted(
+            job.info.id, job.info.backend, job.info.flavor)
         self._wake_queued = False
 
     @property
@@ -269,7 +280,12 @@ class Session(ModelSettingsMixin, McpSessionMixin):
     def _sandbox_observer(self, call_id: str, since: float) -> Observer | None:
         """The sandbox a successful sandbox_create call made (not one that already existed):
         billed until it is torn down, its next hour renewed in YOLO mode (agent/sandbox/billing.py)."""
-        return self.billing.observer(self.sandbox, since)
+        observe = self.billing.observer(self.sandbox, since)
+        sandbox = self.sandbox.active if self.sandbox is not None else None
+        if observe is not None and sandbox is not None:
+            self.telemetry.record_sandbox_created(sandbox.repo_id, sandbox.hardware, sandbox.hourly_usd)
+            self.sandbox.on_ended = lambda box: self.telemetry.record_sandbox_destroyed(box.repo_id, box.cost_so_far())
+        return observe
 
     @staticmethod
     def _sandbox_manager():
@@ -343,6 +359,15 @@ class Session(ModelSettingsMixin, McpSessionMixin):
             return
         if isinstance(op, McpAction):  # so does /mcp
             self._mcp_task = asyncio.create_task(self._mcp_action(op.action, op.server))
+            return
+        if isinstance(op, Feedback):
+            self.telemetry.record_feedback(op.rating, op.comment, self.engine.turn)
+            self.engine.emit(ToolLog(tool="system", log=f"Feedback ({op.rating}) kept with this session."))
+            return
+        if isinstance(op, (ShareTraces, TraceConsent)):  # and /share-traces
+            work = self._share_traces(op.visibility) if isinstance(op, ShareTraces) else \
+                self._trace_consent(op.accept, op.mask, op.save)
+            self._trace_op = asyncio.create_task(work)
             return
         if isinstance(op, (SetYolo, SetApprovalMode)) and self.busy:
             # a user who switches to ask mid-run means the next call, not the next turn
@@ -523,6 +548,11 @@ class Session(ModelSettingsMixin, McpSessionMixin):
             self.emit(ToolLog(tool="system", log=f"MCP servers could not be started: {type(exc).__name__}: {exc}"))
         try:
             await self.persist.open()  # after "ready": the first frame never waits for SQLite
+            try:
+                self._start_traces()
+            except Exception as exc:  # sharing must never cost the session
+                log.exception("trace sharing could not start")
+                self.emit(ToolLog(tool="system", log=f"Trace sharing could not start: {type(exc).__name__}: {exc}"))
             while True:
                 epoch, op = await self._queue.get()
                 if isinstance(op, Shutdown):
@@ -535,7 +565,7 @@ class Session(ModelSettingsMixin, McpSessionMixin):
                 await self._handle(op)
         finally:
             for task in (self._username_task, self._prices_task, self._warm_task, self._catalog_task,
-                         self._listing, self._catalog_fetch, self._mcp_task):
+                         self._listing, self._catalog_fetch, self._mcp_task, self._trace_op):
                 if task and not task.done():
                     task.cancel()
             if self.sandbox is not None:
@@ -566,6 +596,10 @@ class Session(ModelSettingsMixin, McpSessionMixin):
                     pass
             try:
                 await self.process_access.stop()
+            except Exception:
+                pass
+            try:
+                await asyncio.shield(self._finish_traces())  # the last upload, before the store closes
             except Exception:
                 pass
             try:
@@ -667,6 +701,9 @@ class Session(ModelSettingsMixin, McpSessionMixin):
     def _job_ended(self, job) -> None:
         """A job the agent started has ended (its note waits for the model). Idle, with
         ``wake_on_job_end``: a turn starts by itself to take the news."""
+        info = job.info
+        took = info.finished_at - info.started_at if info.finished_at and info.started_at else None
+        self.telemetry.record_job_completed(info.id, info.stage, job.cost_usd, took)
         if not self.config.wake_on_job_end or self._wake_queued or self._runner is None or self._runner.done():
             return
         self._wake_queued = True

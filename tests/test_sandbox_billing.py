@@ -117,6 +117,12 @@ async def test_yolo_reserves_each_next_hour_while_it_fits_then_tears_the_sandbox
     # the observed cost replaced the estimate
     assert budget.open_ids() == [] and budget.closed[key] == pytest.approx(cost)
     assert budget.left() == pytest.approx(2.0 - cost, abs=1e-3)
+    # telemetry: the sandbox's life, kept with the session's events
+    records = {e.name: e.data for e in events if e.type == "telemetry"}
+    assert records["sandbox_created"] == {"space_id": sandbox.repo_id, "hardware": "t4-small",
+                                          "price_per_hour_usd": T4_PRICE}
+    assert records["sandbox_destroyed"]["space_id"] == sandbox.repo_id
+    assert records["sandbox_destroyed"]["cost_usd"] == pytest.approx(cost, abs=1e-3)
     await stop(s)
 
 

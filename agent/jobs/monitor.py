@@ -76,6 +76,8 @@ class JobMonitor:
         self.compute_cost_usd = 0.0
         #: called after a job's end was noted for the model (the session may wake the agent)
         self.on_finished: Callable[[WatchedJob], None] = lambda job: None
+        #: called when a new job is first followed (not a resumed one)
+        self.on_started: Callable[[WatchedJob], None] = lambda job: None
 
     # ------------------------------------------------------------------ public
 
@@ -90,6 +92,11 @@ class JobMonitor:
             job.lines_seen, job.tail = _complete_lines(job.log_path)
             job.last_line = job.tail[-1] if job.tail else ""
         self.jobs[info.id] = job
+        if not resume_log:
+            try:
+                self.on_started(job)
+            except Exception:  # a listener never stops a job from being followed
+                pass
         self._update(job)
         job.task = asyncio.get_running_loop().create_task(self._follow(job), name=f"job-{info.id}")
         return job

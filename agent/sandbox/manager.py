@@ -120,6 +120,8 @@ class SandboxManager:
         #: seconds in a billed hour: tests shorten it to run an hour of billing in a fraction of a second
         self.hour_s = hour_s
         self.active: Sandbox | None = None
+        #: called when a sandbox is torn down (before its Space is deleted)
+        self.on_ended: Callable[[Sandbox], None] = lambda sandbox: None
         #: what sandboxes deleted earlier in the session cost (known prices only)
         self.retired_cost_usd = 0.0
         self._creating: asyncio.Task | None = None
@@ -210,6 +212,10 @@ class SandboxManager:
                 _cancel_beside(sandbox)
                 sandbox.ended_at = time.time()
                 self.retired_cost_usd += sandbox.cost_so_far() or 0.0
+                try:
+                    self.on_ended(sandbox)
+                except Exception:  # a listener never stops a teardown
+                    pass
                 await sandbox.client.aclose()
                 ok, message = await self._delete(sandbox.repo_id)
                 log(message)
