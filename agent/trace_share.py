@@ -204,5 +204,9 @@ class TraceShareMixin:
             state = self._trace_uploader().state.get(self.id)
             if state.get("accepted") or self.config.share_traces_preaccepted:
                 await asyncio.wait_for(self._upload_now(), 15)
+            elif self.persist.headless:
+                self.engine.emit(ToolLog(tool="system", log=(
+                    "This session's trace was not uploaded: nobody accepted its preview (headless). Set "
+                    "share_traces_preaccepted in the config to upload headless runs, or share it from the app.")))
         except Exception:
             log.debug("last trace upload skipped", exc_info=True)

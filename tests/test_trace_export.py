@@ -35,7 +35,7 @@ def _session(llm_server, mlintern_home, tmp_path):
     return work
 
 
-def test_claude_jsonl_export_follows_the_format(llm_server, mlintern_home, tmp_path):
+def test_claude_jsonl_and_markdown_exports(llm_server, mlintern_home, tmp_path):
     work = _session(llm_server, mlintern_home, tmp_path)
     out = tmp_path / "trace" / "session.jsonl"
     proc = run(["export", "--last", "-o", str(out)], mlintern_home, cwd=work)
@@ -89,9 +89,7 @@ def test_claude_jsonl_export_follows_the_format(llm_server, mlintern_home, tmp_p
     again = run(["export", "--last"], mlintern_home, cwd=work)
     assert again.stdout == out.read_text()
 
-
-def test_markdown_export_and_errors(llm_server, mlintern_home, tmp_path):
-    work = _session(llm_server, mlintern_home, tmp_path)
+    # as Markdown (one saved session serves both formats: each costs two headless runs)
     md = run(["export", "--last", "--format", "markdown"], mlintern_home, cwd=work)
     assert md.returncode == 0, md.stderr
     text = md.stdout
