@@ -111,6 +111,8 @@ class TurnEngine:
         self.tool_state = tool_state
         self.history = History()
         self.doom = DoomLoopDetector()
+        #: messages sent while a turn runs, for its next model step (``steer``)
+        self.steers: list[str] = []
         self.turn = 0
         self.session_cost: float = 0.0
         self.session_unknown_calls = 0
@@ -147,6 +149,7 @@ class TurnEngine:
         """/new: forget everything tied to the old conversation."""
         self.doom.reset()
         self.pending = None
+        self.steers = []
         self.turn = 0
         self.session_cost = 0.0
         self.session_unknown_calls = 0
@@ -169,6 +172,16 @@ class TurnEngine:
             threshold_ratio=self.settings.compaction_threshold,
             tools_tokens=lambda: counter.tools(self.router.specs()),
         )
+
+    def steer(self, text: str) -> None:
+        """A message for the running turn: it joins at the next model step."""
+        self.steers.append(text)
+
+    def _take_steers(self) -> None:
+        while self.steers:
+            text = self.steers.pop(0)
+            self.history.append({"role": "user", "content": text}, "user", turn=self.turn)
+            self.emit(UserMessage(text=text, steered=True))
 
     def refresh_window(self) -> None:
         """The model's window may be known better now (the router's catalog arrived)."""
@@ -220,6 +233,7 @@ class TurnEngine:
         self._stats = TurnStats()
         self._iterations = 0
         self.guards.reset()
+        self._take_steers()  # sent during a turn that ended before reading them (interrupted)
         if text is not None:
             self.history.append({"role": "user", "content": text}, "user", turn=self.turn)
             self.emit(UserMessage(text=text))
@@ -285,6 +299,7 @@ class TurnEngine:
             self._repair()
             if self.tool_calls.budget_pause():
                 return  # suspended: the user decides whether to raise the YOLO cap
+            self._take_steers()
             guards.inject_notes()
             guards.inject_guards()
             result = await step.call()
@@ -296,6 +311,9 @@ class TurnEngine:
                 if guards.maybe_continue(result):
                     continue
                 step.append_assistant(result, None)
+                if self.steers:  # the user wrote while this answer was made: it is answered too
+                    self.emit(AssistantMessage(content=result.content))
+                    continue
                 self.emit(AssistantMessage(content=result.content, final=True))
                 self._complete(guards.whole_answer(result), "done")
                 return

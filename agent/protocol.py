@@ -230,6 +230,15 @@ class SetModel(Envelope):
     model: str
 
 
+class Steer(Envelope):
+    """A message for the agent while it works: it reaches the model at the next step of the
+    running turn (after the tool calls in flight finish, never cutting one). When no turn runs it
+    is an ordinary prompt."""
+
+    type: Literal["steer"] = "steer"
+    text: str
+
+
 class ListModels(Envelope):
     """What the model picker offers: answered at once with what is known (``model_list``),
     then again as the router's catalog and the local servers answer. Handled beside a running
@@ -306,6 +315,7 @@ Op = Annotated[
         Rename,
         Shutdown,
         SetModel,
+        Steer,
         ListModels,
         McpAction,
         ShareTraces,
@@ -338,10 +348,13 @@ class Processing(Envelope):
 
 
 class UserMessage(Envelope):
-    """The user's prompt, as the turn that answers it starts (kept for traces and exports)."""
+    """The user's prompt, as the turn that answers it starts (kept for traces and exports), or a
+    message sent while the agent worked, as it reaches the model (``steered``)."""
 
     type: Literal["user_message"] = "user_message"
     text: str
+    #: sent while a turn ran: it joins that turn at its next model step
+    steered: bool = False
 
 
 class AssistantChunk(Envelope):

@@ -49,6 +49,7 @@ from agent.protocol import (
     SetEffort,
     SetApprovalMode,
     SetModel,
+    Steer,
     ListModels,
     McpAction,
     ShareTraces,
@@ -354,6 +355,11 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
             op = self._answer_side_approvals(op)
             if op is None:
                 return
+        if isinstance(op, Steer):
+            if self.busy or self.engine.pending is not None:
+                self.engine.steer(op.text)  # the running (or waiting) turn reads it at its next step
+                return
+            op = UserInput(text=op.text)  # nothing runs: an ordinary prompt
         if isinstance(op, ListModels):  # the picker opens mid-turn too: never queued behind the turn
             self._list_models(op.refresh)
             return

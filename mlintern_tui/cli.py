@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="headless: after the turn, wait up to DURATION (90s, 30m, 2h) for the jobs it started, "
                         "and let the agent read their results (default: until they end, bounded by their own "
                         "timeouts; 0: exit at once and print how to follow them)")
+    p.add_argument("--input-format", choices=("text", "stream-json"), default="text",
+                   help="headless: stream-json reads user messages as JSON lines on stdin (Claude Code's shape); "
+                        "one sent while the agent works joins the running turn at its next step")
     p.add_argument("--mcp-config", action="append", default=[], metavar="FILE",
                    help="a JSON file with mcpServers to add for this run (repeatable); "
                         "`mlintern mcp list|add|remove|trust` edits the lasting ones")
@@ -104,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         except LookupError as exc:
             print(f"Error: {exc}", file=sys.stderr)
             return 2
-    if args.prompt is not None:
-        if not args.prompt.strip():
+    if args.prompt is not None or args.input_format == "stream-json":
+        if args.prompt is not None and not args.prompt.strip():
             print("Error: the prompt is empty", file=sys.stderr)
             return 2
         if args.resume == "":
@@ -118,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             args.prompt, model=args.model, output_format=args.output_format,
             yolo=args.yolo, max_iterations=args.max_iterations, jobs_backend=args.jobs_backend,
             budget=args.budget, resume=resume, wait_jobs=args.wait_jobs, mcp_files=tuple(mcp_files),
+            input_format=args.input_format,
         ))
     if args.wait_jobs is not None:
         print("Error: --wait-jobs is for headless runs (-p); the app waits for jobs by itself", file=sys.stderr)

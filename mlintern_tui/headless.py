@@ -15,7 +15,7 @@ import json
 import signal
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from agent.config import ConfigError, load_config
 from agent.costs import CostLedger
@@ -35,6 +35,7 @@ from agent.protocol import (
     Ready,
     Resume,
     Shutdown,
+    Steer,
     ToolCallEvent,
     ToolDecision,
     ToolLog,
@@ -182,8 +183,63 @@ class HeadlessPrinter:
                 self.status(f"  │   ✗ rejected {item.tool}: {item.reason} ({self.why})")
 
 
+def user_text(line: str) -> str:
+    """The text of one stdin line in Claude Code's stream-json input shape,
+    ``{"type": "user", "message": {"role": "user", "content": TEXT or [{"type": "text", "text": …}]}}``;
+    ValueError says what is wrong with it."""
+    try:
+        data = json.loads(line)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("type") != "user":
+        raise ValueError('expected {"type": "user", "message": {...}}')
+    message = data.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, list):
+        content = "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    if not isinstance(content, str) or not content.strip():
+        raise ValueError("the message has no text content")
+    return content
+
+
+async def _read_messages(session: Session, state: dict, printer: HeadlessPrinter, stdin: Any = None) -> None:
+    """Each stdin line is a user message: a new turn when none runs, else it steers the running one.
+    Lines are read on a daemon thread, so a stdin left open never keeps the process alive."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    stream = stdin or sys.stdin
+
+    def pump() -> None:
+        try:
+            for line in stream:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+        except (OSError, ValueError):
+            pass
+        finally:
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+    threading.Thread(target=pump, name="stdin-messages", daemon=True).start()
+    number = 0
+    try:
+        while (line := await lines.get()) is not None:
+            number += 1
+            if not line.strip():
+                continue
+            try:
+                text = user_text(line)
+            except ValueError as exc:
+                printer.notice(f"stdin line {number} skipped: {exc}")
+                continue
+            state["sent"] += 1
+            session.submit(Steer(text=text))
+    finally:
+        state["eof"] = True
+
+
 async def run_headless(
-    prompt: str,
+    prompt: str | None,
     *,
     model: str | None,
     output_format: str,
@@ -194,6 +250,8 @@ async def run_headless(
     resume: str | None = None,
     wait_jobs: float | None = None,
     mcp_files: tuple = (),
+    input_format: str = "text",
+    stdin: Any = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
@@ -243,7 +301,15 @@ async def run_headless(
             pass
     if resume is not None:
         session.submit(Resume(target_session_id=resume))
-    session.submit(UserInput(text=prompt))
+    streamed = input_format == "stream-json"
+    inputs = {"eof": not streamed, "sent": 0}
+    reader = asyncio.create_task(_read_messages(session, inputs, printer, stdin)) if streamed else None
+    if prompt is not None:
+        session.submit(UserInput(text=prompt))
+
+    def more_to_come() -> bool:
+        """stream-json input: lines may still come, or one came that no turn answered yet."""
+        return streamed and (not inputs["eof"] or session.busy or not session._queue.empty())
     code = EXIT_ERROR
     waiting = False
     announced = False
@@ -280,8 +346,14 @@ async def run_headless(
                     next_progress = loop.time() + PROGRESS_S
                     printer.notice(_progress(session))
             try:
-                event = await next_event(1.0 if waiting else None)
+                event = await next_event(1.0 if waiting else (0.2 if streamed else None))
             except asyncio.TimeoutError:
+                if streamed and not waiting and not more_to_come() and session.settled and sub.queue.empty():
+                    if inputs["sent"] == 0 and prompt is None:
+                        printer.notice("no user message on stdin (one JSON line per message: "
+                                       '{"type": "user", "message": {"role": "user", "content": "…"}})')
+                        code = EXIT_USAGE
+                    break
                 continue
             printer.handle(event)
             if isinstance(event, LLMCall):
@@ -315,11 +387,15 @@ async def run_headless(
                         next_progress = loop.time() + PROGRESS_S
                     waiting = True
                     continue
+                if more_to_come():
+                    continue  # the next stdin message starts the next turn
                 break
             elif isinstance(event, ErrorEvent):
                 error, code = event, EXIT_ERROR
                 if waiting and session.jobs.monitor.running():
                     continue  # a wake turn failed (a provider error): the jobs are still worth waiting for
+                if more_to_come():
+                    continue  # that turn failed; the next message may still be answered
                 break
             elif isinstance(event, Interrupted):
                 code = EXIT_INTERRUPTED
@@ -327,6 +403,8 @@ async def run_headless(
     except asyncio.CancelledError:
         code = EXIT_INTERRUPTED
     finally:
+        if reader is not None:
+            reader.cancel()
         for sig in handled:
             try:
                 loop.remove_signal_handler(sig)

@@ -23,6 +23,7 @@ SAMPLES: dict[type, dict] = {
     p.Shutdown: {},
     p.SetModel: {"model": "anthropic/claude-sonnet-4-5"},
     p.ListModels: {"refresh": True},
+    p.Steer: {"text": "use the smaller batch size"},
     p.Feedback: {"rating": "good", "comment": "nice run"},
     p.ShareTraces: {"visibility": "private"},
     p.TraceConsent: {"accept": False, "mask": ["project-x"], "save": True},
