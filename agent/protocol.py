@@ -230,6 +230,13 @@ class SetModel(Envelope):
     model: str
 
 
+class ListRuns(Envelope):
+    """The experiment board: this project's runs (every session of this directory), the running
+    ones included; answered with ``run_list``."""
+
+    type: Literal["list_runs"] = "list_runs"
+
+
 class Steer(Envelope):
     """A message for the agent while it works: it reaches the model at the next step of the
     running turn (after the tool calls in flight finish, never cutting one). When no turn runs it
@@ -316,6 +323,7 @@ Op = Annotated[
         Shutdown,
         SetModel,
         Steer,
+        ListRuns,
         ListModels,
         McpAction,
         ShareTraces,
@@ -718,6 +726,44 @@ class McpStatus(Envelope):
     untrusted_project: str | None = None
 
 
+class ExperimentRun(BaseModel):
+    """One training job as a run on the experiment board (agent/experiments.py)."""
+
+    model_config = ConfigDict(defer_build=True, extra="forbid")
+
+    job_id: str
+    session_id: str = ""
+    cwd: str = ""
+    status: str
+    backend: str
+    flavor: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+    cost_usd: float | None = None
+    command: str = ""
+    model_id: str | None = None
+    dataset_id: str | None = None
+    hyperparameters: dict[str, str] = Field(default_factory=dict)
+    #: final_loss, best_loss, final_eval_loss, best_eval_loss, eval_* of the last evaluation, steps
+    metrics: dict[str, float] = Field(default_factory=dict)
+    output_repo: str | None = None
+    log_path: str | None = None
+    turn: int = 0
+
+
+class RunRecord(Envelope):
+    """A job ended: its run, kept with the session (the board lists it in later sessions too)."""
+
+    type: Literal["run_record"] = "run_record"
+    run: ExperimentRun
+
+
+class RunList(Envelope):
+    type: Literal["run_list"] = "run_list"
+    runs: list[ExperimentRun] = Field(default_factory=list)
+
+
 class TelemetryRecord(Envelope):
     """A record of what the session did (agent/telemetry.py): stored with it, not shown."""
 
@@ -801,6 +847,8 @@ Event = Annotated[
         TraceStatus,
         TracePreview,
         TelemetryRecord,
+        RunRecord,
+        RunList,
         ContextUsage,
     ],
     Field(discriminator="type"),

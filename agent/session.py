@@ -50,6 +50,7 @@ from agent.protocol import (
     SetApprovalMode,
     SetModel,
     Steer,
+    ListRuns,
     ListModels,
     McpAction,
     ShareTraces,
@@ -95,6 +96,8 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
         self.mcp_wait_s = 0.0
         self._mcp_task: asyncio.Task | None = None
         self._trace_op: asyncio.Task | None = None
+        self._runs_task: asyncio.Task | None = None
+        self._run_tasks: set[asyncio.Task] = set()
         self.id = uuid.uuid4().hex
         self.cwd = (cwd or Path.cwd()).resolve()
         self.data_dir = data_dir()
@@ -145,6 +148,9 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
             from agent.tools import default_tools
 
             tools = default_tools(sandbox=self.sandbox is not None)
+            from agent.tools.experiments import ExperimentsTool
+
+            tools.append(ExperimentsTool(self._runs))
             if self.messenger is not None and self.messaging.tool_destinations:
                 from agent.tools.notify import NotifyTool
 
@@ -334,6 +340,50 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
             return  # held until the store has committed it (agent/persistence.py)
         self.bus.publish(event)
 
+    # ------------------------------------------------------------------ the experiment board
+
+    async def _record_run(self, job) -> None:
+        from agent.experiments import build_run
+        from agent.protocol import RunRecord
+
+        try:
+            run = await asyncio.to_thread(build_run, job, self.id, str(self.cwd))
+        except Exception:  # a run the board cannot read is left out, never a crash
+            log.exception("run of job %s not recorded", job.info.id)
+            return
+        self.engine.emit(RunRecord(run=run))
+
+    async def _runs(self) -> list:
+        """This project's runs: the ended ones kept in the store (every session of this
+        directory), then this session's jobs still running, as they are now."""
+        from agent.experiments import build_run
+        from agent.protocol import ExperimentRun, parse_event
+
+        ended: dict[str, ExperimentRun] = {}
+        store = self.persist.store
+        if store is not None:
+            await asyncio.to_thread(store.flush, 5.0)
+            for body in await asyncio.to_thread(store.runs, str(self.cwd)):
+                try:
+                    run = parse_event(body).run  # type: ignore[union-attr]
+                except Exception:
+                    continue
+                ended[run.job_id] = run
+        live = [j for j in self.jobs.monitor.jobs.values() if j.info.id not in ended]
+        running = [await asyncio.to_thread(build_run, j, self.id, str(self.cwd)) for j in live]
+        return [*ended.values(), *running]
+
+    async def _send_runs(self) -> None:
+        from agent.protocol import RunList
+
+        try:
+            runs = await self._runs()
+        except Exception as exc:
+            self.emit(ErrorEvent(message=f"The experiment board could not be read: {type(exc).__name__}: {exc}",
+                                 kind="runs"))
+            return
+        self.engine.emit(RunList(runs=runs))
+
     def _tell(self, event: Event) -> None:
         from agent.messaging import news_for
 
@@ -360,6 +410,9 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
                 self.engine.steer(op.text)  # the running (or waiting) turn reads it at its next step
                 return
             op = UserInput(text=op.text)  # nothing runs: an ordinary prompt
+        if isinstance(op, ListRuns):  # the board opens mid-turn too
+            self._runs_task = asyncio.create_task(self._send_runs())
+            return
         if isinstance(op, ListModels):  # the picker opens mid-turn too: never queued behind the turn
             self._list_models(op.refresh)
             return
@@ -571,7 +624,7 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
                 await self._handle(op)
         finally:
             for task in (self._username_task, self._prices_task, self._warm_task, self._catalog_task,
-                         self._listing, self._catalog_fetch, self._mcp_task, self._trace_op):
+                         self._listing, self._catalog_fetch, self._mcp_task, self._trace_op, self._runs_task):
                 if task and not task.done():
                     task.cancel()
             if self.sandbox is not None:
@@ -710,6 +763,9 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
         info = job.info
         took = info.finished_at - info.started_at if info.finished_at and info.started_at else None
         self.telemetry.record_job_completed(info.id, info.stage, job.cost_usd, took)
+        task = asyncio.get_running_loop().create_task(self._record_run(job))
+        self._run_tasks.add(task)  # held until done: the run must not be lost to the garbage collector
+        task.add_done_callback(self._run_tasks.discard)
         if not self.config.wake_on_job_end or self._wake_queued or self._runner is None or self._runner.done():
             return
         self._wake_queued = True

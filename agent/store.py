@@ -368,6 +368,12 @@ class SessionStore:
                                  log_path=r[6], log_offset=r[7], cost=r[8], info=info))
         return out
 
+    def runs(self, cwd: str) -> list[str]:
+        """The ``run_record`` events (JSON) of every session of the directory ``cwd``, oldest first."""
+        return [body for (body,) in self._reader().execute(
+            "SELECT e.body FROM events e JOIN sessions s ON s.id = e.session_id "
+            "WHERE e.type = 'run_record' AND s.cwd = ? ORDER BY e.ts", (cwd,))]
+
     def events(self, session_id: str, types: Iterable[str] | None = None) -> list[tuple[int, str, str]]:
         """(seq, type, json) of a session's stored events, in order."""
         sql, args = "SELECT seq, type, body FROM events WHERE session_id = ?", [session_id]

@@ -13,7 +13,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from agent.jobs.base import JobBackend, JobError, JobInfo
 from agent.jobs.pricing import hourly_price
@@ -39,6 +39,8 @@ class WatchedJob:
     tail: list[str] = field(default_factory=list)
     #: the tool call that launched it (the approval policy settles that call's budget with it)
     call_id: str = ""
+    #: what was asked to run (``agent.jobs.base.JobSpec``), when this session launched it
+    spec: Any = None
 
 
 def _complete_lines(path: Path) -> tuple[int, list[str]]:

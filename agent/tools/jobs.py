@@ -176,6 +176,7 @@ class HfJobsTool(Tool):
         except JobError as exc:
             return ToolResult(f"ERROR: {exc} NOT executed.", success=False)
         watched = jobs.monitor.watch(jobs.backend, info, turn=jobs.turn(), call_id=ctx.tool_call_id)
+        watched.spec = spec  # for its run on the experiment board
         deadline = asyncio.get_running_loop().time() + jobs.first_lines_wait_s
         while watched.lines_seen < 5 and not watched.info.finished and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
