@@ -113,6 +113,9 @@ class Config(BaseModel):
     messaging: dict[str, Any] = Field(default_factory=dict, description=(
         "Slack destinations for the notify tool and automatic news: enabled, auto_event_types, destinations "
         "(checked at start; see agent/messaging.py)"))
+    doom_loop_pause: bool = Field(True, description=(
+        "in the app, a repetition guard pauses the turn and offers remedies (stop, a hint, another model, "
+        "continue); headless runs always just tell the model to change approach"))
     share_traces: Literal["off", "private", "public"] = Field("off", description=(
         "upload this session's trace (redacted, after you accept its preview) to {user}/mlintern-sessions"))
     share_traces_preaccepted: bool = Field(False, description="upload without showing the preview first")

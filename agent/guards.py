@@ -72,7 +72,9 @@ class TurnGuards:
         for note in engine.notes_source():
             engine.history.append({"role": "user", "content": note}, "note", turn=engine.turn)
 
-    def inject_guards(self) -> None:
+    def inject_guards(self) -> bool:
+        """Notes for the malformed-arguments and repetition guards; True when the repetition
+        guard fired (the turn may pause for the user's remedy)."""
         engine = self.engine
         for tool, streak in list(self.malformed.items()):
             if streak >= 2:
@@ -87,7 +89,14 @@ class TurnGuards:
             tokens = sum(entries[i].llm_tokens for i in hit.assistant_indices if i < len(entries))
             cost = None if any(c is None for c in costs) else round(sum(c for c in costs if c), 6)
             self._note(hit.message)
-            engine.emit(Guard(kind="doom_loop", message=f"Repetition guard: {hit.summary}. Told the model to change approach.", tokens_spent=tokens, cost_usd=cost))
+            pause = engine.settings.pause_on_doom_loop
+            message = (f"Repetition guard: {hit.summary}. The turn is paused: continue, send a hint, or switch model."
+                       if pause else f"Repetition guard: {hit.summary}. Told the model to change approach.")
+            engine.emit(Guard(kind="doom_loop", message=message, tokens_spent=tokens, cost_usd=cost,
+                              ends_turn=pause, repeated=_repeated(entries, hit.assistant_indices),
+                              remedies=["stop", "hint", "switch_model", "continue"] if pause else []))
+            return True
+        return False
 
     # ------------------------------------------------------------------ after a model call
 
@@ -141,3 +150,15 @@ class TurnGuards:
         final = "".join(self.cut_off_parts) + (result.content or "")
         self.cut_off_parts = []
         return final
+
+
+def _repeated(entries, indices) -> list[str]:
+    """The repeated calls in words (name and arguments, shortened), newest last."""
+    out: list[str] = []
+    for i in indices[-6:]:
+        if i >= len(entries):
+            continue
+        for call in entries[i].message.get("tool_calls") or []:
+            fn = call.get("function") or {}
+            out.append(f"{fn.get('name', '?')} {str(fn.get('arguments', ''))[:120]}")
+    return out

@@ -85,6 +85,9 @@ class EngineSettings:
     compaction_threshold: float = 0.9
     context_windows: dict[str, int] = field(default_factory=dict)
     reasoning_effort: str | None = None
+    #: a repetition guard pauses the turn for the user's remedy (the app) instead of only
+    #: telling the model to change approach (headless, tests)
+    pause_on_doom_loop: bool = False
 
 
 class TurnEngine:
@@ -301,7 +304,9 @@ class TurnEngine:
                 return  # suspended: the user decides whether to raise the YOLO cap
             self._take_steers()
             guards.inject_notes()
-            guards.inject_guards()
+            if guards.inject_guards() and self.settings.pause_on_doom_loop:
+                self._complete(None, "doom_loop")  # the user picks a remedy (continue, a hint, another model)
+                return
             result = await step.call()
             self._iterations += 1
             if result.tool_calls and result.finish_reason == "length":

@@ -230,6 +230,14 @@ class SetModel(Envelope):
     model: str
 
 
+class Continue(Envelope):
+    """Go on with the conversation without a new prompt (after a repetition guard paused the
+    turn: "let it continue"); ``hint`` is sent with the guard's note when given."""
+
+    type: Literal["continue"] = "continue"
+    hint: str = ""
+
+
 class ListRuns(Envelope):
     """The experiment board: this project's runs (every session of this directory), the running
     ones included; answered with ``run_list``."""
@@ -323,6 +331,7 @@ Op = Annotated[
         Shutdown,
         SetModel,
         Steer,
+        Continue,
         ListRuns,
         ListModels,
         McpAction,
@@ -495,6 +504,10 @@ class Guard(Envelope):
     cost_usd: float | None = None
     #: set on a research sub-agent's events: the ``research`` call they belong to
     parent_call_id: str | None = None
+    #: a repetition guard: the repeated calls ("bash {"command": "pytest"}"), newest last
+    repeated: list[str] = Field(default_factory=list)
+    #: what the user can do now (a paused turn): stop, hint, switch_model, continue
+    remedies: list[str] = Field(default_factory=list)
 
 
 class JobUpdate(Envelope):
@@ -513,7 +526,7 @@ class JobLog(Envelope):
     lines: list[str]
 
 
-TurnEndReason = Literal["done", "iteration_cap", "approval_pending", "budget"]
+TurnEndReason = Literal["done", "iteration_cap", "approval_pending", "budget", "doom_loop"]
 
 
 class TurnComplete(Envelope):

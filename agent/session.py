@@ -50,6 +50,7 @@ from agent.protocol import (
     SetApprovalMode,
     SetModel,
     Steer,
+    Continue,
     ListRuns,
     ListModels,
     McpAction,
@@ -689,7 +690,7 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
     async def _handle(self, op: Op) -> None:
         engine = self.engine
         try:
-            if isinstance(op, (UserInput, _Wake)):
+            if isinstance(op, (UserInput, _Wake, Continue)):
                 if self.mcp_wait_s:
                     wait, self.mcp_wait_s = self.mcp_wait_s, 0.0
                     await self._wait_for_mcp(wait)
@@ -699,6 +700,8 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
                 await self._run_work(engine.run_turn(op.text))
             elif isinstance(op, _Wake):
                 await self._wake()
+            elif isinstance(op, Continue):  # after a paused repetition guard: go on, with a hint if given
+                await self._run_work(engine.run_turn(op.hint.strip() or None))
             elif isinstance(op, ExecApproval):
                 await self._run_work(engine.resume(op.decisions))
             elif isinstance(op, Compact):

@@ -503,3 +503,29 @@ def test_windows_are_read_from_the_servers_own_words():
     assert stated_window("the request exceeds the available context size (4096 tokens)") == 4096
     assert stated_window("prompt is too long: 210000 tokens > 200000 maximum") == 200000
     assert stated_window("context_length_exceeded") is None and stated_window("") is None
+
+
+async def test_a_paused_repetition_guard_waits_for_a_remedy(llm_server, monkeypatch, tmp_path):
+    """In the app the guard pauses the turn (no model call after it) with the repeated calls and
+    the remedies; "continue" with a hint goes on with the guard's note and the hint."""
+    from agent.protocol import Continue
+
+    same = '{"command": "echo stuck"}'
+    llm_server.script(*[ToolCalls([Call(f"d{i}", "bash", same)]) for i in range(3)],
+                      Text("Reading the traceback instead."))
+    s = make_session(llm_server, monkeypatch, tmp_path)
+    s.engine_settings.pause_on_doom_loop = True
+    sub = await start(s, "fix the tests")
+    events = await collect_until(sub)
+    [guard] = of_type(events, "guard")
+    assert guard.ends_turn and guard.remedies == ["stop", "hint", "switch_model", "continue"]
+    assert len(guard.repeated) == 3 and all(r.startswith("bash {") and "echo stuck" in r for r in guard.repeated)
+    assert events[-1].type == "turn_complete" and events[-1].reason == "doom_loop"
+    assert len(llm_server.requests) == 3  # paused before a fourth call
+    s.submit(Continue(hint="read the traceback first"))
+    events = await collect_until(sub)
+    assert events[-1].final_response == "Reading the traceback instead."
+    last = llm_server.requests[-1]["messages"]
+    text = str(last[-1]["content"])  # consecutive user messages go out as one
+    assert last[-1]["role"] == "user" and "REPETITION GUARD" in text and text.endswith("read the traceback first")
+    await stop(s)

@@ -25,6 +25,7 @@ SAMPLES: dict[type, dict] = {
     p.ListModels: {"refresh": True},
     p.Steer: {"text": "use the smaller batch size"},
     p.ListRuns: {},
+    p.Continue: {"hint": "read the traceback before running the tests again"},
     p.RunRecord: {"run": {"job_id": "j1", "status": "COMPLETED", "backend": "local", "hyperparameters": {"lr": "2e-5"},
                           "metrics": {"final_loss": 0.4}}},
     p.RunList: {"runs": [{"job_id": "j1", "status": "RUNNING", "backend": "hf", "flavor": "a10g-small"}]},
