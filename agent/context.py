@@ -67,6 +67,33 @@ class CompactionReport:
     messages_after: int
     method: str  # "summary" | "truncation" | "none"
     detail: str
+    #: the summary that replaced the middle of the conversation ("" when none was made)
+    summary: str = ""
+    #: the messages that were summarised or dropped, one line each
+    dropped: list[str] | None = None
+
+
+def describe(entry: Entry, chars: int = 100) -> str:
+    """One line for a message, for the compaction ledger and its preview."""
+    msg = entry.message
+    role = msg.get("role", "?")
+    if msg.get("tool_calls"):
+        calls = ", ".join(f"{(c.get('function') or {}).get('name', '?')} {str((c.get('function') or {}).get('arguments', ''))[:40]}"
+                          for c in msg["tool_calls"])
+        return f"assistant → {calls}"[:chars]
+    text = " ".join(message_text({"content": msg.get("content")}).split())
+    who = {"tool": f"result of {msg.get('name') or 'a tool'}", "user": "user" if entry.kind == "user" else entry.kind}.get(role, role)
+    return f"{who}: {text}"[:chars]
+
+
+@dataclass
+class CompactionPlan:
+    """What a compaction would do now: the messages it would summarise and the ones it keeps."""
+
+    summarise: list[str]
+    keep: list[str]
+    tokens: int
+    threshold: int
 
 
 SUMMARY_SYSTEM = (
@@ -203,6 +230,8 @@ class ContextManager:
             used += size
             tail_start = begin
         middle = entries[head_end:tail_start]
+        dropped = [describe(e) for e in middle]
+        summary_text = ""
         method, detail = ("truncation", f"{replaced} oversized message(s) replaced") if replaced else ("none", "")
         if middle:
             summary_entry: Entry
@@ -210,6 +239,7 @@ class ContextManager:
                 summary = (await summarise([e.message for e in middle])).strip()
                 if not summary:
                     raise ValueError("the model returned an empty summary")
+                summary_text = summary
                 summary_entry = Entry(
                     {"role": "user", "content": f"[CONTEXT SUMMARY: {len(middle)} earlier messages were compacted into this summary]\n\n{summary}"},
                     "summary",
@@ -233,7 +263,32 @@ class ContextManager:
             detail += "; " + self._harder_truncation(head_end)
             method = "truncation" if method == "none" else method + "+truncation"
         after = self.usage()
-        return CompactionReport(before_tokens, after, before_count, len(h), method if method in ("summary", "truncation", "none") else "truncation", detail.strip("; "))
+        return CompactionReport(before_tokens, after, before_count, len(h),
+                                method if method in ("summary", "truncation", "none") else "truncation",
+                                detail.strip("; "), summary_text, dropped)
+
+    def plan(self) -> CompactionPlan:
+        """What ``compact`` would summarise and keep if it ran now (nothing is changed)."""
+        h = self.history
+        entries = h.entries
+        head_end = 1 if entries and entries[0].kind == "system" else 0
+        first_user = next((i for i in range(head_end, len(entries)) if entries[i].kind == "user"), None)
+        if first_user is not None and first_user == head_end:
+            head_end = first_user + 1
+        limit = min(self.oversize_tokens, max(1_000, self.window // 4))
+        budget = int(self.window * self.tail_ratio)
+        tail_start, used = len(entries), 0
+        for begin, end in reversed(_units(entries, head_end)):
+            size = sum(min(h.tokens_of(e), limit) for e in entries[begin:end])
+            if used + size > budget and tail_start < len(entries):
+                break
+            used += size
+            tail_start = begin
+        skip = 1 if entries and entries[0].kind == "system" else 0
+        return CompactionPlan(
+            summarise=[describe(e) for e in entries[head_end:tail_start]],
+            keep=[describe(e) for e in entries[skip:head_end] + entries[tail_start:]],
+            tokens=self.usage(), threshold=self.threshold)
 
     def _harder_truncation(self, head_end: int) -> str:
         h = self.history

@@ -116,6 +116,8 @@ class TurnEngine:
         self.doom = DoomLoopDetector()
         #: messages sent while a turn runs, for its next model step (``steer``)
         self.steers: list[str] = []
+        #: facts the user pinned: part of the system prompt, so every compaction keeps them
+        self.pins: list[str] = []
         self.turn = 0
         self.session_cost: float = 0.0
         self.session_unknown_calls = 0
@@ -153,6 +155,7 @@ class TurnEngine:
         self.doom.reset()
         self.pending = None
         self.steers = []
+        self.pins = []
         self.turn = 0
         self.session_cost = 0.0
         self.session_unknown_calls = 0

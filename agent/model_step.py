@@ -19,7 +19,7 @@ from agent.history import for_request
 from agent.llm.client import LLMResult
 from agent.llm.errors import LLMError
 from agent.llm.learned_windows import stated_window
-from agent.protocol import AssistantChunk, Compacted, ContextUsage, ToolLog
+from agent.protocol import AssistantChunk, Compacted, CompactionPreview, ContextUsage, ToolLog
 from agent.tools.router import ParsedCall
 
 if TYPE_CHECKING:
@@ -125,6 +125,10 @@ class ModelStep:
         async def summarise(middle: list[dict[str, Any]]) -> str:
             return await self.summarise(middle, focus)
 
+        if not force:  # an automatic compaction: what it takes and keeps, shown as it starts
+            plan = engine.context.plan()
+            engine.emit(CompactionPreview(summarise=plan.summarise, keep=plan.keep, pinned=list(engine.pins),
+                                          tokens=plan.tokens, threshold=plan.threshold, automatic=True))
         report = await engine.context.compact(summarise, force=True)
         engine.doom.reset()
         if report.method != "none" or force:
@@ -133,6 +137,7 @@ class ModelStep:
                 tokens_before=report.tokens_before, tokens_after=report.tokens_after,
                 messages_before=report.messages_before, messages_after=report.messages_after,
                 method=report.method, detail=detail.strip(),  # type: ignore[arg-type]
+                summary=report.summary, dropped=report.dropped or [],
             ))
 
     async def summarise(self, middle: list[dict[str, Any]], focus: str | None) -> str:

@@ -210,6 +210,7 @@ class SessionPersistence:
             "session_cost": engine.session_cost,
             "unknown_calls": engine.session_unknown_calls,
             "plan": [item.model_dump() for item in session.tool_state.plan],
+            "pins": list(engine.pins),
             "pending": [item.model_dump() for item in self._pending_items] if pending is not None else None,
             "model": session.model.id,
             "effort": session.engine_settings.reasoning_effort,
@@ -348,6 +349,8 @@ class SessionPersistence:
         engine.history.entries = [Entry(m.message, m.kind, turn=m.turn, cost_usd=m.cost)  # type: ignore[arg-type]
                                   for m in stored.messages if m.kind != "system"]
         store.adopt(summary.id, engine.history.entries)
+        pins = state.get("pins")
+        engine.pins = [str(p) for p in pins] if isinstance(pins, list) else []
         session._render_system_prompt()
         engine.turn = int(state.get("turn") or summary.turns or 0)
         engine.session_cost = float(state.get("session_cost") or 0.0)

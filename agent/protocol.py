@@ -193,9 +193,19 @@ class Interrupt(Envelope):
     type: Literal["interrupt"] = "interrupt"
 
 
+class Pin(Envelope):
+    """Keep a fact or a message through every compaction (``/pin TEXT``); ``remove`` unpins it."""
+
+    type: Literal["pin"] = "pin"
+    text: str
+    remove: bool = False
+
+
 class Compact(Envelope):
     type: Literal["compact"] = "compact"
     focus: str | None = None
+    #: only show what it would summarise and keep (``compaction_preview``); nothing changes
+    preview: bool = False
 
 
 class Undo(Envelope):
@@ -324,6 +334,7 @@ Op = Annotated[
         ExecApproval,
         Interrupt,
         Compact,
+        Pin,
         Undo,
         New,
         Resume,
@@ -481,6 +492,23 @@ class Compacted(Envelope):
     messages_after: int
     method: Literal["summary", "truncation", "none"]
     detail: str = ""
+    #: the summary now standing for the earlier messages
+    summary: str = ""
+    #: the messages summarised or dropped, one line each (the ledger)
+    dropped: list[str] = Field(default_factory=list)
+
+
+class CompactionPreview(Envelope):
+    """What a compaction summarises and keeps: before ``/compact`` runs (``preview``), or just
+    before an automatic one (``automatic``). Pinned facts always survive (they are in the system prompt)."""
+
+    type: Literal["compaction_preview"] = "compaction_preview"
+    summarise: list[str] = Field(default_factory=list)
+    keep: list[str] = Field(default_factory=list)
+    pinned: list[str] = Field(default_factory=list)
+    tokens: int = 0
+    threshold: int = 0
+    automatic: bool = False
 
 
 GuardKind = Literal[
@@ -843,6 +871,7 @@ Event = Annotated[
         PlanUpdate,
         LLMCall,
         Compacted,
+        CompactionPreview,
         Guard,
         JobUpdate,
         JobLog,

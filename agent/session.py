@@ -51,6 +51,7 @@ from agent.protocol import (
     SetModel,
     Steer,
     Continue,
+    Pin,
     ListRuns,
     ListModels,
     McpAction,
@@ -545,10 +546,14 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
         return self._net
 
     def _render_system_prompt(self) -> None:
-        self.engine.history.set_system(render_system_prompt(
+        prompt = render_system_prompt(
             tool_names=self.router.names, cwd=self.cwd, hf_username=self.hf_username,
             model_label=self.engine.model.label,
-        ))
+        )
+        if self.engine.pins:
+            prompt += ("\n\n## Pinned by the user (true for the whole task; kept through every compaction)\n"
+                       + "\n".join(f"- {pin}" for pin in self.engine.pins))
+        self.engine.history.set_system(prompt)
 
     async def _lookup_username(self) -> None:
         """Who the HF token belongs to, for the prompt; never blocks start-up."""
@@ -704,8 +709,16 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
                 await self._run_work(engine.run_turn(op.hint.strip() or None))
             elif isinstance(op, ExecApproval):
                 await self._run_work(engine.resume(op.decisions))
+            elif isinstance(op, Compact) and op.preview:
+                from agent.protocol import CompactionPreview
+
+                plan = engine.context.plan()
+                self.emit(CompactionPreview(summarise=plan.summarise, keep=plan.keep, pinned=list(engine.pins),
+                                            tokens=plan.tokens, threshold=plan.threshold))
             elif isinstance(op, Compact):
                 await self._run_work(engine.compact(op.focus))
+            elif isinstance(op, Pin):
+                self._pin(op.text, op.remove)
             elif isinstance(op, Undo):
                 if engine.pending:
                     engine.cancel_pending()
@@ -728,6 +741,20 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
             raise
         except Exception as exc:  # an op must never take the session down
             self.emit(ErrorEvent(message=f"Could not handle {op.type}: {type(exc).__name__}: {exc}", kind="internal"))
+
+    def _pin(self, text: str, remove: bool) -> None:
+        text = " ".join(text.split())
+        pins = self.engine.pins
+        if remove:
+            if text not in pins:
+                self.emit(ErrorEvent(message=f"Nothing pinned reads {text!r}.", kind="pin"))
+                return
+            pins.remove(text)
+        elif text and text not in pins:
+            pins.append(text[:2000])
+        self._render_system_prompt()
+        self.engine.emit(ToolLog(tool="system", log=(f"Unpinned: {text}" if remove else f"Pinned (kept through "
+                                                     f"every compaction): {text}") + f" · {len(pins)} pinned"))
 
     def _new_conversation(self) -> None:
         engine = self.engine

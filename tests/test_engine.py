@@ -529,3 +529,33 @@ async def test_a_paused_repetition_guard_waits_for_a_remedy(llm_server, monkeypa
     text = str(last[-1]["content"])  # consecutive user messages go out as one
     assert last[-1]["role"] == "user" and "REPETITION GUARD" in text and text.endswith("read the traceback first")
     await stop(s)
+
+
+async def test_a_pinned_fact_survives_two_compactions_and_the_ledger_says_what_went(llm_server, monkeypatch, tmp_path):
+    from agent.protocol import Compact, Pin
+
+    s = make_session(llm_server, monkeypatch, tmp_path)
+    s.engine.context.tail_ratio = 0.0001  # keep only the newest message: the rest is summarised
+    sub = await start(s, "first task")
+    llm_server.script(Text("one"))
+    await collect_until(sub)
+    s.submit(Pin(text="the eval set is test_clean.jsonl: never train on it"))
+    await collect_until(sub, stop={"tool_log"})
+    for n in range(3):
+        llm_server.script(Text(f"answer {n} " + "x" * 200))
+        s.submit(UserInput(text=f"step {n} " + "y" * 200))
+        await collect_until(sub)
+    s.submit(Compact(preview=True))
+    preview = (await collect_until(sub, stop={"compaction_preview"}))[-1]
+    assert preview.summarise and preview.pinned == ["the eval set is test_clean.jsonl: never train on it"]
+    assert not preview.automatic and len(llm_server.requests) == 4  # a preview asks no model
+    for _ in range(2):
+        llm_server.script(Text("SUMMARY: the user runs numbered steps."), Text("ok"))
+        s.submit(Compact())
+        done = (await collect_until(sub, stop={"compacted", "error"}))[-1]
+        assert done.type == "compacted" and done.summary.startswith("SUMMARY") and done.dropped
+        s.submit(UserInput(text="and now?"))
+        await collect_until(sub)
+    system = llm_server.requests[-1]["messages"][0]["content"]
+    assert "Pinned by the user" in system and "test_clean.jsonl" in system
+    await stop(s)
