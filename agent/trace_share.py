@@ -75,6 +75,8 @@ class TraceShareMixin:
     # ------------------------------------------------------------------ ops
 
     async def _share_traces(self, visibility: str | None) -> None:
+        if visibility is not None and visibility != "off" and self._previewed:
+            self._previewed.discard(self.id)  # sharing turned on again after "not now": preview again
         if visibility is not None and visibility != self.config.share_traces:
             from agent.config import save_config_value
 

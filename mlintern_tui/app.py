@@ -10,9 +10,10 @@ the Jobs pane (``jobs_view``) lives in mixins beside this module.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -38,6 +39,12 @@ from widgets.plan import PlanView
 from widgets.prompt import PromptArea
 from widgets.status import StatusBar, StatusInfo
 from widgets.tool_log import ToolLogPane
+
+if TYPE_CHECKING:
+    from agent.protocol import Event
+    from mlintern_tui.screens.trace_preview import TracePreviewScreen
+    from mlintern_tui.term_notify import TerminalNotifier
+    from mlintern_tui.trace_link import TraceLink
 
 NARROW_WIDTH = 100
 DEMO_BANNER = (
@@ -130,6 +137,9 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self.session_title = ""
         self._picker_on_ready = open_resume_picker
         self._resume_on_ready = resume_session_id
+        self._traces: TraceLink | None = None
+        self._term_notifier: TerminalNotifier | None = None
+        self.terminal_write = self._write_to_terminal  # where terminal notifications go (tests record them)
 
     # ------------------------------------------------------------------ layout
 
@@ -342,6 +352,40 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
 
     def action_hide_banner(self) -> None:
         self.query_one("#banner").add_class("-hidden")
+
+    # ------------------------------------------------------------------ shared traces
+
+    @property
+    def traces(self) -> TraceLink:
+        """/share-traces, the trace preview and the statuses (made on first use)."""
+        if self._traces is None:
+            from mlintern_tui.trace_link import TraceLink
+
+            self._traces = TraceLink(config=self.config, submit=self.submit, notice=self.notice,
+                                     push_screen=self.push_screen, clock=lambda: self.wall_clock())
+        return self._traces
+
+    def on_trace_preview_screen_mask_requested(self, message: TracePreviewScreen.MaskRequested) -> None:
+        self.traces.mask(message.patterns, message.save)
+
+    # ------------------------------------------------------------------ terminal notifications
+
+    def signal_terminal(self, event: Event) -> None:
+        """An approval waiting, a turn or job ended: signalled only while the terminal is unfocused."""
+        if self.app_focus or self.config.terminal_notifications == "off":
+            return
+        if self._term_notifier is None:
+            from mlintern_tui.term_notify import TerminalNotifier
+
+            self._term_notifier = TerminalNotifier()
+        data = self._term_notifier.signal(event, self.config.terminal_notifications, os.environ)
+        if data:
+            self.terminal_write(data)
+
+    def _write_to_terminal(self, data: str) -> None:
+        # as App.bell() does: through the driver, never to a headless one
+        if self._driver is not None and not self.is_headless:
+            self._driver.write(data)
 
 
 def run_app(*, model: str | None = None, yolo: bool = False, max_iterations: int | None = None,

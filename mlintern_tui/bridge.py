@@ -39,6 +39,8 @@ from agent.protocol import (
     ToolLog,
     ToolOutput,
     ToolState,
+    TracePreview,
+    TraceStatus,
     TurnComplete,
     UndoComplete,
 )
@@ -134,6 +136,7 @@ class Bridge:
                 card.set_step_state(item.tool_call_id, "waiting")
         if isinstance(event, ApprovalRequired):
             app.request_approval(event)
+            app.signal_terminal(event)
 
     # ------------------------------------------------------------------ a resumed session
 
@@ -234,6 +237,7 @@ class Bridge:
                     continue
                 await conv.add_tool_call(item.tool_call_id, item.tool, item.arguments, "waiting")
             app.request_approval(event)
+            app.signal_terminal(event)
         elif isinstance(event, PlanUpdate):
             app.plan_view.plan = tuple(event.plan)
         elif isinstance(event, LLMCall):
@@ -259,6 +263,7 @@ class Bridge:
             await conv.end_answer()  # the final text already arrived as assistant_message
             await conv.add_receipt(event.receipt)
             app.on_turn_end(event.receipt)
+            app.signal_terminal(event)
         elif isinstance(event, Interrupted):
             self.flush_logs()
             await conv.end_answer()
@@ -266,6 +271,8 @@ class Bridge:
             app.on_turn_end(None)
         elif isinstance(event, ErrorEvent) and event.kind == "mcp":
             await app.on_mcp_error(event.message)  # an answer to /mcp, beside the turn: it goes on
+        elif isinstance(event, ErrorEvent) and event.kind == "traces":
+            await app.traces.on_error(event.message)  # an answer to the trace preview: the same
         elif isinstance(event, ErrorEvent):
             self.flush_logs()
             await conv.end_answer()
@@ -292,9 +299,14 @@ class Bridge:
             if event.status in ("COMPLETED", "ERROR", "CANCELED"):
                 kind = "info" if event.status == "COMPLETED" else "guard"
                 await app.notice(kind, f"Job {event.job_id} {event.detail or event.status.lower()}")
+                app.signal_terminal(event)
         elif isinstance(event, SettingsChanged):
             await app.on_settings_changed(event)
         elif isinstance(event, ModelList):
             app.on_model_list(event)
         elif isinstance(event, McpStatus):
             await app.on_mcp_status(event)
+        elif isinstance(event, TraceStatus):
+            await app.traces.on_status(event)
+        elif isinstance(event, TracePreview):
+            app.traces.on_preview(event)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from agent.protocol import Compact, New, Rename, SetEffort, SetModel, SetYolo, Undo
+from agent.protocol import Compact, Feedback, New, Rename, SetEffort, SetModel, SetYolo, Undo
 from widgets.prompt import CommandHint
 
 if TYPE_CHECKING:
@@ -87,7 +87,9 @@ async def _help(app: MLInternApp, arg: str) -> None:
             "Jobs: ctrl+g jobs view and back · ↑/↓ or [ ] select · c cancel · / search the log (n/N next/previous) · "
             "f follow/pause · esc back to the prompt\n"
             "MCP servers (/mcp): ↑/↓ select · r reconnect · e enable/disable · t or enter its tools · "
-            "T trust the project's .mcp.json · esc close")
+            "T trust the project's .mcp.json · esc close\n"
+            "Trace preview: a accept and upload · m mask a pattern (ctrl+s also saves it) · enter mask what stands "
+            "before the highlighted finding · n/esc not now (nothing uploaded)")
     await app.notice("info", "Commands:\n" + "\n".join(lines) + "\n\nKeys: " + keys)
 
 
@@ -200,6 +202,33 @@ async def _jobs(app: MLInternApp, arg: str) -> None:
     await app.jobs_command(arg)
 
 
+VISIBILITIES = ("off", "private", "public")
+
+
+@REGISTRY.add("/share-traces", "/share-traces [private|public|off]",
+              "Where this session's redacted trace goes (a preview first); no argument: where it goes now")
+async def _share_traces(app: MLInternApp, arg: str) -> None:
+    visibility = arg.lower()
+    if visibility and visibility not in VISIBILITIES:
+        await app.notice("error", f"Unknown place {arg!r}: use /share-traces private, public or off "
+                                  "(or no argument to see where traces go).")
+        return
+    if app.session is None:
+        app.notify("The model is still loading.", severity="warning")
+        return
+    app.traces.ask(visibility or None)
+
+
+@REGISTRY.add("/feedback", "/feedback good|bad [comment]", "Tell how this session went; kept with it")
+async def _feedback(app: MLInternApp, arg: str) -> None:
+    rating, _, comment = arg.partition(" ")
+    if rating.lower() not in ("good", "bad"):
+        await app.notice("info" if not arg else "error",
+                         "Usage: /feedback good|bad [comment], e.g. /feedback bad it ignored my dataset's test split.")
+        return
+    app.submit(Feedback(rating=rating.lower(), comment=" ".join(comment.split())))  # type: ignore[arg-type]
+
+
 @REGISTRY.add("/quit", "/quit", "Quit")
 async def _quit(app: MLInternApp, arg: str) -> None:
     await app.action_quit()
@@ -222,6 +251,6 @@ class SlashCommandProvider(Provider):
     async def _run(self, command: Command) -> None:
         app = self.app
         await command.handler(app, "")  # type: ignore[arg-type]
-        if command.name in ("/effort", "/rename"):  # /model opens its picker instead
+        if command.name in ("/effort", "/rename", "/feedback"):  # /model opens its picker instead
             # the current value is shown; the new one is typed in the prompt
             app.prefill_prompt(command.name + " ")  # type: ignore[attr-defined]

@@ -35,6 +35,9 @@ from agent.protocol import (
     ToolCallEvent,
     ToolLog,
     ToolOutput,
+    TraceFinding,
+    TracePreview,
+    TraceStatus,
     TurnComplete,
     Usage,
 )
@@ -768,5 +771,80 @@ def test_approval_card_for_an_mcp_tool(snap_compare):
         await app.conversation.add_user("Run the data tests on the shell server")
         await feed(app, *turn(""), ApprovalRequired(items=[SHELL_CALL]))
         await pilot.pause(0.2)
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+# --------------------------------------------------------------------------- shared traces
+
+TRACE_BASE = "sessions/2025-06-02/3f2a9c1e-7b44-4c1d-9e0a-5d2f8b6c1a07"
+TRACE_FILES = [f"{TRACE_BASE}.jsonl", f"{TRACE_BASE}/subagents/agent-r1.jsonl",
+               f"{TRACE_BASE}/subagents/agent-r1.meta.json"]
+TRACE_URL = "https://huggingface.co/datasets/alice/mlintern-sessions"
+#: the wall clock of the trace tests (a status's upload time is three minutes before it)
+TRACE_NOW = 1_750_000_000.0
+
+
+def trace_findings() -> list[TraceFinding]:
+    """Findings of several kinds, as agent/redaction.py words them: tokens in a command and in
+    a tool's output, a secret assignment, a bearer token, the home directory, and a line with two
+    secrets (both shortened)."""
+    return [
+        TraceFinding(record=3, field="message.content[0].input.command", kind="Hugging Face token",
+                     context="export HF_TOKEN=⟦hf_a…⟧ && python train.py --push-to-hub alice/qwen-support"),
+        TraceFinding(record=4, field="message.content[0].content", kind="Hugging Face token",
+                     context="Token is valid (permission: write). HF_TOKEN=⟦hf_a…⟧ OPENAI_API_KEY=⟦sk-p…⟧"),
+        TraceFinding(record=4, field="message.content[0].content", kind="OpenAI key",
+                     context="Token is valid (permission: write). HF_TOKEN=⟦hf_a…⟧ OPENAI_API_KEY=⟦sk-p…⟧"),
+        TraceFinding(record=7, field="message.content[1].input.command", kind="secret assignment",
+                     context="WANDB_API_KEY=⟦9f3c…⟧ accelerate launch train.py --config configs/lora.yaml"),
+        TraceFinding(record=9, field="message.content[0].content", kind="bearer token",
+                     context='curl -s -H "Authorization: Bearer ⟦eyJh…⟧" https://api.example.com/v1/runs'),
+        TraceFinding(record=12, field="cwd", kind="home directory", context="⟦/home/alice⟧/sft-project"),
+        TraceFinding(record=12, field="message.content[0].input.path", kind="home directory",
+                     context="⟦/home/alice⟧/sft-project/data/tickets.jsonl"),
+    ]
+
+
+def trace_preview(findings: list[TraceFinding] | None = None, **changes) -> TracePreview:
+    fields = dict(records=42, bytes=18_734, files=TRACE_FILES,
+                  findings=trace_findings() if findings is None else findings)
+    fields.update(changes)
+    return TracePreview(**fields)
+
+
+def test_trace_preview_with_findings_of_several_kinds(snap_compare):
+    """The trace preview after /share-traces private: "This session's trace, 42 records, 18.3 KB,
+    will be uploaded to your private dataset." and a muted line saying nothing leaves until you
+    accept and what ⟦ ⟧ mean; the three files; then the findings by kind, most frequent first
+    and then in the trace's order (Hugging Face token · 2, home directory · 2, OpenAI key, secret
+    assignment, bearer token), each with its record and field muted and the text around it with the ⟦…⟧ parts
+    bold in the warning colour. The first finding is highlighted; the bottom border counts "7
+    masked: 2 Hugging Face token · 2 home directory · 1 OpenAI key · …"; the key line on one line: a
+    accept and upload · m mask a pattern · enter mask the text before the highlighted finding ·
+    n/esc not now."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready(), TraceStatus(visibility="private"), trace_preview())
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_share_traces_status_notice(snap_compare):
+    """What /share-traces says once the trace was uploaded: an info notice "Trace sharing:
+    private (redacted, to your private dataset on the Hub)." then "Last upload 3 min ago:" and
+    the dataset's URL; below it a red notice for a later failed upload, the same two lines and
+    "Upload failed: 503 Service Unavailable (will retry)."."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        app.wall_clock = lambda: TRACE_NOW
+        await feed(app, ready(),
+                   TraceStatus(visibility="private", url=TRACE_URL, uploaded_at=TRACE_NOW - 180, accepted=True),
+                   TraceStatus(visibility="private", url=TRACE_URL, uploaded_at=TRACE_NOW - 180, accepted=True,
+                               error="503 Service Unavailable (will retry)"))
+        await pilot.pause()
 
     assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
