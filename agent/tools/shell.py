@@ -30,9 +30,14 @@ MAX_TIMEOUT_S = 36_000
 KILL_GRACE_S = 2.0
 #: after the shell exits, how long we keep reading output that children still write
 DRAIN_S = 0.5
-#: in-memory capture limit; past it the middle is dropped (a runaway ``yes`` must not OOM us)
-CAPTURE_HEAD_CHARS = 4_000_000
-CAPTURE_TAIL_CHARS = 4_000_000
+#: raw bytes kept in memory from the start and the end of a command's output; all of it (up to
+#: SPILL_CAP_BYTES) goes to a spill file at pipe speed once it outgrows them
+HEAD_BYTES = 1_000_000
+TAIL_BYTES = 1_000_000
+SPILL_CAP_BYTES = int(os.environ.get("MLINTERN_BASH_SPILL_CAP_MB", "200")) * 1_000_000
+#: a live delivery with more new lines than this is a flood: one summary line and the newest lines
+FLOOD_LINES = 200
+FLOOD_SHOWN = 3
 #: a partial line longer than this is flushed without waiting for its newline
 MAX_PARTIAL_CHARS = 65_536
 #: live log: lines are delivered at most this often, and at most this many per delivery
@@ -79,34 +84,103 @@ class BashParams(ToolParams):
     )
 
 
-class _Capture:
-    """Keeps the output for the result, bounded: the head and a rolling tail."""
+class _RawOutput:
+    """Every byte a command prints, counted; the first and last ``HEAD_BYTES``/``TAIL_BYTES``
+    kept in memory; past them the whole stream goes to a spill file (up to the cap), written
+    as it arrives. No per-line work: a flood costs what writing it to disk costs."""
 
-    def __init__(self) -> None:
-        self._head: list[str] = []
-        self._head_len = 0
-        self._tail: deque[str] = deque()
+    def __init__(self, spill_dir: Path, label: str = "bash"):
+        self.total = 0
+        self.head = bytearray()
+        self._tail: deque[bytes] = deque()  # whole chunks: trimming never copies the rest
         self._tail_len = 0
-        self.dropped = 0
+        self.spill_dir = spill_dir
+        self.label = label
+        self.path: Path | None = None
+        self._file = None
+        self.spilled = 0
+        self.spill_error: str | None = None
 
-    def add(self, line: str) -> None:
-        if self._head_len < CAPTURE_HEAD_CHARS:
-            self._head.append(line)
-            self._head_len += len(line) + 1
+    def add(self, data: bytes) -> None:
+        earlier = self.total
+        self.total += len(data)
+        if self._file is not None:
+            self._write(data)
+        elif self.total > HEAD_BYTES + TAIL_BYTES:
+            # the output outgrew memory: the spill file gets all of it so far (the head, then the
+            # bytes after it, which the tail still holds: earlier <= HEAD_BYTES + TAIL_BYTES), then this
+            self._open()
+            self._write(bytes(self.head[:earlier]))
+            after_head = earlier - len(self.head)
+            if after_head > 0:
+                self._write(self.tail[len(self.tail) - after_head:])
+            self._write(data)
+        room = HEAD_BYTES - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+        self._tail.append(data)
+        self._tail_len += len(data)
+        while self._tail_len - len(self._tail[0]) >= TAIL_BYTES:
+            self._tail_len -= len(self._tail.popleft())
+
+    @property
+    def tail(self) -> bytes:
+        """The last ``TAIL_BYTES`` (fewer while the output is shorter)."""
+        joined = b"".join(self._tail)
+        return joined[-TAIL_BYTES:] if len(joined) > TAIL_BYTES else joined
+
+    def _open(self) -> None:
+        import time
+
+        try:
+            self.spill_dir.mkdir(parents=True, exist_ok=True)
+            self.path = self.spill_dir / f"{self.label}-{int(time.time())}-{os.getpid()}-{id(self):x}.txt"
+            self._file = open(self.path, "wb")
+        except OSError as exc:  # a full disk: the head and tail still reach the model
+            self.spill_error = str(exc)
+
+    def _write(self, data: bytes) -> None:
+        if self._file is None or self.spill_error is not None or self.spilled >= SPILL_CAP_BYTES:
             return
-        self._tail.append(line)
-        self._tail_len += len(line) + 1
-        while self._tail_len > CAPTURE_TAIL_CHARS and len(self._tail) > 1:
-            old = self._tail.popleft()
-            self._tail_len -= len(old) + 1
-            self.dropped += len(old) + 1
+        take = data[:SPILL_CAP_BYTES - self.spilled]
+        try:
+            self._file.write(take)
+            self.spilled += len(take)
+        except OSError as exc:
+            self.spill_error = str(exc)
 
-    def text(self) -> str:
-        parts = list(self._head)
-        if self.dropped:
-            parts.append(f"... [{self.dropped:,} characters of output were not kept in memory] ...")
-        parts.extend(self._tail)
-        return "\n".join(parts).rstrip("\n")
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError as exc:
+                self.spill_error = self.spill_error or str(exc)
+            self._file = None
+
+    @property
+    def whole(self) -> bool:
+        """Everything the command printed is in memory (head and tail overlap or touch)."""
+        return self.total <= HEAD_BYTES + TAIL_BYTES and self.path is None
+
+    def text(self) -> tuple[str, bool]:
+        """(visible text, whether any bytes were not valid UTF-8) when it is ``whole``."""
+        tail = self.tail
+        data = bytes(self.head) + tail[max(0, len(tail) - (self.total - len(self.head))):] \
+            if self.total > len(self.head) else bytes(self.head)
+        text = data.decode("utf-8", errors="replace")
+        return text, "\ufffd" in text and b"\xef\xbf\xbd" not in data
+
+
+def _visible_text(data: bytes, keep: str) -> tuple[str, bool]:
+    """Lines as a terminal shows them; ``keep`` "head" drops a cut last line, "tail" a cut first one."""
+    text = data.decode("utf-8", errors="replace")
+    bad = "\ufffd" in text and b"\xef\xbf\xbd" not in data
+    lines = text.split("\n")
+    if keep == "head" and len(lines) > 1:
+        lines = lines[:-1]
+    elif keep == "tail" and len(lines) > 1:
+        lines = lines[1:]
+    return "\n".join(_visible(line) for line in lines), bad
 
 
 class _LiveLog:
@@ -138,11 +212,50 @@ class _LiveLog:
         while self._pending:
             self._sink(self._pending.popleft())
 
+    def flood(self, lines: int, size: int, newest: list[str]) -> None:
+        """Many lines since the last delivery: one line saying how much, then the newest few."""
+        self._pending.clear()
+        self._skipped = 0
+        self._sink(f"... {lines:,} more lines ({size:,} bytes) not shown live ...")
+        for line in newest[-FLOOD_SHOWN:]:
+            self._sink(line)
+
+
+class _NoCapture:
+    def add(self, line: str) -> None:
+        pass
+
+
+def _result_text(raw: _RawOutput, spill_dir: Path) -> tuple[str, str | None]:
+    """What the model reads of a command's output, within the output budget, and the spill file.
+    A big output says its true size: bytes printed, bytes kept, where."""
+    if raw.whole:
+        text, bad = raw.text()
+        body = "\n".join(_visible(line) for line in text.split("\n")).rstrip("\n") or "(no output)"
+        body, spill = apply_output_budget(body, spill_dir, label="bash")
+    else:
+        head, bad_head = _visible_text(bytes(raw.head), "head")
+        tail, bad_tail = _visible_text(raw.tail, "tail")
+        bad = bad_head or bad_tail
+        head, tail = head[:6_000], tail[-18_000:].rstrip("\n")
+        if raw.path is not None and raw.spill_error is None:
+            kept = ("all of it is" if raw.spilled >= raw.total else
+                    f"the first {raw.spilled:,} bytes are (the rest was not kept: MLINTERN_BASH_SPILL_CAP_MB)")
+            where = f"{kept} in {raw.path} (use read with offset/limit)"
+        else:
+            where = f"it could not be saved ({raw.spill_error or 'no spill file'})"
+        body = (f"{head}\n\n... [the command printed {raw.total:,} bytes; {where}; shown here: its start and "
+                f"its end] ...\n\n{tail}")
+        spill = str(raw.path) if raw.path is not None and raw.spill_error is None else None
+    if bad:
+        body += "\n(the output was not valid UTF-8: bytes that could not be decoded are shown as \ufffd)"
+    return body, spill
+
 
 class _LineSplitter:
     """Turns raw output chunks into visible lines for the capture and the live log."""
 
-    def __init__(self, capture: _Capture, log: Callable[[str], None]) -> None:
+    def __init__(self, capture: _NoCapture, log: Callable[[str], None]) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._partial = ""
         self._capture = capture
@@ -151,6 +264,12 @@ class _LineSplitter:
 
     def feed(self, data: bytes) -> None:
         self._split(self._decoder.decode(data))
+
+    def reset(self) -> None:
+        """Bytes were skipped (a flood): start afresh at the next line."""
+        self._decoder.reset()
+        self._partial = ""
+        self._last_progress = ""
 
     def close(self) -> None:
         self._split(self._decoder.decode(b"", final=True))
@@ -346,10 +465,32 @@ class BashTool(Tool):
         except OSError as exc:
             return ToolResult(f"ERROR: could not start /bin/bash: {exc}", success=False)
 
-        capture = _Capture()
+        raw = _RawOutput(ctx.spill_dir)
         live = _LiveLog(ctx.log)
-        splitter = _LineSplitter(capture, live.push)
+        # the live view decodes only what it shows: a flood is counted, not split into lines
+        splitter = _LineSplitter(_NoCapture(), live.push)
         loop = asyncio.get_running_loop()
+        window = bytearray()
+        pending = {"lines": 0, "bytes": 0, "last": 0.0, "flooding": False}
+
+        def deliver(force: bool = False) -> None:
+            now = loop.time()
+            interval = 0.5 if pending["flooding"] else LOG_INTERVAL_S
+            if not pending["bytes"] or (not force and now - pending["last"] < interval):
+                return
+            pending["last"] = now
+            if pending["lines"] > FLOOD_LINES or pending["bytes"] > len(window):
+                tail = bytes(window).decode("utf-8", errors="replace").split("\n")
+                newest = [v for v in (_visible(line) for line in tail[1:]) if v]
+                live.flood(pending["lines"], pending["bytes"], newest)
+                splitter.reset()
+                pending["flooding"] = True
+            else:
+                splitter.feed(bytes(window))
+                live.flush(now, force=True)
+                pending["flooding"] = False
+            window.clear()
+            pending["lines"] = pending["bytes"] = 0
 
         async def pump() -> None:
             while True:
@@ -358,12 +499,17 @@ class BashTool(Tool):
                     # cancelled StreamReader.read() loses no data
                     chunk = await asyncio.wait_for(stdout.read(65_536), LOG_INTERVAL_S)
                 except TimeoutError:
-                    live.flush(loop.time(), force=True)
+                    deliver(force=True)
                     continue
                 if not chunk:
                     return
-                splitter.feed(chunk)
-                live.flush(loop.time())
+                raw.add(chunk)
+                window.extend(chunk)
+                if len(window) > 65_536:
+                    del window[:len(window) - 65_536]
+                pending["lines"] += chunk.count(b"\n")
+                pending["bytes"] += len(chunk)
+                deliver()
 
         reader = asyncio.create_task(pump())
         timed_out = False
@@ -395,13 +541,13 @@ class BashTool(Tool):
             transport.close()
             if not reaping:
                 _LIVE_GROUPS.discard(proc.pid)
+        deliver(force=True)
         splitter.close()
         live.flush(loop.time(), force=True)
-
-        body = capture.text() or "(no output)"
+        raw.close()
+        body, spill = _result_text(raw, ctx.spill_dir)
         if note:
             body = f"{body}\n{note}"
-        body, spill = apply_output_budget(body, ctx.spill_dir, label="bash")
         if timed_out:
             return ToolResult(f"{body}\n\n{_timeout_message(params.timeout)}", False, spill)
         code = proc.returncode
