@@ -264,7 +264,10 @@ async def test_read_numbers_lines_like_cat_n_and_records_the_file(ctx):
     assert result.success
     assert result.output == "     1\talpha\n     2\tbeta"
     st = path.stat()
-    assert ctx.state.read_files[str(path.resolve())] == (st.st_mtime_ns, st.st_size)
+    import hashlib
+
+    assert ctx.state.read_files[str(path.resolve())] == (st.st_mtime_ns, st.st_size,
+                                                        hashlib.sha256(b"alpha\nbeta\n").hexdigest())
 
 
 async def test_read_pages_with_offset_and_limit(ctx):
@@ -546,3 +549,34 @@ def test_optional_parameters_are_sent_without_their_null_branch():
     assert specs["hf_papers"]["properties"]["arxiv_id"]["type"] == "string"
     call = ToolRouter(default_tools(), ungoverned=True).parse("c", "hf_papers", '{"operation": "trending", "query": null}')
     assert call.error is None
+
+
+async def test_a_latin1_file_is_read_and_edited_in_its_own_encoding(ctx):
+    path = ctx.cwd / "legacy.txt"
+    path.write_bytes("café au lait\nnaïve\n".encode("latin-1"))
+    shown = await read(ctx, "legacy.txt")
+    assert "café au lait" in shown.output and "not valid UTF-8; it is shown as Latin-1" in shown.output
+    from agent.tools.edit import EditParams, EditTool
+
+    done = await EditTool().run(EditParams(path="legacy.txt", old_str="café", new_str="thé"), ctx)
+    assert done.success and "Latin-1" in done.output
+    assert path.read_bytes() == "thé au lait\nnaïve\n".encode("latin-1")
+    refused = await EditTool().run(EditParams(path="legacy.txt", old_str="thé", new_str="茶"), ctx)
+    assert not refused.success and "Latin-1 cannot hold" in refused.output
+    assert path.read_bytes() == "thé au lait\nnaïve\n".encode("latin-1")
+
+
+async def test_a_same_size_change_with_its_mtime_put_back_is_caught(ctx):
+    import os
+
+    path = ctx.cwd / "config.yaml"
+    path.write_text("lr: 0.001\n")
+    await read(ctx, "config.yaml")
+    st = path.stat()
+    path.write_text("lr: 0.999\n")  # same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime
+    from agent.tools.edit import EditParams, EditTool
+
+    refused = await EditTool().run(EditParams(path="config.yaml", old_str="lr: 0.999", new_str="lr: 0.01"), ctx)
+    assert not refused.success and "changed on disk since you last read it" in refused.output
+    assert path.read_text() == "lr: 0.999\n"

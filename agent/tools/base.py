@@ -37,7 +37,8 @@ class SessionToolState:
     """Per-session state shared by the tools (never process-global: reference §12.18)."""
 
     #: resolved path -> (mtime_ns, size) when the agent last read or wrote it
-    read_files: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: (mtime_ns, size, sha256 of the content or None for very big files)
+    read_files: dict[str, tuple] = field(default_factory=dict)
     plan: list[PlanItem] = field(default_factory=list)
 
     def reset(self) -> None:

@@ -284,13 +284,10 @@ class EditTool(Tool):
         if b"\0" in raw[:BINARY_SNIFF_BYTES]:
             return ToolResult(f"ERROR: {path} is a binary file; edit changes text only.", False)
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return ToolResult(
-                f"ERROR: {path} is not valid UTF-8 (byte {exc.start}); editing it could corrupt "
-                "it. Use bash (e.g. python) to change it.",
-                success=False,
-            )
+            text, encoding = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            # read showed it as Latin-1, byte for byte: match and write back in that encoding
+            text, encoding = raw.decode("latin-1"), "latin-1"
         # CRLF files: match and replace on \n text, then restore the file's own line endings
         crlf = "\r\n" in text and text.count("\r\n") == text.count("\n")
         if crlf:
@@ -312,7 +309,15 @@ class EditTool(Tool):
         updated, placed = apply_spans(text, match.spans)
         out = updated.replace("\n", "\r\n") if crlf else updated
         try:
-            atomic_write(path, out.encode("utf-8"))
+            data = out.encode(encoding)
+        except UnicodeEncodeError:
+            return ToolResult(
+                f"ERROR: {path} is Latin-1 (not UTF-8), and the new text has characters Latin-1 cannot hold; "
+                "nothing was written. Use only characters that fit, or convert the file with bash first.",
+                success=False,
+            )
+        try:
+            atomic_write(path, data)
         except OSError as exc:
             return ToolResult(
                 f"ERROR: could not write {path}: {exc.strerror or exc}. The original file is "
@@ -331,6 +336,8 @@ class EditTool(Tool):
             head = f"Edited {path}: replaced {where}"
         if match.pass_name != EXACT:
             head += f" (old_str matched using {match.pass_name} matching)"
+        if encoding != "utf-8":
+            head += " (written back as Latin-1, the file's own encoding)"
         report = [head + ".", _snippet(updated, first, last)]
         report += python_warnings(path, updated)
         return ToolResult("\n".join(report))

@@ -42,19 +42,55 @@ def resolve_path(raw: str, base: Path) -> Path:
         return Path(os.path.abspath(path))
 
 
-def fingerprint(st: os.stat_result) -> tuple[int, int]:
-    return (st.st_mtime_ns, st.st_size)
+#: files up to this size are also fingerprinted by content (a same-size change with its mtime
+#: put back is still caught); bigger ones by size and mtime only
+HASH_LIMIT = 64_000_000
+
+
+def content_digest(path: Path, size: int) -> str | None:
+    if size > HASH_LIMIT:
+        return None
+    import hashlib
+
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read(HASH_LIMIT + 1)).hexdigest()
+    except OSError:
+        return None
+
+
+def fingerprint(st: os.stat_result, path: Path | None = None) -> tuple[int, int, str | None]:
+    return (st.st_mtime_ns, st.st_size, content_digest(path, st.st_size) if path is not None else None)
 
 
 def remember(ctx: ToolContext, path: Path) -> None:
     with contextlib.suppress(OSError):
-        ctx.state.read_files[str(path)] = fingerprint(path.stat())
+        ctx.state.read_files[str(path)] = fingerprint(path.stat(), path)
+
+
+def _is_utf8(fh, limit: int = 64_000_000) -> bool:
+    """Whether the file (its first ``limit`` bytes) decodes as UTF-8."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    read = 0
+    try:
+        while read < limit:
+            chunk = fh.read(1 << 20)
+            if not chunk:
+                decoder.decode(b"", final=True)
+                return True
+            read += len(chunk)
+            decoder.decode(chunk)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def unread_or_stale(path: Path, ctx: ToolContext) -> str | None:
     """Why changing this existing file now could destroy work, or None when it is safe."""
     try:
-        current = fingerprint(path.stat())
+        st = path.stat()
     except FileNotFoundError:
         return None
     seen = ctx.state.read_files.get(str(path))
@@ -63,7 +99,8 @@ def unread_or_stale(path: Path, ctx: ToolContext) -> str | None:
             f"ERROR: {path} exists and has not been read in this session. Read it first so "
             "you know what you are changing; nothing was written."
         )
-    if seen != current:
+    current = fingerprint(st, path if len(seen) > 2 and seen[2] is not None else None)
+    if tuple(seen[:2]) != current[:2] or (len(seen) > 2 and seen[2] is not None and seen[2] != current[2]):
         return (
             f"ERROR: {path} changed on disk since you last read it (size {seen[1]:,} -> "
             f"{current[1]:,} bytes). Someone or something else modified it; read it again "
@@ -265,17 +302,20 @@ class ReadTool(Tool):
                     success=False,
                 )
             fh.seek(0)
+            encoding = "utf-8" if _is_utf8(fh) else "latin-1"
+            fh.seek(0)
             lines, total = [], 0
             last = params.offset + params.limit - 1
             for head, length in _read_lines(fh):
                 total += 1
                 if params.offset <= total <= last:
-                    text = head.decode("utf-8", "replace").rstrip("\n").rstrip("\r")
+                    text = head.decode(encoding, "replace").rstrip("\n").rstrip("\r")
                     cut = f"{length:,} bytes" if length > len(head) else None
                     lines.append(clip_line(text, cut))
                 elif total > last:
                     total += _count_remaining_lines(fh)
                     break
+        seen = (seen[0], seen[1], content_digest(path, seen[1]))
         ctx.state.read_files[str(path)] = seen
         if seen[1] == 0:
             return ToolResult(f"({path} is empty)")
@@ -289,6 +329,9 @@ class ReadTool(Tool):
         end = params.offset + len(lines) - 1
         if end < total:
             text += f"\n... {total - end:,} more lines; use offset={end + 1} to continue."
+        if encoding != "utf-8":
+            text += (f"\n(note: {path.name} is not valid UTF-8; it is shown as Latin-1, byte for byte, and edit "
+                     "keeps that encoding)")
         return ToolResult(text)
 
 
