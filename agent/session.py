@@ -93,6 +93,13 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
     ):
         self.config = config or Config()
         self.mcp_files = tuple(mcp_files)
+        from agent.process_tracker import new_tag
+
+        #: in the environment of every command this session runs: found again at exit
+        self.process_tag = new_tag()
+        #: what happens to processes the agent left running in the background when the session
+        #: ends: stopped, unless this is True (headless --keep-background, or the user said so)
+        self.keep_background = False
         self.mcp_in_memory = mcp_in_memory
         #: headless: how long the first model call waits for MCP servers still connecting
         self.mcp_wait_s = 0.0
@@ -386,6 +393,26 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
             return
         self.engine.emit(RunList(runs=runs))
 
+    async def _background_at_exit(self) -> None:
+        """What the agent's commands left running (``&``, ``nohup``, ``setsid``): stopped, or kept and listed."""
+        from agent.process_tracker import describe, leftovers, stop
+
+        left = await asyncio.to_thread(leftovers, self.process_tag)
+        if not left:
+            return
+        if self.keep_background:
+            self.emit(ToolLog(tool="system", log=(
+                f"Left running in the background as asked: {describe(left)}. Work that should outlive mlintern "
+                "is what jobs are for (hf_jobs).")))
+            return
+        stubborn = await asyncio.to_thread(stop, left)
+        stopped = [p for p in left if p not in stubborn]
+        line = (f"Stopped {len(stopped)} process(es) the agent left running in the background: {describe(stopped)}. "
+                "Work that should outlive mlintern belongs in a job (hf_jobs); headless, --keep-background keeps them.")
+        if stubborn:
+            line += f" Could not stop: {describe(stubborn)}."
+        self.emit(ToolLog(tool="system", log=line))
+
     def _tell(self, event: Event) -> None:
         from agent.messaging import news_for
 
@@ -534,6 +561,7 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
             net=self.net,
             research=self.research,
             environment=self.process_access.environment,
+            process_tag=self.process_tag,
         )
 
     @property
@@ -640,6 +668,10 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
                         log=lambda line: self.engine.emit(ToolLog(tool="sandbox", log=line))))
                 except Exception:
                     pass
+            try:
+                await asyncio.shield(self._background_at_exit())
+            except Exception:
+                pass
             # local jobs are this process's children: stop them with it (HF jobs keep running)
             shutdown = getattr(self.jobs.backend, "shutdown", None)
             if shutdown is not None:

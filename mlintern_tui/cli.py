@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-format", choices=("text", "stream-json"), default="text",
                    help="headless: stream-json reads user messages as JSON lines on stdin (Claude Code's shape); "
                         "one sent while the agent works joins the running turn at its next step")
+    p.add_argument("--keep-background", action="store_true",
+                   help="headless: leave running what the agent's commands started in the background "
+                        "(default: stopped at exit; work that should outlive the run belongs in a job)")
     p.add_argument("--mcp-config", action="append", default=[], metavar="FILE",
                    help="a JSON file with mcpServers to add for this run (repeatable); "
                         "`mlintern mcp list|add|remove|trust` edits the lasting ones")
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             args.prompt, model=args.model, output_format=args.output_format,
             yolo=args.yolo, max_iterations=args.max_iterations, jobs_backend=args.jobs_backend,
             budget=args.budget, resume=resume, wait_jobs=args.wait_jobs, mcp_files=tuple(mcp_files),
-            input_format=args.input_format,
+            input_format=args.input_format, keep_background=args.keep_background,
         ))
     if args.wait_jobs is not None:
         print("Error: --wait-jobs is for headless runs (-p); the app waits for jobs by itself", file=sys.stderr)

@@ -251,6 +251,7 @@ async def run_headless(
     wait_jobs: float | None = None,
     mcp_files: tuple = (),
     input_format: str = "text",
+    keep_background: bool = False,
     stdin: Any = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
@@ -268,6 +269,7 @@ async def run_headless(
         print(f"Error: {exc}", file=err)
         return EXIT_USAGE
     session.persist.headless = True  # saved like any session; the picker says it ran headless
+    session.keep_background = keep_background
     # MCP servers still connecting get this long before the first model call (then it goes on)
     session.mcp_wait_s = MCP_WAIT_S
     printer = HeadlessPrinter(output_format, out, err, yolo=mode == "yolo")

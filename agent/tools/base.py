@@ -72,6 +72,8 @@ class ToolContext:
     #: the environment for a process the tool starts, given (call id, the process in words):
     #: credentials removed (agent/secrets.py), the Hub reached through the session's gateway
     environment: Callable[[str, str], Awaitable[dict[str, str]]] | None = None
+    #: marks the processes a command starts, so they are found again at exit (agent/process_tracker.py)
+    process_tag: str = ""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Callable
 from pydantic import Field
 
 from agent.tools.base import ApprovalSettings, Tool, ToolContext, ToolParams, ToolResult
+from agent.process_tracker import tag_environment
 from agent.secrets import agent_environment
 from agent.tools.output import apply_output_budget
 
@@ -392,7 +393,7 @@ def _timeout_message(seconds: int) -> str:
 
 
 async def _spawn(
-    command: str, work_dir: Path, env: dict[str, str] | None = None
+    command: str, work_dir: Path, env: dict[str, str] | None = None, tag: str = ""
 ) -> tuple[asyncio.subprocess.Process, asyncio.ReadTransport, asyncio.StreamReader]:
     """Start the shell writing into a pipe we own.
 
@@ -403,6 +404,7 @@ async def _spawn(
     # the user's keys and tokens are not the model's to read (agent/secrets.py)
     env = dict(env) if env is not None else agent_environment()
     env["PYTHONUNBUFFERED"] = "1"  # so python's output reaches the live pane as it happens
+    tag_environment(env, tag)  # what it leaves running in the background is found again at exit
     read_fd, write_fd = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -461,7 +463,7 @@ class BashTool(Tool):
         try:
             env = await ctx.environment(ctx.tool_call_id, f"bash: {_one_line(params.command)}") \
                 if ctx.environment else None
-            proc, transport, stdout = await _spawn(params.command, work_dir, env)
+            proc, transport, stdout = await _spawn(params.command, work_dir, env, ctx.process_tag)
         except OSError as exc:
             return ToolResult(f"ERROR: could not start /bin/bash: {exc}", success=False)
 

@@ -1,0 +1,56 @@
+"""What the agent's commands leave running in the background (``&``, ``nohup``, ``setsid``) is
+found at exit and stopped, or kept with ``--keep-background`` and listed (issue 18)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+from tests.fakes import Call, Text, ToolCalls
+from tests.test_headless_cli import run, server_env
+
+
+def running(marker: str) -> list[int]:
+    found = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode()
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if marker in cmd and state != b"Z":
+            found.append(pid)
+    return found
+
+
+def detach_call(seconds: str) -> ToolCalls:
+    command = (f"sleep {seconds}1 & nohup sleep {seconds}2 > /dev/null 2>&1 & "
+               f"setsid sleep {seconds}3 > /dev/null 2>&1 & echo started")
+    return ToolCalls([Call("b1", "bash", json.dumps({"command": command}))])
+
+
+def test_headless_stops_what_the_agent_left_running(llm_server, mlintern_home):
+    llm_server.script(detach_call("97"), Text("Started three."))
+    proc = run(["-p", "start them", "-m", "openai/scripted-model", "--yolo"], mlintern_home, server_env(llm_server))
+    assert proc.returncode == 0, proc.stderr
+    time.sleep(0.3)
+    assert running("sleep 97") == []
+    assert "Stopped 3 process(es) the agent left running in the background" in proc.stderr
+    assert "sleep 973" in proc.stderr  # the setsid one too
+
+
+def test_keep_background_leaves_them_running(llm_server, mlintern_home):
+    llm_server.script(detach_call("96"), Text("Started three."))
+    proc = run(["-p", "start them", "-m", "openai/scripted-model", "--yolo", "--keep-background"], mlintern_home,
+               server_env(llm_server))
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert len(running("sleep 96")) == 3
+        assert "Left running in the background as asked" in proc.stderr
+    finally:
+        for pid in running("sleep 96"):
+            os.kill(pid, signal.SIGKILL)
