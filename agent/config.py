@@ -10,6 +10,7 @@ and never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -205,22 +206,53 @@ def load_config(path: Path | None = None) -> Config:
     return config
 
 
-def _load_file(path: Path) -> Config:
-    if not path.exists():
-        return Config()
+#: a config file bigger than this is not read (a link to /dev/zero, a log written by mistake)
+MAX_CONFIG_BYTES = 4_000_000
+
+
+def _read_config_text(path: Path, what: str) -> str | None:
+    """The file's text, or None when there is none; ConfigError for anything that is not a
+    small regular UTF-8 file (a FIFO would hang, /dev/zero never ends)."""
+    import stat as stat_module
+
     try:
-        raw_text = path.read_text(encoding="utf-8")
+        st = path.stat()
+    except FileNotFoundError:
+        return None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    if not raw_text.strip():
-        return Config()
+        raise ConfigError(f"{what}{path} cannot be read: {exc.strerror or exc}") from exc
+    if not stat_module.S_ISREG(st.st_mode):
+        raise ConfigError(f"{what}{path} is not a regular file (a pipe, device or directory); replace it with a JSON file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{what}{path} is {st.st_size:,} bytes, over the {MAX_CONFIG_BYTES:,}-byte limit for a config file")
     try:
-        raw = json.loads(raw_text)
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{what}{path} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what}{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+
+
+def _parse_json(text: str, path: Path, what: str) -> Any:
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"config file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            f"{what}{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
             "fix it or move it away to start with defaults"
         ) from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{what}{path} nests too deeply to be a config file") from exc
+
+
+def _load_file(path: Path) -> Config:
+    raw_text = _read_config_text(path, "config file ")
+    if raw_text is None or not raw_text.strip():
+        return Config()
+    raw = _parse_json(raw_text, path, "config file ")
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a JSON object, not {type(raw).__name__}")
     # MCP server entries are substituted one by one when they start (agent/mcp/config.py): a
@@ -249,21 +281,38 @@ def edit_config(what: str, change: Callable[[dict[str, Any]], None], path: Path 
     atomically. ``what`` names the edit in error messages. A file we cannot parse is left
     untouched."""
     path = path or config_path()
-    raw: dict[str, Any] = {}
-    if path.exists():
-        try:
-            text = path.read_text(encoding="utf-8")
-            raw = json.loads(text) if text.strip() else {}
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"not saving {what}: config file {path} cannot be read as JSON ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"not saving {what}: config file {path} does not hold a JSON object")
-    change(raw)
+    import fcntl
+    import tempfile
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        lock = open(path.with_name(path.name + ".lock"), "a+")
     except OSError as exc:
         raise ConfigError(f"could not save {what} to {path}: {exc.strerror or exc}") from exc
+    with lock:
+        # one writer at a time, and each starts from the file as it is now: two processes
+        # saving rules both keep their change (no lost update, no half-written file)
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        text = _read_config_text(path, f"not saving {what}: config file ")
+        raw: Any = _parse_json(text, path, f"not saving {what}: config file ") if text and text.strip() else {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"not saving {what}: config file {path} does not hold a JSON object")
+        change(raw)
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps(raw, indent=2) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            if path.exists():
+                os.chmod(tmp, path.stat().st_mode & 0o777)
+            os.replace(tmp, path)
+            tmp = None
+        except OSError as exc:
+            raise ConfigError(f"could not save {what} to {path}: {exc.strerror or exc}") from exc
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
     return path
