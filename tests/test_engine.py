@@ -559,3 +559,19 @@ async def test_a_pinned_fact_survives_two_compactions_and_the_ledger_says_what_w
     system = llm_server.requests[-1]["messages"][0]["content"]
     assert "Pinned by the user" in system and "test_clean.jsonl" in system
     await stop(s)
+
+
+async def test_arguments_too_deep_or_too_big_are_refused_with_a_result(llm_server, monkeypatch, tmp_path):
+    deep = '{"command": ' + "[" * 1000 + "]" * 1000 + "}"
+    huge = json.dumps({"path": "x.txt", "content": "y" * 4_100_000})
+    llm_server.script(ToolCalls([Call("d1", "bash", deep), Call("h1", "write", huge)], fragment_chars=200_000),
+                      Text("Sorry."))
+    s = make_session(llm_server, monkeypatch, tmp_path)
+    sub = await start(s, "go")
+    events = await collect_until(sub)
+    await stop(s)
+    outs = {e.tool_call_id: e.output for e in of_type(events, "tool_output")}
+    assert "nest more than 64 levels" in outs["d1"] and "over the 4,000,000 limit" in outs["h1"]
+    assert events[-1].type == "turn_complete" and events[-1].final_response == "Sorry."
+    events_json = [e.model_dump_json() for e in events]  # everything serialises (stream-json, the store)
+    assert all(len(j) < 1_000_000 for j in events_json)

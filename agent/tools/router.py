@@ -32,6 +32,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MALFORMED_PREFIX = "ERROR: Tool call to '{name}' had malformed JSON arguments and was NOT executed."
+#: arguments deeper or bigger than this are refused (a hostile or broken reply must not reach
+#: the serialisers, the store or the screen)
+MAX_ARGUMENT_DEPTH = 64
+MAX_ARGUMENT_CHARS = 4_000_000
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests (stops counting past ``limit``); iterative, so it cannot overflow."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -162,8 +180,16 @@ class ToolRouter:
                 call_id, name, raw, {},
                 error=f"ERROR: Unknown tool '{name}'. The call was NOT executed. Available tools: {available}.",
             )
+        if len(raw) > MAX_ARGUMENT_CHARS:
+            return ParsedCall(
+                call_id, name, raw[:200], {}, tool=tool, malformed=True,
+                error=MALFORMED_PREFIX.format(name=name) + f" The arguments are {len(raw):,} characters, over the "
+                f"{MAX_ARGUMENT_CHARS:,} limit; write big content to a file in smaller pieces.",
+            )
         try:
             args = json.loads(raw) if raw.strip() else {}
+        except RecursionError:
+            args = None
         except json.JSONDecodeError as exc:
             return ParsedCall(
                 call_id, name, raw, {}, tool=tool, malformed=True,
@@ -172,6 +198,12 @@ class ToolRouter:
                     + f" JSON error: {exc.msg} at line {exc.lineno} column {exc.colno}."
                     " Send the arguments again as one valid JSON object."
                 ),
+            )
+        if args is None or (isinstance(args, dict) and _depth(args, MAX_ARGUMENT_DEPTH) > MAX_ARGUMENT_DEPTH):
+            return ParsedCall(
+                call_id, name, raw[:200], {}, tool=tool, malformed=True,
+                error=MALFORMED_PREFIX.format(name=name) + f" The arguments nest more than {MAX_ARGUMENT_DEPTH} "
+                "levels deep; send a flat object.",
             )
         if not isinstance(args, dict):
             return ParsedCall(
