@@ -44,6 +44,7 @@ from agent.protocol import (
     UserInput,
 )
 from agent.session import Session
+from agent.terminal_text import visible
 from agent.tools.output import short_json
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -129,11 +130,12 @@ class HeadlessPrinter:
 
     def status(self, line: str) -> None:
         if self.fmt == "text":
-            print(line, file=self.err, flush=True)
+            print(visible(line), file=self.err, flush=True)
 
     def notice(self, line: str) -> None:
-        """On stderr whatever the format (stdout carries only the answer or JSON)."""
-        print(line, file=self.err, flush=True)
+        """On stderr whatever the format (stdout carries only the answer or JSON). Text reaching
+        a terminal never carries escape sequences (agent/terminal_text.py)."""
+        print(visible(line), file=self.err, flush=True)
 
     def handle(self, event: Event) -> None:
         if self.fmt == "stream-json":
@@ -161,7 +163,7 @@ class HeadlessPrinter:
             for item in event.items:
                 self.status(f"✗ rejected {item.tool}: {item.reason} ({self.why})")
         elif isinstance(event, ErrorEvent):
-            print(f"Error: {event.message}", file=self.err, flush=True)
+            self.notice(f"Error: {event.message}")
         elif isinstance(event, JobUpdate) and event.status in ("COMPLETED", "ERROR", "CANCELED"):
             self.status(f"job {event.job_id}: {event.detail or event.status}")
         elif isinstance(event, JobLog):
@@ -423,7 +425,7 @@ async def run_headless(
             except asyncio.QueueEmpty:
                 break
     if output_format == "text" and final is not None:
-        print(final.final_response or "", file=out, flush=True)
+        print(visible(final.final_response or ""), file=out, flush=True)
         r = final.receipt
         cost = f"${r.llm_cost_usd:.4f}" + (f" + {r.unknown_cost_calls} call(s) at unknown price" if r.unknown_cost_calls else "")
         printer.status(f"--- turn complete ({final.reason}): {r.llm_calls} model call(s), "

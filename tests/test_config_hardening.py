@@ -53,3 +53,18 @@ def test_a_config_that_is_not_a_small_utf8_json_file_is_a_clear_error(tmp_path, 
     assert words in str(err.value)
     with pytest.raises(ConfigError):  # and nothing is written over it
         edit_config("x", lambda raw: raw.__setitem__("a", 1), path)
+
+
+def test_headless_text_never_prints_escape_sequences(llm_server, mlintern_home):
+    from agent.terminal_text import visible
+    from tests.fakes import Call, Text, ToolCalls
+    from tests.test_headless_cli import run, server_env
+
+    hostile = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b]0;pwned\x07\x1b[2Jdone\r\x9b31m"
+    llm_server.script(ToolCalls([Call("e\x1b[2J1", "no_such_tool\x1b]0;x\x07", "{}")]), Text(hostile))
+    proc = run(["-p", "hi", "-m", "openai/scripted-model"], mlintern_home, server_env(llm_server))
+    assert proc.returncode == 0, proc.stderr
+    for stream in (proc.stdout, proc.stderr):
+        assert "\x1b" not in stream and "\x07" not in stream and "\x9b" not in stream and "\r" not in stream
+    assert "␛]52;c;cm0gLXJmIH4=␇" in proc.stdout and proc.stdout.strip().endswith("done␍\ufffd31m")
+    assert visible("a\tb\nc") == "a\tb\nc"
