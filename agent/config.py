@@ -55,6 +55,8 @@ class LLMSettings(BaseModel):
     backoff_base_s: float = Field(2.0, ge=0)
     backoff_max_s: float = Field(60.0, ge=0)
     request_timeout_s: float = Field(600.0, gt=0)
+    stall_timeout_s: float = Field(60.0, gt=0, description=(
+        "a stream that sends no data for this long is cut and retried (the request timeout bounds the whole call)"))
     max_retry_after_s: float = Field(300.0, ge=0, description="longest Retry-After we honour")
     transport: Literal["auto", "litellm", "direct"] = Field(
         "auto",

@@ -115,3 +115,29 @@ def test_stdin_stream_json_drives_a_headless_session(llm_server, mlintern_home):
     messages = [(e.text, e.steered) for e in events if e.type == "user_message"]
     assert messages == [("run it", False), ("and then say done", True), ("next task", False)]
     assert user_texts(llm_server.requests[1]) == ["run it", "and then say done"]
+
+
+async def test_a_stalled_stream_is_cut_after_the_stall_timeout_and_retried(llm_server, monkeypatch, tmp_path):
+    import time
+
+    from agent.config import Config, LLMSettings
+    from tests.fakes import Hang
+
+    for transport in ("direct", "litellm"):
+        config = Config(llm=LLMSettings(max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.02, stall_timeout_s=0.5,
+                                        transport=transport))
+        llm_server.script(Hang(seconds=30, after_text="Half an ans"), Text("A whole answer."))
+        monkeypatch.setenv("VLLM_BASE_URL", llm_server.base_url)
+        s = make_session(llm_server, monkeypatch, tmp_path, config=config,
+                         model_id="vllm/stall" if transport == "direct" else "openai/scripted-model")
+        sub = s.subscribe("t")
+        s.start()
+        began = time.monotonic()
+        s.submit(UserInput(text="answer"))
+        events = await collect_until(sub, timeout=20)
+        assert events[-1].type == "turn_complete" and events[-1].final_response == "A whole answer.", (transport, events[-1])
+        assert time.monotonic() - began < 10  # not the 600 s request timeout
+        retried = [e.log for e in of_type(events, "tool_log") if "stalled" in e.log or "Retrying" in e.log]
+        assert retried, transport
+        s.submit(Shutdown())
+        await asyncio.wait_for(s._runner, 10)

@@ -165,6 +165,38 @@ class IncompleteStream(Exception):
         super().__init__("the stream ended without a finish reason" + (" (it was empty)" if empty else ""))
 
 
+class StreamStalled(TimeoutError):
+    """No data came for ``stall_timeout_s`` in the middle of an answer: retried like a timeout."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"the stream stalled: no data for {seconds:g} s")
+
+
+class _Watchdog:
+    """Cancels the task reading a stream when no chunk came for ``seconds`` (``fired`` then
+    tells the reader it was a stall, not the user). One timer for the stream, not one per chunk."""
+
+    def __init__(self, seconds: float):
+        self.loop = asyncio.get_running_loop()
+        self.seconds = seconds
+        self.last = self.loop.time()
+        self.fired = False
+        self._task = asyncio.current_task()
+        self._handle = self.loop.call_later(seconds, self._check)
+
+    def _check(self) -> None:
+        idle = self.loop.time() - self.last
+        if idle >= self.seconds:
+            self.fired = True
+            if self._task is not None:
+                self._task.cancel()
+            return
+        self._handle = self.loop.call_later(self.seconds - idle, self._check)
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+
 class _NoStream:
     """Stands for the stream of a request made without streaming (its answer is already in)."""
 
@@ -372,27 +404,24 @@ class LLMClient:
                     response = _NO_STREAM
                 else:
                     response = await self._open(model, litellm, kwargs)
-                async for chunk in response:
-                    state.started = True
-                    if state.served is None:
-                        state.served = _answer_model(chunk)
-                    usage = _get(chunk, "usage")
-                    if usage:
-                        state.usage = usage
-                    for choice in _get(chunk, "choices") or []:
-                        delta = _get(choice, "delta")
-                        piece = _get(delta, "content")
-                        if piece:
-                            state.text.append(piece)
+                watchdog = _Watchdog(self.settings.stall_timeout_s) if response is not _NO_STREAM else None
+                try:
+                    async for chunk in response:
+                        if watchdog is not None:
+                            watchdog.last = watchdog.loop.time()  # the only per-chunk cost of the watchdog
+                        self._take_chunk(chunk, state, on_text)
+                        if state.text and not emitted_text:
                             emitted_text = True
-                            if on_text:
-                                on_text(piece)
-                        for i, tc in enumerate(_get(delta, "tool_calls") or []):
-                            state.add_tool_delta(tc, i)
-                        state.add_thinking(_get(delta, "thinking_blocks"))
-                        reason = _get(choice, "finish_reason")
-                        if reason:
-                            state.finish_reason = reason
+                except asyncio.CancelledError:
+                    if watchdog is None or not watchdog.fired:
+                        raise
+                    task = asyncio.current_task()
+                    if task is not None:
+                        task.uncancel()
+                    raise StreamStalled(self.settings.stall_timeout_s) from None
+                finally:
+                    if watchdog is not None:
+                        watchdog.stop()
                 empty = not state.text and not state.calls and not state.thinking
                 if (state.finish_reason is None or (empty and response is not _NO_STREAM)) and not model.is_demo:
                     # a stream that stops without saying why is cut short, never a finished answer; nor is
@@ -458,6 +487,28 @@ class LLMClient:
                 attempts=attempt,
                 thinking_blocks=state.thinking_blocks(),
             )
+
+    @staticmethod
+    def _take_chunk(chunk: Any, state: _StreamState, on_text: TextSink | None) -> None:
+        state.started = True
+        if state.served is None:
+            state.served = _answer_model(chunk)
+        usage = _get(chunk, "usage")
+        if usage:
+            state.usage = usage
+        for choice in _get(chunk, "choices") or []:
+            delta = _get(choice, "delta")
+            piece = _get(delta, "content")
+            if piece:
+                state.text.append(piece)
+                if on_text:
+                    on_text(piece)
+            for i, tc in enumerate(_get(delta, "tool_calls") or []):
+                state.add_tool_delta(tc, i)
+            state.add_thinking(_get(delta, "thinking_blocks"))
+            reason = _get(choice, "finish_reason")
+            if reason:
+                state.finish_reason = reason
 
     async def _complete_once(self, litellm: Any, kwargs: dict[str, Any], state: _StreamState,
                              on_text: TextSink | None) -> None:
