@@ -116,6 +116,7 @@ class Config(BaseModel):
     messaging: dict[str, Any] = Field(default_factory=dict, description=(
         "Slack destinations for the notify tool and automatic news: enabled, auto_event_types, destinations "
         "(checked at start; see agent/messaging.py)"))
+    max_parallel_tools: int = Field(8, ge=1, le=64, description="tool calls of one model reply that run at once")
     doom_loop_pause: bool = Field(True, description=(
         "in the app, a repetition guard pauses the turn and offers remedies (stop, a hint, another model, "
         "continue); headless runs always just tell the model to change approach"))

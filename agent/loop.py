@@ -88,6 +88,8 @@ class EngineSettings:
     #: a repetition guard pauses the turn for the user's remedy (the app) instead of only
     #: telling the model to change approach (headless, tests)
     pause_on_doom_loop: bool = False
+    #: calls of one model reply that run at the same time (the rest wait their turn)
+    max_parallel_tools: int = 8
 
 
 class TurnEngine:

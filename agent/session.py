@@ -194,6 +194,7 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
             # the config's windows, except where a server said its window is smaller (remembered)
             context_windows=merged_windows(self.config.context_windows, self.learned_windows.all()),
             reasoning_effort=self.config.reasoning_effort,
+            max_parallel_tools=self.config.max_parallel_tools,
         )
         self.client = LLMClient(
             # through the engine, so every llm_call lands in the turn's receipt

@@ -90,6 +90,9 @@ class ToolCalls:
         self.engine = engine
         #: the suspension waiting for the user's answer, if any
         self.pending: Pending | None = None
+        #: how many calls of a batch run at once (EngineSettings.max_parallel_tools)
+        self._slots: asyncio.Semaphore | None = None
+        self._slots_size = 0
 
     def waiting_ids(self) -> set[str]:
         """Calls whose result comes when the user answers: history repair leaves them alone."""
@@ -171,13 +174,18 @@ class ToolCalls:
         if call.error:
             return ToolResult(call.error, success=False)
         engine = self.engine
-        engine.emit(ToolState(tool_call_id=call.id, tool=call.name, state="running"))
-        try:
-            return await engine.router.execute(call, engine.tool_context(call.id, call.name), decision)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # isolation: one broken call is one error result
-            return ToolResult(f"ERROR: {call.name} failed: {type(exc).__name__}: {exc}", success=False)
+        limit = max(1, int(getattr(engine.settings, "max_parallel_tools", 8)))
+        if self._slots is None or self._slots_size != limit:
+            self._slots, self._slots_size = asyncio.Semaphore(limit), limit
+        # a reply with 300 calls runs them a few at a time, not 300 shells at once
+        async with self._slots:
+            engine.emit(ToolState(tool_call_id=call.id, tool=call.name, state="running"))
+            try:
+                return await engine.router.execute(call, engine.tool_context(call.id, call.name), decision)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # isolation: one broken call is one error result
+                return ToolResult(f"ERROR: {call.name} failed: {type(exc).__name__}: {exc}", success=False)
 
     def append_result(self, call: ParsedCall, result: ToolResult, emit: bool = True, state: bool = True) -> None:
         engine = self.engine

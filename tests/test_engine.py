@@ -575,3 +575,20 @@ async def test_arguments_too_deep_or_too_big_are_refused_with_a_result(llm_serve
     assert events[-1].type == "turn_complete" and events[-1].final_response == "Sorry."
     events_json = [e.model_dump_json() for e in events]  # everything serialises (stream-json, the store)
     assert all(len(j) < 1_000_000 for j in events_json)
+
+
+async def test_a_reply_with_many_calls_runs_a_few_at_a_time(llm_server, monkeypatch, tmp_path):
+    marker = tmp_path / "running"
+    marker.mkdir()
+    # each call notes itself while it runs; the most seen at once must stay within the cap
+    command = (f"touch {marker}/$$; ls {marker} | wc -l >> {tmp_path}/peaks; sleep 0.2; rm {marker}/$$")
+    llm_server.script(ToolCalls([Call(f"p{i}", "bash", json.dumps({"command": command})) for i in range(24)]),
+                      Text("Done."))
+    cfg = Config(llm=LLMSettings(max_attempts=1), max_parallel_tools=4)
+    s = make_session(llm_server, monkeypatch, tmp_path, config=cfg)
+    sub = await start(s, "many")
+    events = await collect_until(sub, timeout=60)
+    await stop(s)
+    assert len(of_type(events, "tool_output")) == 24 and events[-1].type == "turn_complete"
+    peaks = [int(line) for line in (tmp_path / "peaks").read_text().split()]
+    assert len(peaks) == 24 and max(peaks) <= 4
