@@ -23,7 +23,7 @@ from textual.widgets import Footer, Static, Tab, Tabs
 
 from agent.config import Config, ConfigError, load_config, save_config_value
 from agent.costs import CostLedger
-from agent.protocol import ApprovalRequired, Shutdown, ToolDecision, UserInput
+from agent.protocol import ApprovalRequired, Guard, Shutdown, Steer, ToolDecision, UserInput
 from mlintern_tui import hangup, heap
 from mlintern_tui.approvals import ApprovalsMixin
 from mlintern_tui.bridge import LOG_FLUSH_S, TEXT_FLUSH_S, Bridge
@@ -42,9 +42,14 @@ from widgets.tool_log import ToolLogPane
 
 if TYPE_CHECKING:
     from agent.protocol import Event
+    from mlintern_tui.compaction_link import CompactionLink
+    from mlintern_tui.remedies import RemedyLink
+    from mlintern_tui.runs_link import RunsLink
+    from mlintern_tui.screens.run_board import RunBoard
     from mlintern_tui.screens.trace_preview import TracePreviewScreen
     from mlintern_tui.term_notify import TerminalNotifier
     from mlintern_tui.trace_link import TraceLink
+    from widgets.compaction_card import CompactionPreviewCard
 
 NARROW_WIDTH = 100
 DEMO_BANNER = (
@@ -73,6 +78,10 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         Binding("ctrl+l", "toggle_follow", "Follow"),
         Binding("ctrl+r", "review_approvals", "Approvals", show=False),
         Binding("f3", "toggle_last_receipt", "Receipt"),
+        # the experiment board: in the footer once a job of this session ended as a run (a
+        # session that trains nothing keeps its footer), the same key without it before
+        Binding("f4", "show_runs(True)", "Runs"),
+        Binding("f4", "show_runs(False)", "Runs", show=False),
         Binding("ctrl+b", "hide_banner", "Hide banner", show=False, priority=True),
         # the prompt keeps focus; page keys scroll the conversation (a short prompt has no pages)
         Binding("pageup", "scroll_conversation(-1)", "Scroll up", show=False, priority=True),
@@ -122,6 +131,12 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         #: the mode asked for with ctrl+t or /mode that the engine has not confirmed yet
         self._mode_requested: str | None = None
         self.queued: list[tuple[str, Any]] = []
+        #: messages typed while the agent works wait for the turn's end (the palette's toggle)
+        #: instead of joining the running turn
+        self.queue_while_working = False
+        self._runs: RunsLink | None = None
+        self._compaction: CompactionLink | None = None
+        self._remedies: RemedyLink | None = None
         self.pending_approval: ApprovalRequired | None = None
         self._pending_answers: dict[str, ToolDecision] = {}
         self._approval_backlog: list[ApprovalRequired] = []
@@ -221,6 +236,14 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
             if not await REGISTRY.run(self, text):
                 await self.notice("error", f"Unknown command: {text.split()[0]}. Type /help for the list.")
             return
+        turn_running = self.session is not None and self.session.busy and self.status_info.busy
+        if turn_running and not (event.queue or self.queue_while_working):
+            # into the running turn: the engine adds it at the next model step, and its
+            # user_message (steered) says where it landed. Not while the session does other work
+            # (a model switch, /compact): a steer would wait there for the next turn
+            await self.conversation.add_steer(text)
+            self.submit(Steer(text=text))
+            return
         busy = self.session is None or self.status_info.busy or self.session.busy
         if not busy:
             self.clear_approvals()  # a new message abandons calls left pending
@@ -258,11 +281,14 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # on a modal (approval card, palette, confirm) these keys belong to the modal
         if self.screen.is_modal and action in ("interrupt", "scroll_conversation", "scroll_conversation_to", "toggle_jobs",
-                                               "cycle_mode", "toggle_last_receipt"):
+                                               "cycle_mode", "toggle_last_receipt", "show_runs"):
             return False
         in_jobs = self.jobs_view_active or self.focus_in_jobs()
         if action == "interrupt":
-            return not in_jobs  # escape goes to the jobs pane, then back to the prompt
+            # escape goes to the jobs pane, then back to the prompt, and to a card that asks (/compact)
+            return not in_jobs and not getattr(self.focused, "takes_escape", False)
+        if action == "show_runs":
+            return parameters[0] == (self._runs is not None and self._runs.recorded)
         if action == "leave_jobs":
             return in_jobs
         if self.jobs_view_active and action in ("toggle_last_output", "copy_answer", "toggle_side", "toggle_follow",
@@ -352,6 +378,51 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
 
     def action_hide_banner(self) -> None:
         self.query_one("#banner").add_class("-hidden")
+
+    # ------------------------------------------------------------------ the run board, compaction, remedies
+
+    @property
+    def runs(self) -> RunsLink:
+        """/runs and f4, and the session's runs while the board is open (made on first use)."""
+        if self._runs is None:
+            from mlintern_tui.runs_link import RunsLink
+
+            self._runs = RunsLink(submit=self.submit, notice=self.notice, push_screen=self.push_screen,
+                                  cwd=self._session_cwd, clock=lambda: self.wall_clock(),
+                                  has_session=lambda: self.session is not None,
+                                  refresh_bindings=self.refresh_bindings)
+        return self._runs
+
+    def action_show_runs(self, _footer: bool = True) -> None:
+        self.runs.open()
+
+    def on_run_board_runs_requested(self, message: RunBoard.RunsRequested) -> None:
+        self.runs.request()
+
+    async def on_run_board_exported(self, message: RunBoard.Exported) -> None:
+        await self.runs.on_exported(message)
+
+    @property
+    def compaction(self) -> CompactionLink:
+        """/compact's preview and confirmation, and the compaction cards (made on first use)."""
+        if self._compaction is None:
+            from mlintern_tui.compaction_link import CompactionLink
+
+            self._compaction = CompactionLink(submit=self.submit, notice=self.notice,
+                                              conversation=lambda: self.conversation, focus_prompt=self.prompt.focus)
+        return self._compaction
+
+    def on_compaction_preview_card_answered(self, message: CompactionPreviewCard.Answered) -> None:
+        self.compaction.on_answer(message)
+
+    def offer_remedies(self, guard: Guard) -> None:
+        """A repetition guard paused the turn: the doom-loop card asks what to do."""
+        if self._remedies is None:
+            from mlintern_tui.remedies import RemedyLink
+
+            self._remedies = RemedyLink(submit=self.submit, notice=self.notice, push_screen_wait=self.push_screen_wait,
+                                        run_worker=self.run_worker, grace_s=lambda: self.approval_grace_s)
+        self._remedies.offer(guard)
 
     # ------------------------------------------------------------------ shared traces
 

@@ -18,6 +18,7 @@ from agent.protocol import (
     AssistantChunk,
     AssistantMessage,
     Compacted,
+    CompactionPreview,
     ContextUsage,
     ErrorEvent,
     Event,
@@ -33,6 +34,8 @@ from agent.protocol import (
     Processing,
     Ready,
     ResumeComplete,
+    RunList,
+    RunRecord,
     SessionTitle,
     SettingsChanged,
     ToolCallEvent,
@@ -43,6 +46,7 @@ from agent.protocol import (
     TraceStatus,
     TurnComplete,
     UndoComplete,
+    UserMessage,
 )
 from widgets.approval_card import BUDGET_TOOL
 from widgets.away_card import worth_showing
@@ -247,17 +251,21 @@ class Bridge:
             app.update_status(streamed_chars=0)
         elif isinstance(event, ContextUsage):
             app.update_status(context_tokens=event.tokens, context_window=event.window)
+        elif isinstance(event, UserMessage):
+            await conv.land_user_message(event.text, event.steered)  # a message sent while the agent worked
         elif isinstance(event, Compacted):
-            await app.notice("compaction", f"Context compacted: {event.tokens_before:,} → {event.tokens_after:,} tokens, "
-                                           f"{event.messages_before} → {event.messages_after} messages ({event.method}"
-                                           + (f"; {event.detail}" if event.detail else "") + ")")
+            await app.compaction.on_compacted(event)
             app.update_status(context_tokens=event.tokens_after)
+        elif isinstance(event, CompactionPreview):
+            await app.compaction.on_preview(event)
         elif isinstance(event, Guard):
             spent = ""
             if event.tokens_spent:
                 cost = "unknown cost" if event.cost_usd is None else f"${event.cost_usd:.4f}"
                 spent = f" ({event.tokens_spent:,} tokens, {cost} spent in the loop)"
             await app.notice("guard", event.message + spent)
+            if event.remedies:  # the turn is paused: the doom-loop card asks what to do
+                app.offer_remedies(event)
         elif isinstance(event, TurnComplete):
             self.flush_logs()
             await conv.end_answer()  # the final text already arrived as assistant_message
@@ -271,6 +279,10 @@ class Bridge:
             app.on_turn_end(None)
         elif isinstance(event, ErrorEvent) and event.kind == "mcp":
             await app.on_mcp_error(event.message)  # an answer to /mcp, beside the turn: it goes on
+        elif isinstance(event, ErrorEvent) and event.kind == "runs":
+            await app.runs.on_error(event.message)  # an answer to the run board, beside the turn
+        elif isinstance(event, ErrorEvent) and event.kind == "pin":
+            await app.notice("error", event.message)  # /unpin of something not pinned: no turn ends
         elif isinstance(event, ErrorEvent) and event.kind == "traces":
             await app.traces.on_error(event.message)  # an answer to the trace preview: the same
         elif isinstance(event, ErrorEvent):
@@ -282,6 +294,7 @@ class Bridge:
             await conv.remove_last_turn()
             await app.notice("info", f"Undone: {event.removed_messages} message(s) removed from the conversation.")
         elif isinstance(event, NewComplete):
+            conv.drop_pending_steers()  # the engine forgot them with the old conversation
             app.plan_view.plan = ()
             app.tool_log.clear()
             app.on_new_conversation()
@@ -310,3 +323,7 @@ class Bridge:
             await app.traces.on_status(event)
         elif isinstance(event, TracePreview):
             app.traces.on_preview(event)
+        elif isinstance(event, RunList):
+            app.runs.on_list(event)
+        elif isinstance(event, RunRecord):
+            app.runs.on_record(event)

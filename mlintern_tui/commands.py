@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from agent.protocol import Compact, Feedback, New, Rename, SetEffort, SetModel, SetYolo, Undo
+from agent.protocol import Feedback, New, Pin, Rename, SetEffort, SetModel, SetYolo, Undo
 from widgets.prompt import CommandHint
 
 if TYPE_CHECKING:
@@ -78,10 +78,11 @@ REGISTRY = CommandRegistry()
 @REGISTRY.add("/help", "/help", "List commands and keys")
 async def _help(app: MLInternApp, arg: str) -> None:
     lines = [f"{c.usage:<20} {c.help}" for c in REGISTRY.all()]
-    keys = ("enter send · ctrl+j new line · ↑/↓ history · tab complete · esc interrupt · ctrl+p palette · "
+    keys = ("enter send (while the agent works: into the running turn) · alt+enter keep it for after the turn · "
+            "ctrl+j new line · ↑/↓ history · tab complete · esc interrupt · ctrl+p palette · "
             "pgup/pgdn scroll · ctrl+home/end top/bottom · ctrl+o expand last tool output · ctrl+y copy last answer · "
             "ctrl+l follow/pause output · f2 side panes · ctrl+r pending approvals · ctrl+t approval mode · "
-            "f3 expand the last receipt · ctrl+c twice or ctrl+q quit\n"
+            "f3 expand the last receipt · f4 experiment runs · ctrl+c twice or ctrl+q quit\n"
             "Approval card: y approve · n reject · f reject with feedback · a approve the batch · e edit · "
             "A/D always allow/deny (then p this project, u all projects) · esc leave pending\n"
             "Jobs: ctrl+g jobs view and back · ↑/↓ or [ ] select · c cancel · / search the log (n/N next/previous) · "
@@ -89,7 +90,11 @@ async def _help(app: MLInternApp, arg: str) -> None:
             "MCP servers (/mcp): ↑/↓ select · r reconnect · e enable/disable · t or enter its tools · "
             "T trust the project's .mcp.json · esc close\n"
             "Trace preview: a accept and upload · m mask a pattern (ctrl+s also saves it) · enter mask what stands "
-            "before the highlighted finding · n/esc not now (nothing uploaded)")
+            "before the highlighted finding · n/esc not now (nothing uploaded)\n"
+            "Experiment runs (/runs, f4): ↑/↓ select · space mark · c compare the marked (or this and the next) · "
+            "s/S sort column · r reverse · x export CSV and Markdown · esc close\n"
+            "Compaction preview (/compact): enter or y compact · esc or n cancel · space list the messages\n"
+            "Repetition guard card: s stop · h continue with a hint · m switch model and continue · c continue")
     await app.notice("info", "Commands:\n" + "\n".join(lines) + "\n\nKeys: " + keys)
 
 
@@ -110,10 +115,45 @@ async def _undo(app: MLInternApp, arg: str) -> None:
     app.submit(Undo())
 
 
-@REGISTRY.add("/compact", "/compact [focus]", "Summarise older context now")
+@REGISTRY.add("/compact", "/compact [focus]", "Summarise older context: see what goes and what stays, then confirm")
 async def _compact(app: MLInternApp, arg: str) -> None:
-    app.submit(Compact(focus=arg or None))
-    await app.notice("compaction", "Compacting the context…")
+    if app.session is None:
+        app.notify("The model is still loading.", severity="warning")
+        return
+    app.compaction.ask(arg or None)
+
+
+@REGISTRY.add("/pin", "/pin <fact>", "Keep a fact through every compaction (it joins the system prompt)")
+async def _pin(app: MLInternApp, arg: str) -> None:
+    text = " ".join(arg.split())
+    if not text:
+        await app.notice("info", "Usage: /pin <fact>, e.g. /pin the eval set is test_clean.jsonl: never train on it. "
+                                 "/unpin <fact> removes one.")
+        return
+    app.submit(Pin(text=text))
+
+
+@REGISTRY.add("/unpin", "/unpin <fact>", "Stop keeping a pinned fact")
+async def _unpin(app: MLInternApp, arg: str) -> None:
+    text = " ".join(arg.split())
+    if not text:
+        await app.notice("info", "Usage: /unpin <fact>, with the fact as it was pinned.")
+        return
+    app.submit(Pin(text=text, remove=True))
+
+
+@REGISTRY.add("/runs", "/runs", "Experiment board: this project's training runs, sorted, compared, exported")
+async def _runs(app: MLInternApp, arg: str) -> None:
+    app.runs.open()
+
+
+@REGISTRY.add("/queue", "/queue", "Queue messages for after the turn (toggle; else they join the running turn)")
+async def _queue(app: MLInternApp, arg: str) -> None:
+    app.queue_while_working = not app.queue_while_working
+    await app.notice("info", "Messages typed while the agent works now wait for the turn to end. /queue again sends "
+                             "them into the running turn." if app.queue_while_working else
+                             "Messages typed while the agent works now join the running turn at its next step "
+                             "(alt+enter still keeps one for after the turn).")
 
 
 @REGISTRY.add("/resume", "/resume [id]", "Resume a saved session: pick one from the list, or give its id")
@@ -251,6 +291,6 @@ class SlashCommandProvider(Provider):
     async def _run(self, command: Command) -> None:
         app = self.app
         await command.handler(app, "")  # type: ignore[arg-type]
-        if command.name in ("/effort", "/rename", "/feedback"):  # /model opens its picker instead
+        if command.name in ("/effort", "/rename", "/feedback", "/pin", "/unpin"):  # /model opens its picker instead
             # the current value is shown; the new one is typed in the prompt
             app.prefill_prompt(command.name + " ")  # type: ignore[attr-defined]

@@ -88,6 +88,9 @@ class EngineLinkMixin:
 
     def attach_session(self, session) -> None:
         self.session = session
+        # a repetition guard pauses the turn and the doom-loop card offers remedies (headless runs
+        # only tell the model to change approach)
+        session.engine_settings.pause_on_doom_loop = self.config.doom_loop_pause
         policy = session.policy  # the Ready event does not carry the mode: start from the engine's
         self.update_status(mode=policy.mode, yolo_cap_usd=policy.budget.cap_usd, budget_left_usd=policy.budget_left(),
                            budget_exact=policy.budget_exact())

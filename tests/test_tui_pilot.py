@@ -198,7 +198,9 @@ async def test_the_status_bar_estimates_tokens_while_an_answer_streams(llm_serve
         await until_idle(pilot, app)
 
 
-async def test_a_message_typed_while_working_is_queued_then_delivered(llm_server, monkeypatch, tmp_path):
+async def test_alt_enter_queues_a_message_typed_while_working_then_delivers_it(llm_server, monkeypatch, tmp_path):
+    """enter would send it into the running turn (tests/test_tui_steer_board.py); alt+enter keeps
+    it for after the turn, as its own prompt."""
     llm_server.script(ToolCalls([Call("s1", "bash", '{"command": "sleep 3"}')]), Text("first answer"), Text("second answer"))
     app = AppUnderTest()
     async with app.run_test(size=(120, 36)) as pilot:
@@ -206,7 +208,8 @@ async def test_a_message_typed_while_working_is_queued_then_delivered(llm_server
         await send(pilot, "one")
         await wait_for(pilot, lambda: "s1" in app.conversation.cards and app.conversation.cards["s1"].state == "running",
                        what="a running tool")
-        await send(pilot, "two")
+        app.prompt.text = "two"
+        await pilot.press("alt+enter")
         queued = [b for b in app.conversation.query(UserBlock) if b.text == "two"]
         assert queued and queued[0].queued and app.status_info.queued == 1
         await until_idle(pilot, app)

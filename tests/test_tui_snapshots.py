@@ -848,3 +848,193 @@ def test_share_traces_status_notice(snap_compare):
         await pilot.pause()
 
     assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+# --------------------------------------------------------------------------- the experiment board
+
+#: when the board's runs started (a Monday morning)
+RUNS_T0 = 1_750_060_800.0
+RUN_A, RUN_B, RUN_C = "6890f1a2b3c4d5e6f7a8b9c0", "68a03c5d7e9f1a2b3c4d5e6f", "local-7e8f9a0b1c"
+
+
+def run_log(start: float, floor: float, rate: float, steps: int = 300) -> list[str]:
+    """A Trainer log: a train loss every 10 steps falling from ``start`` towards ``floor``, an
+    eval every 100 steps, the last one with an accuracy."""
+    lines = []
+    for step in range(10, steps + 1, 10):
+        loss = floor + (start - floor) * (1 - rate) ** step
+        lines.append(f"{{'loss': {loss:.4f}, 'learning_rate': 5e-05, 'epoch': {step / 100:.2f}, 'step': {step}}}")
+        if step % 100 == 0:
+            lines.append(f"{{'eval_loss': {loss + 0.06:.4f}, 'eval_accuracy': {0.9 - loss / 4:.4f}, "
+                         f"'eval_runtime': 4.2, 'epoch': {step / 100:.2f}, 'step': {step}}}")
+    return lines
+
+
+def experiment_runs(log_dir: Path | None = None) -> list:
+    """Three runs of one SFT task that differ in learning rate, epochs, batch size and LoRA rank:
+    two finished on an a10g-large, one on this machine that ended in an error. With ``log_dir``
+    each run's Trainer log is written there (the compare view reads its curves)."""
+    from agent.protocol import ExperimentRun
+
+    common = {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "alice/support-tickets",
+              "lr_scheduler_type": "cosine", "seed": "42", "output_dir": "out"}
+    specs = [
+        (RUN_A, "COMPLETED", "hf", "a10g-large", 0, 1843, 0.52,
+         {"learning_rate": "2e-4", "num_train_epochs": "3", "per_device_train_batch_size": "8", "lora_r": "16"},
+         (2.3, 0.85, 0.012), "alice/qwen-support-lr2e-4"),
+        (RUN_B, "COMPLETED", "hf", "a10g-large", 2400, 2112, 0.60,
+         {"learning_rate": "5e-5", "num_train_epochs": "3", "per_device_train_batch_size": "8", "lora_r": "32"},
+         (2.3, 1.05, 0.006), "alice/qwen-support-lr5e-5"),
+        (RUN_C, "ERROR", "local", "", 5100, 388, None,
+         {"learning_rate": "1e-3", "num_train_epochs": "1", "per_device_train_batch_size": "16", "lora_r": "16"},
+         (2.3, 1.6, 0.02), None),
+    ]
+    runs = []
+    for job_id, status, backend, flavor, offset, duration, cost, params, curve, repo in specs:
+        lines = run_log(*curve, steps=300 if status == "COMPLETED" else 120)
+        log_path = None
+        if log_dir is not None:
+            log_path = log_dir / f"{job_id}.log"
+            log_path.write_text("\n".join(lines) + "\n")
+        losses = [float(line.split("'loss': ")[1].split(",")[0]) for line in lines if "'loss'" in line]
+        evals = [float(line.split("'eval_loss': ")[1].split(",")[0]) for line in lines if "eval_loss" in line]
+        metrics = {"final_loss": losses[-1], "best_loss": min(losses), "steps": float(len(losses) * 10)}
+        if evals:
+            metrics.update(final_eval_loss=evals[-1], best_eval_loss=min(evals),
+                           eval_accuracy=round(0.9 - losses[-1] / 4, 4))
+        command = "python train.py " + " ".join(f"--{k} {v}" for k, v in params.items())
+        runs.append(ExperimentRun(
+            job_id=job_id, session_id="s1", cwd="/home/alice/sft-project", status=status, backend=backend,
+            flavor=flavor, started_at=RUNS_T0 + offset, finished_at=RUNS_T0 + offset + duration, duration_s=duration,
+            cost_usd=cost, command=command, model_id="Qwen/Qwen2.5-0.5B", dataset_id="alice/support-tickets",
+            hyperparameters={**common, **params}, metrics=metrics, output_repo=repo,
+            log_path=str(log_path) if log_path else f"/home/alice/.local/share/mlintern/jobs/{job_id}/log.txt",
+            turn=3 + len(runs)))
+    return runs
+
+
+async def open_board(pilot, runs: list) -> None:
+    """/runs (no session: nothing is asked), then the runs as three run_record events."""
+    from agent.protocol import RunRecord
+
+    app = pilot.app
+    app.cwd = Path("/home/alice/sft-project")
+    await feed(app, ready())
+    app.prompt.text = "/runs"
+    app.prompt.action_submit()
+    await pilot.pause()
+    await feed(app, *[RunRecord(run=r) for r in runs])
+    await pilot.pause()
+
+
+def test_run_board_with_three_runs(snap_compare):
+    """/runs over three runs sorted by best loss, lowest first (the "best▲" header in the accent
+    colour, the border says "3 runs · 2 marked · by best, lowest first"): for each run its job id,
+    status (✓ completed in green, ✗ error in red), hardware (a10g-large, local), the four
+    hyper-parameters that differ (lr, epochs, batch, lora_r, in the secondary colour), final and best
+    loss, best eval loss, accuracy, time and cost ($0 for the local one); the model and dataset, the
+    same in every run, fold away at this width. The first and third rows are marked with ◆, the
+    second highlighted. Under the table everything about it: command, model and dataset, output
+    repo, every parameter and metric, its log; the key line at the bottom."""
+
+    async def run_before(pilot):
+        await open_board(pilot, experiment_runs())
+        board = pilot.app.screen
+        await pilot.press(*["s"] * board.table.sort_keys().index("best_loss"))
+        await pilot.press("home", "space", "down", "down", "space", "up")
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_run_compare_view(snap_compare, tmp_path):
+    """c on the board with two runs marked: "Compare 2 runs", a Markdown table with a column per
+    run (status, model, dataset, hardware, duration, cost, then the parameters that differ -
+    learning_rate, lora_r - and every metric), "Same in every run: …" under it; below, both runs'
+    train loss curves on one pair of axes (the first in the accent colour, the second in the
+    warning colour, falling from 2.3 and levelling off at different heights over 300 steps) and a
+    legend with each job id and its best loss."""
+
+    async def run_before(pilot):
+        from widgets.run_curves import RunCurves
+
+        await open_board(pilot, experiment_runs(tmp_path))
+        await pilot.press("home", "down", "space", "down", "space", "c")  # newest first: the two a10g-large runs
+        app = pilot.app
+        for _ in range(200):
+            if app.screen.query(RunCurves) and not app.screen.query_one(RunCurves).waiting:
+                break
+            await pilot.pause(0.02)
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+# --------------------------------------------------------------------------- compaction and the doom loop
+
+LEDGER_SUMMARY = """## Goal
+Fine-tune Qwen2.5-0.5B on alice/support-tickets with LoRA and push the best run.
+## Done
+- Inspected the dataset: 12,400 rows, columns text / label / lang; 3% empty texts dropped.
+- Sweep of 3 runs: lr 2e-4 is best (best eval loss 0.91); lr 1e-3 diverged.
+## Next
+- Push run 6890f1a2 to alice/qwen-support; write the model card."""
+
+
+def test_compaction_ledger_card(snap_compare):
+    """A compaction's ledger card unfolded (enter on it, scrolled to its top): the one line the notice
+    said (182,400 → 41,800 tokens, 212 → 19 messages, summary) with ▾, then "Summary now standing for
+    them" and the summary rendered as Markdown (Goal / Done / Next with bullets), then "Summarised (6)"
+    and a "·" line per message that went (user prompt, assistant tool calls, tool results), all inside
+    the secondary colour's left border; the footer offers "⏎ Summary and what went"."""
+
+    async def run_before(pilot):
+        from widgets.compaction_card import CompactionLedgerCard
+
+        app = pilot.app
+        await feed(app, ready(), ContextUsage(tokens=182_000, window=200_000, threshold=180_000))
+        await app.conversation.add_user("Keep going with the sweep")
+        await feed(app, Processing(), Compacted(
+            tokens_before=182_400, tokens_after=41_800, messages_before=212, messages_after=19, method="summary",
+            detail="190 messages summarised", summary=LEDGER_SUMMARY,
+            dropped=["user: Fine-tune Qwen2.5-0.5B on my support tickets and push the best model",
+                     "assistant → hf_datasets {\"operation\": \"inspect\", \"repo_id\": \"alice/sup",
+                     "result of hf_datasets: 12,400 rows · columns text, label, lang · 372 empty texts",
+                     "assistant → hf_jobs {\"operation\": \"run\", \"hardware_flavor\": \"a10g-lar",
+                     "result of hf_jobs: Job 6890f1a2b3c4d5e6f7a8b9c0 completed after 30m43s, $0.52",
+                     "assistant: The sweep's best run is lr 2e-4 (best eval loss 0.91)."]))
+        card = app.conversation.query(CompactionLedgerCard).last()
+        card.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        app.conversation.scroll_to_widget(card, top=True, animate=False)  # its head, not only its tail
+        await pilot.pause()
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_doom_loop_card(snap_compare):
+    """A paused repetition guard: the warning notice stays in the conversation, and over it the
+    "Repetition guard" card (warning border): "The agent is going in circles: the turn is paused",
+    the guard's sentence, the three repeated bash calls muted, "41,230 tokens and $0.1269 spent in
+    the loop" in the warning colour, then the four remedies with their keys in the accent colour
+    (s stop here, h continue with a hint, m switch model, c continue) and the key line."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        await feed(app, ready())
+        await app.conversation.add_user("Make the tests pass")
+        calls = []
+        for i in range(3):
+            calls += [ToolCallEvent(tool_call_id=f"t{i}", tool="bash", arguments={"command": "pytest -x tests/test_data.py"}),
+                      ToolOutput(tool_call_id=f"t{i}", tool="bash", output="FAILED tests/test_data.py::test_split - "
+                                 "KeyError: 'label'", success=False)]
+        await feed(app, *turn(""), *calls, Guard(
+            kind="doom_loop", ends_turn=True, tokens_spent=41_230, cost_usd=0.1269,
+            message="Repetition guard: bash called 3× with identical arguments and results. The turn is paused: "
+                    "continue, send a hint, or switch model.",
+            repeated=['bash {"command": "pytest -x tests/test_data.py"}'] * 3,
+            remedies=["stop", "hint", "switch_model", "continue"]))
+        await pilot.pause(0.2)
+
+    assert snap_compare(AppUnderTest(), terminal_size=SIZE, run_before=run_before)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.containers import VerticalScroll
 from textual.content import Content
@@ -21,6 +21,11 @@ from agent.protocol import AwayJob, Receipt, TranscriptItem
 from widgets.away_card import AwayCard
 from widgets.markdown_view import StreamedMarkdown, settled_virtual_size
 from widgets.receipt import CostReport, ReceiptLine
+from widgets.user_block import UserBlock
+
+if TYPE_CHECKING:
+    from agent.protocol import Compacted, CompactionPreview
+    from widgets.compaction_card import CompactionLedgerCard, CompactionPreviewCard
 
 STATE_ICONS = {
     "pending": "…",
@@ -48,33 +53,6 @@ def key_arguments(tool: str, args: dict[str, Any], limit: int = 90) -> str:
             text = json.dumps(args, ensure_ascii=False)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class UserBlock(Static):
-    DEFAULT_CSS = """
-    UserBlock {
-        margin: 1 0 0 0;
-        padding: 0 1;
-        background: $boost;
-        border-left: thick $primary;
-    }
-    UserBlock.-queued { border-left: thick $warning; color: $text-muted; }
-    """
-
-    def __init__(self, text: str, queued: bool = False):
-        super().__init__(classes="-queued" if queued else "")
-        self.text = text
-        self.queued = queued
-        self._refresh_content()
-
-    def _refresh_content(self) -> None:
-        label = Content.from_markup("[b $warning]queued[/] ") if self.queued else Content("")
-        self.update(label + Content(self.text))
-
-    def mark_delivered(self) -> None:
-        self.queued = False
-        self.remove_class("-queued")
-        self._refresh_content()
 
 
 class AnswerBlock(StreamedMarkdown):
@@ -208,6 +186,8 @@ class Conversation(VerticalScroll):
         self.answer: AnswerBlock | None = None
         self.cards: dict[str, ToolCard] = {}
         self.pruned_blocks = 0
+        #: messages sent while the agent worked that have not reached the model yet, oldest first
+        self.pending_steers: list[UserBlock] = []
 
     def on_mount(self) -> None:
         self.anchor()
@@ -227,6 +207,37 @@ class Conversation(VerticalScroll):
     async def add_user(self, text: str, queued: bool = False) -> UserBlock:
         await self.end_answer()
         return await self._add(UserBlock(text, queued))  # type: ignore[return-value]
+
+    async def add_steer(self, text: str) -> UserBlock:
+        """A message sent while the agent works: shown at once, waiting for the next step."""
+        block: UserBlock = await self.add_user(text)
+        block.set_steer("pending")
+        self.pending_steers.append(block)
+        return block
+
+    async def land_user_message(self, text: str, steered: bool) -> UserBlock | None:
+        """The engine's ``user_message``: a message sent while the agent worked reached the model
+        here, so it moves from where it was typed to this place in the turn. An ordinary prompt
+        was drawn when it was sent (None); one sent as a steer just as the turn ended came back
+        as an ordinary prompt and is shown as one."""
+        block = next((b for b in self.pending_steers if b.text == text), None)
+        if block is None and not steered:
+            return None
+        await self.end_answer()
+        if block is not None:
+            self.pending_steers.remove(block)
+            if block.parent is self:
+                await block.remove()
+        landed = UserBlock(text)
+        if steered:
+            landed.set_steer("landed")
+        return await self._add(landed)  # type: ignore[return-value]
+
+    def drop_pending_steers(self) -> None:
+        """The conversation was replaced before they reached the model: the engine forgot them."""
+        for block in self.pending_steers:
+            block.set_steer("dropped")
+        self.pending_steers = []
 
     async def write_answer(self, fragment: str) -> None:
         if self.answer is None:
@@ -322,6 +333,21 @@ class Conversation(VerticalScroll):
         await self.end_answer()
         return await self._add(Notice(kind, text))  # type: ignore[return-value]
 
+    async def add_compaction_preview(self, preview: CompactionPreview, *, confirm: bool = False,
+                                     focus: str | None = None) -> CompactionPreviewCard:
+        """What a compaction summarises and keeps; ``confirm``: /compact waits for enter or esc."""
+        from widgets.compaction_card import CompactionPreviewCard  # not before the first frame
+
+        await self.end_answer()
+        return await self._add(CompactionPreviewCard(preview, confirm=confirm, focus=focus))  # type: ignore[return-value]
+
+    async def add_compaction_ledger(self, compacted: Compacted) -> CompactionLedgerCard:
+        """A compaction that happened: tokens before and after, its summary and what went."""
+        from widgets.compaction_card import CompactionLedgerCard
+
+        await self.end_answer()
+        return await self._add(CompactionLedgerCard(compacted))  # type: ignore[return-value]
+
     async def add_receipt(self, receipt: Receipt) -> ReceiptLine:
         await self.end_answer()
         return await self._add(ReceiptLine(receipt))  # type: ignore[return-value]
@@ -340,7 +366,7 @@ class Conversation(VerticalScroll):
 
     async def remove_last_turn(self) -> None:
         """Undo on screen: drop everything from the last prompt on."""
-        users = list(self.query(UserBlock))
+        users = [u for u in self.query(UserBlock) if not u.steered]  # a steer joined a turn, it did not start one
         if not users:
             return
         start = list(self.children).index(users[-1])
@@ -354,6 +380,7 @@ class Conversation(VerticalScroll):
     async def clear_blocks(self) -> None:
         self.answer = None
         self.cards.clear()
+        self.pending_steers = []
         await self.remove_children()
 
     def prune(self) -> None:

@@ -1,4 +1,7 @@
-"""The prompt: multi-line input, Enter sends, history on up/down, slash-command completion."""
+"""The prompt: multi-line input, Enter sends, history on up/down, slash-command completion.
+
+While the agent works, enter sends the message into the running turn (the app steers with
+it); alt+enter asks the app to keep it for after the turn instead (``Submitted.queue``)."""
 
 from __future__ import annotations
 
@@ -32,9 +35,12 @@ class PromptArea(TextArea):
     """
 
     class Submitted(Message):
-        def __init__(self, text: str):
+        """``queue``: keep it for after the running turn (alt+enter), not into it."""
+
+        def __init__(self, text: str, queue: bool = False):
             super().__init__()
             self.text = text
+            self.queue = queue
 
     class CompletionsChanged(Message):
         def __init__(self, hints: tuple[CommandHint, ...]):
@@ -50,14 +56,16 @@ class PromptArea(TextArea):
         self._last_hints: tuple[CommandHint, ...] = ()
 
     async def _on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
+        if event.key in ("enter", "alt+enter"):
+            # alt+enter reaches us only from terminals that report it (kitty keyboard protocol,
+            # CSI u); elsewhere it arrives as enter, and the palette's queue toggle does the job
             event.stop()
             event.prevent_default()
-            self.action_submit()
+            self.action_submit(queue=event.key == "alt+enter")
             return
         await super()._on_key(event)
 
-    def action_submit(self) -> None:
+    def action_submit(self, queue: bool = False) -> None:
         text = self.text.strip()
         if not text:
             return
@@ -65,7 +73,7 @@ class PromptArea(TextArea):
             self.prompt_history.append(text)
         self._history_index = None
         self.text = ""
-        self.post_message(self.Submitted(text))
+        self.post_message(self.Submitted(text, queue))
 
     def action_newline(self) -> None:
         self.insert("\n")
