@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 from agent.llm.models import LOCAL_PROVIDERS, ResolvedModel, resolve_model
 from agent.protocol import ModelChoice, ModelOffer
+from agent.tools.output import ago
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +97,6 @@ async def probe_local(net: Any, env: Mapping[str, str] | None = None) -> list[Lo
         return server
 
     return list(await asyncio.gather(*(ask(p, b) for p, b in local_bases(env))))
-
-
-def ago(seconds: float) -> str:
-    if seconds < 90:
-        return "just now"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min ago"
-    if seconds < 2 * 86400:
-        return f"{round(seconds / 3600)} h ago"
-    return f"{round(seconds / 86400)} days ago"
 
 
 class ChoiceBuilder:

@@ -17,7 +17,7 @@ from agent.protocol import ListModels, ModelChoice, ModelList, SetModel, Setting
 from mlintern_tui.screens.model_picker import ModelPicker
 from tests.engine_support import make_session
 from tests.test_tui_snapshots import QWEN_CODER, SIZE, model_list, ready
-from tests.tui_support import AppUnderTest, feed, wait_for
+from tests.tui_support import AppUnderTest, feed, record_ops, wait_for
 from widgets.model_table import ModelTable, format_context, format_price, layout_for, middle_cut
 from widgets.status import StatusBar, model_text
 
@@ -26,25 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------- helpers
 
-def record_ops(monkeypatch, session) -> list:
-    """Every op the app submits; the picker's own (list, switch) stop here, the rest go on."""
-    sent: list = []
-    submit = session.submit
-
-    def recording(op):
-        sent.append(op)
-        if not isinstance(op, (ListModels, SetModel)):
-            submit(op)
-
-    monkeypatch.setattr(session, "submit", recording)
-    return sent
-
-
 async def start(pilot, app, llm_server, monkeypatch, tmp_path):
     session = make_session(llm_server, monkeypatch, tmp_path, model_id="demo")
     app.attach_session(session)
     await wait_for(pilot, lambda: app.status_info.model_ready, what="engine ready")
-    return session, record_ops(monkeypatch, session)
+    return session, record_ops(monkeypatch, session, held=(ListModels, SetModel))
 
 
 def picker(app) -> ModelPicker | None:

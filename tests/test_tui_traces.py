@@ -19,7 +19,7 @@ from mlintern_tui.screens.trace_preview import TracePreviewScreen
 from mlintern_tui.trace_link import REFUSED, status_notice
 from tests.engine_support import make_session
 from tests.test_tui_snapshots import SIZE, TRACE_FILES, TRACE_NOW, TRACE_URL, trace_findings, trace_preview
-from tests.tui_support import AppUnderTest, wait_for
+from tests.tui_support import AppUnderTest, record_ops, wait_for
 from widgets.conversation import Notice
 from widgets.trace_findings import by_kind, mask_prefill, masked_parts, own_span, size_text
 
@@ -28,26 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------- helpers
 
-def record_ops(monkeypatch, session) -> list:
-    """Every op the app submits; the trace ops stop here."""
-    sent: list = []
-    submit = session.submit
-
-    def recording(op):
-        sent.append(op)
-        if not isinstance(op, (ShareTraces, TraceConsent)):
-            submit(op)
-
-    monkeypatch.setattr(session, "submit", recording)
-    return sent
-
-
 async def start(pilot, app, llm_server, monkeypatch, tmp_path):
     session = make_session(llm_server, monkeypatch, tmp_path, model_id="demo")
     app.wall_clock = lambda: TRACE_NOW
     app.attach_session(session)
     await wait_for(pilot, lambda: app.status_info.model_ready, what="engine ready")
-    return session, record_ops(monkeypatch, session)
+    return session, record_ops(monkeypatch, session, held=(ShareTraces, TraceConsent))
 
 
 async def command(pilot, text: str) -> None:

@@ -34,6 +34,21 @@ async def feed(app: MLInternApp, *events: Event) -> None:
     app.bridge.flush_logs()
 
 
+def record_ops(monkeypatch, session, held: tuple[type, ...] = ()) -> list:
+    """Every op the app submits, recorded; ops of the ``held`` types stop here (the test answers
+    them itself), the rest reach the session."""
+    sent: list = []
+    submit = session.submit
+
+    def recording(op):
+        sent.append(op)
+        if not isinstance(op, held):
+            submit(op)
+
+    monkeypatch.setattr(session, "submit", recording)
+    return sent
+
+
 async def wait_for(pilot, condition, timeout: float = 10.0, what: str = "condition") -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

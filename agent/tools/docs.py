@@ -29,6 +29,7 @@ from pydantic import Field, field_validator
 
 from agent.docs_index import DocHit, DocPage, DocsIndex, DocsIndexError, SectionInfo
 from agent.net import Net, NetError, origin
+from agent.tools.output import ago
 from agent.tools.base import Tool, ToolContext, ToolParams, ToolResult
 from agent.tools.knowledge import budgeted, failed, net_of
 
@@ -61,16 +62,6 @@ def default_index_path() -> Path:
     from agent.config import data_dir
 
     return data_dir() / "cache" / "docs-index.sqlite"
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return "just now"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86400:.0f} days ago"
 
 
 class _IndexUser:
@@ -225,7 +216,7 @@ class ExploreHfDocsTool(_IndexUser, Tool):
             except NetError as exc:
                 if info is not None and info.source == root:
                     return info, (f"'{section}' could not be refreshed ({exc.message}); using the index built "
-                                  f"{_age(time.time() - info.built_at)}")
+                                  f"{ago(time.time() - info.built_at)}")
                 return exc
             await self._indexed(ctx, "replace_section", section, pages, root)
             info = await self._indexed(ctx, "section", section)
@@ -281,7 +272,7 @@ def _render_hits(endpoint: str, infos: list[SectionInfo], query: str, hits: list
                  offset: int, notes: list[str]) -> str:
     now = time.time()
     built = min(info.built_at for info in infos)
-    head = f"Docs: {endpoint} ({total} pages, indexed {_age(now - built)})"
+    head = f"Docs: {endpoint} ({total} pages, indexed {ago(now - built)})"
     lines = [head]
     if query:
         lines.append(f"Query: {query!r}: {len(hits)} result(s), best first.")

@@ -64,6 +64,17 @@ def human_size(n: Any, unknown: str = "?") -> str:
     return unknown
 
 
+def ago(seconds: float) -> str:
+    """How long ago, for people: "just now", "12 min ago", "3 h ago", "4 days ago"."""
+    if seconds < 120:
+        return "just now"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
+
+
 def short_json(value: Any, limit: int = 100) -> str:
     """A call's arguments on one line, cut to ``limit`` characters (progress lines, headless status)."""
     text = json.dumps(value, ensure_ascii=False)
