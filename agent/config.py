@@ -297,7 +297,11 @@ def edit_config(what: str, change: Callable[[dict[str, Any]], None], path: Path 
         # saving rules both keep their change (no lost update, no half-written file)
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         text = _read_config_text(path, f"not saving {what}: config file ")
-        raw: Any = _parse_json(text, path, f"not saving {what}: config file ") if text and text.strip() else {}
+        try:
+            raw: Any = json.loads(text) if text and text.strip() else {}
+        except (json.JSONDecodeError, RecursionError) as exc:
+            detail = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise ConfigError(f"not saving {what}: config file {path} cannot be read as JSON ({detail})") from exc
         if not isinstance(raw, dict):
             raise ConfigError(f"not saving {what}: config file {path} does not hold a JSON object")
         change(raw)

@@ -43,14 +43,26 @@ def test_headless_stops_what_the_agent_left_running(llm_server, mlintern_home):
     assert "sleep 973" in proc.stderr  # the setsid one too
 
 
-def test_keep_background_leaves_them_running(llm_server, mlintern_home):
+async def test_keep_background_leaves_them_running(llm_server, monkeypatch, tmp_path):
+    """In process (the headless flag only sets ``keep_background``): kept, and listed."""
+    import asyncio
+
+    from agent.protocol import Shutdown, UserInput
+    from tests.engine_support import collect_until, make_session, of_type
+
     llm_server.script(detach_call("96"), Text("Started three."))
-    proc = run(["-p", "start them", "-m", "openai/scripted-model", "--yolo", "--keep-background"], mlintern_home,
-               server_env(llm_server))
+    s = make_session(llm_server, monkeypatch, tmp_path)
+    s.keep_background = True
+    sub = s.subscribe("t")
+    s.start()
+    s.submit(UserInput(text="start them"))
+    await collect_until(sub)
+    s.submit(Shutdown())
+    await asyncio.wait_for(s._runner, 20)
     try:
-        assert proc.returncode == 0, proc.stderr
+        logs = [e.log for e in of_type([sub.get_nowait() for _ in range(sub.queue.qsize())], "tool_log")]
         assert len(running("sleep 96")) == 3
-        assert "Left running in the background as asked" in proc.stderr
+        assert any("Left running in the background as asked" in line for line in logs)
     finally:
         for pid in running("sleep 96"):
             os.kill(pid, signal.SIGKILL)
