@@ -19,7 +19,7 @@ from agent.protocol import ErrorEvent, McpAction, McpStatus
 from mlintern_tui.screens.mcp_screen import McpScreen
 from tests.engine_support import make_session
 from tests.test_tui_snapshots import PROJECT_MCP, SIZE, mcp_status
-from tests.tui_support import AppUnderTest, wait_for
+from tests.tui_support import AppUnderTest, record_ops, wait_for
 from widgets.conversation import Notice
 from widgets.mcp_detail import McpServerDetail
 
@@ -28,27 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------- helpers
 
-def record_ops(monkeypatch, session, keep_mcp: bool = True) -> list:
-    """Every op the app submits; ``McpAction``s stop here unless ``keep_mcp`` is False."""
-    sent: list = []
-    submit = session.submit
-
-    def recording(op):
-        sent.append(op)
-        if not (keep_mcp and isinstance(op, McpAction)):
-            submit(op)
-
-    monkeypatch.setattr(session, "submit", recording)
-    return sent
-
-
 async def start(pilot, app, llm_server, monkeypatch, tmp_path, keep_mcp: bool = True, **session_kw):
     """A ready session whose own first ``mcp_status`` (the Hub's server, off in tests) is in."""
     session = make_session(llm_server, monkeypatch, tmp_path, model_id="demo", **session_kw)
     app.attach_session(session)
     await wait_for(pilot, lambda: app.status_info.model_ready, what="engine ready")
     await wait_for(pilot, lambda: app._mcp_watch is not None, what="the session's first mcp_status")
-    return session, record_ops(monkeypatch, session, keep_mcp)
+    return session, record_ops(monkeypatch, session, held=(McpAction,) if keep_mcp else ())
 
 
 async def command(pilot, text: str) -> None:

@@ -28,7 +28,7 @@ from agent.store import SCHEMA_VERSION, Checkpoint, SessionStore, db_path
 from mlintern_tui.screens.resume_picker import ResumePicker, format_age, format_spend, session_row, shorten_path
 from tests.engine_support import collect_until, make_session
 from tests.test_tui_snapshots import SIZE, ready
-from tests.tui_support import AppUnderTest, feed, wait_for
+from tests.tui_support import AppUnderTest, feed, record_ops, wait_for
 from widgets.away_card import CUT_OFF_TEXT, AwayCard, format_away, worth_showing
 from widgets.conversation import AnswerBlock, Notice, ToolCard, UserBlock
 
@@ -77,19 +77,6 @@ async def start(pilot, app, llm_server, monkeypatch, tmp_path, **kw):
     app.attach_session(session)
     await wait_for(pilot, lambda: app.status_info.model_ready, what="engine ready")
     return session
-
-
-def record_ops(monkeypatch, session) -> list:
-    """Every op the app submits, passed on to the real session unchanged."""
-    sent: list = []
-    submit = session.submit
-
-    def recording(op):
-        sent.append(op)
-        submit(op)
-
-    monkeypatch.setattr(session, "submit", recording)
-    return sent
 
 
 async def command(pilot, text: str) -> None:

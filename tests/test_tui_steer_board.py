@@ -35,7 +35,7 @@ from mlintern_tui.screens.run_compare import RunCompare
 from tests.engine_support import make_session
 from tests.fakes import Call, Text, ToolCalls
 from tests.test_tui_snapshots import RUN_A, RUN_B, RUN_C, SIZE, experiment_runs, model_list
-from tests.tui_support import AppUnderTest, feed, rendered_text, wait_for
+from tests.tui_support import AppUnderTest, feed, record_ops, rendered_text, wait_for
 from widgets.compaction_card import GRACE_S as CARD_GRACE_S
 from widgets.compaction_card import CompactionLedgerCard, CompactionPreviewCard
 from widgets.conversation import AnswerBlock, Notice, ToolCard, UserBlock
@@ -46,25 +46,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------- helpers
 
-def record_ops(monkeypatch, session, keep: tuple[type, ...] = ()) -> list:
-    """Every op the app submits; those of the ``keep`` types stop here."""
-    sent: list = []
-    submit = session.submit
-
-    def recording(op):
-        sent.append(op)
-        if not isinstance(op, keep):
-            submit(op)
-
-    monkeypatch.setattr(session, "submit", recording)
-    return sent
-
-
 async def start(pilot, app, llm_server, monkeypatch, tmp_path, keep: tuple[type, ...] = (), **kw):
     session = make_session(llm_server, monkeypatch, tmp_path, **kw)
     app.attach_session(session)
     await wait_for(pilot, lambda: app.status_info.model_ready, what="engine ready")
-    return session, record_ops(monkeypatch, session, keep)
+    return session, record_ops(monkeypatch, session, held=keep)
 
 
 async def send(pilot, text: str) -> None:

@@ -517,19 +517,15 @@ class LLMClient:
         request = {k: v for k, v in kwargs.items() if k != "stream_options"}
         request["stream"] = False
         response = await litellm.acompletion(**request)
-        state.started = True
-        state.served = _answer_model(response)
-        state.usage = _get(response, "usage")
-        for choice in (_get(response, "choices") or [])[:1]:
-            message = _get(choice, "message")
-            content = _get(message, "content")
-            if content:
-                state.text.append(content)
-                if on_text:
-                    on_text(content)
-            for i, call in enumerate(_get(message, "tool_calls") or []):
-                state.add_tool_delta(call, i)
-            state.finish_reason = _get(choice, "finish_reason") or ("tool_calls" if state.calls else "stop")
+        # the whole answer, read as the one chunk of a stream (its message stands for the delta)
+        choices = (_get(response, "choices") or [])[:1]
+        message = _get(choices[0], "message") if choices else None
+        reason = _get(choices[0], "finish_reason") if choices else None
+        self._take_chunk({"model": _answer_model(response), "usage": _get(response, "usage"),
+                          "choices": [{"delta": message, "finish_reason": reason}] if choices else []},
+                         state, on_text)
+        if state.finish_reason is None:
+            state.finish_reason = "tool_calls" if state.calls else "stop"
 
     def _heal(self, model: ResolvedModel, info: LLMErrorInfo, effort: str | None, preference: str | None,
               messages: list[dict[str, Any]]) -> tuple[str | None, str] | None:
