@@ -21,14 +21,23 @@ Summariser = Callable[[list[dict[str, Any]]], Awaitable[str]]
 
 
 class TokenCounter:
-    """litellm's tokenizer for the model, per message, falling back to chars/4."""
+    """litellm's tokenizer for the model, per message, falling back to chars/4.
 
-    def __init__(self, litellm_model: str):
+    ``tokenizer=False`` (a model litellm does not serve: local and OpenAI-compatible servers,
+    the Hugging Face router) counts chars/4 and never loads litellm: its tokenizer would
+    guess the server's anyway (a Llama or Qwen model is not counted with tiktoken's table),
+    and loading it costs seconds and ~150 MB. The server's own usage report is what costs
+    and the context meter show after each call."""
+
+    def __init__(self, litellm_model: str, *, tokenizer: bool = True):
         self.litellm_model = litellm_model
+        self.tokenizer = tokenizer
         self._tools_cache: tuple[int, int] | None = None
-        self.warm = False
+        self.warm = not tokenizer
 
     def __call__(self, message: dict[str, Any]) -> int:
+        if not self.tokenizer:
+            return approx_tokens(message)
         try:
             from agent.llm.runtime import get_litellm
 
@@ -49,12 +58,14 @@ class TokenCounter:
         if self._tools_cache and self._tools_cache[0] == key:
             return self._tools_cache[1]
         text = json.dumps(specs)
-        try:
-            from agent.llm.runtime import get_litellm
+        n = len(text) // 4
+        if self.tokenizer:
+            try:
+                from agent.llm.runtime import get_litellm
 
-            n = int(get_litellm().token_counter(model=self.litellm_model, text=text))
-        except Exception:
-            n = len(text) // 4
+                n = int(get_litellm().token_counter(model=self.litellm_model, text=text))
+            except Exception:
+                pass
         self._tools_cache = (key, n)
         return n
 

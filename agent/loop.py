@@ -171,7 +171,7 @@ class TurnEngine:
     def set_model(self, model: ResolvedModel) -> None:
         self.model = model
         self.window = self.client.window(model, self.settings.context_windows)
-        counter = TokenCounter(model.litellm_model)
+        counter = TokenCounter(model.litellm_model, tokenizer=self.client.needs_litellm(model))
         self.history.counter = counter
         self.history.recount()
         self.context = ContextManager(

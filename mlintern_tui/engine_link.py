@@ -70,11 +70,8 @@ class EngineLinkMixin:
 
     @work(exclusive=True, group="engine", exit_on_error=False)
     async def boot_engine(self) -> None:
-        from agent.llm.runtime import get_litellm
         from agent.session import Session
 
-        await asyncio.to_thread(get_litellm)
-        heap.freeze_long_lived()
         try:
             session = Session(self.config, model_id=self.model_arg, cwd=self.cwd,
                               approval_mode=self.start_mode, max_iterations=self.max_iterations,
@@ -83,6 +80,13 @@ class EngineLinkMixin:
             await self.notice("error", f"Could not start the agent: {exc}")
             self.update_status(model_label="no model")
             return
+        if session.client.needs_litellm(session.model):
+            # seconds of CPU: in a thread, and only for a model litellm serves (a server that
+            # speaks the OpenAI wire format, local or the HF router, never loads it)
+            from agent.llm.runtime import get_litellm
+
+            await asyncio.to_thread(get_litellm)
+        heap.freeze_long_lived()
         await asyncio.to_thread(session.warm_up)  # before "ready": it would stall the first keys
         self.attach_session(session)
 

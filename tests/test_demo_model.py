@@ -1,4 +1,4 @@
-"""The built-in demo model, driven through litellm exactly as the engine drives a real model.
+"""The built-in demo model, driven through its stream exactly as the engine drives a real model.
 
 A small loop here plays the engine: stream a response, assemble the tool calls from the
 deltas, run them with the real built-in tools (``hf_jobs`` on a real local job backend and
@@ -22,21 +22,16 @@ from typing import Any, Callable
 
 import pytest
 
-os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+from agent.jobs.local import LocalBackend
+from agent.jobs.monitor import JobMonitor
+from agent.jobs.service import JobService
+from agent.llm.demo import DEMO_MODEL_ID, Call, DemoModel
+from agent.loop import CONTINUATION_NOTE
+from agent.protocol import parse_event
+from agent.tools import default_tools
+from agent.tools.base import SessionToolState, ToolContext
+from agent.tools.router import ToolRouter
 
-import litellm  # noqa: E402
-
-from agent.jobs.local import LocalBackend  # noqa: E402
-from agent.jobs.monitor import JobMonitor  # noqa: E402
-from agent.jobs.service import JobService  # noqa: E402
-from agent.llm.demo import DEMO_MODEL_ID, DEMO_PROVIDER, Call, register_demo_provider  # noqa: E402
-from agent.loop import CONTINUATION_NOTE  # noqa: E402
-from agent.protocol import parse_event  # noqa: E402
-from agent.tools import default_tools  # noqa: E402
-from agent.tools.base import SessionToolState, ToolContext  # noqa: E402
-from agent.tools.router import ToolRouter  # noqa: E402
-
-litellm.suppress_debug_info = True
 REJECTION = "Job execution cancelled by user. User feedback: not on my laptop, please"
 STEPS = 300  # about a second of CPU: the tests check the flow, not the model's quality
 POLL_S = 0.3
@@ -57,6 +52,8 @@ class Driver:
     """Plays the engine: model call, tool execution, repeat until a text-only answer."""
 
     workspace: Path
+    #: the model (None: the demo with this file's short settings)
+    demo: DemoModel | None = None
     tool_names: set[str] | None = None  # None: offer every built-in tool
     #: return a string to use as the tool result instead of running the call (a rejection)
     intercept: Callable[[str, dict[str, Any]], str | None] = lambda name, args: None
@@ -67,6 +64,8 @@ class Driver:
     guards: int = 0
 
     def __post_init__(self) -> None:
+        if self.demo is None:
+            self.demo = demo(self.workspace)
         tools = [t for t in default_tools() if self.tool_names is None or t.name in self.tool_names]
         self.router = ToolRouter(tools, ungoverned=True)  # this harness plays the engine and the user
         self.state = SessionToolState()
@@ -78,24 +77,21 @@ class Driver:
                                state=self.state, jobs=self.jobs)
 
     async def call_model(self) -> Response:
-        stream = await litellm.acompletion(
-            model=DEMO_MODEL_ID, messages=self.messages, tools=self.router.specs(),
-            stream=True, stream_options={"include_usage": True},
-        )
         text, calls, finish, usage, text_chunks, tool_deltas = [], {}, None, None, 0, 0
-        async for chunk in stream:
-            usage = getattr(chunk, "usage", None) or usage
-            for choice in chunk.choices:
-                if choice.delta.content:
-                    text.append(choice.delta.content)
+        async for chunk in self.demo.stream(self.messages, self.router.specs()):
+            usage = chunk.get("usage") or usage
+            for choice in chunk["choices"]:
+                delta = choice["delta"]
+                if delta.get("content"):
+                    text.append(delta["content"])
                     text_chunks += 1
-                for tc in choice.delta.tool_calls or []:
+                for tc in delta.get("tool_calls") or []:
                     tool_deltas += 1
-                    slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                    slot["id"] = tc.id or slot["id"]
-                    slot["name"] = tc.function.name or slot["name"]
-                    slot["arguments"] += tc.function.arguments or ""
-                finish = choice.finish_reason or finish
+                    slot = calls.setdefault(tc["index"], {"id": "", "name": "", "arguments": ""})
+                    slot["id"] = tc.get("id") or slot["id"]
+                    slot["name"] = tc["function"].get("name") or slot["name"]
+                    slot["arguments"] += tc["function"].get("arguments") or ""
+                finish = choice["finish_reason"] or finish
         tool_calls = [
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
             for _, c in sorted(calls.items())
@@ -151,9 +147,13 @@ class Driver:
         await self.monitor.close()
 
 
+def demo(workspace: Path, **settings: Any) -> DemoModel:
+    """The demo with no delay between chunks and a short training run."""
+    return DemoModel(workspace, 0, **{"steps": STEPS, "poll_s": POLL_S, "max_polls": 40, **settings})
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    register_demo_provider(tmp_path, chunk_delay=0, steps=STEPS, poll_s=POLL_S, max_polls=40)
     return tmp_path
 
 
@@ -202,7 +202,7 @@ async def test_scenario_launches_a_real_job_and_reports_the_real_numbers(workspa
     # streamed like a real model: many word chunks, the script's arguments in many deltas
     assert driver.responses[0].text_chunks > 20
     assert driver.responses[2].tool_deltas > 20
-    assert all(r.usage and r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0 for r in driver.responses)
+    assert all(r.usage and r.usage["prompt_tokens"] > 0 and r.usage["completion_tokens"] > 0 for r in driver.responses)
     ids = [tc["id"] for r in driver.responses for tc in r.tool_calls]
     assert len(set(ids)) == len(ids) and all(i.startswith("call_demo_") for i in ids)
     assert [item.status for item in driver.state.plan] == ["completed"] * 5
@@ -277,8 +277,7 @@ async def test_failed_job_is_reported_honestly(workspace: Path, drivers) -> None
 async def test_a_turn_that_ends_while_the_job_runs_is_picked_up_by_the_next_message(
     workspace: Path, drivers
 ) -> None:
-    register_demo_provider(workspace, chunk_delay=0, steps=STEPS, poll_s=POLL_S, max_polls=0)
-    driver = drivers(workspace)
+    driver = drivers(workspace, demo(workspace, max_polls=0))
     handed_over = await driver.run_turn("train")
     assert driver.calls_made()[-3:] == [["plan_tool", "hf_jobs"], ["plan_tool"], []]
     [job] = driver.monitor.jobs.values()
@@ -298,13 +297,12 @@ async def test_a_turn_that_ends_while_the_job_runs_is_picked_up_by_the_next_mess
 
 
 async def test_a_message_while_the_job_still_runs_resumes_checking_on_it(workspace: Path, drivers) -> None:
-    register_demo_provider(workspace, chunk_delay=0, steps=600, poll_s=POLL_S, max_polls=0)
-    driver = drivers(workspace)
+    driver = drivers(workspace, demo(workspace, steps=600, max_polls=0))
     await driver.run_turn("train")
     [job] = driver.monitor.jobs.values()
     assert not job.info.finished
 
-    register_demo_provider(workspace, chunk_delay=0, steps=600, poll_s=POLL_S, max_polls=200)
+    driver.demo = demo(workspace, steps=600, max_polls=200)
     made = len(driver.responses)
     final = await driver.run_turn("is it done yet?")
     assert "from before is still running" in driver.responses[made].text
@@ -365,11 +363,10 @@ NOTE = "[JOB UPDATE] Job local-1 (local, cpu-basic) finished: COMPLETED after 0m
 async def test_odd_conversations_get_a_plain_answer(workspace: Path, messages, tools, expected) -> None:
     specs = [{"type": "function", "function": {"name": n, "parameters": {"type": "object", "properties": {}}}}
              for n in tools or []]
-    kwargs = {"tools": specs} if specs else {}
-    response = await litellm.acompletion(model=DEMO_MODEL_ID, messages=messages, **kwargs)
-    choice = response.choices[0]
-    assert choice.finish_reason == "stop" and not choice.message.tool_calls
-    assert expected in choice.message.content
+    response = demo(workspace).complete(messages, specs or None)
+    choice = response["choices"][0]
+    assert choice["finish_reason"] == "stop" and not choice["message"]["tool_calls"]
+    assert expected in choice["message"]["content"]
 
 
 def _launched_then(*after: dict[str, Any]) -> list[dict[str, Any]]:
@@ -407,12 +404,11 @@ async def test_a_job_from_an_earlier_turn_is_followed_up(workspace: Path, after,
     tools = ["bash", "write", "hf_jobs"] + (["plan_tool"] if calls else [])  # (no plan: no plan to trim)
     specs = [{"type": "function", "function": {"name": n, "parameters": {"type": "object", "properties": {}}}}
              for n in tools]
-    response = await litellm.acompletion(model=DEMO_MODEL_ID, messages=_launched_then(*after), tools=specs)
-    message = response.choices[0].message
-    assert [tc.function.name for tc in message.tool_calls or []] == calls
-    assert expected in message.content
+    message = demo(workspace).complete(_launched_then(*after), specs)["choices"][0]["message"]
+    assert [tc["function"]["name"] for tc in message["tool_calls"] or []] == calls
+    assert expected in message["content"]
     if calls == ["plan_tool", "hf_jobs"]:
-        assert json.loads(message.tool_calls[1].function.arguments) == {"operation": "logs", "job_id": "local-abc"}
+        assert json.loads(message["tool_calls"][1]["function"]["arguments"]) == {"operation": "logs", "job_id": "local-abc"}
 
 
 @pytest.mark.parametrize("name, args, result, rejected, failed", [
@@ -433,36 +429,34 @@ def test_failed_and_rejected_results_are_recognised(name, args, result, rejected
     assert (call.rejected, call.failed) == (rejected, failed)
 
 
-async def test_non_streaming_and_sync_calls_return_the_same_step(workspace: Path) -> None:
+async def test_the_stream_and_the_whole_answer_are_the_same_step(workspace: Path) -> None:
+    """The engine streams (and reads a non-streamed answer through the same chunk reader): both
+    shapes carry the same step, read by the client's own stream assembly."""
+    from agent.llm.client import LLMClient, _StreamState
+
     specs = ToolRouter(default_tools()).specs()
     messages = [{"role": "user", "content": "hi"}]
-    for response in (await litellm.acompletion(model=DEMO_MODEL_ID, messages=messages, tools=specs),
-                     litellm.completion(model=DEMO_MODEL_ID, messages=messages, tools=specs)):
-        choice = response.choices[0]
-        assert choice.finish_reason == "tool_calls"
-        assert [tc.function.name for tc in choice.message.tool_calls] == ["plan_tool"]
-        assert "Demo model" in choice.message.content
-        assert response.usage.prompt_tokens > 0
-    chunks = list(litellm.completion(model=DEMO_MODEL_ID, messages=messages, tools=specs, stream=True))
-    rebuilt = litellm.stream_chunk_builder(chunks, messages=messages)
-    assert rebuilt.choices[0].message.tool_calls[0].function.name == "plan_tool"
+    whole = demo(workspace).complete(messages, specs)
+    choice = whole["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and whole["usage"]["prompt_tokens"] > 0
+    assert [tc["function"]["name"] for tc in choice["message"]["tool_calls"]] == ["plan_tool"]
+    assert "Demo model" in choice["message"]["content"]
+    streamed = _StreamState()
+    async for chunk in demo(workspace).stream(messages, specs):
+        LLMClient._take_chunk(chunk, streamed, None)
+    assert "".join(streamed.text) == choice["message"]["content"] and streamed.finish_reason == "tool_calls"
+    assert [(c.name, c.arguments) for c in streamed.tool_calls()] == [
+        (tc["function"]["name"], tc["function"]["arguments"]) for tc in choice["message"]["tool_calls"]]
 
 
-def test_registration_is_idempotent_and_priced_at_zero(tmp_path: Path, monkeypatch) -> None:
+def test_settings_come_from_the_environment(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MLINTERN_DEMO_DELAY", "0.25")
     monkeypatch.setenv("MLINTERN_DEMO_STEPS", "123")
     monkeypatch.setenv("MLINTERN_DEMO_POLL_S", "not a number")
-    assert register_demo_provider(tmp_path / "a") == DEMO_MODEL_ID
-    register_demo_provider(tmp_path / "b", max_polls=3)
-    entries = [p for p in litellm.custom_provider_map if p["provider"] == DEMO_PROVIDER]
-    assert len(entries) == 1
-    handler = entries[0]["custom_handler"]
-    assert handler.workspace == (tmp_path / "b").resolve() and handler.chunk_delay == 0.25
-    assert (handler.settings.steps, handler.settings.poll_s, handler.settings.max_polls) == (123, 5.0, 3)
-    info = litellm.get_model_info(DEMO_MODEL_ID)
-    assert info["max_input_tokens"] == 131_072
-    cost = litellm.cost_per_token(model=DEMO_MODEL_ID, prompt_tokens=1000, completion_tokens=1000)
-    assert cost == (0.0, 0.0)
+    monkeypatch.setenv("MLINTERN_DEMO_MAX_POLLS", "3")
+    model = DemoModel.from_environment(tmp_path / "b")
+    assert model.workspace == (tmp_path / "b").resolve() and model.chunk_delay == 0.25
+    assert (model.settings.steps, model.settings.poll_s, model.settings.max_polls) == (123, 5.0, 3)
 
 
 def test_importing_the_module_does_not_import_litellm() -> None:

@@ -208,3 +208,44 @@ async def test_a_stream_cut_without_a_finish_reason_is_retried_not_taken_as_the_
     assert len(llm_server.requests) == 2 and all(r.get("stream") for r in llm_server.requests)
     assert any("stopped before it ended" in e.log for e in of_type(events, "tool_log"))
     await stop(s)
+
+
+async def test_a_200_that_is_not_an_answer_is_an_error_that_is_retried(llm_server, monkeypatch, tmp_path):
+    """A proxy's HTML page and a JSON body without choices are never a finished empty answer:
+    each is retried, and when they persist the error names what came."""
+    from tests.fakes._loopback import RawResponse
+
+    html = RawResponse(200, b"<html><title>Sign in</title><body>portal</body></html>", "text/html; charset=utf-8")
+    no_choices = RawResponse(200, json.dumps({"id": "x", "choices": []}).encode(), "application/json")
+    llm_server.script(html, no_choices, Text("real answer"))
+    s = make(llm_server, monkeypatch, tmp_path)
+    sub = await run(s, "hi")
+    events = await collect_until(sub, stop={"turn_complete", "error"})
+    assert events[-1].type == "turn_complete" and events[-1].final_response == "real answer"
+    notes = [e.log for e in of_type(events, "tool_log")]
+    assert any("text/html" in n and "Sign in" in n and "Retrying" in n for n in notes), notes
+    assert any("no choices" in n and "Retrying" in n for n in notes), notes
+    llm_server.script(*[html] * 3)
+    s.submit(UserInput(text="again"))
+    events = await collect_until(sub, stop={"turn_complete", "error"})
+    await stop(s)
+    assert events[-1].type == "error" and "text/html" in events[-1].message and "Gave up after 3" in events[-1].message
+
+
+async def test_a_server_that_ignores_stream_is_read_as_one_answer(llm_server, monkeypatch, tmp_path):
+    """Some servers answer ``stream: true`` with a plain JSON completion: it is the answer."""
+    from tests.fakes._loopback import RawResponse
+
+    whole = {"id": "c1", "model": "scripted-model", "usage": {"prompt_tokens": 12, "completion_tokens": 3},
+             "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                 "role": "assistant", "content": "Reading.", "tool_calls": [
+                     {"id": "r1", "type": "function", "function": {"name": "read", "arguments": '{"path": "a.txt"}'}}]}}]}
+    llm_server.script(RawResponse(200, json.dumps(whole).encode(), "application/json"), Text("It says hi."))
+    s = make(llm_server, monkeypatch, tmp_path)
+    (tmp_path / "work" / "a.txt").write_text("hi\n")
+    sub = await run(s, "read a.txt")
+    events = await collect_until(sub, stop={"turn_complete", "error"})
+    await stop(s)
+    assert events[-1].type == "turn_complete" and events[-1].final_response == "It says hi."
+    assert "hi" in of_type(events, "tool_output")[0].output
+    assert of_type(events, "llm_call")[0].usage.prompt_tokens == 12

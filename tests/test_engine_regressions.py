@@ -196,7 +196,10 @@ async def test_an_empty_stream_on_the_litellm_path(llm_server, monkeypatch, tmp_
     from tests.engine_support import collect_until, make_session, of_type
     from tests.fakes import Call, EmptyStream, Text, ToolCalls
 
-    session = make_session(llm_server, monkeypatch, tmp_path)
+    from agent.config import Config, LLMSettings
+
+    session = make_session(llm_server, monkeypatch, tmp_path, config=Config(llm=LLMSettings(
+        max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.05, transport="litellm")))
     assert not session.client.uses_direct_stream(session.model)
     (tmp_path / "work" / "notes.txt").write_text("batch size 64\n")
     llm_server.script(EmptyStream(), ToolCalls([Call("r1", "read", _json.dumps({"path": "notes.txt"}))]),

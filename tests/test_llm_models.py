@@ -219,3 +219,45 @@ def test_only_a_refused_connection_on_this_machine_skips_the_backoff():
     remote = resolve_model("ollama/qwen3", env={"OLLAMA_BASE_URL": "http://gpu-box.lan:11434"})
     assert local_server_down(refused, remote) is None  # another machine may be restarting: back off
     assert local_server_down(TimeoutError("timed out"), local) is None  # not refused: a slow server
+
+
+def test_the_saved_hf_token_is_read_where_huggingface_hub_keeps_it(tmp_path, monkeypatch):
+    """`hf auth login`'s token file, found without importing huggingface_hub: HF_TOKEN_PATH,
+    else HF_HOME/token, else $XDG_CACHE_HOME/huggingface/token."""
+    from agent.llm.models import hf_token
+
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert hf_token() is None
+    (tmp_path / "cache" / "huggingface").mkdir(parents=True)
+    (tmp_path / "cache" / "huggingface" / "token").write_text("hf_xdg\n")
+    assert hf_token() == "hf_xdg"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    assert hf_token() is None
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "token").write_text("hf_home")
+    assert hf_token() == "hf_home"
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "elsewhere"))
+    (tmp_path / "elsewhere").write_text("  hf_path  \n")
+    assert hf_token() == "hf_path"
+    monkeypatch.setenv("HF_TOKEN", "hf_env")
+    assert hf_token() == "hf_env"
+
+
+def test_litellms_price_map_is_read_without_litellm():
+    """The map file litellm ships, read directly, holds what litellm itself reads."""
+    import json
+
+    from agent.llm import model_map
+    from agent.llm.runtime import get_litellm
+
+    path = model_map._map_path()
+    assert path is not None and path.name == model_map.MAP_FILE
+    table = json.loads(path.read_text())
+    litellm = get_litellm()
+    for name in ("gpt-4o", "claude-sonnet-4-5", "anthropic/claude-sonnet-4-5"):
+        if name in litellm.model_cost:
+            assert table[name]["input_cost_per_token"] == litellm.model_cost[name]["input_cost_per_token"]
+    assert model_map.lookup("no-such-model", "gpt-4o")["input_cost_per_token"] > 0
+    assert model_map.lookup("no-such-model") is None

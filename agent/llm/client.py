@@ -27,7 +27,6 @@ from agent.llm.effort import EffortCache, effective_effort, step_down
 from agent.llm.errors import HEALABLE_KINDS, LLMError, LLMErrorInfo, classify, local_server_down
 from agent.llm.models import ResolvedModel
 from agent.llm.pricing import WindowInfo, context_window, cost_of, find_price, normalise_usage
-from agent.llm.runtime import get_litellm
 from agent.protocol import Event, LLMCall, LLMCallKind, ToolLog, Usage
 
 if TYPE_CHECKING:
@@ -233,6 +232,12 @@ def served_name(model: ResolvedModel, served: str | None) -> str | None:
     return None if served.lower() in lowered or served.lower().partition("/")[2] in lowered else served
 
 
+def _vendor_api(base: str | None) -> bool:
+    """OpenAI's or Azure's own API (not a server that copies its wire format)."""
+    host = (base or "").split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+    return host == "api.openai.com" or host.endswith(".openai.azure.com")
+
+
 class LLMClient:
     def __init__(
         self,
@@ -253,6 +258,7 @@ class LLMClient:
         self._sleep = sleep
         self._rng = random.Random()
         self._direct = None
+        self._demo = None
         #: (model id, base URL) of servers that answer an empty stream when offered tools (llama.cpp's
         #: server does): their requests with tools go out without streaming from then on
         from agent.llm.learned_windows import NoStreamServers
@@ -286,23 +292,32 @@ class LLMClient:
         transport = self.settings.transport
         if transport == "litellm":
             return False
-        if transport == "direct":
+        if transport == "direct" or model.route in ("local", "hf_router"):
             return model.route in ("openai_compatible", "local", "hf_router")
-        return model.route in ("local", "hf_router")
+        # auto: a server at OPENAI_BASE_URL speaks the wire format as written; OpenAI's own API
+        # (and Azure's) gets litellm, which knows their model-specific parameters
+        return model.route == "openai_compatible" and not _vendor_api(model.api_base)
 
-    async def _open(self, model: ResolvedModel, litellm: Any, kwargs: dict[str, Any]):
-        if not self.uses_direct_stream(model):
-            return await litellm.acompletion(**kwargs)
+    def needs_litellm(self, model: ResolvedModel) -> bool:
+        """Whether requests to ``model`` go through litellm; the others (the demo model, servers
+        that speak the OpenAI wire format) never import it."""
+        return not model.is_demo and not self.uses_direct_stream(model)
+
+    def _streamer(self):
         if self._direct is None:
             from agent.llm.direct import DirectStreamer
 
             self._direct = DirectStreamer()
+        return self._direct
+
+    def _direct_body(self, model: ResolvedModel, kwargs: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": model.litellm_model.split("/", 1)[1] if model.litellm_model.startswith("openai/") else model.litellm_model,
             "messages": [_wire_message(m) for m in kwargs["messages"]],
-            "stream": True,
-            "stream_options": {"include_usage": True},
+            "stream": kwargs.get("stream", True),
         }
+        if body["stream"]:
+            body["stream_options"] = {"include_usage": True}
         for key in ("tools", "tool_choice", "max_tokens"):
             if key in kwargs:
                 body[key] = kwargs[key]
@@ -315,18 +330,34 @@ class LLMClient:
         for key, value in kwargs.items():  # caller extras (e.g. prompt_cache_key) go on the wire as-is
             if key not in _LITELLM_ONLY and key not in body and key != "reasoning_effort":
                 body[key] = value
-        return self._direct.stream(base_url=model.api_base or "", api_key=model.api_key, body=body,
-                                   timeout=self.settings.request_timeout_s)
+        return body
 
-    def _prepare(self, model: ResolvedModel) -> Any:
-        litellm = get_litellm()
-        if model.is_demo:
-            from agent.llm.demo import register_demo_provider
+    def _demo_model(self):
+        if self._demo is None:
+            from agent.llm.demo import DemoModel
 
             workspace = self.demo_workspace or Path.cwd()
             workspace.mkdir(parents=True, exist_ok=True)
-            register_demo_provider(workspace)
-        return litellm
+            self._demo = DemoModel.from_environment(workspace)
+        return self._demo
+
+    async def _open(self, model: ResolvedModel, litellm: Any, kwargs: dict[str, Any]):
+        if model.is_demo:
+            return self._demo_model().stream(kwargs["messages"], kwargs.get("tools"))
+        if not self.uses_direct_stream(model):
+            return await litellm.acompletion(**kwargs)
+        return self._streamer().stream(base_url=model.api_base or "", api_key=model.api_key,
+                                       body=self._direct_body(model, kwargs),
+                                       timeout=self.settings.request_timeout_s)
+
+    async def _prepare(self, model: ResolvedModel) -> Any:
+        """litellm for a model that needs it (imported in a thread the first time: seconds of
+        CPU that must not freeze the screen), None for the others."""
+        if not self.needs_litellm(model):
+            return None
+        from agent.llm.runtime import get_litellm, is_loaded
+
+        return get_litellm() if is_loaded() else await asyncio.to_thread(get_litellm)
 
     def backoff_delay(self, attempt: int, info: LLMErrorInfo) -> float:
         """Seconds to wait before attempt ``attempt + 1``: full-jitter exponential, at
@@ -362,7 +393,7 @@ class LLMClient:
         missing = model.missing_credentials()
         if missing:
             raise LLMError(LLMErrorInfo("auth", False, missing))
-        litellm = self._prepare(model)
+        litellm = await self._prepare(model)
         attempts = max_attempts or self.settings.max_attempts
         effort = reasoning_effort if strict_effort else self.effective_effort(model, reasoning_effort)
         heals = 0  # the cascade has six levels: more heals than that would be a loop
@@ -399,7 +430,7 @@ class LLMClient:
                 if extra:
                     kwargs.update(extra)
                 if request_tools and (model.id, model.api_base) in self._no_stream_with_tools:
-                    await self._complete_once(litellm, kwargs, state, on_text)
+                    await self._complete_once(model, litellm, kwargs, state, on_text)
                     emitted_text = bool(state.text)
                     response = _NO_STREAM
                 else:
@@ -510,13 +541,20 @@ class LLMClient:
             if reason:
                 state.finish_reason = reason
 
-    async def _complete_once(self, litellm: Any, kwargs: dict[str, Any], state: _StreamState,
-                             on_text: TextSink | None) -> None:
-        """The request without streaming (litellm's path, for any transport): the answer is
-        put into ``state`` as if it had streamed in one piece."""
+    async def _complete_once(self, model: ResolvedModel, litellm: Any, kwargs: dict[str, Any],
+                             state: _StreamState, on_text: TextSink | None) -> None:
+        """The request without streaming (through litellm or straight to the server): the
+        answer is put into ``state`` as if it had streamed in one piece."""
         request = {k: v for k, v in kwargs.items() if k != "stream_options"}
         request["stream"] = False
-        response = await litellm.acompletion(**request)
+        if model.is_demo:
+            response = self._demo_model().complete(request["messages"], request.get("tools"))
+        elif litellm is None:
+            response = await self._streamer().complete(
+                base_url=model.api_base or "", api_key=model.api_key, body=self._direct_body(model, request),
+                timeout=self.settings.request_timeout_s)
+        else:
+            response = await litellm.acompletion(**request)
         # the whole answer, read as the one chunk of a stream (its message stands for the delta)
         choices = (_get(response, "choices") or [])[:1]
         message = _get(choices[0], "message") if choices else None

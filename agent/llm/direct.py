@@ -33,6 +33,11 @@ class ProviderConnectionError(ProviderError):
     """Could not connect, or the stream broke half way (retryable)."""
 
 
+class BadAnswer(ProviderConnectionError):
+    """A 200 whose body is no answer: an HTML page, JSON without choices, a malformed event
+    (retryable: proxies and overloaded servers send these now and then)."""
+
+
 #: pause between socket reads while a stream flows. Tokens reach the screen in 50 ms batches
 #: anyway; without the pause a fast local model costs one read (and one event through the
 #: app) per token, 18,000 for a 20,000-token answer
@@ -79,6 +84,11 @@ class DirectStreamer:
                 if response.status_code >= 400:
                     raw = await response.aread()
                     raise _http_error(response, raw)
+                if not _is_event_stream(response):
+                    # a server that ignores "stream": one JSON answer, read as one chunk; an HTML
+                    # page (a proxy's login or error page) is an error, never an empty answer
+                    yield _as_chunk(_whole_answer(response, await _read_capped(response)))
+                    return
                 pending = b""
                 pacer = _ReadPacer(self.pace_s)
                 async for data in response.aiter_bytes():
@@ -98,6 +108,83 @@ class DirectStreamer:
             raise ProviderConnectionError(f"Request timed out: {type(exc).__name__}") from exc
         except (httpx.TransportError, httpx.StreamError) as exc:
             raise ProviderConnectionError(f"Connection error: {type(exc).__name__}: {exc}") from exc
+
+
+    async def complete(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        body: dict[str, Any],
+        timeout: float,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """One request without streaming: the answer as a dict in the OpenAI completion shape."""
+        client = self._client(base_url, timeout)
+        request_headers = {"Accept": "application/json", **(headers or {})}
+        if api_key:
+            request_headers["Authorization"] = f"Bearer {api_key}"
+        try:
+            async with client.stream("POST", "chat/completions", json=body, headers=request_headers) as response:
+                raw = await _read_capped(response)
+                if response.status_code >= 400:
+                    raise _http_error(response, raw)
+                return _whole_answer(response, raw)
+        except httpx.TimeoutException as exc:
+            raise ProviderConnectionError(f"Request timed out: {type(exc).__name__}") from exc
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise ProviderConnectionError(f"Connection error: {type(exc).__name__}: {exc}") from exc
+
+
+#: the most of a non-streamed answer kept in memory (a runaway body is cut, not buffered)
+MAX_BODY = 32 * 1024 * 1024
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for data in response.aiter_bytes():
+        parts.append(data)
+        size += len(data)
+        if size > MAX_BODY:
+            raise ProviderConnectionError(f"the server's answer passed {MAX_BODY // (1024 * 1024)} MB; not read further")
+    return b"".join(parts)
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    kind = response.headers.get("content-type", "").lower()
+    # no content type at all: read it as a stream (the SSE parser copes with anything)
+    return not kind or "event-stream" in kind
+
+
+def _whole_answer(response: httpx.Response, raw: bytes) -> dict[str, Any]:
+    """A 200 body that must be a completion: anything else (HTML, JSON without choices) is a
+    retryable error naming what came, never an empty answer."""
+    kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    text = raw.decode("utf-8", "replace")
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError:
+        excerpt = " ".join(text.split())[:160]
+        raise BadAnswer(
+            f"the server answered {response.status_code} with {kind}, not a completion: {excerpt!r}") from None
+    if isinstance(body, dict) and "error" in body and not body.get("choices"):
+        err = body["error"]
+        message = err.get("message") if isinstance(err, dict) else str(err)
+        raise ProviderError(f"error in answer: {message}", None, body)
+    if not isinstance(body, dict) or not body.get("choices"):
+        shape = "no choices" if isinstance(body, dict) else f"a JSON {type(body).__name__}"
+        raise BadAnswer(f"the server answered {response.status_code} with {shape}, not a completion")
+    return body
+
+
+def _as_chunk(answer: dict[str, Any]) -> dict[str, Any]:
+    """A whole answer in the shape of one stream chunk (its message stands for the delta)."""
+    choice = answer["choices"][0] if isinstance(answer["choices"][0], dict) else {}
+    message = choice.get("message") or {}
+    reason = choice.get("finish_reason") or ("tool_calls" if message.get("tool_calls") else "stop")
+    return {"model": answer.get("model"), "usage": answer.get("usage"),
+            "choices": [{"delta": message, "finish_reason": reason}]}
 
 
 class _ReadPacer:
@@ -162,7 +249,7 @@ def _event(line: bytes) -> Any:
         chunk = json.loads(data)
     except json.JSONDecodeError as exc:
         text = data[:200].decode("utf-8", "replace")
-        raise ProviderConnectionError(f"malformed stream event from the server: {text}") from exc
+        raise BadAnswer(f"malformed stream event from the server: {text}") from exc
     if isinstance(chunk, dict) and "error" in chunk and not chunk.get("choices"):
         err = chunk["error"]
         message = err.get("message") if isinstance(err, dict) else str(err)

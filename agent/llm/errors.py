@@ -189,6 +189,8 @@ def classify(exc: BaseException, model: ResolvedModel | None = None) -> LLMError
     if name == "IncompleteStream":
         return LLMErrorInfo("incomplete_stream", True, f"The answer from {who} stopped before it ended "
                             f"({text}).", short, status)
+    if name == "BadAnswer":
+        return LLMErrorInfo("bad_answer", True, f"The server of {who} sent no usable answer: {short}", short, status)
     if name == "StreamStalled":
         return LLMErrorInfo("timeout", True, f"The answer from {who} stalled ({text}).", short, status)
     if name in ("Timeout", "APITimeoutError", "TimeoutError") or "timeout" in name.lower():

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agent.llm.models import ResolvedModel
-from agent.llm.runtime import get_litellm
+from agent.llm import model_map
 from agent.protocol import Usage
 
 if TYPE_CHECKING:
@@ -75,14 +75,8 @@ def _longest_prefix(table: dict, key: str):
 def _litellm_info(model: ResolvedModel) -> dict | None:
     if model.route in ("demo", "local"):
         return None
-    litellm = get_litellm()
-    for name in (model.litellm_model, model.pricing_key, model.pricing_key.split("/", 1)[-1]):
-        if not name:
-            continue
-        entry = litellm.model_cost.get(name)
-        if entry:
-            return entry
-    return None
+    key = model.pricing_key or ""
+    return model_map.lookup(model.litellm_model, key, key.split("/", 1)[-1])
 
 
 @dataclass(frozen=True)

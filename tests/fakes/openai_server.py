@@ -61,7 +61,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from tests.fakes._loopback import LoopbackHandler, LoopbackLifecycle, StopAnswering, TrackingHTTPServer
+from tests.fakes._loopback import LoopbackHandler, LoopbackLifecycle, RawResponse, StopAnswering, TrackingHTTPServer
 from typing import Any, Union
 
 
@@ -146,7 +146,7 @@ class EmptyStream:
     ``stream: true``). Only for streamed requests."""
 
 
-Reply = Union[Text, ToolCalls, HTTPError, Hang, Disconnect, EmptyStream, Callable[[dict], Any]]
+Reply = Union[Text, ToolCalls, HTTPError, Hang, Disconnect, EmptyStream, RawResponse, Callable[[dict], Any]]
 _ANSWERS = (Text, ToolCalls, Hang, Disconnect, EmptyStream)
 
 
@@ -262,6 +262,8 @@ class _Handler(LoopbackHandler):
         owner = self.server.owner
         if isinstance(reply, HTTPError):
             self._send_json(reply.status, reply.body(), reply.headers)
+        elif isinstance(reply, RawResponse):  # whatever the request asked for: an HTML page, a bare JSON body
+            self._send_raw(reply)
         elif not isinstance(reply, _ANSWERS):
             self._send_json(500, HTTPError(500, f"scripted reply is not a reply: {reply!r}").body())
         elif isinstance(reply, EmptyStream):

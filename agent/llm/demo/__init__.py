@@ -1,7 +1,7 @@
-"""The built-in demo model: a scripted litellm provider that drives the real tools.
+"""The built-in demo model: a scripted model that drives the real tools.
 
 With no credentials the app starts on this model, so a fresh offline install works end to
-end. It is registered with litellm as a custom provider and walks through a small, real ML
+end. The client calls it in-process (no server, no litellm) and it walks through a small, real ML
 task: inspect the machine, write a pure-Python training script, launch it with ``hf_jobs``
 as a background job (the local backend without an HF account; the user approves it), check
 on it every few seconds while it trains, then read its log and report. The engine executes
@@ -15,20 +15,15 @@ session, and resuming or undoing needs nothing special.
 
 One job per module:
 
-- ``provider``: the litellm ``CustomLLM``, its registration, streaming and ``MLINTERN_DEMO_*`` knobs
+- ``provider``: ``DemoModel``, its streaming in the OpenAI chunk shape and ``MLINTERN_DEMO_*`` knobs
 - ``conversation``: reading the messages into tool calls, results and the last request
 - ``scenario``: deciding the next reply (the steps, the plan, the tool arguments)
 - ``trainer``: the training script's source text and where it is written
 - ``outputs``: parsing what the tools and the job returned
 - ``prose``: what the demo says
-
-Nothing here imports litellm at import time (it costs seconds); ``DemoLLM`` is built on
-first access and ``register_demo_provider`` imports litellm when called.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from agent.llm.demo.conversation import CALL_ID_PREFIX, Call, Conversation, offered_tools
 from agent.llm.demo.provider import (
@@ -37,7 +32,7 @@ from agent.llm.demo.provider import (
     DEMO_MAX_OUTPUT,
     DEMO_MODEL_ID,
     DEMO_PROVIDER,
-    register_demo_provider,
+    DemoModel,
     stream_chunks,
 )
 from agent.llm.demo.scenario import (
@@ -51,14 +46,7 @@ from agent.llm.demo.scenario import (
 
 __all__ = [
     "CALL_ID_PREFIX", "DEFAULT_CHUNK_DELAY", "DEFAULT_MAX_POLLS", "DEFAULT_POLL_S", "DEMO_CONTEXT_WINDOW",
-    "DEMO_MAX_OUTPUT", "DEMO_MODEL_ID", "DEMO_PROVIDER", "FINAL_STAGES", "Call", "Conversation", "DemoLLM",
-    "DemoSettings", "Reply", "next_reply", "offered_tools", "register_demo_provider", "stream_chunks",
+    "DEMO_MAX_OUTPUT", "DEMO_MODEL_ID", "DEMO_PROVIDER", "FINAL_STAGES", "Call", "Conversation", "DemoModel",
+    "DemoSettings", "Reply", "next_reply", "offered_tools", "stream_chunks",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "DemoLLM":  # built on first access: it subclasses litellm's CustomLLM
-        from agent.llm.demo.provider import DemoLLM
-
-        return DemoLLM
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

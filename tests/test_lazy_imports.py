@@ -1,0 +1,83 @@
+"""What the way to the first prompt loads (issue 17): the app boots its own session, a turn
+streams from an OpenAI-compatible server (the scripted loopback model) and a tool runs, and
+none of litellm, tiktoken, huggingface_hub, fastmcp or openai is imported. Run in a fresh
+interpreter: this test process has imported them all for other tests.
+
+Speed itself lives in bench/ (bench/startup.py, bench/peers.md); this guards the imports that
+cost it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.fakes import Call, Text, ToolCalls
+
+HEAVY = ("litellm", "tiktoken", "huggingface_hub", "fastmcp", "openai", "aiohttp")
+
+SCRIPT = textwrap.dedent("""
+    import asyncio, json, sys
+    from pathlib import Path
+
+    from agent.config import Config
+    from mlintern_tui.app import MLInternApp
+
+    HEAVY = {heavy!r}
+
+    def loaded():
+        return sorted(name for name in HEAVY if name in sys.modules)
+
+    async def main():
+        app = MLInternApp(model={model!r}, config=Config(), cwd=Path({cwd!r}))
+        report = {{}}
+        async with app.run_test(size=(120, 36)) as pilot:
+            report["first_frame"] = loaded()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while not app.status_info.model_ready:
+                assert loop.time() < deadline, "the engine never said ready"
+                await pilot.pause(0.05)
+            report["ready"] = loaded()
+            if {prompt!r}:
+                app.prompt.text = {prompt!r}
+                app.prompt.action_submit()
+                await pilot.pause(0.2)
+                while app.status_info.busy or app.session.busy:
+                    assert loop.time() < deadline, "the turn never ended"
+                    await pilot.pause(0.05)
+                report["after_turn"] = loaded()
+        print("REPORT " + json.dumps(report))
+
+    asyncio.run(main())
+""")
+
+
+def run_app(tmp_path: Path, env_extra: dict[str, str], model: str, prompt: str) -> dict:
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "OPENAI_", "VLLM_"))}
+    env.update(MLINTERN_HOME=str(tmp_path / "home"), MLINTERN_MCP_DEFAULT="0", HOME=str(tmp_path),
+               HF_HOME=str(tmp_path / "hf"), **env_extra)
+    code = SCRIPT.format(heavy=HEAVY, model=model, cwd=str(work), prompt=prompt)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
+    assert done.returncode == 0 and lines, done.stdout[-2000:] + done.stderr[-4000:]
+    return json.loads(lines[-1][len("REPORT "):])
+
+
+def test_an_openai_compatible_model_never_loads_litellm(llm_server, tmp_path):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "notes.txt").write_text("lr 3e-4\n")
+    llm_server.script(ToolCalls([Call("r1", "read", json.dumps({"path": "notes.txt"}))]), Text("The lr is 3e-4."))
+    report = run_app(tmp_path, {"OPENAI_BASE_URL": llm_server.base_url, "OPENAI_API_KEY": "sk-test"},
+                     "openai/scripted-model", "what is the lr?")
+    assert report["first_frame"] == [] and report["ready"] == [] and report["after_turn"] == [], report
+    # the turn really ran: the server got the read's result back
+    assert len(llm_server.requests) == 2
+    assert any("3e-4" in str(m.get("content")) for m in llm_server.requests[1]["messages"] if m["role"] == "tool")
+
