@@ -12,10 +12,13 @@ litellm still does everything else: provider ids, token counting, prices, the de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any, AsyncIterator
 
 import httpx
+
+from agent.llm import lean_http
 
 
 class ProviderError(Exception):
@@ -47,6 +50,7 @@ READ_PACE_S = 0.008
 class DirectStreamer:
     def __init__(self, pace_s: float = READ_PACE_S) -> None:
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._lean = lean_http.LeanPool()
         self.pace_s = pace_s
 
     def _client(self, base_url: str, timeout: float) -> httpx.AsyncClient:
@@ -61,6 +65,7 @@ class DirectStreamer:
         return client
 
     async def aclose(self) -> None:
+        await self._lean.aclose()
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
@@ -75,10 +80,14 @@ class DirectStreamer:
         headers: dict[str, str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield each streamed chunk as a dict, in the OpenAI chunk shape."""
-        client = self._client(base_url, timeout)
         request_headers = {"Accept": "text/event-stream", **(headers or {})}
         if api_key:
             request_headers["Authorization"] = f"Bearer {api_key}"
+        if lean_http.usable_for(base_url):
+            async for chunk in self._stream_lean(base_url, request_headers, body, timeout):
+                yield chunk
+            return
+        client = self._client(base_url, timeout)
         try:
             async with client.stream("POST", "chat/completions", json=body, headers=request_headers) as response:
                 if response.status_code >= 400:
@@ -89,26 +98,50 @@ class DirectStreamer:
                     # page (a proxy's login or error page) is an error, never an empty answer
                     yield _as_chunk(_whole_answer(response, await _read_capped(response)))
                     return
-                pending = b""
-                pacer = _ReadPacer(self.pace_s)
-                async for data in response.aiter_bytes():
-                    await pacer.pause_if_waited()
-                    *lines, pending = (pending + data).split(b"\n")
-                    for line in lines:
-                        chunk = _event(line)
-                        if chunk is _DONE:
-                            return
-                        if chunk is not None:
-                            yield chunk
-                    pacer.mark()
-                chunk = _event(pending)
-                if chunk is not None and chunk is not _DONE:
+                async for chunk in _sse(response.aiter_bytes(), self.pace_s):
                     yield chunk
         except httpx.TimeoutException as exc:
             raise ProviderConnectionError(f"Request timed out: {type(exc).__name__}") from exc
         except (httpx.TransportError, httpx.StreamError) as exc:
             raise ProviderConnectionError(f"Connection error: {type(exc).__name__}: {exc}") from exc
 
+    async def _stream_lean(self, base_url: str, headers: dict[str, str], body: dict[str, Any],
+                           timeout: float) -> AsyncIterator[dict[str, Any]]:
+        async with self._lean_answer(base_url, headers, body, timeout) as response:
+            if response.status_code >= 400:
+                raise _http_error(response, await response.read(MAX_BODY))
+            if not _is_event_stream(response):
+                yield _as_chunk(_whole_answer(response, await response.read(MAX_BODY)))
+                return
+            pieces = response.body()
+            async for chunk in _sse(pieces, self.pace_s):
+                yield chunk
+            # after [DONE] only the chunked framing's end is left: read it, so the connection
+            # can carry the next request
+            try:
+                async with asyncio.timeout(1.0):
+                    async for _ in pieces:
+                        pass
+            except (TimeoutError, lean_http.LeanHTTPError, OSError):
+                pass
+
+    @contextlib.asynccontextmanager
+    async def _lean_answer(self, base_url: str, headers: dict[str, str], body: dict[str, Any], timeout: float):
+        """The answer to one POST through the lean client, its failures as ``ProviderConnectionError``."""
+        url = base_url.rstrip("/") + "/chat/completions"
+        payload = json.dumps(body).encode()
+        response = None
+        try:
+            response = await self._lean.post(url, payload, {"Content-Type": "application/json", **headers},
+                                              timeout=timeout, connect_timeout=min(timeout, 30.0))
+            yield response
+        except TimeoutError as exc:
+            raise ProviderConnectionError(f"Request timed out: {type(exc).__name__}") from exc
+        except (OSError, lean_http.LeanHTTPError, asyncio.IncompleteReadError) as exc:
+            raise ProviderConnectionError(f"Connection error: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if response is not None:
+                response.close()
 
     async def complete(
         self,
@@ -120,10 +153,16 @@ class DirectStreamer:
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """One request without streaming: the answer as a dict in the OpenAI completion shape."""
-        client = self._client(base_url, timeout)
         request_headers = {"Accept": "application/json", **(headers or {})}
         if api_key:
             request_headers["Authorization"] = f"Bearer {api_key}"
+        if lean_http.usable_for(base_url):
+            async with self._lean_answer(base_url, request_headers, body, timeout) as response:
+                raw = await response.read(MAX_BODY)
+                if response.status_code >= 400:
+                    raise _http_error(response, raw)
+                return _whole_answer(response, raw)
+        client = self._client(base_url, timeout)
         try:
             async with client.stream("POST", "chat/completions", json=body, headers=request_headers) as response:
                 raw = await _read_capped(response)
@@ -185,6 +224,25 @@ def _as_chunk(answer: dict[str, Any]) -> dict[str, Any]:
     reason = choice.get("finish_reason") or ("tool_calls" if message.get("tool_calls") else "stop")
     return {"model": answer.get("model"), "usage": answer.get("usage"),
             "choices": [{"delta": message, "finish_reason": reason}]}
+
+
+async def _sse(pieces: AsyncIterator[bytes], pace_s: float) -> AsyncIterator[dict[str, Any]]:
+    """The chunks of an event stream's body, read in ``pieces``; ends at ``[DONE]``."""
+    pending = b""
+    pacer = _ReadPacer(pace_s)
+    async for data in pieces:
+        await pacer.pause_if_waited()
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            chunk = _event(line)
+            if chunk is _DONE:
+                return
+            if chunk is not None:
+                yield chunk
+        pacer.mark()
+    chunk = _event(pending)
+    if chunk is not None and chunk is not _DONE:
+        yield chunk
 
 
 class _ReadPacer:
