@@ -307,3 +307,47 @@ async def test_a_quiet_settings_update_moves_the_badge_without_a_notice():
         await pilot.pause()
         assert "$3.40 left" in str(app.query_one(StatusBar).render())
         assert len(app.conversation.query(Notice)) == notes
+
+
+async def test_a_stream_faster_than_anyone_reads_is_drawn_less_often(monkeypatch):
+    """Text batches reach the answer every timer tick while a stream is readable; once it runs
+    faster than FAST_CHARS_PER_S, every FAST_FLUSH_S. Any other event still flushes at once."""
+    from agent.protocol import AssistantChunk, AssistantMessage
+    from mlintern_tui import bridge as bridge_module
+
+    now = [100.0]
+    import types
+
+    monkeypatch.setattr(bridge_module, "time", types.SimpleNamespace(monotonic=lambda: now[0]))  # the bridge's clock only
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        bridge = app.bridge
+        writes: list[str] = []
+        write_answer = app.conversation.write_answer
+
+        async def recording(text: str) -> None:
+            writes.append(text)
+            await write_answer(text)
+
+        monkeypatch.setattr(app.conversation, "write_answer", recording)
+
+        async def tick(text: str, late: float = 0.0) -> None:  # one timer interval: text, then the timer
+            now[0] += bridge_module.TEXT_FLUSH_S + late
+            await bridge.handle(AssistantChunk(content=text))
+            await bridge.flush_text()
+
+        for _ in range(4):  # a model typing at reading speed: every batch is drawn
+            await tick("word ")
+        assert writes == ["word "] * 4
+        fast = "x" * int(bridge_module.FAST_CHARS_PER_S * bridge_module.TEXT_FLUSH_S * 2)
+        await tick(fast)  # a fast batch is drawn, and marks the stream fast
+        assert len(writes) == 5
+        await tick(fast)
+        await tick(fast)  # 0.10 s since the last draw: both wait
+        assert len(writes) == 5
+        await tick(fast, late=0.01)  # 0.16 s: drawn, all three batches at once
+        assert writes[-1] == fast * 3
+        await bridge.handle(AssistantChunk(content="tail."))
+        await bridge.handle(AssistantMessage(content="end"))  # any other event flushes what waits
+        assert writes[-1] == "tail."
+        await pilot.pause()
