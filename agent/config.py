@@ -252,7 +252,12 @@ def _parse_json(text: str, path: Path, what: str) -> Any:
 
 
 def _load_file(path: Path) -> Config:
-    raw_text = _read_config_text(path, "config file ")
+    return config_from_text(_read_config_text(path, "config file "), path)
+
+
+def config_from_text(raw_text: str | None, path: Path) -> Config:
+    """The settings a config file with this text holds (defaults for none); ConfigError says
+    what is wrong with it."""
     if raw_text is None or not raw_text.strip():
         return Config()
     raw = _parse_json(raw_text, path, "config file ")
@@ -304,6 +309,15 @@ def edit_config(what: str, change: Callable[[dict[str, Any]], None], path: Path 
             raise ConfigError(f"not saving {what}: config file {path} cannot be read as JSON ({detail})") from exc
         if not isinstance(raw, dict):
             raise ConfigError(f"not saving {what}: config file {path} does not hold a JSON object")
+        # the app writes the config only for the user (a rule they chose, a server they added): the
+        # change is agreed to, and the next start does not ask about it (agent/permissions.py). Made
+        # first, so what ``change`` notes about the file (a server existed) is the file's, not the record's
+        from agent.permissions import remember_app_edit
+
+        try:
+            remember_app_edit(change, path.expanduser().absolute())
+        except OSError:
+            pass  # the next start asks about the change instead
         change(raw)
         tmp = None
         try:

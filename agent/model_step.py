@@ -15,6 +15,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from agent.context import SUMMARY_SYSTEM, render_transcript
+from agent.encodable import encodable
 from agent.history import for_request
 from agent.llm.client import LLMResult
 from agent.llm.errors import LLMError
@@ -24,6 +25,16 @@ from agent.tools.router import ParsedCall
 
 if TYPE_CHECKING:
     from agent.loop import TurnEngine
+
+
+def _encodable_result(result: LLMResult) -> LLMResult:
+    """The answer with text every serialiser takes: a lone surrogate in the model's text or in
+    a call's id, name or arguments becomes U+FFFD (agent/encodable.py), never a crashed turn."""
+    result.content = encodable(result.content or "")
+    for call in result.tool_calls:
+        call.id, call.name = encodable(call.id or ""), encodable(call.name or "")
+        call.arguments = encodable(call.arguments or "")
+    return result
 
 
 class ModelStep:
@@ -47,7 +58,7 @@ class ModelStep:
             self.partial = []
             try:
                 # client and model are looked up per request, never kept: /model swaps the model
-                return await engine.client.stream(
+                return _encodable_result(await engine.client.stream(
                     engine.model,
                     for_request(engine.history.messages()),
                     engine.router.specs(),
@@ -55,7 +66,7 @@ class ModelStep:
                     on_text=self.on_text,
                     on_reset=self.on_reset,
                     reasoning_effort=engine.settings.reasoning_effort,
-                )
+                ))
             except LLMError as exc:
                 if exc.info.kind != "context_overflow" or overflow_retried:
                     raise
@@ -75,6 +86,7 @@ class ModelStep:
     def on_text(self, piece: str) -> None:
         # pieces parsed from one network read go out as one event: the bus, the UI bridge
         # and stream-json readers see a few hundred events per answer, not one per token
+        piece = encodable(piece)
         self.partial.append(piece)
         self.unsent_text.append(piece)
         if not self._flush_pending:

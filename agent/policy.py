@@ -19,17 +19,19 @@ and the budget:
 * ``auto`` (default): the reference gates - GPU jobs, CPU jobs while ``confirm_cpu_jobs``,
   every scheduled-job operation, sandboxes that are paid or get the HF token, Hub uploads
   and deletes, destructive git operations.
-* ``yolo``: gated calls are approved without asking, except scheduled-job operations; every
-  call that costs money (gated or not) is approved only if its estimate fits the budget,
-  and an unestimable one asks - so does one that would fit while some of the session's
-  spend has no known price (the budget cannot promise anything then). Once the observed
-  spend reaches the cap YOLO pauses: gated calls ask, and the engine asks before the next
-  model call whether to raise the cap.
+* every mode: a change to a protected place (the config, the data dir, a project's
+  ``.mcp.json``, shell start-up files; agent/protected.py) always asks, like a scheduled job.
+* ``yolo``: gated calls are approved without asking, except scheduled-job operations and
+  changes to protected places; every call that costs money (gated or not) is approved only
+  if its estimate fits the budget, and an unestimable one asks - so does one that would fit
+  while some of the session's spend has no known price (the budget cannot promise anything
+  then). Once the observed spend reaches the cap YOLO pauses: gated calls ask, and the
+  engine asks before the next model call whether to raise the cap.
 
 Rules: a deny rule always wins (over an allow rule, YOLO, and a human's approval of edited
 arguments) and applies to any call, gated or not. An allow rule answers a gated call's
-question without asking, except for always-ask gates (scheduled jobs); in yolo mode a costed
-call it allows still has to fit the budget.
+question without asking, except for always-ask gates (scheduled jobs, protected places); in
+yolo mode a costed call it allows still has to fit the budget.
 
 A decision is bound to one call: its id, its tool and its exact arguments (as sent and as
 parsed), and it is spent by its first run. Calls of one batch that share an id are all
@@ -51,6 +53,7 @@ from agent import rules as R
 from agent.budget import Budget, Observer
 from agent.config import ConfigError
 from agent.jobs.pricing import parse_timeout
+from agent.protected import protected_reason
 from agent.protocol import ApprovalMode, ApprovalRule, RuleScope, ToolDecision
 from agent.tools.base import ApprovalSettings
 
@@ -182,6 +185,9 @@ class Policy:
             return Assessment(gated=False)
         reason = tool.approval_reason(params, self.approval) or self._named_gate(call)
         always = bool(tool.always_ask(params))
+        guarded = protected_reason(call, self.approval.cwd)
+        if guarded:  # the user's safeguards: only a human may change them, whatever the mode or rules
+            reason, always = guarded + (f"\nAlso: {reason}" if reason else ""), True
         estimate = tool.estimate(params)
         op = R.operation_of(params)
         if estimate is not None and _unbounded_job(call):
@@ -234,7 +240,8 @@ class Policy:
         a = self.assess(call)
         denied = self._match("deny", call)
         if denied is not None:
-            return self._issue(call, "deny", reason=f"denied by the user's rule: {R.describe(denied)}", rule=denied)
+            return self._issue(call, "deny", reason=R.denial_reason(denied, call.name, call.params, self.approval.cwd),
+                                   rule=denied)
         yolo = self.mode == "yolo"
         if not a.gated:
             if yolo and a.costed:
@@ -266,7 +273,8 @@ class Policy:
                 return self._issue(call, "allow", source="invalid")
             denied = self._match("deny", call)
             if denied is not None:
-                return self._issue(call, "deny", reason=f"denied by the user's rule: {R.describe(denied)}", rule=denied)
+                return self._issue(call, "deny", reason=R.denial_reason(denied, call.name, call.params, self.approval.cwd),
+                                   rule=denied)
             a = self.assess(call)
             key = None
             if a.costed and a.estimate is not None:

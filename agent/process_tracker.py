@@ -61,6 +61,15 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def process_group(pid: int) -> int | None:
+    """The process group ``pid`` is in (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[-1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def leftovers(tag: str) -> list[Leftover]:
     """Processes still running with our tag (this process and its zombies excluded)."""
     marker = f"{TAG_VAR}={tag}".encode()

@@ -13,6 +13,7 @@ import typing
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic_core import PydanticSerializationError
 
 # --------------------------------------------------------------------------- shared data
 #
@@ -30,6 +31,18 @@ class Envelope(BaseModel):
     ts: float = Field(default_factory=time.time)
     session_id: str = ""
     turn: int = 0
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        """The op or event as one JSON line, always. The engine cleans text where it comes in
+        (agent/encodable.py); a string UTF-8 cannot encode that got past it (a lone surrogate)
+        is shown as U+FFFD here instead of failing the line, the store or ``stream-json``."""
+        try:
+            return super().model_dump_json(**kwargs)
+        except PydanticSerializationError:
+            from agent.encodable import encodable_value
+
+            clean = type(self).model_validate(encodable_value(self.model_dump()))
+            return super(Envelope, clean).model_dump_json(**kwargs)
 
 
 ApprovalMode = Literal["ask", "auto", "yolo"]

@@ -7,13 +7,14 @@ A rule names one tool, optionally one operation, and optionally one pattern over
 * ``command`` (bash, sandbox_bash): a command prefix, compared word by word (``git push``
   matches ``git push origin main``, not ``git pushx``). An allow rule only matches a simple
   command: anything with ``; & | < > ( ) ` $(`` or a newline asks, because a prefix cannot
-  say what the rest of a compound command does. A deny rule matches if any simple part of
-  the command starts with the prefix - after wrappers (``sudo``, ``env``, ``VAR=value``,
-  ``xargs``, shell keywords such as ``then``), with the program named by path too
-  (``/bin/rm`` is ``rm``), after ``find -exec``, and inside the code strings of ``bash -c``,
-  ``python -c``, ``eval`` and the like. It is best effort (a shell can always hide a
-  command, e.g. in a variable): deny rules narrow what an allow or YOLO lets through, while
-  only ask mode puts every command in front of a human.
+  say what the rest of a compound command does. A deny rule matches if any command the line
+  runs starts with the prefix - in any part of it, behind wrappers, named by a path, inside
+  ``bash -c``, ``eval``, ``$(...)`` and interpreter strings (agent/bash_deny.py) - and a
+  deny on a deleting verb (``rm``, ``rmdir``, ``unlink``, ``shred``) also covers the usual
+  indirect ways to delete (``find -delete``, ``python -c "shutil.rmtree(...)"``,
+  ``$(echo rm)``, ``base64 -d | sh``, ...). It is best effort (a shell can always hide a
+  command): deny rules narrow what an allow or YOLO lets through, while only ask mode puts
+  every command in front of a human.
 * ``hardware`` (hf_jobs, sandbox_create): a flavour glob, e.g. ``a10g-large`` or ``cpu-*``.
 * ``path`` (read, write, edit and the sandbox file tools): a glob over the absolute path
   (``..`` and, on this machine, symlinks resolved); ``*`` also matches ``/``, so ``/data/*``
@@ -34,6 +35,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Literal
 
+from agent import bash_deny
 from agent.config import Config, ConfigError, edit_config
 from agent.protocol import ApprovalRule, RuleScope
 
@@ -57,17 +59,6 @@ TOOL_KINDS: dict[str, SubjectKind] = {
     "sandbox_edit": "path", "hf_repo_files": "repo", "hf_repo_git": "repo",
 }
 _COMPOUND = re.compile(r"[;&|<>()`\n]|\$\(")
-_SPLIT = re.compile(r"\$\(|[;&|<>()`\n]+")
-_WRAPPERS = frozenset({"sudo", "doas", "env", "nohup", "time", "nice", "ionice", "exec", "command", "builtin",
-                       "xargs", "timeout", "stdbuf", "setsid", "eval", "then", "else", "elif", "do", "if", "while",
-                       "until", "!", "{"})
-#: options whose argument is a code string another program runs (bash -c '...', python -c "...")
-_CODE_OPTIONS = frozenset({"-c", "-e", "--command", "--eval"})
-#: options followed by a command that another program runs (find -exec rm {} +)
-_EXEC_OPTIONS = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
-_NESTING = 4
-_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-_NUMBER = re.compile(r"\d+(\.\d+)?[smhd]?")
 
 
 def operation_of(params: Any) -> str | None:
@@ -109,56 +100,6 @@ def _starts_with(words: list[str], prefix: list[str]) -> bool:
     return bool(prefix) and words[: len(prefix)] == prefix
 
 
-def _unwrapped(words: list[str]) -> list[str]:
-    """``words`` without leading wrappers, their options and numbers (``timeout 5``,
-    ``nice -n 10``) and ``VAR=value`` assignments."""
-    i, wrapped = 0, False
-    while i < len(words):
-        word = words[i]
-        if _program(word) in _WRAPPERS or _ASSIGNMENT.match(word):
-            wrapped = True
-        elif not (wrapped and (word.startswith("-") or _NUMBER.fullmatch(word))):
-            break
-        i += 1
-    return words[i:]
-
-
-def _program(word: str) -> str:
-    return word.rsplit("/", 1)[-1] if "/" in word else word
-
-
-def _runs(words: list[str], wanted: list[str]) -> bool:
-    """Some command in ``words`` (one simple command) starts with ``wanted``."""
-    starts = [0, len(words) - len(_unwrapped(words))]
-    starts += [i + 1 for i, word in enumerate(words[:-1]) if word in _EXEC_OPTIONS]
-    for i in starts:
-        if i < len(words) and _starts_with([_program(words[i]), *words[i + 1:]], wanted):
-            return True
-    return False
-
-
-def _denied(command: str, wanted: list[str], depth: int = 0) -> bool:
-    if depth < _NESTING:
-        # code strings handed to another interpreter, read with the shell's own quoting:
-        # bash -c '...', python -c "...", eval "..."
-        whole = _words(command) or []
-        evals = bool(whole) and _program(whole[0]) == "eval"
-        for i, word in enumerate(whole[1:], 1):
-            # -c is a shell's (or python's) code even as one word; -e is also grep's pattern
-            code = evals or whole[i - 1] in ("-c", "--command") or (
-                whole[i - 1] in _CODE_OPTIONS and len(word.split()) > 1)
-            if code and word != command and _denied(word, wanted, depth + 1):
-                return True
-    for part in _SPLIT.split(command):
-        words = _words(part) or part.split()
-        if _runs(words, wanted):
-            return True
-        # a part that is one quoted string is code too: os.system('rm -rf x'), $(...) contents
-        if depth < _NESTING and len(words) == 1 and words[0] != part and _denied(words[0], wanted, depth + 1):
-            return True
-    return False
-
-
 def command_matches(effect: str, command: str, prefix: str) -> bool:
     wanted = _words(prefix)
     if not wanted:
@@ -166,7 +107,15 @@ def command_matches(effect: str, command: str, prefix: str) -> bool:
     if effect == "allow":
         words = _words(command)
         return not is_compound(command) and words is not None and _starts_with(words, wanted)
-    return _denied(command, wanted)
+    return bash_deny.denial(command, wanted) is not None
+
+
+def command_denial(command: str, prefix: str) -> str | None:
+    """None when a deny rule on the command prefix ``prefix`` does not cover ``command``;
+    otherwise "" when the command runs the prefix, or the other form the rule covers, in
+    words (``find -delete``)."""
+    wanted = _words(prefix)
+    return bash_deny.denial(command, wanted) if wanted else None
 
 
 def matches(rule: ApprovalRule, tool: str, params: Any, cwd: Path) -> bool:
@@ -208,6 +157,34 @@ def label(rule: ApprovalRule) -> str:
 def describe(rule: ApprovalRule) -> str:
     where = f" ({rule.scope} rule)" if rule.scope else ""
     return f"always {rule.effect} {rule.label or label(rule)}{where}"
+
+
+def denial_reason(rule: ApprovalRule, tool: str, params: Any, cwd: Path) -> str:
+    """Why ``rule`` denies this call, for the model and the user: the rule, and the form it
+    covers when the command does not name the prefix (``... starting with "rm" (user rule);
+    a deny on rm also covers find -delete``)."""
+    text = f"denied by the user's rule: {describe(rule)}"
+    found = subject(tool, params, cwd)
+    if rule.pattern is not None and found is not None and found[0] == "command":
+        why = command_denial(found[1], rule.pattern)
+        if why:
+            text += f"; a deny on {rule.pattern} also covers {why}"
+    return text
+
+
+def deny_note(rule: ApprovalRule) -> str:
+    """What "always deny" on ``rule``'s scope covers beyond its prefix, in one sentence
+    (shown where the user chooses it), or "" when it is a plain prefix."""
+    if TOOL_KINDS.get(rule.tool) != "command" or rule.pattern is None:
+        return ""
+    wanted = _words(rule.pattern) or []
+    if not bash_deny.covers_deletion(wanted):
+        return ("A deny rule is a prefix of the command words: it also stops the command behind sudo, env, "
+                "xargs, a path, bash -c or $(...).")
+    others = ", ".join(v for v in bash_deny.DELETERS if v != wanted[0])
+    return (f"A deny on {wanted[0]} also stops {others}, find -delete, git clean -f, rsync --delete, "
+            "interpreter one-liners that delete files, and commands whose program is only known at run time "
+            "($(...), base64 -d | sh); best effort: ask mode and the sandbox are the real guard.")
 
 
 def suggest(tool: str, params: Any, cwd: Path) -> ApprovalRule | None:

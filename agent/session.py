@@ -19,6 +19,7 @@ from pathlib import Path
 
 from agent.bus import EventBus, Subscription
 from agent.config import Config, data_dir
+from agent.encodable import encodable
 from agent.llm.client import LLMClient
 from agent.llm.effort import CACHE_FILE, EffortCache
 from agent.llm.models import default_model_id, hf_token
@@ -340,9 +341,9 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
         if not event.turn:
             event.turn = self.engine.turn if hasattr(self, "engine") else 0
         if isinstance(event, ToolLog):
-            event.log = self.masker.mask(event.log)
+            event.log = self.masker.mask(encodable(event.log))
         elif isinstance(event, JobLog):
-            event.lines = self.masker.mask_lines(event.lines)
+            event.lines = self.masker.mask_lines([encodable(line) for line in event.lines])
         if self.messenger is not None and event.type in _NEWS_EVENTS:
             self._tell(event)
         persist = getattr(self, "persist", None)

@@ -5,6 +5,8 @@ clear the screen. Newlines and tabs stay; ``\\r`` becomes ``␍``."""
 
 from __future__ import annotations
 
+import re
+
 _TABLE = {c: 0x2400 + c for c in range(0x20) if c not in (0x09, 0x0A)}  # C0 -> control pictures
 _TABLE[0x1B] = 0x241B  # ESC -> ␛
 _TABLE[0x7F] = 0x2421  # DEL -> ␡
@@ -17,5 +19,9 @@ def visible(text: str) -> str:
     return text.translate(_TABLE) if text else text
 
 
+#: the characters ``visible`` replaces: a search for one is far cheaper than a translation
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def has_controls(text: str) -> bool:
-    return any(ord(ch) in _TABLE for ch in text)
+    return _CONTROLS.search(text) is not None

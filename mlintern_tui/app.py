@@ -10,18 +10,20 @@ the Jobs pane (``jobs_view``) lives in mixins beside this module.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Footer, Static, Tab, Tabs
 
-from agent.config import Config, ConfigError, load_config, save_config_value
+from agent.config import Config, ConfigError, config_path, load_config, save_config_value
 from agent.costs import CostLedger
 from agent.protocol import ApprovalRequired, Guard, Shutdown, Steer, ToolDecision, UserInput
 from mlintern_tui import hangup, heap
@@ -32,6 +34,7 @@ from mlintern_tui.commands import MODES, REGISTRY, SlashCommandProvider
 from mlintern_tui.engine_link import EngineLinkMixin
 from mlintern_tui.jobs_view import JobsViewMixin
 from mlintern_tui.screens.approval import GRACE_S
+from mlintern_tui.terminal_safe import visible
 from themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
 from widgets.conversation import Conversation
 from widgets.receipt import cost_report
@@ -41,10 +44,13 @@ from widgets.status import StatusBar, StatusInfo
 from widgets.tool_log import ToolLogPane
 
 if TYPE_CHECKING:
+    from textual.worker import Worker
+
     from agent.protocol import Event
     from mlintern_tui.compaction_link import CompactionLink
     from mlintern_tui.remedies import RemedyLink
     from mlintern_tui.runs_link import RunsLink
+    from mlintern_tui.screens.broken_config import ConfigChoice
     from mlintern_tui.screens.run_board import RunBoard
     from mlintern_tui.screens.trace_preview import TracePreviewScreen
     from mlintern_tui.term_notify import TerminalNotifier
@@ -63,6 +69,10 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
     CSS_PATH = Path(__file__).parent / "app.tcss"
     COMMANDS = App.COMMANDS | {SlashCommandProvider}
     AUTO_FOCUS = "PromptArea"
+    _theme_saved_on_change = False
+    _signals_off: Callable[[], None] | None = None  # puts back the signal handlers on_mount replaced
+    _quit_question: Worker | None = None
+    _shutting_down = False
     BINDINGS = [
         Binding("escape", "interrupt", "Interrupt", priority=True),
         # with focus in the jobs pane escape backs out (search, then the pane) instead
@@ -107,16 +117,18 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         (``--resume``); ``resume_session_id``: resume that one then (``--resume ID``, ``--continue``)."""
         super().__init__()
         self.config_error: str | None = None
+        #: the user's own file: its permissions are compared with what they agreed to before the engine starts
+        self.check_permissions = config is None
         if config is None:
             try:
                 config = load_config()
-            except ConfigError as exc:  # start on defaults, say why, never overwrite the file
+            except ConfigError as exc:  # nothing starts until the user decides (on_mount), the file is never written
                 self.config_error = str(exc)
                 config = Config()
-        self.config = config
+        self.yolo_arg = yolo
         self.model_arg = model
-        self.base_mode = "auto" if config.approval_mode == "yolo" else config.approval_mode
-        self.start_mode = "yolo" if yolo else config.approval_mode
+        self.status_info = StatusInfo()
+        self.use_config(config)
         self.max_iterations = max_iterations
         self.cwd = cwd
         self.start_engine = start_engine
@@ -124,10 +136,6 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self.session = None
         self.bridge = Bridge(self)
         self.costs = CostLedger()
-        yolo_cap = config.yolo_cap_usd if self.start_mode == "yolo" else None
-        # nothing is spent yet: the whole cap is left until the engine says otherwise
-        self.status_info = StatusInfo(mode=self.start_mode, yolo_cap_usd=yolo_cap, budget_left_usd=yolo_cap,
-                                      wake_on_job_end=self.config.wake_on_job_end)
         #: the mode asked for with ctrl+t or /mode that the engine has not confirmed yet
         self._mode_requested: str | None = None
         self.queued: list[tuple[str, Any]] = []
@@ -155,6 +163,16 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self._traces: TraceLink | None = None
         self._term_notifier: TerminalNotifier | None = None
         self.terminal_write = self._write_to_terminal  # where terminal notifications go (tests record them)
+
+    def use_config(self, config: Config) -> None:
+        """The settings this run goes by: at start, or once a broken config file was fixed or skipped."""
+        self.config = config
+        self.base_mode = "auto" if config.approval_mode == "yolo" else config.approval_mode
+        self.start_mode = "yolo" if self.yolo_arg else config.approval_mode
+        yolo_cap = config.yolo_cap_usd if self.start_mode == "yolo" else None
+        # nothing is spent yet: the whole cap is left until the engine says otherwise
+        self.status_info = dataclasses.replace(self.status_info, mode=self.start_mode, yolo_cap_usd=yolo_cap,
+                                               budget_left_usd=yolo_cap, wake_on_job_end=config.wake_on_job_end)
 
     # ------------------------------------------------------------------ layout
 
@@ -196,23 +214,69 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
     def on_mount(self) -> None:
         for theme in THEMES:
             self.register_theme(theme)
-        self.theme = self.config.theme if self.config.theme in self.available_themes else DEFAULT_THEME
+        self._apply_theme()
         self.prompt.commands = REGISTRY.hints()
         self.query_one(StatusBar).info = self.status_info
         self._apply_width(self.size.width)
         self.set_interval(TEXT_FLUSH_S, self.bridge.flush_text, name="flush-text")
         self.set_interval(LOG_FLUSH_S, self.bridge.flush_logs, name="flush-logs")
-        if self.config_error:
-            self.call_later(self.notice, "error", f"{self.config_error}. Running with default settings.")
-        if self.start_engine:
+        if self.config_error:  # nothing starts on defaults behind the user's back: they decide first
+            from mlintern_tui.screens.broken_config import BrokenConfigScreen
+
+            self.push_screen(BrokenConfigScreen(config_path(), self.config_error), callback=self._config_decided)
+        elif self.check_permissions:  # a widening is asked about, then the engine starts
+            from mlintern_tui.permission_link import settle_then_boot
+
+            settle_then_boot(self)
+        elif self.start_engine:
             self.boot_engine()
-        try:  # a closed terminal: stop tools and local jobs like ctrl+q does, then exit for sure
+        try:  # SIGTERM or a closed terminal: stop tools and local jobs like ctrl+q does, then exit for sure
             loop = asyncio.get_running_loop()
-            hangup.install(lambda: loop.call_soon_threadsafe(self.call_later, self.action_quit))
-        except (RuntimeError, ValueError, AttributeError):  # not the main thread (tests), or no SIGHUP
+            self._signals_off = hangup.install(
+                lambda signum: loop.call_soon_threadsafe(self.call_later, self.quit_on_signal, signum),
+                driver=self._driver)
+        except (RuntimeError, ValueError, AttributeError):  # not the main thread, or no SIGHUP
             pass
 
+    def on_unmount(self) -> None:
+        if self._signals_off is not None:
+            self._signals_off()
+
+    def _apply_theme(self) -> None:
+        self._theme_saved_on_change = False  # the theme the config names (or the default) is no choice to save
+        self.theme = self.config.theme if self.config.theme in self.available_themes else DEFAULT_THEME
+        self._theme_saved_on_change = True
+
+    async def _config_decided(self, choice: ConfigChoice | None) -> None:
+        """The broken-config screen's answer: quit (None), the fixed file, or defaults for this run."""
+        if choice is None:
+            self.exit()
+            return
+        self.use_config(choice.config)
+        self.update_status()
+        if choice.skipped:  # config_error stays: nothing is written to the file this run could not read
+            await self.notice("error", f"Started without {config_path()} for this run: built-in defaults, none of its "
+                                       "settings, approval rules (deny rules included) or MCP servers. Fix it and "
+                                       "start again to use it.")
+        else:
+            self.config_error = None
+        self._apply_theme()
+        if not choice.skipped and self.check_permissions:  # the fixed file may widen what the agent may do
+            from mlintern_tui.permission_link import settle_then_boot
+
+            settle_then_boot(self)
+        elif self.start_engine:
+            self.boot_engine()
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        # toasts carry exception texts and names from outside: no escape sequence, no markup
+        super().notify(visible(message), title=visible(title), severity=severity, timeout=timeout, markup=markup)
+
     def watch_theme(self, theme: str) -> None:
+        # only a theme the user picks is saved: the one on_mount applies is not a choice
+        if not self._theme_saved_on_change:
+            return
         if theme in {t.name for t in THEMES} and theme != self.config.theme and self.is_mounted and not self.config_error:
             try:
                 save_config_value("theme", theme)
@@ -320,7 +384,35 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self.notify("Press ctrl+c again to quit.", timeout=2)
 
     async def action_quit(self) -> None:
+        """ctrl+q, /quit, ctrl+c twice: what the agent left running in the background is asked about first."""
+        if self._quit_question is None or self._quit_question.is_finished:
+            self._quit_question = self.quit_asking()
+
+    @work(group="quit", exit_on_error=False)
+    async def quit_asking(self) -> None:
+        session = self.session
+        if session is not None:
+            from mlintern_tui.screens.background_quit import BackgroundQuitScreen, left_in_background
+
+            left = await asyncio.to_thread(left_in_background, session.process_tag)
+            if left:
+                answer = await self.push_screen_wait(BackgroundQuitScreen(left))
+                if answer is None:
+                    return  # not quitting after all
+                session.keep_background = answer == "keep"
+        await self.shut_down()
+
+    def quit_on_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP: ctrl+q without the question (what is left in the background is stopped)."""
+        self.run_worker(self.shut_down(128 + signum), group="quit-on-signal", exit_on_error=False)
+
+    async def shut_down(self, return_code: int = 0) -> None:
+        if self._shutting_down:
+            return
+        self._shutting_down = True
         if self.session is not None:
+            if self.session.busy:
+                self.session.interrupt()  # a running turn ends with the app: its commands stop now
             self.session.submit(Shutdown())
             runner = self.session._runner
             if runner is not None:
@@ -329,7 +421,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
                     await asyncio.wait_for(asyncio.shield(runner), timeout=6)
                 except (asyncio.TimeoutError, asyncio.CancelledError):
                     runner.cancel()
-        self.exit()
+        self.exit(return_code=return_code)
 
     def action_scroll_conversation(self, direction: int) -> None:
         conv = self.conversation

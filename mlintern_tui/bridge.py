@@ -48,6 +48,7 @@ from agent.protocol import (
     UndoComplete,
     UserMessage,
 )
+from mlintern_tui.terminal_safe import safe_event
 from widgets.approval_card import BUDGET_TOOL
 from widgets.away_card import worth_showing
 
@@ -196,6 +197,7 @@ class Bridge:
                 self.app.log.error(f"bridge failed on {event.type}: {exc!r}")
 
     async def handle(self, event: Event) -> None:
+        event = safe_event(event)  # nothing from outside reaches the terminal as an escape sequence
         async with self._lock:
             await self._handle(event)
 

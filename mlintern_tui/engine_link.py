@@ -12,6 +12,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from textual import work
+from textual.content import Content
 
 from agent.protocol import (
     ListModels,
@@ -30,6 +31,7 @@ from agent.protocol import (
 )
 from mlintern_tui import __version__, heap
 from mlintern_tui.commands import MODE_HELP
+from mlintern_tui.terminal_safe import visible
 from widgets.status import StatusBar
 
 if TYPE_CHECKING:
@@ -80,13 +82,14 @@ class EngineLinkMixin:
             await self.notice("error", f"Could not start the agent: {exc}")
             self.update_status(model_label="no model")
             return
-        if session.client.needs_litellm(session.model):
+        litellm = session.client.needs_litellm(session.model)
+        if litellm:
             # seconds of CPU: in a thread, and only for a model litellm serves (a server that
             # speaks the OpenAI wire format, local or the HF router, never loads it)
             from agent.llm.runtime import get_litellm
 
             await asyncio.to_thread(get_litellm)
-        heap.freeze_long_lived()
+        heap.freeze_long_lived(collect=litellm)
         await asyncio.to_thread(session.warm_up)  # before "ready": it would stall the first keys
         self.attach_session(session)
 
@@ -232,7 +235,8 @@ class EngineLinkMixin:
     def show_title(self, title: str) -> None:
         """The session's title on the prompt's frame: the status line has no room left for it."""
         self.session_title = title
-        self.query_one("#prompt").border_title = title if len(title) <= 60 else title[:59] + "…"
+        # Content, not markup: a model's title "[red]…" is text
+        self.query_one("#prompt").border_title = Content(title if len(title) <= 60 else title[:59] + "…")
 
     def on_resumed(self, event: ResumeComplete) -> None:
         self._settings_after_resume = True
@@ -380,7 +384,7 @@ class EngineLinkMixin:
             self.query_one(StatusBar).info = self.status_info
 
     async def notice(self, kind: str, text: str) -> None:
-        await self.conversation.add_notice(kind, text)
+        await self.conversation.add_notice(kind, visible(text))  # exception texts and paths come from outside
 
     def status_text(self) -> str:
         i = self.status_info

@@ -11,14 +11,18 @@ is rejected with that reason, and once the spend reaches the cap the turn stops.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
+import os
 import signal
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
-from agent.config import ConfigError, load_config
+from agent.config import Config, ConfigError, load_config
 from agent.costs import CostLedger
+from agent.encodable import encodable
 from agent.llm.models import ModelIdError
 from agent.protocol import (
     ApprovalRequired,
@@ -50,6 +54,8 @@ from agent.tools.output import short_json
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROGRESS_S = 30.0  # a line about the jobs waited for, this often
 MCP_WAIT_S = 20.0  # the longest the first model call waits for MCP servers still connecting
+SHUTDOWN_WAIT_S = 10.0  # the session's shutdown: local jobs' SIGTERM grace (3 s) and their last log lines
+FORCE_EXIT_S = SHUTDOWN_WAIT_S + 5.0  # after a signal, the longest the clean path may take
 
 
 def _span(seconds: float) -> str:
@@ -93,6 +99,56 @@ def _stop_waiting(printer: HeadlessPrinter, session: Session, waited: float) -> 
     print(f"  `mlintern --resume {session.id[:12]}` follows them", file=printer.err, flush=True)
 
 
+
+
+_exit_armed = threading.Lock()
+
+
+def _arm_force_exit(code: int, grace_s: float = FORCE_EXIT_S) -> None:
+    """A signal always ends the process: if the clean path (tools stopped, jobs' last lines
+    logged, the store closed) has not finished ``grace_s`` from now - a thread stuck in a read
+    would hold the interpreter's exit forever - or a second signal comes, the exit hooks that
+    kill live bash and job process groups run and the process ends with ``code``."""
+    if not _exit_armed.acquire(blocking=False):
+        _exit_now(code)
+
+    def watchdog() -> None:
+        threading.Event().wait(grace_s)
+        _exit_now(code)
+
+    threading.Thread(target=watchdog, name="exit-watchdog", daemon=True).start()
+
+
+def _exit_now(code: int) -> None:
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        os._exit(code)
+
+
+def _agreed_permissions(config: Config, yolo: bool, err: TextIO) -> Config:
+    """The config with the permissions the user agreed to where the file widened them since
+    (agent/permissions.py): nobody is here to ask, so a widening is ignored with a warning -
+    unless ``--yolo`` is on this command line, which takes the file as it is for this run
+    (still warned about, and not remembered as agreed). Narrowing applies at once."""
+    from agent.config import budget_override
+    from agent.permissions import review_permissions
+
+    review = review_permissions(config, cli_cap=budget_override() is not None)
+    if review.note:
+        print(f"Warning: {review.note}", file=err, flush=True)
+    if not review.widened:
+        return config
+    changes = "\n".join(f"  + {line}" for line in review.wider)
+    if yolo:
+        print(f"Warning: {review.config_file} gives the agent more room than you last agreed to, and --yolo is on "
+              f"the command line, so this run uses it (it is not remembered as agreed):\n{changes}",
+              file=err, flush=True)
+        return config
+    print(f"Warning: {review.config_file} gives the agent more room than you last agreed to; this run ignores "
+          f"that and keeps what you agreed to:\n{changes}\nStart `mlintern` to review the change and accept or "
+          "undo it.", file=err, flush=True)
+    return review.safe_config(config)
 
 
 def _refusal(reason: str, yolo: bool) -> str:
@@ -201,7 +257,7 @@ def user_text(line: str) -> str:
         content = "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
     if not isinstance(content, str) or not content.strip():
         raise ValueError("the message has no text content")
-    return content
+    return encodable(content)  # "\ud800" is valid JSON, and would fail the model request
 
 
 async def _read_messages(session: Session, state: dict, printer: HeadlessPrinter, stdin: Any = None) -> None:
@@ -263,6 +319,7 @@ async def run_headless(
     except ConfigError as exc:
         print(f"Error: {exc}", file=err)
         return EXIT_USAGE
+    config = _agreed_permissions(config, yolo, err)
     mode = "yolo" if yolo else ("auto" if config.approval_mode == "yolo" else config.approval_mode)
     try:
         session = Session(config, model_id=model, approval_mode=mode, max_iterations=max_iterations,
@@ -292,7 +349,9 @@ async def run_headless(
 
     def on_terminate() -> None:
         # killed by a CI timeout, `timeout(1)` or a closed terminal: stop the tools (their
-        # process groups) and leave, rather than leave a training run going unattended
+        # process groups) and leave, rather than leave a training run going unattended. A
+        # second signal, or a clean path that hangs (a thread stuck in a read), ends it for sure
+        _arm_force_exit(EXIT_INTERRUPTED)
         print("terminating: stopping running tools…", file=err, flush=True)
         session.interrupt()
         runner.cancel()
@@ -309,7 +368,7 @@ async def run_headless(
     inputs = {"eof": not streamed, "sent": 0}
     reader = asyncio.create_task(_read_messages(session, inputs, printer, stdin)) if streamed else None
     if prompt is not None:
-        session.submit(UserInput(text=prompt))
+        session.submit(UserInput(text=encodable(prompt)))  # argv bytes that are not UTF-8 arrive as surrogates
 
     def more_to_come() -> bool:
         """stream-json input: lines may still come, or one came that no turn answered yet."""
@@ -416,7 +475,8 @@ async def run_headless(
                 pass
         session.submit(Shutdown())
         try:
-            await asyncio.wait_for(runner, timeout=5)
+            # long enough for local jobs to get SIGTERM, their grace, and their last lines logged
+            await asyncio.wait_for(runner, timeout=SHUTDOWN_WAIT_S)
         except (asyncio.TimeoutError, asyncio.CancelledError):
             runner.cancel()
         while True:  # what the session said on the way out (stream-json ends with "shutdown")

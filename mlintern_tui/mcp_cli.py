@@ -207,6 +207,7 @@ def _list(out: TextIO) -> int:
     from agent.mcp.config import (DEFAULT_NAME, PROJECT_FILE, TRUST_FILE, ProjectTrust, default_hf_entry,
                                   parse_servers, read_servers_file)
     from agent.net import Endpoints
+    from agent.terminal_text import visible
 
     try:
         config = load_config()
@@ -232,11 +233,12 @@ def _list(out: TextIO) -> int:
         line = f"{e.name:<16} {state:<6} {e.origin:<8} {e.transport:<5} {e.target}"
         if e.approval == "auto":
             line += "  (runs without asking" + (" for read-only tools)" if e.is_hf else ")")
-        print(line, file=out)
+        # a project's .mcp.json comes with the repository: its names reach the terminal as text
+        print(visible(line), file=out)
         if e.error:
-            print(f"{'':16}   {e.error}", file=out)
+            print(visible(f"{'':16}   {e.error}"), file=out)
     if project_note:
-        print(project_note, file=out)
+        print(visible(project_note), file=out)
     return 0
 
 

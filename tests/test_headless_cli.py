@@ -114,11 +114,11 @@ def test_version_and_help(flag, mlintern_home):
     assert proc.returncode == 0 and "mlintern" in proc.stdout
 
 
-def test_sigterm_stops_running_tools_and_exits(llm_server, mlintern_home):
+def test_sigterm_stops_running_tools_and_exits(llm_server, mlintern_home, tmp_path):
     import signal
     import time
 
-    marker = mlintern_home / "bash.pid"
+    marker = tmp_path / "bash.pid"  # not in the data dir: a command naming it would ask (agent/protected.py)
     llm_server.script(ToolCalls([Call("t1", "bash", json.dumps({"command": f"echo $$ > {marker}; sleep 300"}))]), Text("x"))
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env.update({"MLINTERN_HOME": str(mlintern_home), **server_env(llm_server)})

@@ -362,3 +362,32 @@ async def test_an_effort_the_model_refused_is_shown_with_what_was_asked():
         assert app.status_info.effort == "high"
         texts = [str(n.render()) for n in app.conversation.query(Notice)]
         assert any("effort high (asked xhigh)" in t for t in texts)
+
+
+async def test_always_deny_rm_says_what_else_it_stops_and_later_stops_find_delete(
+        llm_server, monkeypatch, tmp_path, mlintern_home):
+    """The deny on a deleting verb covers its indirect forms (agent/bash_deny.py): the card says
+    so where the user chooses it, and a later `find -delete` is refused naming the form."""
+    llm_server.script(ToolCalls([Call("r1", "bash", '{"command": "rm -rf build"}')]), Text("ok"),
+                      ToolCalls([Call("r2", "bash", '{"command": "find build -name \\"*.o\\" -delete"}')]),
+                      Text("ok again"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        session = await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
+        (session.cwd / "build").mkdir()
+        (session.cwd / "build" / "a.o").write_text("x")
+        asked = count_cards(app)
+        await send(pilot, "clean")
+        card = await open_card(pilot, app)
+        await pilot.press("D")
+        hint = str(card.query_one(".approval-keys").render())
+        assert 'Always deny bash commands starting with "rm"' in hint
+        assert "also stops" in hint and "find -delete" in hint and "$(...)" in hint
+        await pilot.press("u")
+        await until_idle(pilot, app)
+        await send(pilot, "clean differently")
+        await until_idle(pilot, app)
+        assert len(asked) == 1
+    later = tool_results(llm_server.requests[3])["r2"]
+    assert "NOT executed" in later and "a deny on rm also covers" in later and "find" in later
+    assert (tmp_path / "work" / "build" / "a.o").exists()

@@ -87,10 +87,13 @@ async def test_a_broken_config_file_is_reported_and_left_alone(mlintern_home):
     path.write_text('{"theme": "mlintern-light",,}')
     from mlintern_tui.app import MLInternApp
 
+    from mlintern_tui.screens.broken_config import BrokenConfigScreen
+
     app = MLInternApp(start_engine=False)
-    async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: any("not valid JSON" in str(n.render()) for n in app.conversation.query(Notice)),
-                       what="config error notice")
+    async with app.run_test(size=(120, 36)) as pilot:  # the broken-config screen says why (tests/test_tui_config.py)
+        await wait_for(pilot, lambda: isinstance(app.screen, BrokenConfigScreen)
+                       and "not valid JSON" in str(app.screen.query_one(".config-error").render()),
+                       what="the broken-config screen")
         app.theme = "mlintern-hf"
         await pilot.pause()
     assert path.read_text() == '{"theme": "mlintern-light",,}'

@@ -22,7 +22,8 @@ class AppUnderTest(MLInternApp):
         super().__init__(**kwargs)
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # no super().on_mount(): Textual runs the handler of every class in the MRO, so the
+        # app's own on_mount runs after this one anyway (calling it here ran it twice)
         self.query_one(PromptArea).cursor_blink = False
 
 

@@ -24,6 +24,7 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -264,7 +265,7 @@ class JobsPane(Vertical):
         latest = job.tracker.latest if job.tracker is not None else None
         if latest is not None and compact:
             title += f" · loss {format_loss(latest.loss)} @ {latest.step:,}"  # the plot is folded away
-        box.border_title = title
+        box.border_title = Content(title)  # not markup: a job id comes from a backend
         parts = [self._search_status] if self._search_status else []
         parts.append("following" if self.follow else "paused · f follows")
         box.border_subtitle = " · ".join(parts)

@@ -6,6 +6,7 @@ from collections import deque
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Log, Static
 
@@ -40,7 +41,8 @@ class ToolLogPane(Vertical):
         self._titles()
 
     def _titles(self) -> None:
-        self.border_title = f"Output · {self.source}" if self.source else "Output"
+        # Content, not markup: the source is a tool's name, which the model chose
+        self.border_title = Content(f"Output · {self.source}") if self.source else "Output"
         self.border_subtitle = "following" if self.follow else "paused"
 
     def watch_follow(self, follow: bool) -> None:

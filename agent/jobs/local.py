@@ -24,6 +24,8 @@ from agent.secrets import agent_environment
 
 CPU_FLAVORS = frozenset({"cpu-basic", "cpu-upgrade"})
 KILL_GRACE_S = 3.0
+#: after a job ended, how long its last output may take to be read from the pipe
+READ_OUT_S = 2.0
 
 #: process groups of running local jobs; killed if the interpreter exits without a clean
 #: shutdown (a crash, an unhandled signal) so no job keeps running unattended
@@ -159,6 +161,7 @@ class LocalBackend(JobBackend):
         _LIVE_JOB_GROUPS.add(job.proc.pid)
         job.task = asyncio.get_running_loop().create_task(self._supervise(job, spec.timeout_s))
         job.task.add_done_callback(lambda _t, pgid=job.proc.pid: _LIVE_JOB_GROUPS.discard(pgid))
+        job.task.add_done_callback(lambda _t: job.wake())  # followers wait for the output's end
         return info
 
     def _append(self, job: _LocalJob, line: str) -> None:
@@ -205,7 +208,7 @@ class LocalBackend(JobBackend):
         except asyncio.CancelledError:
             await _kill_group(proc)
             raise
-        await asyncio.wait({reader}, timeout=2)
+        await asyncio.wait({reader}, timeout=READ_OUT_S)
         info = job.info
         info.finished_at = time.time()
         info.exit_code = proc.returncode
@@ -262,7 +265,9 @@ class LocalBackend(JobBackend):
                         break  # trimmed while we were yielding: back to the file
                     yield job.lines[sent - job.base]
                     sent += 1
-                if job.info.finished and sent >= job.total:
+                # ended, and its output read to the end: a job stopped with the app is marked
+                # ended before it prints its last lines (a SIGTERM handler's "checkpoint saved")
+                if job.info.finished and sent >= job.total and (job.task is None or job.task.done()):
                     return
                 if sent < job.base:
                     continue
@@ -279,11 +284,15 @@ class LocalBackend(JobBackend):
         return await asyncio.to_thread(job.read_back, 0, job.total)
 
     async def shutdown(self) -> None:
-        """Kill every running job (app exit), all at once."""
+        """Kill every running job (app exit), all at once, and take in what each printed on its
+        way out ("checkpoint saved" in a SIGTERM handler): their logs are whole when this returns."""
         running = [j for j in self._jobs.values() if j.proc is not None and not j.info.finished]
         for job in running:
             job.info.stage, job.info.message = "CANCELED", "the app exited"
         await asyncio.gather(*(_kill_group(j.proc) for j in running), return_exceptions=True)
+        supervisors = {j.task for j in running if j.task is not None and not j.task.done()}
+        if supervisors:
+            await asyncio.wait(supervisors, timeout=READ_OUT_S)
 
 
 

@@ -23,6 +23,8 @@ LOG_BATCH_S = 0.1
 LOG_BATCH_LINES = 500
 RECONNECT_S = 1.0
 POLL_S = 5.0
+#: at close, how long a job that has ended gets for its last lines to reach its log
+DRAIN_S = 3.0
 
 
 @dataclass
@@ -166,7 +168,13 @@ class JobMonitor:
         job.info = await job.backend.cancel(job_id)
         return job.info
 
-    async def close(self) -> None:
+    async def close(self, drain_s: float = DRAIN_S) -> None:
+        """Stop following. A job that has ended (a local one stopped with the app) is followed to
+        its last line first, up to ``drain_s``: what it printed on its way out belongs in its
+        log. Jobs still running elsewhere (HF) are let go at once; they are followed again on resume."""
+        ended = {j.task for j in self.jobs.values() if j.task is not None and not j.task.done() and j.info.finished}
+        if ended:
+            await asyncio.wait(ended, timeout=drain_s)
         for job in self.jobs.values():
             if job.task is not None:
                 job.task.cancel()
@@ -250,7 +258,7 @@ class JobMonitor:
             pass
         finally:
             ticker.cancel()
-        flush()
+            flush()  # cancelled too (the app closing): lines already read belong in the log
 
     def _write(self, job: WatchedJob, log, lines: list[str]) -> None:
         log.write("\n".join(lines) + "\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import io
 import os
 import stat
 import tempfile
@@ -20,6 +21,7 @@ from pathlib import Path
 from pydantic import Field
 
 from agent.tools.base import ApprovalSettings, Tool, ToolContext, ToolParams, ToolResult
+from agent.tools.special_files import blocking_reason, is_pseudo, read_pseudo
 
 DEFAULT_READ_LIMIT = 2000
 MAX_LINE_CHARS = 4000
@@ -289,12 +291,23 @@ class ReadTool(Tool):
                 "reads files. Use bash if you really need it.",
                 success=False,
             )
-        try:
-            fh = open(path, "rb")
-        except OSError as exc:
-            return ToolResult(f"ERROR: cannot read {path}: {exc.strerror}.", success=False)
-        with fh:
+        cut_short = False
+        if is_pseudo(path):
+            # made by the kernel as it is read: size 0 says nothing, some never end or wait for data
+            refusal = blocking_reason(path)
+            got = refusal or read_pseudo(path)
+            if isinstance(got, str):
+                return ToolResult(got, success=False)
+            data, cut_short = got
+            fh = io.BytesIO(data)
+            seen = (st.st_mtime_ns, len(data), None)
+        else:
+            try:
+                fh = open(path, "rb")
+            except OSError as exc:
+                return ToolResult(f"ERROR: cannot read {path}: {exc.strerror}.", success=False)
             seen = fingerprint(os.fstat(fh.fileno()))
+        with fh:
             if b"\0" in fh.read(BINARY_SNIFF_BYTES):
                 return ToolResult(
                     f"ERROR: {path} is a binary file ({seen[1]:,} bytes); read shows text only. "
@@ -315,9 +328,10 @@ class ReadTool(Tool):
                 elif total > last:
                     total += _count_remaining_lines(fh)
                     break
-        seen = (seen[0], seen[1], content_digest(path, seen[1]))
+        if not is_pseudo(path):
+            seen = (seen[0], seen[1], content_digest(path, seen[1]))
         ctx.state.read_files[str(path)] = seen
-        if seen[1] == 0:
+        if total == 0:  # what was read, not the size stat gives (0 for many files made as they are read)
             return ToolResult(f"({path} is empty)")
         if not lines:
             return ToolResult(
@@ -329,6 +343,9 @@ class ReadTool(Tool):
         end = params.offset + len(lines) - 1
         if end < total:
             text += f"\n... {total - end:,} more lines; use offset={end + 1} to continue."
+        if cut_short:
+            text += (f"\n(read stopped after the first {len(data):,} bytes of {path}: files the kernel makes as "
+                     "they are read can be endless)")
         if encoding != "utf-8":
             text += (f"\n(note: {path.name} is not valid UTF-8; it is shown as Latin-1, byte for byte, and edit "
                      "keeps that encoding)")

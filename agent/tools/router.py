@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import ValidationError
 
+from agent.encodable import encodable, encodable_value
 from agent.tools.base import ApprovalSettings, Tool, ToolContext, ToolResult
 from agent.tools.output import apply_output_budget
 
@@ -172,7 +173,10 @@ class ToolRouter:
         return self._specs
 
     def parse(self, call_id: str, name: str, raw_arguments: str | None) -> ParsedCall:
-        raw = raw_arguments if raw_arguments is not None else ""
+        # a lone surrogate in the model's JSON ("\ud800") would fail wherever the call is encoded
+        # (its digest, a bash command, a file's content): text is text (agent/encodable.py)
+        call_id, name = encodable(call_id), encodable(name)
+        raw = encodable(raw_arguments) if raw_arguments is not None else ""
         tool = self._tools.get(name)
         if tool is None:
             available = ", ".join(sorted(self._tools)) or "(none)"
@@ -211,6 +215,7 @@ class ToolRouter:
                 error=MALFORMED_PREFIX.format(name=name)
                 + f" Expected a JSON object, got {type(args).__name__}.",
             )
+        args = encodable_value(args)
         try:
             params = tool.Params.model_validate(args)
         except ValidationError as exc:
@@ -266,7 +271,7 @@ class ToolRouter:
         finally:
             if policy is not None and decision is not None:
                 policy.finish(call, decision, result)  # release, track or settle its budget reservation
-        result = ToolResult(self.mask(result.output), result.success, result.spill_path)
+        result = ToolResult(self.mask(encodable(result.output)), result.success, result.spill_path)
         if result.spill_path is None:
             text, spill = apply_output_budget(result.output, ctx.spill_dir, label=call.name)
             result = ToolResult(text, result.success, spill)

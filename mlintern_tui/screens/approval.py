@@ -114,10 +114,15 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
         assert rule is not None
         where = f" ({self.project})" if self.project else ""
         now = "this call runs now" if effect == "allow" else "this call is rejected now"
+        # what a deny covers beyond its prefix (find -delete, python -c …): a template
+        # variable, never markup, since it holds "$(...)"
+        from agent import rules as R
+
+        note = R.deny_note(rule) if effect == "deny" else ""
         return Content.from_markup(
-            f"[b]Always {effect}[/] $scope ($now), kept\n[b $accent]p[/] for this project$where · "
-            "[b $accent]u[/] for all your projects · [b $accent]esc[/] back",
-            scope=rule.label, now=now, where=where)
+            f"[b]Always {effect}[/] $scope ($now), kept\n" + ("[dim]$note[/]\n" if note else "")
+            + "[b $accent]p[/] for this project$where · [b $accent]u[/] for all your projects · [b $accent]esc[/] back",
+            scope=rule.label, now=now, where=where, note=note)
 
     def _proposed_cap(self) -> str:
         value = self.item.arguments.get("new_cap_usd")
@@ -195,7 +200,7 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
         except ValueError:
             self.add_class("-error")
             self.query_one(".approval-error", Static).update(
-                f"Not a dollar amount: {text!r}. Type a number such as 10 or 12.50.")
+                Content(f"Not a dollar amount: {text!r}. Type a number such as 10 or 12.50."))
             return
         self.dismiss(ApprovalAnswer("approve", edited_args={"new_cap_usd": round(cap, 2)}))
 
@@ -223,7 +228,7 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
                 raise ValueError("the arguments must be a JSON object")
         except (json.JSONDecodeError, ValueError) as exc:
             self.add_class("-error")
-            self.query_one(".approval-error", Static).update(f"Not valid: {exc}")
+            self.query_one(".approval-error", Static).update(Content(f"Not valid: {exc}"))
             return
         self.dismiss(ApprovalAnswer("approve", edited_args=args))
 

@@ -28,6 +28,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from agent.terminal_text import visible
+
 if TYPE_CHECKING:
     from agent.store import SessionStore, SessionSummary
 
@@ -82,7 +84,7 @@ def shorten_path(path: str, home: str, limit: int = 40) -> str:
 
 
 def _cut(text: str, limit: int) -> str:
-    text = " ".join(text.split())
+    text = visible(" ".join(text.split()))  # stored titles and prompts came from a model or a paste
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -95,7 +97,7 @@ def session_row(summary: SessionSummary, *, now: float, home: str, current: bool
     if current:
         head += Content.from_markup("  [$accent]this session[/]")
     turns = f"{summary.turns} turn{'s' if summary.turns != 1 else ''}"
-    details = " · ".join((summary.model or "unknown model", shorten_path(summary.cwd, home),
+    details = " · ".join((visible(summary.model or "unknown model"), visible(shorten_path(summary.cwd, home)),
                           format_spend(summary.spend_usd, summary.unknown_costs), turns, format_age(now - summary.updated)))
     return Content("\n").join([head, Content("  " + details).stylize(MUTED)])
 

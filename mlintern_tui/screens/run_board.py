@@ -117,7 +117,7 @@ class RunBoard(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = f"Experiment runs · {self.cwd.name or self.cwd}"
+            box.border_title = Content(f"Experiment runs · {self.cwd.name or self.cwd}")  # a "[draft]" dir is no markup
             yield Static("Asking the session for this project's runs…", id="runs-empty")
             yield RunTable(id="run-table")
             with VerticalScroll(id="run-detail-scroll"):
