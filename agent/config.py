@@ -60,8 +60,9 @@ class LLMSettings(BaseModel):
     max_retry_after_s: float = Field(300.0, ge=0, description="longest Retry-After we honour")
     transport: Literal["auto", "litellm", "direct"] = Field(
         "auto",
-        description="auto: stream local servers and the HF router directly (fast), everything else "
-        "through litellm; litellm: always litellm; direct: also OPENAI_BASE_URL servers",
+        description="auto: stream local servers, the HF router and OPENAI_BASE_URL servers (other than "
+        "OpenAI's or Azure's own API) directly, without loading litellm; litellm: always litellm; "
+        "direct: also OPENAI_BASE_URL pointing at OpenAI's or Azure's API",
     )
 
 
