@@ -80,9 +80,7 @@ class DirectStreamer:
         headers: dict[str, str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield each streamed chunk as a dict, in the OpenAI chunk shape."""
-        request_headers = {"Accept": "text/event-stream", **(headers or {})}
-        if api_key:
-            request_headers["Authorization"] = f"Bearer {api_key}"
+        request_headers = _request_headers("text/event-stream", api_key, headers)
         if lean_http.usable_for(base_url):
             async for chunk in self._stream_lean(base_url, request_headers, body, timeout):
                 yield chunk
@@ -153,9 +151,7 @@ class DirectStreamer:
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """One request without streaming: the answer as a dict in the OpenAI completion shape."""
-        request_headers = {"Accept": "application/json", **(headers or {})}
-        if api_key:
-            request_headers["Authorization"] = f"Bearer {api_key}"
+        request_headers = _request_headers("application/json", api_key, headers)
         if lean_http.usable_for(base_url):
             async with self._lean_answer(base_url, request_headers, body, timeout) as response:
                 raw = await response.read(MAX_BODY)
@@ -224,6 +220,13 @@ def _as_chunk(answer: dict[str, Any]) -> dict[str, Any]:
     reason = choice.get("finish_reason") or ("tool_calls" if message.get("tool_calls") else "stop")
     return {"model": answer.get("model"), "usage": answer.get("usage"),
             "choices": [{"delta": message, "finish_reason": reason}]}
+
+
+def _request_headers(accept: str, api_key: str | None, extra: dict[str, str] | None) -> dict[str, str]:
+    headers = {"Accept": accept, **(extra or {})}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
 
 
 async def _sse(pieces: AsyncIterator[bytes], pace_s: float) -> AsyncIterator[dict[str, Any]]:
