@@ -30,6 +30,7 @@ from agent.protocol import (
     ContextUsage,
     ErrorEvent,
     Event,
+    PinsChanged,
     PlanItem,
     PlanUpdate,
     ResumeComplete,
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_EVENTS = frozenset({
     "assistant_message", "tool_call", "tool_output", "approval_required", "plan_update", "job_update", "turn_complete",
     "interrupted", "error", "compacted", "undo_complete", "new_complete", "resume_complete", "session_title",
-    "settings_changed",
+    "settings_changed", "pins_changed",
 })
 #: events a front end sees only once their checkpoint is committed
 HELD_EVENTS = frozenset({"turn_complete", "approval_required"})
@@ -383,6 +384,7 @@ class SessionPersistence:
             away_s=max(0.0, time.time() - summary.updated), session_cost_usd=round(engine.spent_usd(), 6),
             unknown_costs=engine.session_unknown_calls + session._compute_spent(None)[1],
         ))
+        session.emit(PinsChanged(pins=list(engine.pins)))  # the marks on its messages, and /pins
         session.emit(PlanUpdate(plan=list(session.tool_state.plan)))
         context = engine.context
         try:  # the context gauge for the restored conversation (counting a long one takes a moment)

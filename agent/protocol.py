@@ -524,6 +524,14 @@ class CompactionPreview(Envelope):
     automatic: bool = False
 
 
+class PinsChanged(Envelope):
+    """What is pinned now: after a ``pin`` op, a resume (the resumed session's pins) and ``/new``
+    (none). Front ends list them (``/pins``) and mark the messages whose text is pinned."""
+
+    type: Literal["pins_changed"] = "pins_changed"
+    pins: list[str] = Field(default_factory=list)
+
+
 GuardKind = Literal[
     "doom_loop",
     "continuation",
@@ -885,6 +893,7 @@ Event = Annotated[
         LLMCall,
         Compacted,
         CompactionPreview,
+        PinsChanged,
         Guard,
         JobUpdate,
         JobLog,

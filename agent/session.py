@@ -53,6 +53,7 @@ from agent.protocol import (
     Steer,
     Continue,
     Pin,
+    PinsChanged,
     ListRuns,
     ListModels,
     McpAction,
@@ -787,13 +788,17 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
         elif text and text not in pins:
             pins.append(text[:2000])
         self._render_system_prompt()
-        self.engine.emit(ToolLog(tool="system", log=(f"Unpinned: {text}" if remove else f"Pinned (kept through "
-                                                     f"every compaction): {text}") + f" · {len(pins)} pinned"))
+        # a pinned message can be long: the line says which, /pins lists them whole
+        shown = text if len(text) <= 120 else text[:119] + "…"
+        self.engine.emit(ToolLog(tool="system", log=(f"Unpinned: {shown}" if remove else f"Pinned (kept through "
+                                                     f"every compaction): {shown}") + f" · {len(pins)} pinned"))
+        self.emit(PinsChanged(pins=list(pins)))
 
     def _new_conversation(self) -> None:
         engine = self.engine
         if engine.pending:
             engine.cancel_pending()
+        had_pins = bool(engine.pins)
         previous = self.id
         self.persist.checkpoint(status="idle")  # the old session stays in the store as it was
         self.id = uuid.uuid4().hex
@@ -807,6 +812,8 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
         self.tool_state.reset()
         self._render_system_prompt()
         self.emit(NewComplete(previous_session_id=previous))
+        if had_pins:  # the pins went with the old conversation
+            self.emit(PinsChanged(pins=[]))
 
     # ------------------------------------------------------------------ waking for jobs
 

@@ -25,7 +25,7 @@ from textual.widgets import Footer, Static, Tab, Tabs
 
 from agent.config import Config, ConfigError, config_path, load_config, save_config_value
 from agent.costs import CostLedger
-from agent.protocol import ApprovalRequired, Guard, Shutdown, Steer, ToolDecision, UserInput
+from agent.protocol import ApprovalRequired, Guard, Pin, Shutdown, Steer, ToolDecision, UserInput
 from mlintern_tui import hangup, heap
 from mlintern_tui.approvals import ApprovalsMixin
 from mlintern_tui.bridge import LOG_FLUSH_S, TEXT_FLUSH_S, Bridge
@@ -37,6 +37,7 @@ from mlintern_tui.screens.approval import GRACE_S
 from mlintern_tui.terminal_safe import visible
 from themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
 from widgets.conversation import Conversation
+from widgets.pin_mark import quoted_start
 from widgets.receipt import cost_report
 from widgets.plan import PlanView
 from widgets.prompt import PromptArea
@@ -88,6 +89,10 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         Binding("ctrl+l", "toggle_follow", "Follow"),
         Binding("ctrl+r", "review_approvals", "Approvals", show=False),
         Binding("f3", "toggle_last_receipt", "Receipt"),
+        # select mode: a message to pin, unpin or copy (the prompt's TextArea has ctrl+k); in the
+        # footer where it fits, the same key without it in 80 columns or beside f4 Runs
+        Binding("alt+up", "select_messages(True)", "Pin", key_display="alt+↑"),
+        Binding("alt+up", "select_messages(False)", "Pin", show=False),
         # the experiment board: in the footer once a job of this session ended as a run (a
         # session that trains nothing keeps its footer), the same key without it before
         Binding("f4", "show_runs(True)", "Runs"),
@@ -345,7 +350,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # on a modal (approval card, palette, confirm) these keys belong to the modal
         if self.screen.is_modal and action in ("interrupt", "scroll_conversation", "scroll_conversation_to", "toggle_jobs",
-                                               "cycle_mode", "toggle_last_receipt", "show_runs"):
+                                               "cycle_mode", "toggle_last_receipt", "show_runs", "select_messages"):
             return False
         in_jobs = self.jobs_view_active or self.focus_in_jobs()
         if action == "interrupt":
@@ -356,9 +361,14 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         if action == "leave_jobs":
             return in_jobs
         if self.jobs_view_active and action in ("toggle_last_output", "copy_answer", "toggle_side", "toggle_follow",
-                                                "toggle_last_receipt"):
+                                                "toggle_last_receipt", "select_messages"):
             return False  # about the conversation and the output pane, which the jobs view hides
         narrow = self.main_screen.has_class("-narrow")
+        if action == "select_messages":  # in the mode its keys take the footer; the side panes may cover it
+            # in the footer where it fits: not in 80 columns, nor beside f4 Runs
+            fits = not narrow and not (self._runs is not None and self._runs.recorded)
+            return (parameters[0] == fits and self.conversation.selected is None
+                    and not (narrow and self.main_screen.has_class("-show-side")))
         if action == "toggle_follow":  # the output pane's key, while the output pane shows
             return self.main_screen.has_class("-show-side") if narrow else not self.query_one("#side").has_class("-hidden")
         if action == "toggle_last_output" and narrow and self.main_screen.has_class("-show-side"):
@@ -446,6 +456,26 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         receipt = self.conversation.latest_receipt()
         if receipt is not None:
             receipt.action_toggle()
+
+    def action_select_messages(self, _footer: bool = True) -> None:
+        if not self.conversation.start_selecting():
+            self.notify("No message to select yet.", timeout=3)
+
+    def on_conversation_pin_requested(self, message: Conversation.PinRequested) -> None:
+        if self.session is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        kept = len(message.text.removesuffix(" …"))
+        what = f"{message.what} (its first {kept:,} of {message.length:,} characters)" if kept < message.length \
+            else message.what
+        # ops wait for the running turn: the mark appears when the engine has done it
+        when = " once the running turn ends" if self.session.busy else ""
+        self.notify(f"{'Unpinning' if message.remove else 'Pinning'} {what}{when}: {quoted_start(message.text)}"
+                    + ("" if message.remove else ". It survives every compaction; /pins lists what is pinned."))
+        self.submit(Pin(text=message.text, remove=message.remove))
+
+    def on_conversation_selecting_stopped(self, message: Conversation.SelectingStopped) -> None:
+        self.prompt.focus()
 
     def action_cycle_mode(self) -> None:
         current = self._mode_requested or self.status_info.mode

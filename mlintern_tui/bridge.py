@@ -30,6 +30,7 @@ from agent.protocol import (
     McpStatus,
     ModelList,
     NewComplete,
+    PinsChanged,
     PlanUpdate,
     Processing,
     Ready,
@@ -274,6 +275,8 @@ class Bridge:
             app.update_status(context_tokens=event.tokens_after)
         elif isinstance(event, CompactionPreview):
             await app.compaction.on_preview(event)
+        elif isinstance(event, PinsChanged):
+            app.conversation.pins = tuple(event.pins)  # /pins lists them; pinned messages are marked
         elif isinstance(event, Guard):
             spent = ""
             if event.tokens_spent:

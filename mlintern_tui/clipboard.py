@@ -1,4 +1,5 @@
-"""Copying the last answer or its last code block to the clipboard (OSC 52), and saying
+"""Copying the last answer, its last code block or a message picked in the conversation's
+select mode to the clipboard (OSC 52), and saying
 honestly what that means: the terminal never confirms a clipboard write."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import re
 from typing import TYPE_CHECKING
 
 from mlintern_tui.commands import REGISTRY
-from widgets.conversation import AnswerBlock
+from widgets.conversation import AnswerBlock, Conversation
 
 if TYPE_CHECKING:
     from mlintern_tui.app import MLInternApp
@@ -18,6 +19,9 @@ class CopyMixin:
         answers = list(self.conversation.query(AnswerBlock))
         text = answers[-1].text if answers else ""
         self.copy_text(text, "the last answer")
+
+    def on_conversation_copy_requested(self, message: Conversation.CopyRequested) -> None:
+        self.copy_text(message.text, message.what)  # y on a message in select mode
 
     def copy_text(self, text: str, what: str) -> None:
         if not text:

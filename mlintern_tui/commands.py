@@ -93,6 +93,8 @@ async def _help(app: MLInternApp, arg: str) -> None:
             "before the highlighted finding · n/esc not now (nothing uploaded)\n"
             "Experiment runs (/runs, f4): ↑/↓ select · space mark · c compare the marked (or this and the next) · "
             "s/S sort column · r reverse · x export CSV and Markdown · esc close\n"
+            "Messages (alt+↑ from the prompt): ↑/↓ or k/j move · home/end first/last · p pin (kept through every "
+            "compaction) · u unpin · y copy · esc or enter back to the prompt\n"
             "Compaction preview (/compact): enter or y compact · esc or n cancel · space list the messages\n"
             "Repetition guard card: s stop · h continue with a hint · m switch model and continue · c continue")
     await app.notice("info", "Commands:\n" + "\n".join(lines) + "\n\nKeys: " + keys)
@@ -133,13 +135,40 @@ async def _pin(app: MLInternApp, arg: str) -> None:
     app.submit(Pin(text=text))
 
 
-@REGISTRY.add("/unpin", "/unpin <fact>", "Stop keeping a pinned fact")
+@REGISTRY.add("/unpin", "/unpin <fact>|<n>", "Stop keeping a pinned fact or message (n: its number in /pins)")
 async def _unpin(app: MLInternApp, arg: str) -> None:
     text = " ".join(arg.split())
     if not text:
-        await app.notice("info", "Usage: /unpin <fact>, with the fact as it was pinned.")
+        await app.notice("info", "Usage: /unpin <fact> with the fact as it was pinned, or /unpin <n> with its number "
+                                 "in /pins.")
         return
+    pins = app.conversation.pins
+    if text.isdigit() and text not in pins:  # a number, unless a pin reads just that
+        if not 1 <= int(text) <= len(pins):
+            await app.notice("error", f"There is no pin {text}: /pins lists {len(pins)}." if pins else
+                                      "Nothing is pinned.")
+            return
+        text = pins[int(text) - 1]
     app.submit(Pin(text=text, remove=True))
+
+
+#: how much of each pin /pins shows (a pinned message can run to a thousand characters)
+PIN_LISTED_CHARS = 200
+
+
+@REGISTRY.add("/pins", "/pins", "List what is pinned (kept through every compaction) and how to unpin it")
+async def _pins(app: MLInternApp, arg: str) -> None:
+    pins = app.conversation.pins
+    if not pins:
+        await app.notice("info", "Nothing is pinned. /pin <fact> keeps a fact through every compaction; alt+↑ selects "
+                                 "a message in the conversation, and p pins it.")
+        return
+    lines = [f"Pinned ({len(pins)}), in the system prompt and kept through every compaction:"]
+    for n, pin in enumerate(pins, 1):
+        shown = pin if len(pin) <= PIN_LISTED_CHARS else f"{pin[:PIN_LISTED_CHARS - 1]}… ({len(pin):,} characters)"
+        lines.append(f"{n}. {shown}  · /unpin {n}")
+    lines.append("A pinned message also unpins with u on it (alt+↑ selects messages).")
+    await app.notice("info", "\n".join(lines))
 
 
 @REGISTRY.add("/runs", "/runs", "Experiment board: this project's training runs, sorted, compared, exported")

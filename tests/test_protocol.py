@@ -26,6 +26,7 @@ SAMPLES: dict[type, dict] = {
     p.Steer: {"text": "use the smaller batch size"},
     p.ListRuns: {},
     p.Pin: {"text": "the eval set is test_clean.jsonl; never train on it"},
+    p.PinsChanged: {"pins": ["the eval set is test_clean.jsonl; never train on it", "lr 2e-5"]},
     p.CompactionPreview: {"summarise": ["user: hi"], "keep": ["assistant: ok"], "pinned": ["x"], "tokens": 900,
                           "threshold": 800, "automatic": True},
     p.Continue: {"hint": "read the traceback before running the tests again"},

@@ -8,59 +8,41 @@ day-long session stays fast (their text stays in the engine's history and the st
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.content import Content
+from textual.message import Message
+from textual.reactive import var
 from textual.widget import Widget
 from textual.widgets import Static
 
 from agent.protocol import AwayJob, Receipt, TranscriptItem
 from widgets.away_card import AwayCard
 from widgets.markdown_view import StreamedMarkdown, settled_virtual_size
+from widgets.pin_mark import pin_text, show_pinned
 from widgets.receipt import CostReport, ReceiptLine
+from widgets.tool_card import ToolCard
 from widgets.user_block import UserBlock
 
 if TYPE_CHECKING:
     from agent.protocol import Compacted, CompactionPreview
     from widgets.compaction_card import CompactionLedgerCard, CompactionPreviewCard
 
-STATE_ICONS = {
-    "pending": "…",
-    "waiting": "⏸",
-    "approved": "✓",
-    "running": "⋯",
-    "completed": "✓",
-    "failed": "✗",
-    "rejected": "✗",
-    "cancelled": "⊘",
-    "abandoned": "⊘",
-}
-
-
-def key_arguments(tool: str, args: dict[str, Any], limit: int = 90) -> str:
-    """The one argument that says what a call does, for the card header."""
-    for key in ("command", "path", "operation", "url", "query", "repo_id"):
-        if key in args and isinstance(args[key], (str, int, float)):
-            text = str(args[key])
-            break
-    else:
-        if tool == "plan_tool" and isinstance(args.get("todos"), list):
-            text = f"{len(args['todos'])} items"
-        else:
-            text = json.dumps(args, ensure_ascii=False)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
 
 class AnswerBlock(StreamedMarkdown):
     """One assistant answer. Text arrives in coalesced batches (the bridge flushes ~20 times
     a second); see widgets/markdown_view.py for why this is not a Markdown widget."""
 
+    # the left padding is a blank border, so the select mode's bar takes its place without
+    # changing the width (a new width would render the whole answer again); no background
+    # for the selected answer: its lines are cached with the one they were drawn with
     DEFAULT_CSS = """
-    AnswerBlock { height: auto; margin: 1 0 0 0; padding: 0 1; }
+    AnswerBlock { height: auto; margin: 1 0 0 0; padding: 0 1 0 0; border-left: blank; }
+    AnswerBlock.-pinned { margin: 0; border-top: blank; border-title-color: $accent; border-title-style: bold; }
+    AnswerBlock.-selected { border-left: outer $accent; }
     """
 
     async def write(self, fragment: str) -> None:
@@ -73,75 +55,6 @@ class AnswerBlock(StreamedMarkdown):
 
     async def reset(self) -> None:
         self.clear()
-
-
-class ToolCard(Widget, can_focus=True):
-    """A tool call: header with tool, key argument and state; output collapsed until
-    expanded (enter/space on the card, or ctrl+o for the latest card).
-
-    One widget, drawn by ``render`` (not a header and a body widget): every layout pass
-    walks every mounted widget, and long autonomous runs mount hundreds of cards."""
-
-    BINDINGS = [("enter,space", "toggle", "Expand output")]
-    #: lines of output an expanded card shows (the full text stays in the history)
-    SHOWN_LINES = 40
-    DEFAULT_CSS = """
-    ToolCard { height: auto; margin: 1 0 0 0; padding: 0 1; border-left: thick $secondary; }
-    ToolCard:focus { background: $boost; }
-    ToolCard.-failed { border-left: thick $error; }
-    ToolCard.-waiting { border-left: thick $warning; }
-    """
-
-    def __init__(self, call_id: str, tool: str, arguments: dict[str, Any]):
-        super().__init__(id=f"call-{_safe_id(call_id)}")
-        self.call_id = call_id
-        self.tool = tool
-        self.arguments = arguments
-        self.state = "pending"
-        self.output = ""
-
-    @property
-    def expanded(self) -> bool:
-        return self.has_class("-expanded")
-
-    def render(self) -> Content:
-        icon = STATE_ICONS.get(self.state, "·")
-        style = {"failed": "$error", "rejected": "$error", "waiting": "$warning", "completed": "$success"}.get(self.state, "$foreground-muted")
-        count = self.output.count("\n") + 1
-        lines = f" · {count} line{'s' if count != 1 else ''}" if self.output else ""
-        hint = "" if not self.output else (" ▾" if self.expanded else " ▸")
-        header = Content.from_markup(f"[b $secondary]$tool[/] $args  [{style}]{icon} $state$lines[/]$hint",
-                                     tool=self.tool, args=key_arguments(self.tool, self.arguments), state=self.state,
-                                     lines=lines, hint=hint)
-        if not (self.expanded and self.output):
-            return header
-        body_lines = self.output.splitlines()
-        shown = body_lines[: self.SHOWN_LINES]
-        if len(body_lines) > len(shown):
-            shown.append(f"… {len(body_lines) - len(shown):,} more lines (the model saw the full output)")
-        body = Content("\n".join("  " + line for line in shown)).stylize("$foreground-muted")
-        return Content("\n").join([header, body])
-
-    def header_text(self) -> str:
-        return key_arguments(self.tool, self.arguments)
-
-    def set_state(self, state: str) -> None:
-        self.state = state
-        self.set_class(state in ("failed", "rejected"), "-failed")
-        self.set_class(state == "waiting", "-waiting")
-        self.refresh(layout=self.expanded)
-
-    def set_output(self, output: str, success: bool) -> None:
-        self.output = output
-        self.set_state("completed" if success else ("failed" if self.state not in ("rejected", "cancelled", "abandoned") else self.state))
-
-    def action_toggle(self) -> None:
-        self.toggle_class("-expanded")
-        self.refresh(layout=True)
-
-
-def _safe_id(call_id: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in call_id)
 
 
 class Notice(Static):
@@ -166,7 +79,42 @@ class Notice(Static):
 
 
 class Conversation(VerticalScroll):
-    """Owns the blocks; the app's bridge calls these methods with protocol data."""
+    """Owns the blocks; the app's bridge calls these methods with protocol data.
+
+    Select mode (``start_selecting``, alt+↑ in the app): a bar marks one message, ↑/↓ or k/j
+    move it (home/g and end/G to the first and last shown), p/u pin or unpin it, y copies it,
+    esc or enter go back to the prompt. The
+    conversation has the keys while it has focus in the mode; what they do goes up as messages."""
+
+    BINDINGS = [
+        Binding("up,k", "select_step(-1)", "Move", key_display="↑↓ jk"),
+        Binding("down,j", "select_step(1)", "Move", show=False),
+        Binding("home,g", "select_step(-1_000_000)", "First", show=False),
+        Binding("end,G", "select_step(1_000_000)", "Last", show=False),
+        Binding("p", "pin_selected", "Pin"),
+        Binding("u", "unpin_selected", "Unpin"),
+        Binding("y", "copy_selected", "Copy"),
+        Binding("escape,enter", "stop_selecting", "Back", key_display="esc"),
+    ]
+    SELECT_ACTIONS = frozenset({"select_step", "pin_selected", "unpin_selected", "copy_selected", "stop_selecting"})
+
+    class PinRequested(Message):
+        """p or u on the selected message: pin its text (``pin_text``), or unpin it."""
+
+        def __init__(self, text: str, length: int, remove: bool, what: str) -> None:
+            super().__init__()
+            self.text, self.length, self.remove, self.what = text, length, remove, what
+
+    class CopyRequested(Message):
+        def __init__(self, text: str, what: str) -> None:
+            super().__init__()
+            self.text, self.what = text, what
+
+    class SelectingStopped(Message):
+        """esc or enter in select mode: the keys go back to the prompt."""
+
+    #: what is pinned in the session (``pins_changed``): messages whose text is among them are marked
+    pins: var[tuple[str, ...]] = var((), always_update=True)  # a resumed session redraws its messages
 
     #: prune when the content is taller than this many lines, down to the low mark
     HIGH_MARK = 4000
@@ -188,9 +136,108 @@ class Conversation(VerticalScroll):
         self.pruned_blocks = 0
         #: messages sent while the agent worked that have not reached the model yet, oldest first
         self.pending_steers: list[UserBlock] = []
+        #: the message select mode marks (None: not in the mode)
+        self.selected: UserBlock | AnswerBlock | None = None
+        self._followed_before_selecting = False
+        #: the streamed answer's text above a block that split it (end_answer(split=True))
+        self._answer_above = ""
 
     def on_mount(self) -> None:
         self.anchor()
+
+    # ------------------------------------------------------------------ select mode and pins
+
+    @property
+    def takes_escape(self) -> bool:
+        """In select mode escape leaves it (the app's escape interrupts otherwise)."""
+        return self.selected is not None
+
+    def messages(self) -> list[UserBlock | AnswerBlock]:
+        return [child for child in self.children if isinstance(child, (UserBlock, AnswerBlock)) and child.text.strip()]
+
+    def start_selecting(self) -> bool:
+        """Select mode on the newest message; False when there is none."""
+        messages = self.messages()
+        if not messages:
+            return False
+        if self.selected is None:
+            self._followed_before_selecting = self.is_following
+        self._select(messages[-1])
+        self.focus(scroll_visible=False)
+        return True
+
+    def _select(self, block: UserBlock | AnswerBlock) -> None:
+        if self.selected is not None:
+            self.selected.remove_class("-selected")
+        self.selected = block
+        block.add_class("-selected")
+        self.scroll_to_widget(block, animate=False)
+        self.refresh_bindings()
+
+    def _unselect(self) -> None:
+        if self.selected is None:
+            return
+        self.selected.remove_class("-selected")
+        self.selected = None
+        if self._followed_before_selecting:
+            self.scroll_end(animate=False)  # following again, as before the mode
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        selecting = self.selected is not None
+        if action in self.SELECT_ACTIONS:
+            return selecting
+        # in the mode ↑/↓ move the mark; outside it (a click focused the pane) they scroll
+        return not (selecting and action in ("scroll_up", "scroll_down", "scroll_home", "scroll_end"))
+
+    def on_blur(self) -> None:
+        # the terminal losing focus takes Textual's focus too, and gives it back: the mode stays
+        if self.app.app_focus:
+            self._unselect()
+
+    def action_select_step(self, step: int) -> None:
+        messages = self.messages()
+        if not messages:
+            self.action_stop_selecting()
+            return
+        if self.selected not in messages:  # pruned or undone under the mark: start again at the newest
+            self._select(messages[-1])
+            return
+        index = messages.index(self.selected) + step
+        self._select(messages[max(0, min(index, len(messages) - 1))])
+
+    def _what(self, block: UserBlock | AnswerBlock) -> str:
+        return "your message" if isinstance(block, UserBlock) else "the answer"
+
+    def action_pin_selected(self, remove: bool = False) -> None:
+        block = self.selected
+        if block is None:
+            return
+        text, length = pin_text(block.text)
+        if remove and text not in self.pins:
+            self.notify("This message is not pinned (p pins it).")
+        elif not remove and text in self.pins:
+            self.notify("This message is pinned already (u unpins it).")
+        elif block is self.answer and not remove:
+            self.notify("This answer is still being written: pin it once it is complete.", severity="warning")
+        else:
+            self.post_message(self.PinRequested(text, length, remove, self._what(block)))
+
+    def action_unpin_selected(self) -> None:
+        self.action_pin_selected(remove=True)
+
+    def action_copy_selected(self) -> None:
+        if self.selected is not None:
+            self.post_message(self.CopyRequested(self.selected.text, self._what(self.selected)))
+
+    def action_stop_selecting(self) -> None:
+        self._unselect()
+        self.post_message(self.SelectingStopped())
+
+    def watch_pins(self, pins: tuple[str, ...]) -> None:
+        wanted = set(pins)
+        for block in self.messages():
+            show_pinned(block, bool(wanted) and pin_text(block.text)[0] in wanted)
 
     @property
     def is_following(self) -> bool:
@@ -205,7 +252,7 @@ class Conversation(VerticalScroll):
         return widget
 
     async def add_user(self, text: str, queued: bool = False) -> UserBlock:
-        await self.end_answer()
+        await self.end_answer(split=True)
         return await self._add(UserBlock(text, queued))  # type: ignore[return-value]
 
     async def add_steer(self, text: str) -> UserBlock:
@@ -223,7 +270,7 @@ class Conversation(VerticalScroll):
         block = next((b for b in self.pending_steers if b.text == text), None)
         if block is None and not steered:
             return None
-        await self.end_answer()
+        await self.end_answer(split=True)
         if block is not None:
             self.pending_steers.remove(block)
             if block.parent is self:
@@ -245,10 +292,20 @@ class Conversation(VerticalScroll):
         await self.answer.write(fragment)
 
     async def reset_answer(self) -> None:
+        self._answer_above = ""  # the model step starts again: its final text is all new
         if self.answer is not None:
             await self.answer.reset()
 
-    async def end_answer(self, final_text: str | None = None) -> None:
+    async def end_answer(self, final_text: str | None = None, *, split: bool = False) -> None:
+        """The answer block is done: ``final_text`` is the model step's whole answer.
+        ``split``: a block goes under the answer while it streams (a notice, a message sent
+        meanwhile) and the answer goes on below that block, which shows the rest of it, not
+        the whole again."""
+        above, self._answer_above = self._answer_above, ""
+        if split:
+            self._answer_above = above + (self.answer.text if self.answer is not None else "")
+        elif final_text is not None and above and final_text.startswith(above):
+            final_text = final_text[len(above):]
         if self.answer is not None:
             answer, self.answer = self.answer, None
             await answer.finish(final_text)
@@ -271,7 +328,7 @@ class Conversation(VerticalScroll):
     @staticmethod
     def _new_card(call_id: str, tool: str, arguments: dict[str, Any]) -> ToolCard:
         if tool == "research":
-            from widgets.research_card import ResearchCard  # the module imports this one
+            from widgets.research_card import ResearchCard  # not before the first research call
 
             return ResearchCard(call_id, tool, arguments)
         return ToolCard(call_id, tool, arguments)
@@ -326,11 +383,11 @@ class Conversation(VerticalScroll):
         return hidden
 
     async def add_away_card(self, jobs: Sequence[AwayJob], away_s: float, interrupted: bool) -> AwayCard:
-        await self.end_answer()
+        await self.end_answer(split=True)
         return await self._add(AwayCard(list(jobs), away_s, interrupted))  # type: ignore[return-value]
 
     async def add_notice(self, kind: str, text: str) -> Notice:
-        await self.end_answer()
+        await self.end_answer(split=True)
         return await self._add(Notice(kind, text))  # type: ignore[return-value]
 
     async def add_compaction_preview(self, preview: CompactionPreview, *, confirm: bool = False,
@@ -338,14 +395,14 @@ class Conversation(VerticalScroll):
         """What a compaction summarises and keeps; ``confirm``: /compact waits for enter or esc."""
         from widgets.compaction_card import CompactionPreviewCard  # not before the first frame
 
-        await self.end_answer()
+        await self.end_answer(split=True)
         return await self._add(CompactionPreviewCard(preview, confirm=confirm, focus=focus))  # type: ignore[return-value]
 
     async def add_compaction_ledger(self, compacted: Compacted) -> CompactionLedgerCard:
         """A compaction that happened: tokens before and after, its summary and what went."""
         from widgets.compaction_card import CompactionLedgerCard
 
-        await self.end_answer()
+        await self.end_answer(split=True)
         return await self._add(CompactionLedgerCard(compacted))  # type: ignore[return-value]
 
     async def add_receipt(self, receipt: Receipt) -> ReceiptLine:
@@ -353,7 +410,7 @@ class Conversation(VerticalScroll):
         return await self._add(ReceiptLine(receipt))  # type: ignore[return-value]
 
     async def add_cost_report(self, report: Content) -> CostReport:
-        await self.end_answer()
+        await self.end_answer(split=True)
         return await self._add(CostReport(report))  # type: ignore[return-value]
 
     def latest_receipt(self) -> ReceiptLine | None:
@@ -378,7 +435,9 @@ class Conversation(VerticalScroll):
         await self.remove_children(doomed)
 
     async def clear_blocks(self) -> None:
-        self.answer = None
+        if self.selected is not None:  # the marked message goes: so does the mode
+            self.action_stop_selecting()
+        self.answer, self._answer_above = None, ""
         self.cards.clear()
         self.pending_steers = []
         await self.remove_children()

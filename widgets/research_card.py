@@ -17,7 +17,7 @@ from typing import Any
 
 from textual.content import Content
 
-from widgets.conversation import STATE_ICONS, ToolCard, key_arguments
+from widgets.tool_card import STATE_ICONS, ToolCard, key_arguments
 
 STATE_STYLES = {"failed": "$error", "rejected": "$error", "waiting": "$warning", "completed": "$success",
                 "cancelled": "$warning"}

@@ -29,6 +29,8 @@ class UserBlock(Static):
     UserBlock.-queued { border-left: thick $warning; color: $text-muted; }
     UserBlock.-steer-pending, UserBlock.-steer-dropped { border-left: thick $accent; color: $text-muted; }
     UserBlock.-steer-landed { border-left: thick $accent; }
+    UserBlock.-pinned { margin: 0; border-top: blank; border-title-color: $accent; border-title-style: bold; }
+    UserBlock.-selected { border-left: outer $accent; background: $accent 20%; }
     """
 
     def __init__(self, text: str, queued: bool = False, steer: SteerState | None = None):
