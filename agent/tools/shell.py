@@ -172,8 +172,11 @@ class _RawOutput:
         return text, "\ufffd" in text and b"\xef\xbf\xbd" not in data
 
 
-def _visible_text(data: bytes, keep: str) -> tuple[str, bool]:
-    """Lines as a terminal shows them; ``keep`` "head" drops a cut last line, "tail" a cut first one."""
+def _visible_text(data: bytes, keep: str, limit: int) -> tuple[str, bool]:
+    """The first ("head", a cut last line dropped) or last ("tail", a cut first line dropped)
+    ``limit`` characters of the lines as a terminal shows them. Only lines that can show are
+    cleaned: a 1 MB head of short lines is half a million regex calls, a quarter of a second
+    of the event loop (the app's keys freeze) to keep 6,000 characters."""
     text = data.decode("utf-8", errors="replace")
     bad = "\ufffd" in text and b"\xef\xbf\xbd" not in data
     lines = text.split("\n")
@@ -181,7 +184,16 @@ def _visible_text(data: bytes, keep: str) -> tuple[str, bool]:
         lines = lines[:-1]
     elif keep == "tail" and len(lines) > 1:
         lines = lines[1:]
-    return "\n".join(_visible(line) for line in lines), bad
+    shown: list[str] = []
+    joined = -1  # the length of "\n".join(shown)
+    for line in lines if keep == "head" else reversed(lines):
+        if joined >= limit:
+            break
+        shown.append(_visible(line))
+        joined += len(shown[-1]) + 1
+    if keep == "head":
+        return "\n".join(shown)[:limit], bad
+    return "\n".join(reversed(shown))[-limit:], bad
 
 
 class _LiveLog:
@@ -232,13 +244,15 @@ def _result_text(raw: _RawOutput, spill_dir: Path) -> tuple[str, str | None]:
     A big output says its true size: bytes printed, bytes kept, where."""
     if raw.whole:
         text, bad = raw.text()
-        body = "\n".join(_visible(line) for line in text.split("\n")).rstrip("\n") or "(no output)"
+        if "\x1b" in text or "\r" in text:  # else every line is already what a terminal shows
+            text = "\n".join(_visible(line) for line in text.split("\n"))
+        body = text.rstrip("\n") or "(no output)"
         body, spill = apply_output_budget(body, spill_dir, label="bash")
     else:
-        head, bad_head = _visible_text(bytes(raw.head), "head")
-        tail, bad_tail = _visible_text(raw.tail, "tail")
+        head, bad_head = _visible_text(bytes(raw.head), "head", 6_000)
+        tail, bad_tail = _visible_text(raw.tail, "tail", 18_000)
         bad = bad_head or bad_tail
-        head, tail = head[:6_000], tail[-18_000:].rstrip("\n")
+        tail = tail.rstrip("\n")
         if raw.path is not None and raw.spill_error is None:
             kept = ("all of it is" if raw.spilled >= raw.total else
                     f"the first {raw.spilled:,} bytes are (the rest was not kept: MLINTERN_BASH_SPILL_CAP_MB)")
@@ -482,8 +496,13 @@ class BashTool(Tool):
                 return
             pending["last"] = now
             if pending["lines"] > FLOOD_LINES or pending["bytes"] > len(window):
-                tail = bytes(window).decode("utf-8", errors="replace").split("\n")
-                newest = [v for v in (_visible(line) for line in tail[1:]) if v]
+                # only the newest few show: cleaned from the end, not all ~30,000 lines of the window
+                newest: list[str] = []
+                for line in reversed(bytes(window).decode("utf-8", errors="replace").split("\n")[1:]):
+                    if len(newest) == FLOOD_SHOWN:
+                        break
+                    if visible := _visible(line):
+                        newest.insert(0, visible)
                 live.flood(pending["lines"], pending["bytes"], newest)
                 splitter.reset()
                 pending["flooding"] = True
