@@ -33,6 +33,7 @@ import asyncio
 import importlib
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -44,6 +45,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tui_stream as ts  # noqa: E402  (puts the repository root on sys.path too)
+
+#: what on screen suggests something went wrong (printed after the table)
+PROBLEM = re.compile(r"✗|Traceback|Exception|Error")
 from tui_logs import output_pane  # noqa: E402
 from tests.fakes.openai_server import Call, ScriptedLLMServer, Text, ToolCalls  # noqa: E402
 
@@ -291,11 +295,9 @@ def _flood_in_the_app(run: ts.Run, pid: int, server: ScriptedLLMServer, arrivals
         rows = output_pane(lines)
         if rows:
             pane_rows = rows
-        if receipt is None and any(row.lstrip().startswith("turn: ") for row in lines):
+        if receipt is None and ts.shows_receipt(lines):
             receipt = now
-        for row in lines:
-            if any(s in row for s in ("✗", "Traceback", "Exception", "Error")) and row.strip() not in problems:
-                problems.append(row.strip())
+        ts.note_problems(lines, problems, PROBLEM)
         time.sleep(run.poll)
     cpu1 = ts.cpu_seconds(pid, tree=False)
     hwm = ts.memory_mb(pid)

@@ -281,13 +281,11 @@ def tui_flow(run: ts.Run, pid: int, home: Path, stats_path: Path, args: argparse
             step_changes.append((now, max(steps)))
         if done_shown is None and any("GENERATOR DONE" in line for line in lines):
             done_shown = now
-        if receipt is None and any(row.lstrip().startswith("turn: ") for row in lines):
+        if receipt is None and ts.shows_receipt(lines):
             receipt = now
         if not samples or now - samples[-1][0] >= 0.5:
             samples.append((now, ts.memory_mb(pid, "VmRSS"), ts.cpu_seconds(pid, tree=False)))
-        for row in lines:
-            if re.search(r"✗|Traceback|Exception|[Ee]rror", row) and row.strip() not in problems:
-                problems.append(row.strip())
+        ts.note_problems(lines, problems)
         if stats is None and stats_path.exists():
             try:
                 stats = json.loads(stats_path.read_text())

@@ -165,11 +165,9 @@ def flow(run: ts.Run, pid: int, server: ScriptedLLMServer, cwd: Path, tags: list
                 stats[k]["rss_mb"] = ts.memory_mb(pid, "VmRSS")
             except ValueError:  # caught it half written
                 pass
-        if receipt is None and any(row.lstrip().startswith("turn: ") for row in lines):
+        if receipt is None and ts.shows_receipt(lines):
             receipt = now
-        for row in lines:
-            if any(s in row for s in ("✗", "Traceback", "Exception", "Error", "error")) and row.strip() not in problems:
-                problems.append(row.strip())
+        ts.note_problems(lines, problems)
         time.sleep(run.poll)
     hwm = ts.memory_mb(pid)
     time.sleep(1.0)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import statistics
 import sys
@@ -38,6 +39,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tui_stream as ts  # noqa: E402  (puts the repository root on sys.path too)
+
+#: what on screen suggests something went wrong (printed after the table)
+PROBLEM = re.compile(r"✗|Traceback|Exception|Error|⚠")
 from tests.fakes.openai_server import Call, ScriptedLLMServer, Text, ToolCalls  # noqa: E402
 
 PROMPT = "Go through every note file and check each one."
@@ -224,7 +228,7 @@ def run_once(args: argparse.Namespace) -> dict:
             receipt = None
             while time.perf_counter() - t < 30:
                 lines = tm.screen()
-                if any(row.lstrip().startswith("turn: ") for row in lines) and not busy(lines):
+                if ts.shows_receipt(lines) and not busy(lines):
                     receipt = time.perf_counter() - t
                     break
                 time.sleep(run.poll)
@@ -277,9 +281,7 @@ def rounds(run: ts.Run, pid: int, tmux_pid: int, server: ScriptedLLMServer, star
             sent_at_round.append(len(server.requests))
         if not rss or now - rss[-1][0] >= 0.5:
             rss.append((now, ts.memory_mb(pid, "VmRSS")))
-        for row in lines:
-            if any(s in row for s in ("✗", "Traceback", "Exception", "Error", "⚠")) and row.strip() not in problems:
-                problems.append(row.strip())
+        ts.note_problems(lines, problems, PROBLEM)
         time.sleep(run.poll)
     run.clear()
 

@@ -98,7 +98,7 @@ def flow(run: ts.Run, pid: int, server: ScriptedLLMServer, args: argparse.Namesp
         if now - t_enter > args.timeout:
             raise RuntimeError(f"no receipt {args.timeout:.0f} s after Enter:\n" + "\n".join(lines))
         probe.see(lines, now, typing=receipt is None)
-        if receipt is None and any(row.lstrip().startswith("turn: ") for row in lines):
+        if receipt is None and ts.shows_receipt(lines):
             receipt = now
         time.sleep(run.poll)
     cpu = ts.cpu_seconds(pid, tree=False) - cpu0

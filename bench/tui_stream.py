@@ -411,17 +411,31 @@ class Watch:
             self.screens.append(lines)
         if self.first_text is None and any(FIRST_WORDS in line for line in lines):
             self.first_text = now
-        if self.receipt is None and any(line.lstrip().startswith("turn: ") for line in lines):
+        if self.receipt is None and shows_receipt(lines):
             self.cpu_at_receipt = cpu_seconds(self.pid)
             self.receipt = now
         working = "working…" in status_line(lines)
         self.busy = self.busy or working
         if self.busy and not working and self.idle is None:
             self.idle = now
-        for line in lines:
-            if re.search(r"✗|Traceback|Exception|[Ee]rror", line) and line.strip() not in self.problems:
-                self.problems.append(line.strip())
+        note_problems(lines, self.problems)
 
+
+
+#: what on screen suggests something went wrong (printed after a bench's table)
+PROBLEM = re.compile(r"✗|Traceback|Exception|[Ee]rror")
+
+
+def shows_receipt(lines: list[str]) -> bool:
+    """The turn's receipt line ("turn: …") is on screen: the turn is over."""
+    return any(line.lstrip().startswith("turn: ") for line in lines)
+
+
+def note_problems(lines: list[str], problems: list[str], pattern: re.Pattern[str] = PROBLEM) -> None:
+    """Adds each line on screen that matches ``pattern`` to ``problems``, once."""
+    for line in lines:
+        if pattern.search(line) and line.strip() not in problems:
+            problems.append(line.strip())
 
 
 class EchoProbe:
