@@ -84,6 +84,16 @@ class CompactionReport:
     dropped: list[str] | None = None
 
 
+def _head_end(entries: list[Entry]) -> int:
+    """The end of what every compaction keeps at the start: the system prompt and the first
+    user message when it comes right after it."""
+    head_end = 1 if entries and entries[0].kind == "system" else 0
+    first_user = next((i for i in range(head_end, len(entries)) if entries[i].kind == "user"), None)
+    if first_user is not None and first_user == head_end:
+        head_end = first_user + 1
+    return head_end
+
+
 def describe(entry: Entry, chars: int = 100) -> str:
     """One line for a message, for the compaction ledger and its preview."""
     msg = entry.message
@@ -217,12 +227,9 @@ class ContextManager:
         if not force and before_tokens <= self.threshold:
             return CompactionReport(before_tokens, before_tokens, before_count, before_count, "none", "under threshold")
         entries = h.entries
-        head_end = 1 if entries and entries[0].kind == "system" else 0
-        first_user = next((i for i in range(head_end, len(entries)) if entries[i].kind == "user"), None)
-        if first_user is not None and first_user == head_end:
-            head_end = first_user + 1
+        head_end = _head_end(entries)
         # 1. oversize messages become placeholders (system prompt excepted)
-        limit = min(self.oversize_tokens, max(1_000, self.window // 4))
+        limit = self._oversize_limit()
         replaced = 0
         for i in range(1 if entries and entries[0].kind == "system" else 0, len(entries)):
             t = h.tokens_of(entries[i])
@@ -230,16 +237,7 @@ class ContextManager:
                 entries[i] = _placeholder(entries[i], t, limit)
                 replaced += 1
         # 2. the recent tail, by token budget, whole units only
-        units = _units(entries, head_end)
-        budget = int(self.window * self.tail_ratio)
-        tail_start = len(entries)
-        used = 0
-        for begin, end in reversed(units):
-            size = sum(h.tokens_of(e) for e in entries[begin:end])
-            if used + size > budget and tail_start < len(entries):
-                break
-            used += size
-            tail_start = begin
+        tail_start = self._tail_start(entries, head_end, h.tokens_of)
         middle = entries[head_end:tail_start]
         dropped = [describe(e) for e in middle]
         summary_text = ""
@@ -282,24 +280,32 @@ class ContextManager:
         """What ``compact`` would summarise and keep if it ran now (nothing is changed)."""
         h = self.history
         entries = h.entries
-        head_end = 1 if entries and entries[0].kind == "system" else 0
-        first_user = next((i for i in range(head_end, len(entries)) if entries[i].kind == "user"), None)
-        if first_user is not None and first_user == head_end:
-            head_end = first_user + 1
-        limit = min(self.oversize_tokens, max(1_000, self.window // 4))
-        budget = int(self.window * self.tail_ratio)
-        tail_start, used = len(entries), 0
-        for begin, end in reversed(_units(entries, head_end)):
-            size = sum(min(h.tokens_of(e), limit) for e in entries[begin:end])
-            if used + size > budget and tail_start < len(entries):
-                break
-            used += size
-            tail_start = begin
+        head_end = _head_end(entries)
+        limit = self._oversize_limit()
+        # an oversize message would be a placeholder of ``limit`` tokens by then
+        tail_start = self._tail_start(entries, head_end, lambda e: min(h.tokens_of(e), limit))
         skip = 1 if entries and entries[0].kind == "system" else 0
         return CompactionPlan(
             summarise=[describe(e) for e in entries[head_end:tail_start]],
             keep=[describe(e) for e in entries[skip:head_end] + entries[tail_start:]],
             tokens=self.usage(), threshold=self.threshold)
+
+    def _oversize_limit(self) -> int:
+        """A single message above this many tokens becomes a placeholder."""
+        return min(self.oversize_tokens, max(1_000, self.window // 4))
+
+    def _tail_start(self, entries: list[Entry], head_end: int, size_of: Callable[[Entry], int]) -> int:
+        """Where the recent tail kept through a compaction starts: whole units from the end
+        while they fit the tail budget (the last unit always)."""
+        budget = int(self.window * self.tail_ratio)
+        tail_start, used = len(entries), 0
+        for begin, end in reversed(_units(entries, head_end)):
+            size = sum(size_of(e) for e in entries[begin:end])
+            if used + size > budget and tail_start < len(entries):
+                break
+            used += size
+            tail_start = begin
+        return tail_start
 
     def _harder_truncation(self, head_end: int) -> str:
         h = self.history
