@@ -462,8 +462,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
             self.notify("No message to select yet.", timeout=3)
 
     def on_conversation_pin_requested(self, message: Conversation.PinRequested) -> None:
-        if self.session is None:
-            self.notify("The model is still loading.", severity="warning")
+        if not self.engine_ready():
             return
         kept = len(message.text.removesuffix(" …"))
         what = f"{message.what} (its first {kept:,} of {message.length:,} characters)" if kept < message.length \

@@ -119,8 +119,7 @@ async def _undo(app: MLInternApp, arg: str) -> None:
 
 @REGISTRY.add("/compact", "/compact [focus]", "Summarise older context: see what goes and what stays, then confirm")
 async def _compact(app: MLInternApp, arg: str) -> None:
-    if app.session is None:
-        app.notify("The model is still loading.", severity="warning")
+    if not app.engine_ready():
         return
     app.compaction.ask(arg or None)
 
@@ -282,8 +281,7 @@ async def _share_traces(app: MLInternApp, arg: str) -> None:
         await app.notice("error", f"Unknown place {arg!r}: use /share-traces private, public or off "
                                   "(or no argument to see where traces go).")
         return
-    if app.session is None:
-        app.notify("The model is still loading.", severity="warning")
+    if not app.engine_ready():
         return
     app.traces.ask(visibility or None)
 

@@ -105,11 +105,16 @@ class EngineLinkMixin:
         session.start()
         self.run_worker(self.bridge.pump(sub), name="bridge", group="bridge", exit_on_error=False)
 
-    def submit(self, op: Op) -> None:
+    def engine_ready(self) -> bool:
+        """Whether the session is there; when it is not, the user is told the model is loading."""
         if self.session is None:
             self.notify("The model is still loading.", severity="warning")
-            return
-        self.session.submit(op)
+            return False
+        return True
+
+    def submit(self, op: Op) -> None:
+        if self.engine_ready():
+            self.session.submit(op)
 
     def on_engine_ready(self, event: Ready) -> None:
         self.update_status(model_label=event.model_label, model_ready=True, is_demo=event.is_demo)
@@ -132,10 +137,9 @@ class EngineLinkMixin:
         """The stored sessions, newest first; the one picked is resumed."""
         from mlintern_tui.screens.resume_picker import ResumePicker
 
-        session = self.session
-        if session is None:
-            self.notify("The model is still loading.", severity="warning")
+        if not self.engine_ready():
             return
+        session = self.session
         # read when the picker needs it: the session opens its store just after it is ready
         picker = ResumePicker(lambda: (getattr(session, "store", None), getattr(session, "store_error", None)),
                               current_id=session.id, clock=self.wall_clock)
@@ -152,8 +156,7 @@ class EngineLinkMixin:
         """The models the session can switch to; the one picked is switched to."""
         from mlintern_tui.screens.model_picker import ModelPicker
 
-        if self.session is None:
-            self.notify("The model is still loading.", severity="warning")
+        if not self.engine_ready():
             return
 
         def picked(chosen: str | None) -> None:
@@ -222,8 +225,7 @@ class EngineLinkMixin:
 
     async def resume_session(self, target: str) -> None:
         """Send ``Resume``; the engine answers with ``resume_complete`` or an error."""
-        if self.session is None:
-            self.notify("The model is still loading.", severity="warning")
+        if not self.engine_ready():
             return
         if self.session.busy or self.status_info.busy:
             await self.notice("error", "A turn is running: interrupt it (esc) or let it finish, then resume.")
@@ -371,8 +373,7 @@ class EngineLinkMixin:
 
     def request_mode(self, mode: str) -> None:
         """Ask the engine for ``mode``; the status bar changes when the engine confirms."""
-        if self.session is None:
-            self.notify("The model is still loading.", severity="warning")
+        if not self.engine_ready():
             return
         self._mode_requested = mode
         self.submit(SetApprovalMode(mode=mode))  # type: ignore[arg-type]  # applies to the next call, even mid-turn

@@ -354,3 +354,17 @@ async def test_a_stream_faster_than_anyone_reads_is_drawn_less_often(monkeypatch
         await bridge.handle(AssistantMessage(content="end"))  # any other event flushes what waits
         assert writes[-1] == "tail."
         await pilot.pause()
+
+
+async def test_commands_that_need_the_engine_say_it_is_still_loading():
+    from mlintern_tui.commands import REGISTRY
+
+    app = AppUnderTest()  # no engine started
+    async with app.run_test(size=(120, 36)) as pilot:
+        shown: list[str] = []
+        app.notify = lambda message, **kw: shown.append(str(message))  # type: ignore[method-assign]
+        await REGISTRY.run(app, "/compact")
+        app.request_mode("ask")
+        app.show_resume_picker()
+        await pilot.pause()
+        assert shown == ["The model is still loading."] * 3
