@@ -156,9 +156,10 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
                 self.messaging, meta=lambda: {"session_id": self.id, "model": self.model.id},
                 on_failure=lambda line: self.engine.emit(ToolLog(tool="system", log=line)))
         if tools is None:
-            from agent.tools import default_tools
+            from agent.tools.lazy import builtin_tools
 
-            tools = default_tools(sandbox=self.sandbox is not None)
+            # by name and schema: a tool's module is imported when the model first calls it
+            tools = builtin_tools(sandbox=self.sandbox is not None, cache_dir=self.data_dir / "cache")
             from agent.tools.experiments import ExperimentsTool
 
             tools.append(ExperimentsTool(self._runs))
@@ -230,11 +231,8 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
         )
         # a job's log may print a key: the model reads masked notes (agent/secrets.py)
         self.engine.notes_source = lambda: [self.masker.mask(note) for note in self.jobs.monitor.drain_notes()]
-        from agent.tools.jobs import HfJobsTool
-
-        jobs_tool = self.router.get("hf_jobs")
-        if isinstance(jobs_tool, HfJobsTool):
-            jobs_tool.backend_name = self.jobs.backend.name  # estimates say $0 for local jobs
+        backend_name = self.jobs.backend.name  # estimates say $0 for local jobs
+        self.router.when_loaded("hf_jobs", lambda tool: setattr(tool, "backend_name", backend_name))
         self.engine.compute_source = self._compute_spent
         from agent.process_access import ProcessAccess
 
@@ -614,6 +612,11 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
         if warm is not None:
             warm()
 
+    @property
+    def warm(self) -> bool:
+        """Whether ``warm_up`` has nothing left to load (always, for a model counted chars/4)."""
+        return bool(getattr(self.engine.history.counter, "warm", True))
+
     def start(self) -> asyncio.Task:
         self._runner = asyncio.create_task(self.run(), name=f"session-{self.id[:8]}")
         return self._runner
@@ -622,7 +625,8 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
         self._username_task = asyncio.create_task(self._lookup_username())
         # the tokenizer loads while the user types the first prompt, off the event loop
         # (the app has usually done it already: see warm_up)
-        self._warm_task = asyncio.create_task(asyncio.to_thread(self.warm_up))
+        if not self.warm:
+            self._warm_task = asyncio.create_task(asyncio.to_thread(self.warm_up))
         refresh = getattr(self.jobs.backend, "refresh_prices", None)
         if refresh is not None:
             # the first approval card's estimate should already use the Hub's prices

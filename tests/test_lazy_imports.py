@@ -15,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from agent.tools import lazy
 from tests.fakes import Call, Text, ToolCalls
 
 HEAVY = ("litellm", "tiktoken", "huggingface_hub", "fastmcp", "openai", "aiohttp")
@@ -31,17 +32,25 @@ SCRIPT = textwrap.dedent("""
     def loaded():
         return sorted(name for name in HEAVY if name in sys.modules)
 
+    def tool_modules():
+        return sorted(name for name in sys.modules if name.startswith("agent.tools.")
+                      and name not in ("agent.tools.base", "agent.tools.lazy", "agent.tools.router",
+                                       "agent.tools.output"))
+
     async def main():
         app = MLInternApp(model={model!r}, config=Config(), cwd=Path({cwd!r}))
         report = {{}}
         async with app.run_test(size=(120, 36)) as pilot:
             report["first_frame"] = loaded()
+            # the session is built before the first frame: it already takes prompts
+            report["ready_at_first_frame"] = app.status_info.model_ready
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 30
             while not app.status_info.model_ready:
                 assert loop.time() < deadline, "the engine never said ready"
                 await pilot.pause(0.05)
             report["ready"] = loaded()
+            report["tools_at_ready"] = tool_modules()
             if {prompt!r}:
                 app.prompt.text = {prompt!r}
                 app.prompt.action_submit()
@@ -50,6 +59,7 @@ SCRIPT = textwrap.dedent("""
                     assert loop.time() < deadline, "the turn never ended"
                     await pilot.pause(0.05)
                 report["after_turn"] = loaded()
+                report["tools_after_turn"] = tool_modules()
         print("REPORT " + json.dumps(report))
 
     asyncio.run(main())
@@ -73,10 +83,20 @@ def run_app(tmp_path: Path, env_extra: dict[str, str], model: str, prompt: str) 
 def test_an_openai_compatible_model_never_loads_litellm(llm_server, tmp_path):
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "notes.txt").write_text("lr 3e-4\n")
+    # the tool schemas an earlier start left in the data directory (the first start writes them)
+    lazy.forget_memo()
+    lazy.cached_specs(tmp_path / "home" / "cache")
     llm_server.script(ToolCalls([Call("r1", "read", json.dumps({"path": "notes.txt"}))]), Text("The lr is 3e-4."))
     report = run_app(tmp_path, {"OPENAI_BASE_URL": llm_server.base_url, "OPENAI_API_KEY": "sk-test"},
                      "openai/scripted-model", "what is the lr?")
     assert report["first_frame"] == [] and report["ready"] == [] and report["after_turn"] == [], report
+    assert report["ready_at_first_frame"] is True, report
+    # no tool module before the model calls a tool (but the experiment board's, built with the
+    # session's run store); then the one it called (read: files.py)
+    assert report["tools_at_ready"] == ["agent.tools.experiments"], report
+    assert "agent.tools.files" in report["tools_after_turn"], report
+    assert not {"agent.tools.github", "agent.tools.docs", "agent.tools.hub_repo", "agent.tools.jobs",
+                "agent.tools.web"} & set(report["tools_after_turn"]), report
     # the turn really ran: the server got the read's result back
     assert len(llm_server.requests) == 2
     assert any("3e-4" in str(m.get("content")) for m in llm_server.requests[1]["messages"] if m["role"] == "tool")

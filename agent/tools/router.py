@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from agent.encodable import encodable, encodable_value
 from agent.tools.base import ApprovalSettings, Tool, ToolContext, ToolResult
+from agent.tools.lazy import LazyTool, ToolLoadError
 from agent.tools.output import apply_output_budget
 
 if TYPE_CHECKING:
@@ -125,13 +126,16 @@ UNGOVERNED_REFUSAL = ("ERROR: {name} was NOT executed: this tool router has no a
 
 
 class ToolRouter:
-    def __init__(self, tools: list[Tool], *, policy: Policy | None = None, ungoverned: bool = False):
+    """The tools of a session or a sub-agent by name. A ``LazyTool`` among them is built the
+    first time it is needed (``get``, or a call to it): its schema is known before."""
+
+    def __init__(self, tools: list[Tool | LazyTool], *, policy: Policy | None = None, ungoverned: bool = False):
         if policy is not None and ungoverned:
             raise ValueError("a router is either governed by a policy or explicitly ungoverned, not both")
         self.policy = policy
         #: runs every call without asking anyone: only for harnesses that decide themselves
         self.ungoverned = ungoverned
-        self._tools: dict[str, Tool] = {}
+        self._tools: dict[str, Tool | LazyTool] = {}
         for tool in tools:
             if tool.name in self._tools:
                 raise ValueError(f"duplicate tool name {tool.name!r}")
@@ -167,7 +171,27 @@ class ToolRouter:
         return len(self._tools)
 
     def get(self, name: str) -> Tool | None:
-        return self._tools.get(name)
+        """The tool with this name, built now if it was not yet; None if there is none (or it
+        cannot be built: a call to it says why)."""
+        try:
+            return self._built(name)
+        except ToolLoadError:
+            log.exception("tool %s could not be loaded", name)
+            return None
+
+    def _built(self, name: str) -> Tool | None:
+        tool = self._tools.get(name)
+        if isinstance(tool, LazyTool):
+            tool = self._tools[name] = tool.load()
+        return tool
+
+    def when_loaded(self, name: str, hook: Callable[[Tool], None]) -> None:
+        """Run ``hook`` on the tool called ``name`` once it is built (now, if it is)."""
+        tool = self._tools.get(name)
+        if isinstance(tool, LazyTool):
+            tool.on_load.append(hook)
+        elif tool is not None:
+            hook(tool)
 
     def specs(self) -> list[dict[str, Any]]:
         return self._specs
@@ -177,7 +201,10 @@ class ToolRouter:
         # (its digest, a bash command, a file's content): text is text (agent/encodable.py)
         call_id, name = encodable(call_id), encodable(name)
         raw = encodable(raw_arguments) if raw_arguments is not None else ""
-        tool = self._tools.get(name)
+        try:
+            tool = self._built(name)
+        except ToolLoadError as exc:
+            return ParsedCall(call_id, name, raw, {}, error=f"ERROR: {exc}. The call was NOT executed.")
         if tool is None:
             available = ", ".join(sorted(self._tools)) or "(none)"
             return ParsedCall(
