@@ -37,6 +37,7 @@ from mlintern_tui.screens.approval import GRACE_S
 from mlintern_tui.terminal_safe import visible
 from themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
 from widgets.conversation import Conversation
+from widgets.key_footer import KeyFooter
 from widgets.pin_mark import quoted_start
 from widgets.receipt import cost_report
 from widgets.plan import PlanView
@@ -168,6 +169,10 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self._traces: TraceLink | None = None
         self._term_notifier: TerminalNotifier | None = None
         self.terminal_write = self._write_to_terminal  # where terminal notifications go (tests record them)
+        for theme in THEMES:
+            self.register_theme(theme)
+        # before the first frame: set on mount, it parsed and applied every style sheet twice
+        self._apply_theme()
 
     def use_config(self, config: Config) -> None:
         """The settings this run goes by: at start, or once a broken config file was fixed or skipped."""
@@ -198,7 +203,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
                 yield tabs
                 yield ToolLogPane(id="tool-log")  # the Jobs pane joins it when a job starts
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def conversation(self) -> Conversation:
@@ -217,9 +222,6 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         return self.query_one(PromptArea)
 
     def on_mount(self) -> None:
-        for theme in THEMES:
-            self.register_theme(theme)
-        self._apply_theme()
         self.prompt.commands = REGISTRY.hints()
         self.query_one(StatusBar).info = self.status_info
         self._apply_width(self.size.width)

@@ -70,8 +70,10 @@ class EngineLinkMixin:
     #: the /mcp screen while it is open
     _mcp_screen: McpScreen | None = None
 
-    @work(exclusive=True, group="engine", exit_on_error=False)
-    async def boot_engine(self) -> None:
+    def boot_engine(self) -> None:
+        """Build the session and start it. Without litellm (the demo, OpenAI-compatible and
+        local servers, the HF router) that takes ~25 ms, so it happens here and the first frame
+        already shows the model ready; a model litellm serves is loaded in a thread first."""
         from agent.session import Session
 
         try:
@@ -79,9 +81,18 @@ class EngineLinkMixin:
                               approval_mode=self.start_mode, max_iterations=self.max_iterations,
                               jobs_backend=self.jobs_backend, mcp_files=getattr(self, "mcp_files", ()))
         except Exception as exc:  # bad model id, unreadable cwd ...
-            await self.notice("error", f"Could not start the agent: {exc}")
             self.update_status(model_label="no model")
+            self.call_later(self.notice, "error", f"Could not start the agent: {exc}")
             return
+        if session.client.needs_litellm(session.model) or not session.warm:
+            self._load_then_attach(session)
+            return
+        # after imports without litellm there is next to no cyclic garbage to collect first
+        heap.freeze_long_lived(collect=False)
+        self.attach_session(session)
+
+    @work(exclusive=True, group="engine", exit_on_error=False)
+    async def _load_then_attach(self, session) -> None:
         litellm = session.client.needs_litellm(session.model)
         if litellm:
             # seconds of CPU: in a thread, and only for a model litellm serves (a server that
@@ -103,6 +114,8 @@ class EngineLinkMixin:
                            budget_exact=policy.budget_exact())
         sub = session.subscribe("ui")
         session.start()
+        # the session takes prompts from now on (its Ready event says the same a moment later)
+        self.show_ready(session.model.label, session.model.is_demo)
         self.run_worker(self.bridge.pump(sub), name="bridge", group="bridge", exit_on_error=False)
 
     def engine_ready(self) -> bool:
@@ -116,9 +129,12 @@ class EngineLinkMixin:
         if self.engine_ready():
             self.session.submit(op)
 
+    def show_ready(self, model_label: str, is_demo: bool) -> None:
+        self.update_status(model_label=model_label, model_ready=True, is_demo=is_demo)
+        self.query_one("#banner").set_class(not is_demo, "-hidden")
+
     def on_engine_ready(self, event: Ready) -> None:
-        self.update_status(model_label=event.model_label, model_ready=True, is_demo=event.is_demo)
-        self.query_one("#banner").set_class(not event.is_demo, "-hidden")
+        self.show_ready(event.model_label, event.is_demo)
         target, self._resume_on_ready = self._resume_on_ready, None
         picker, self._picker_on_ready = self._picker_on_ready, False
         if target:
