@@ -27,13 +27,12 @@ from agent.config import Config, ConfigError, config_path, load_config, save_con
 from agent.costs import CostLedger
 from agent.protocol import ApprovalRequired, Guard, Pin, Shutdown, Steer, ToolDecision, UserInput
 from mlintern_tui import hangup, heap
-from mlintern_tui.approvals import ApprovalsMixin
+from mlintern_tui.approvals import GRACE_S, ApprovalsMixin
 from mlintern_tui.bridge import LOG_FLUSH_S, TEXT_FLUSH_S, Bridge
 from mlintern_tui.clipboard import CopyMixin
 from mlintern_tui.commands import MODES, REGISTRY, SlashCommandProvider
 from mlintern_tui.engine_link import EngineLinkMixin
 from mlintern_tui.jobs_view import JobsViewMixin
-from mlintern_tui.screens.approval import GRACE_S
 from mlintern_tui.terminal_safe import visible
 from themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
 from widgets.conversation import Conversation
@@ -171,8 +170,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self.terminal_write = self._write_to_terminal  # where terminal notifications go (tests record them)
         for theme in THEMES:
             self.register_theme(theme)
-        # before the first frame: set on mount, it parsed and applied every style sheet twice
-        self._apply_theme()
+        self._first_theme()
 
     def use_config(self, config: Config) -> None:
         """The settings this run goes by: at start, or once a broken config file was fixed or skipped."""
@@ -248,6 +246,24 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
     def on_unmount(self) -> None:
         if self._signals_off is not None:
             self._signals_off()
+
+    def _first_theme(self) -> None:
+        """The config's theme, before any style sheet is read. Set as ``_apply_theme`` does, its
+        watcher re-parses every style sheet read so far (set on mount, all of them were parsed
+        and applied twice: ~25 ms of the first frame). Here only the variables the sheets will
+        be parsed with and the app's theme classes are set, which is all that watcher would
+        change this early, except for a light theme's ANSI colour map: that one goes the
+        ordinary way."""
+        name = self.config.theme if self.config.theme in self.available_themes else DEFAULT_THEME
+        theme = self.get_theme(name)
+        if theme is None or not theme.dark or not self.current_theme.dark:
+            self._apply_theme()
+            return
+        self.set_reactive(App.theme, name)
+        self.stylesheet.set_variables(self.get_css_variables())
+        self.update_classes({**{c: False for c in self.classes if c.startswith("-theme-")},
+                             f"-theme-{name}": True, "-dark-mode": True, "-light-mode": False}, update=False)
+        self._theme_saved_on_change = True  # from now on a theme is the user's choice, saved
 
     def _apply_theme(self) -> None:
         self._theme_saved_on_change = False  # the theme the config names (or the default) is no choice to save

@@ -14,7 +14,10 @@ from typing import Any
 from textual import work
 
 from agent.protocol import ApprovalRequired, ExecApproval, ToolDecision
-from mlintern_tui.screens.approval import ApprovalAnswer, ApprovalScreen
+
+#: keys pressed within this many seconds of a card appearing are ignored: a user typing in the
+#: prompt when a card opens must not answer it by accident (mlintern_tui/screens/approval.py)
+GRACE_S = 0.4
 
 
 class ApprovalsMixin:
@@ -55,11 +58,13 @@ class ApprovalsMixin:
         event = self.pending_approval
         if event is None:
             return
+        from mlintern_tui.screens.approval import ApprovalScreen  # the first card loads it, not the first frame
+
         items = event.items
         for index, item in enumerate(items, 1):
             if item.tool_call_id in self._pending_answers:
                 continue
-            answer: ApprovalAnswer = await self.push_screen_wait(
+            answer = await self.push_screen_wait(
                 ApprovalScreen(item, index, len(items), self.approval_grace_s, project=self.project_dir()))
             if answer.kind == "defer":
                 left = len(items) - len(self._pending_answers)

@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return export_main(raw[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    heap.no_pydantic_plugins()
     mcp_files = []
     for name in args.mcp_config:
         path = os.path.abspath(os.path.expanduser(name))

@@ -30,6 +30,24 @@ def tune() -> None:
     gc.set_threshold(YOUNG_THRESHOLD, 20, 100)
 
 
+def no_pydantic_plugins() -> None:
+    """Our own models (the protocol, the config) are validated without third-party pydantic
+    plugins: pydantic looks for them by reading the entry points of every installed package
+    the first time it builds a validator (~10 ms on the way to the first frame, in a
+    virtualenv of ~120 packages). A user's scripts and jobs run in their own processes, where
+    their plugins still load. ``PYDANTIC_DISABLE_PLUGINS`` set by the user is left to pydantic."""
+    import os
+
+    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") is not None:
+        return
+    try:
+        from pydantic.plugin import _loader
+    except ImportError:
+        return
+    if getattr(_loader, "_plugins", ...) is None:  # not looked for yet (a private name: if it goes, only slower)
+        _loader._plugins = {}
+
+
 def freeze_long_lived(collect: bool = True) -> None:
     """``collect=False`` skips the full collection first (~35 ms on the way to "ready"): after
     imports without litellm there is next to no cyclic garbage to leave behind (measured: none)."""

@@ -6,7 +6,6 @@ for litellm's mapped exceptions and for raw provider errors alike.
 
 from __future__ import annotations
 
-import email.utils
 import time
 from urllib.parse import urlsplit
 from dataclasses import dataclass
@@ -107,6 +106,8 @@ def _parse_retry_after(value) -> float | None:
     except ValueError:
         pass
     try:
+        import email.utils  # only for a Retry-After given as a date
+
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None

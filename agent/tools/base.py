@@ -22,7 +22,9 @@ from agent.protocol import PlanItem
 class ToolParams(BaseModel):
     """Base for parameter models: unknown keys are an error the model is told about."""
 
-    model_config = ConfigDict(extra="forbid")
+    # built on a tool's first call, not at import: a session imports this module on the way to
+    # "ready", and most tools are never called (their schemas come from agent/tools/lazy.py's cache)
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 @dataclass

@@ -26,9 +26,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static, TextArea
 
 from agent.protocol import ApprovalItem, RuleScope
+from mlintern_tui.approvals import GRACE_S
 from widgets.approval_card import BUDGET_TOOL, ApprovalCard
 
-GRACE_S = 0.4
+__all__ = ["GRACE_S", "ApprovalAnswer", "ApprovalScreen"]
 
 
 @dataclass(frozen=True)

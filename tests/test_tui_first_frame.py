@@ -1,0 +1,75 @@
+"""What the first frame costs (issue 17): the config's theme is in place before any style
+sheet is parsed, so each is parsed once, and the session is built before the first frame."""
+
+from __future__ import annotations
+
+import pytest
+import textual.css.stylesheet as stylesheet_module
+
+from tests.tui_support import AppUnderTest
+from themes import THEMES
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """The style sheets parsed, by where they were read from."""
+    seen: list[str] = []
+    real = stylesheet_module.parse
+
+    def counting(scope, css, read_from, *args, **kwargs):
+        seen.append(str(read_from[0] if isinstance(read_from, tuple) else read_from))
+        return real(scope, css, read_from, *args, **kwargs)
+
+    monkeypatch.setattr(stylesheet_module, "parse", counting)
+    return seen
+
+
+def colours(app) -> list[str]:
+    """What a few widgets are drawn with (border, text, background)."""
+    out = []
+    for widget in (app.prompt, app.conversation, app.plan_view, app.tool_log, app.query_one("#status")):
+        styles = widget.styles
+        out += [styles.border_top[1].hex, styles.color.hex, styles.background.hex]
+    return out
+
+
+async def drawn(name: str, *, ordinary: bool) -> tuple[list[str], set[str], str]:
+    with pytest.MonkeyPatch.context() as mp:
+        if ordinary:  # the theme set the way a user's later pick is: through Textual's watcher
+            mp.setattr(AppUnderTest, "_first_theme", AppUnderTest._apply_theme)
+        app = AppUnderTest(theme=name)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.pause()
+            return colours(app), {c for c in app.classes if c.startswith("-")}, app.theme
+
+
+@pytest.mark.parametrize("name", [t.name for t in THEMES])
+async def test_the_configured_theme_is_there_from_the_first_frame_and_each_sheet_is_parsed_once(
+        name, parses):
+    theme = next(t for t in THEMES if t.name == name)
+    ours = await drawn(name, ordinary=False)
+    app_sheets = [p for p in parses if p.endswith("app.tcss")]
+    parses.clear()
+    theirs = await drawn(name, ordinary=True)
+    assert ours == theirs  # the same colours, classes and theme as the watcher's way
+    assert ours[2] == name and f"-theme-{name}" in ours[1]
+    assert ("-dark-mode" in ours[1]) is theme.dark and ("-light-mode" in ours[1]) is not theme.dark
+    if theme.dark:  # without the watcher every sheet is parsed once; with it, twice
+        assert len(app_sheets) == 1, app_sheets
+        assert len([p for p in parses if p.endswith("app.tcss")]) == 2
+    else:  # a light theme goes the watcher's way (its ANSI colour map)
+        assert len(app_sheets) == 2
+
+
+async def test_a_theme_picked_later_is_applied_and_saved(mlintern_home):
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.theme = "mlintern-light"
+        await pilot.pause()
+        assert app.has_class("-light-mode") and not app.has_class("-theme-mlintern-dark")
+        light = colours(app)
+    started_light = AppUnderTest(theme="mlintern-light")  # drawn as if it had started with it
+    async with started_light.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert colours(started_light) == light
+    assert '"mlintern-light"' in (mlintern_home / "config.json").read_text()
