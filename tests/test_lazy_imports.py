@@ -101,3 +101,33 @@ def test_an_openai_compatible_model_never_loads_litellm(llm_server, tmp_path):
     assert len(llm_server.requests) == 2
     assert any("3e-4" in str(m.get("content")) for m in llm_server.requests[1]["messages"] if m["role"] == "tool")
 
+
+
+PLUGIN_PROBE = textwrap.dedent("""
+    import sys
+    from pydantic.plugin import _loader
+
+    def read_entry_points(**kwargs):
+        sys.exit("pydantic read the entry points of every installed package")
+
+    _loader.entry_points = read_entry_points
+    if sys.argv[1] == "app":
+        from mlintern_tui import heap
+
+        heap.no_pydantic_plugins()
+    from agent.config import Config
+
+    Config(theme="mlintern-hf")  # the first model validated: pydantic looks for plugins now
+    print("validated")
+""")
+
+
+def test_our_models_are_validated_without_searching_for_pydantic_plugins(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    root = Path(__file__).resolve().parents[1]
+    ours = subprocess.run([sys.executable, "-c", PLUGIN_PROBE, "app"], env=env, capture_output=True, text=True,
+                          timeout=60, cwd=root)
+    assert ours.returncode == 0 and "validated" in ours.stdout, ours.stderr[-2000:]
+    plain = subprocess.run([sys.executable, "-c", PLUGIN_PROBE, "plain"], env=env, capture_output=True, text=True,
+                           timeout=60, cwd=root)
+    assert plain.returncode != 0 and "entry points" in plain.stderr  # what the app no longer pays for
