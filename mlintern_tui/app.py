@@ -28,7 +28,7 @@ from agent.costs import CostLedger
 from agent.protocol import ApprovalRequired, Guard, Pin, Shutdown, Steer, ToolDecision, UserInput
 from mlintern_tui import hangup, heap
 from mlintern_tui.approvals import GRACE_S, ApprovalsMixin
-from mlintern_tui.bridge import LOG_FLUSH_S, TEXT_FLUSH_S, Bridge
+from mlintern_tui.bridge import Bridge
 from mlintern_tui.clipboard import CopyMixin
 from mlintern_tui.commands import MODES, REGISTRY, SlashCommandProvider
 from mlintern_tui.engine_link import EngineLinkMixin
@@ -223,8 +223,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self.prompt.commands = REGISTRY.hints()
         self.query_one(StatusBar).info = self.status_info
         self._apply_width(self.size.width)
-        self.set_interval(TEXT_FLUSH_S, self.bridge.flush_text, name="flush-text")
-        self.set_interval(LOG_FLUSH_S, self.bridge.flush_logs, name="flush-logs")
+        self.bridge.start_timers()
         if self.config_error:  # nothing starts on defaults behind the user's back: they decide first
             from mlintern_tui.screens.broken_config import BrokenConfigScreen
 

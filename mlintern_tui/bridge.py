@@ -54,6 +54,8 @@ from widgets.approval_card import BUDGET_TOOL
 from widgets.away_card import worth_showing
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from mlintern_tui.app import MLInternApp
 
 TEXT_FLUSH_S = 0.05
@@ -84,6 +86,25 @@ class Bridge:
         self._fast = False  # the last batches came faster than FAST_CHARS_PER_S
         self._job_lines: dict[str, list[str]] = {}  # job id -> lines since the last flush
         self.events_seen = 0
+        #: the app's flush intervals (``start_timers``): paused while there is nothing to flush,
+        #: so an idle app does no work at all (35 ticks a second did nothing before)
+        self._text_timer: Timer | None = None
+        self._log_timer: Timer | None = None
+
+    def start_timers(self) -> None:
+        """The text and log flush intervals, paused until something arrives to flush."""
+        app = self.app
+        self._text_timer = app.set_interval(TEXT_FLUSH_S, self.flush_text, name="flush-text", pause=True)
+        self._log_timer = app.set_interval(LOG_FLUSH_S, self.flush_logs, name="flush-logs", pause=True)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waits to be drawn (the flush timers are paused)."""
+        return not (self._text or self._log_lines or self._job_lines or self._estimate_pending)
+
+    @property
+    def _estimate_pending(self) -> bool:
+        return self._streamed_chars != self._estimate_shown
 
     # ------------------------------------------------------------------ batching
 
@@ -96,6 +117,8 @@ class Bridge:
         # flush awaits its mount could create a second answer or land above a tool card
         async with self._lock:
             await self._flush_text_locked()
+            if not self._text and not self._estimate_pending and self._text_timer is not None:
+                self._text_timer.pause()  # resumed by the next chunk
 
     async def _flush_text_locked(self) -> None:
         text = ""
@@ -117,6 +140,8 @@ class Bridge:
             await self.app.conversation.write_answer(text)
 
     def flush_logs(self) -> None:
+        if self._log_timer is not None and not self._log_lines and not self._job_lines:
+            self._log_timer.pause()  # resumed by the next line
         if self._log_lines:
             lines, self._log_lines = self._log_lines, []
             self.app.tool_log.write_lines(lines, self._log_source)
@@ -211,6 +236,8 @@ class Bridge:
                 await conv.reset_answer()
             else:
                 self._text.append(event.content)
+                if self._text_timer is not None:
+                    self._text_timer.resume()
             return
         if getattr(event, "parent_call_id", None):
             await self._research_event(event)
@@ -223,11 +250,15 @@ class Bridge:
                 app.on_tool_output_started()
             self._log_source = event.tool
             self._log_lines.extend(event.log.splitlines() or [""])
+            if self._log_timer is not None:
+                self._log_timer.resume()
             return
         if isinstance(event, JobLog):  # no bearing on the conversation: no text flush
             if app.jobs_pane is None:
                 await app.ensure_jobs_pane()
             self._job_lines.setdefault(event.job_id, []).extend(event.lines)
+            if self._log_timer is not None:
+                self._log_timer.resume()
             return
         await self._flush_text_locked()
         if isinstance(event, Ready):

@@ -1,12 +1,18 @@
-"""What the first frame costs (issue 17): the config's theme is in place before any style
-sheet is parsed, so each is parsed once, and the session is built before the first frame."""
+"""What the first frame and an idle app cost (issue 17): the config's theme is in place before
+any style sheet is parsed, so each is parsed once; an app with nothing happening draws
+nothing and its flush timers do not tick."""
 
 from __future__ import annotations
 
 import pytest
 import textual.css.stylesheet as stylesheet_module
+from textual.screen import Screen
 
-from tests.tui_support import AppUnderTest
+from agent.config import Config
+from agent.protocol import AssistantChunk, ToolLog
+from mlintern_tui.app import MLInternApp
+from mlintern_tui.bridge import Bridge
+from tests.tui_support import AppUnderTest, rendered_text, wait_for
 from themes import THEMES
 
 
@@ -73,3 +79,44 @@ async def test_a_theme_picked_later_is_applied_and_saved(mlintern_home):
         await pilot.pause()
         assert colours(started_light) == light
     assert '"mlintern-light"' in (mlintern_home / "config.json").read_text()
+
+
+async def test_an_idle_app_draws_nothing_and_its_timers_rest(monkeypatch):
+    ticks: list[str] = []
+    flush_text, flush_logs = Bridge.flush_text, Bridge.flush_logs
+
+    async def counted_text(self):
+        ticks.append("text")
+        await flush_text(self)
+
+    def counted_logs(self):
+        ticks.append("logs")
+        flush_logs(self)
+
+    monkeypatch.setattr(Bridge, "flush_text", counted_text)
+    monkeypatch.setattr(Bridge, "flush_logs", counted_logs)
+    frames: list[int] = []
+    refresh = Screen._compositor_refresh
+
+    def counted_refresh(self):
+        frames.append(1)
+        refresh(self)
+
+    monkeypatch.setattr(Screen, "_compositor_refresh", counted_refresh)
+    app = MLInternApp(config=Config(), start_engine=False)  # as shipped (AppUnderTest stops the blink itself)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert app.prompt.cursor_blink is False  # a steady cursor, as shipped
+        await pilot.pause(0.3)
+        ticks.clear(), frames.clear()
+        await pilot.pause(1.0)
+        assert ticks == [] and frames == [] and app.bridge.idle
+        # a streamed chunk and a tool's output wake the timers; once drawn they rest again
+        await app.bridge.handle(AssistantChunk(content="Hello **there**"))
+        await app.bridge.handle(ToolLog(tool="bash", tool_call_id="c1", log="line 1"))
+        await wait_for(pilot, lambda: app.bridge.idle and "Hello there" in "\n".join(rendered_text(app))
+                       and "line 1" in "\n".join(rendered_text(app)), what="the flush")
+        assert "text" in ticks and "logs" in ticks and frames
+        await pilot.pause(0.3)
+        ticks.clear(), frames.clear()
+        await pilot.pause(0.6)
+        assert ticks == [] and frames == []
