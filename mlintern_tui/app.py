@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -601,6 +602,12 @@ def run_app(*, model: str | None = None, yolo: bool = False, max_iterations: int
             jobs_backend: str | None = None, open_resume_picker: bool = False,
             resume_session_id: str | None = None, mcp_files: tuple = ()) -> int:
     heap.tune()
+    # Textual reads keys and writes frames in threads of their own, which wait for the
+    # interpreter lock while the loop renders: at the default 5 ms a keystroke could wait that
+    # long twice. At 1 ms: key echo 16/16 -> 15/14 ms (median, two runs each of
+    # ../shared/peers, mlintern alone) and the first frame out ~50 ms sooner; the main loop
+    # also gets the lock back sooner from a busy thread (litellm's import, the store's writer).
+    sys.setswitchinterval(0.001)
     app = MLInternApp(model=model, yolo=yolo, max_iterations=max_iterations, jobs_backend=jobs_backend,
                       open_resume_picker=open_resume_picker, resume_session_id=resume_session_id)
     app.mcp_files = tuple(mcp_files)
