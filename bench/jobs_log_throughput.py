@@ -8,7 +8,7 @@ The job is a pure-Python generator printing trainer-style lines (``{'step': 123,
 
 - **engine**: in this process, a real ``Session`` (demo model, local jobs backend) whose
   ``hf_jobs`` tool launches the job through the router. A subscriber on the session's event
-  bus does what the TUI bridge does with each line (feeds it to a ``LossTracker``). Measured:
+  bus does what the Jobs pane does with each batch (``LossTracker.feed_many``). Measured:
   lines printed against the lines in the job's own output file, the monitor's log file and
   the ``job_log`` events (in order, none lost or repeated); events/s; this process's CPU
   (the job is a child and not counted); the lag from a line being printed to its event
@@ -130,8 +130,7 @@ async def engine_run(args: argparse.Namespace, work: Path) -> dict:
                 if stamp:
                     got["lags"].append(now - float(stamp.group(1)))
                 t0 = time.thread_time()  # CPU, not wall: other load must not count
-                for line in event.lines:
-                    tracker.feed(line)
+                tracker.feed_many(event.lines)  # as the Jobs pane reads a batch
                 got["feed_s"] += time.thread_time() - t0
                 for line in event.lines:
                     step = _STEP.match(line, 1)
@@ -207,7 +206,7 @@ def engine_report(runs: list[dict], args: argparse.Namespace) -> None:
         ("lines/s delivered", lambda r: f"{r['lines_per_s_delivered']:,.0f}"),
         ("hf_jobs run returned after", lambda r: f"{r['run_returned_s']:.2f} s"),
         ("process CPU over the flow", lambda r: f"{r['app_cpu_s']:.1f} s ({r['app_cpu_pct']:.0f}% of a core)"),
-        ("  of which LossTracker.feed", lambda r: f"{r['feed_s']:.2f} s"),
+        ("  of which LossTracker.feed_many", lambda r: f"{r['feed_s']:.2f} s"),
         ("  generator's own CPU", lambda r: f"{r['gen_cpu_s']:.1f} s"),
         ("line printed -> event, p50/p99/max", lambda r: f"{r['lag_p50_ms']:.0f}/{r['lag_p99_ms']:.0f}/{r['lag_max_ms']:.0f} ms"),
         ("  last line after the generator ended", lambda r: f"{r['end_lag_ms']:.0f} ms"),

@@ -265,3 +265,62 @@ def test_throughput_on_a_busy_log():
             tracker.feed(line)
         elapsed = time.perf_counter() - start
         print(f"loss parsing, {name}: {len(lines) / elapsed:,.0f} lines/s")
+
+
+def _trainer_log(n: int) -> list[str]:
+    """A fast Trainer run without step keys: train dicts, an eval dict every 500 lines, a
+    diverged value once, chatter in between."""
+    lines = []
+    for i in range(n):
+        lines.append(f"{{'loss': {2.5 - i / n:.4f}, 'grad_norm': 1.1, 'learning_rate': 5e-05, 'epoch': {i / n:.3f}}}")
+        if i % 500 == 499:
+            lines.append(f"{{'eval_loss': {2.0 - i / n:.4f}, 'eval_runtime': 1.2, 'epoch': {i / n:.3f}}}")
+        if i == 1234:
+            lines.append("{'loss': nan, 'grad_norm': nan, 'learning_rate': 5e-05, 'epoch': 0.6}")
+        if i % 97 == 0:
+            lines.append("Saving model checkpoint to out/checkpoint")
+    return lines
+
+
+def test_a_fast_batch_reads_some_train_lines_and_every_eval_nan_and_last_one():
+    lines = _trainer_log(2000)
+    every, sampled = LossTracker(), LossTracker()
+    for line in lines:
+        every.feed(line)
+    # in batches as the app gets them at ~15 a second from a job printing 20,000 lines/s
+    for start in range(0, len(lines), 1300):
+        assert sampled.feed_many(lines[start:start + 1300])
+    assert sampled.latest == every.latest  # the newest value and its step, exactly
+    assert sampled.series("eval") == every.series("eval")  # every eval point, at the same steps
+    assert sampled.non_finite == every.non_finite == 1
+    train_all, train_read = set(every.series("train")), sampled.series("train")
+    assert set(train_read) <= train_all  # the same x-axis: each point read sits where it did
+    assert 100 < len(train_read) < len(train_all) / 4  # and far fewer lines were parsed
+    assert sampled.lines_parsed < every.lines_parsed / 4
+
+
+def test_a_fast_batch_keeps_every_val_loss_of_lines_naming_both():
+    # nanoGPT prints both losses on one line; Lightning "Validation Loss: x" lines stand alone
+    lines = []
+    for step in range(3000):
+        lines.append(f"iter {step}: loss {3.0 - step / 3000:.4f}, time 12.3ms")
+        if step % 250 == 0:
+            lines.append(f"step {step}: train loss {3.0 - step / 3000:.4f}, val loss {3.1 - step / 3000:.4f}")
+            lines.append(f"Validation Loss: {3.2 - step / 3000:.4f}")
+    every, sampled = LossTracker(), LossTracker()
+    for line in lines:
+        every.feed(line)
+    sampled.feed_many(lines)
+    assert sampled.series("eval") == every.series("eval") and len(every.series("eval")) >= 12
+    assert sampled.latest == every.latest
+    assert sampled.lines_parsed < every.lines_parsed / 4
+
+
+def test_a_slow_batch_is_read_line_by_line():
+    lines = _trainer_log(40)
+    every, batched = LossTracker(), LossTracker()
+    for line in lines:
+        every.feed(line)
+    assert batched.feed_many(lines)
+    assert batched.points == every.points and batched.lines_parsed == every.lines_parsed
+    assert not LossTracker().feed_many(["Saving model checkpoint", "epoch done"])

@@ -42,6 +42,8 @@ class LossSource(Protocol):
 
     def feed(self, line: str) -> object | None: ...
 
+    def feed_many(self, lines: list[str]) -> bool: ...
+
     def series(self, kind: Literal["train", "eval"] = "train") -> tuple[tuple[int, float], ...]: ...
 
 
@@ -155,9 +157,7 @@ class JobRecord:
         """Buffer a batch of raw lines; True when one of them held a loss value."""
         found = False
         if self.tracker is not None:
-            feed = self.tracker.feed
-            for raw in raw_lines:
-                found = feed(raw) is not None or found
+            found = self.tracker.feed_many(raw_lines)
         shown = [display_line(raw) for raw in raw_lines]
         self.lines.extend(shown)
         self.total_lines += len(shown)

@@ -38,6 +38,10 @@ _PAIR = re.compile(
 # "120/1000" in a tqdm bar, "[10/500]", "200/ 2983 batches": a step when no key names one
 _FRACTION = re.compile(r"(?<![\w./:])(\d+)\s*/\s*(\d+)(?![\w./:])")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: loss lines read in full per ``feed_many`` batch before it reads only some of them: the
+#: app's batches come ~15 times a second, so up to ~3,000 lines a second are all read, and a
+#: whole log read back at once still gives a curve of 200+ points (a plot is ~100 cells wide)
+BATCH_BUDGET = 200
 
 TRAIN_KEYS = ("loss", "train_loss", "training_loss", "train_loss_step", "loss_train", "train_lm_loss",
               "lm_loss", "total_loss", "avg_loss", "average_loss", "mean_loss", "running_loss", "batch_loss",
@@ -101,6 +105,20 @@ def _mentions_loss(text: str) -> bool:
     return "loss" in text or "Loss" in text or "LOSS" in text
 
 
+def _always_read(line: str) -> bool:
+    """A loss line read however fast lines come: a diverged (nan/inf) value, a run's closing
+    summary, an eval/val/test/dev loss, a line naming more than one loss, an odd shape ("Loss",
+    "LOSS"). Rare, and each one matters. Substring tests only (~0.8 us; a regex took ~5 us, and
+    this runs on every loss line of a flood)."""
+    if "nan" in line or "NaN" in line or "inf" in line or "Inf" in line or "runtime" in line:
+        return True
+    at = line.find("loss")
+    if at < 0 or line.find("loss", at + 4) >= 0:
+        return True
+    head = line[max(0, at - 12):at].lower()  # eval_loss, val_loss, "Validation loss", test_loss
+    return "val" in head or "test" in head or "dev" in head
+
+
 def _float(text: str) -> float | None:
     try:
         return float(text)
@@ -143,6 +161,7 @@ class LossTracker:
         self._last_raw_step = -1
         self._offset = 0
         self._last_step = 0  # on the plot's x-axis, after any offset
+        self._skipped_any = False  # feed_many passed over a train line (its step still counts)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -178,6 +197,33 @@ class LossTracker:
             return self._feed(line)
         except Exception:  # a log line must never take the job monitor down
             return None
+
+    def feed_many(self, lines: list[str], budget: int = BATCH_BUDGET) -> bool:
+        """Read a batch of log lines; True if one held a metric. A job printing thousands of
+        loss lines a second needs no more than ``budget`` of them per batch (the app's batches
+        come ~15 times a second; the curve keeps 5,000 points): past that, every k-th train
+        line is read, plus the batch's newest one (the latest value is exact) and every eval,
+        nan/inf or summary line. Lines skipped still move an inferred step on, so the x-axis
+        is the same as if every line had been read. Reading every line cost ~18 us each: at
+        20,000 lines/s a third of the app's time, and keys waited."""
+        loss_lines = [line for line in lines if _mentions_loss(line)]
+        n = len(loss_lines)
+        if n <= budget:
+            found = False
+            for line in loss_lines:
+                found = self.feed(line) is not None or found
+            return found
+        stride = -(-n // budget)
+        always = [_always_read(line) for line in loss_lines]
+        # the batch's newest train line is read too: the value the table shows is exact
+        newest = next((i for i in range(n - 1, -1, -1) if not always[i]), -1)
+        found = False
+        for i, line in enumerate(loss_lines):
+            if i % stride == 0 or i == newest or always[i]:
+                found = self.feed(line) is not None or found
+            else:  # its step still counts, as if it had been read
+                self._advance()
+        return found
 
     def _feed(self, line: str) -> MetricPoint | None:
         text, context = line, ""
@@ -250,7 +296,7 @@ class LossTracker:
         only moves forward."""
         if raw is None:
             if advance:
-                self._last_step += 1 if self._train.count else 0
+                self._advance()
             return self._last_step
         if advance:
             if raw < self._last_raw_step:
@@ -259,6 +305,11 @@ class LossTracker:
             self._last_step = raw + self._offset
             return self._last_step
         return raw + self._offset
+
+    def _advance(self) -> None:
+        """One more train line without a step of its own: the curve's first point is step 0."""
+        self._last_step += 1 if (self._train.count or self._skipped_any) else 0
+        self._skipped_any = True
 
     def _record(self, point: MetricPoint) -> MetricPoint:
         if not point.finite:
