@@ -91,6 +91,8 @@ class Config(BaseModel):
     )
     llm: LLMSettings = Field(default_factory=LLMSettings)
     theme: str | None = None
+    cursor_blink: bool = Field(False, description=(
+        "blink the prompt's cursor (off: a steady cursor, and an idle app draws nothing at all)"))
     save_sessions: bool = Field(True, description="keep every session in <data dir>/sessions.db for /resume")
     model_titles: bool = Field(
         default_factory=lambda: os.environ.get("MLINTERN_MODEL_TITLES", "1") != "0",

@@ -221,6 +221,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         return self.query_one(PromptArea)
 
     def on_mount(self) -> None:
+        self.prompt.cursor_blink = self.config.cursor_blink
         self.prompt.commands = REGISTRY.hints()
         self.query_one(StatusBar).info = self.status_info
         self._apply_width(self.size.width)

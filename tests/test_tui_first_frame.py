@@ -120,3 +120,10 @@ async def test_an_idle_app_draws_nothing_and_its_timers_rest(monkeypatch):
         ticks.clear(), frames.clear()
         await pilot.pause(0.6)
         assert ticks == [] and frames == []
+
+
+async def test_a_blinking_cursor_is_there_for_who_asks_for_it():
+    app = MLInternApp(config=Config(cursor_blink=True), start_engine=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert app.prompt.cursor_blink is True
