@@ -37,7 +37,9 @@ def test_headless_stops_what_the_agent_left_running(llm_server, mlintern_home):
     llm_server.script(detach_call("97"), Text("Started three."))
     proc = run(["-p", "start them", "-m", "openai/scripted-model", "--yolo"], mlintern_home, server_env(llm_server))
     assert proc.returncode == 0, proc.stderr
-    time.sleep(0.3)
+    deadline = time.monotonic() + 0.3  # gone within the same 0.3 s as before, checked every 20 ms
+    while running("sleep 97") and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert running("sleep 97") == []
     assert "Stopped 3 process(es) the agent left running in the background" in proc.stderr
     assert "sleep 973" in proc.stderr  # the setsid one too

@@ -404,7 +404,8 @@ async def test_a_deny_rule_beats_a_human_approving_edited_arguments(llm_server, 
 async def test_switching_to_ask_mid_turn_applies_to_the_next_call(llm_server, monkeypatch, tmp_path):
     """The mode changes while the model is still answering: the call it then makes is gated
     by the new mode, not the one the turn started with."""
-    llm_server.script(ToolCalls([Call("m1", "bash", '{"command": "echo hi"}')], delay=0.3), Text("done"))
+    # the call streams for ~0.6 s (six pieces 0.1 s apart): the switch below lands within ~10 ms
+    llm_server.script(ToolCalls([Call("m1", "bash", '{"command": "echo hi"}')], delay=0.1), Text("done"))
     s = make_session(llm_server, monkeypatch, tmp_path, approval_mode="auto")
     sub = s.subscribe("t")
     s.start()

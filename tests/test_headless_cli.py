@@ -218,7 +218,8 @@ def test_headless_budget_decides_before_the_hub_is_contacted(llm_server, mlinter
     assert "estimated $4.00 exceeds the $1.00 left" in tool_msg["content"] and "NOT executed" in tool_msg["content"]
     assert submitted() == [] and json.loads(proc.stdout)["receipt"]["budget_left_usd"] == 1.0
 
-    hub.script_job(lines=[f"step {i}" for i in range(8)], line_delay=0.5)  # still running when the turn ends
+    # still running when the turn ends (at the 5th line, 1.25 s; the job ends at 2.25 s)
+    hub.script_job(lines=[f"step {i}" for i in range(8)], line_delay=0.25)
     cheap = {"operation": "run", "script": "print('hello from the job')", "hardware_flavor": "cpu-basic", "timeout": "10m"}
     llm_server.script(ToolCalls([Call("c1", "hf_jobs", json.dumps(cheap))]), Text("Ran."))
     proc = run(["-p", "train", "-m", "openai/scripted-model", "--yolo", "--budget", "1", "--jobs-backend", "hf",
@@ -242,7 +243,10 @@ def test_headless_waits_for_its_hub_job_and_the_agent_reads_its_end(llm_server, 
     env = {**server_env(llm_server), "HF_TOKEN": "hf_test", "HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0",
            "HF_HOME": str(mlintern_home / "hf-home")}
     job = {"operation": "run", "script": "print('hi')", "hardware_flavor": "cpu-basic", "timeout": "10m"}
-    hub.script_job(lines=["epoch 1 loss 0.9", "eval accuracy 0.91"], line_delay=1.5)
+    # `run` returns once it has seen five lines (1.25 s; with fewer it waits 3 s): the turn ends
+    # there and the job, three lines later (2.25 s), while the process waits for it
+    hub.script_job(lines=[f"epoch {i} loss {1.0 / i:.2f}" for i in range(1, 8)] + ["eval accuracy 0.91"],
+                   line_delay=0.25)
 
     def read_the_news(body: dict):
         note = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
@@ -260,7 +264,8 @@ def test_headless_waits_for_its_hub_job_and_the_agent_reads_its_end(llm_server, 
     assert "waiting for 1 running job(s) until they end" in proc.stderr
     assert list(result["spent"]["jobs"].values())[0]["status"] == "COMPLETED"
 
-    hub.script_job(lines=["step"], final_stage=None)  # runs until cancelled
+    # runs until cancelled; five lines so that `run` returns at once (with fewer it waits 3 s for them)
+    hub.script_job(lines=[f"step {i}" for i in range(5)], final_stage=None)
     llm_server.script(ToolCalls([Call("j2", "hf_jobs", json.dumps(job))]), Text("Launched."))
     proc = run(["-p", "train", "-m", "openai/scripted-model", "--yolo", "--jobs-backend", "hf", "--wait-jobs", "0"],
                mlintern_home, env)

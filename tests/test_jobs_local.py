@@ -149,8 +149,14 @@ async def test_a_first_line_followed_by_silence_is_not_held_back(tmp_path):
     monitor = JobMonitor(events.append, tmp_path / "jobs", poll_s=0.2)
     info = await b.run(JobSpec(script="import time\nprint('loading model', flush=True)\ntime.sleep(3)\nprint('done')"))
     watched = monitor.watch(b, info)
-    await asyncio.sleep(1.0)
-    assert watched.lines_seen == 1 and any(isinstance(e, JobLog) and e.lines == ["loading model"] for e in events)
+
+    def delivered() -> bool:
+        return watched.lines_seen == 1 and any(isinstance(e, JobLog) and e.lines == ["loading model"] for e in events)
+
+    deadline = asyncio.get_running_loop().time() + 1.0  # within the same second as before, checked every 20 ms
+    while not delivered() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    assert delivered()
     await b.cancel(info.id)
     await asyncio.wait_for(watched.task, 10)
     assert [e for e in events if isinstance(e, JobUpdate)][-1].cost_usd == 0.0  # local CPU costs nothing

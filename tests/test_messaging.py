@@ -138,11 +138,19 @@ async def test_a_broken_destination_is_said_at_start_and_failures_are_said(slack
     events = await collect_until(sub)
     logs = [e.log for e in of_type(events, "tool_log")]
     assert any("half: needs both a token and a channel" in line for line in logs)
-    await asyncio.sleep(0.5)
     more = []
-    while not sub.queue.empty():
-        more.append(sub.get_nowait())
-    said = [e.log for e in of_type(events + more, "tool_log")]
-    assert any("Could not notify team: Slack has no channel C1" in line for line in said)
+
+    def said() -> list[str]:
+        return [e.log for e in of_type(events + more, "tool_log")]
+
+    # the failure is said after the turn: wait for it (up to the same 0.5 s as before), not a fixed 0.5 s
+    deadline = asyncio.get_running_loop().time() + 0.5
+    while True:
+        while not sub.queue.empty():
+            more.append(sub.get_nowait())
+        if any("Could not notify team" in line for line in said()) or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.01)
+    assert any("Could not notify team: Slack has no channel C1" in line for line in said())
     s.submit(Shutdown())
     await asyncio.wait_for(s._runner, 20)

@@ -262,7 +262,7 @@ async def test_a_hub_job_is_reattached_and_its_log_caught_up_without_a_line_lost
     cfg = config(approval_mode="yolo", yolo_cap_usd=50.0)
     first = make_session(llm_server, monkeypatch, tmp_path, config=cfg)
     lines = [f"step {i} loss {1.0 / (i + 1):.3f}" for i in range(12)]
-    hub.script_job(lines=lines, line_delay=0.25)
+    hub.script_job(lines=lines, line_delay=0.12)  # 9 lines (~1 s) between the 3rd line and the job's end
     run = {"operation": "run", "script": "print(1)", "hardware_flavor": "t4-small", "timeout": "30m"}
     llm_server.script(ToolCalls([Call("j1", "hf_jobs", json.dumps(run))]), Text("Launched."))
     sub = await started(first)
@@ -312,6 +312,8 @@ async def test_a_hub_job_is_reattached_and_its_log_caught_up_without_a_line_lost
 async def test_a_local_job_running_when_the_app_died_is_reported_lost(llm_server, monkeypatch, tmp_path):
     cfg = config(approval_mode="yolo", jobs_backend="local", wake_on_job_end=False)
     first = make_session(llm_server, monkeypatch, tmp_path, config=cfg)
+    # the job prints one line, so `run` would wait the whole default 3 s for five first lines
+    first.jobs.first_lines_wait_s = 0.3
     run = {"operation": "run", "script": "import time\nprint('started', flush=True)\ntime.sleep(60)", "timeout": "5m"}
     llm_server.script(ToolCalls([Call("j1", "hf_jobs", json.dumps(run))]), Text("Launched."))
     sub = await started(first)
@@ -377,6 +379,11 @@ async def test_a_rename_is_never_replaced_by_the_model_title(llm_server, monkeyp
     await collect_until(sub, stop={"turn_complete"})
     session.submit(Rename(title="mine"))
     await collect_until(sub, stop={"session_title"})
-    await asyncio.sleep(1.0)  # the model's title arrives after the rename
+    # the model's title arrives after the rename: wait until the title call has ended (its answer
+    # taken or dropped), however long that takes, instead of a fixed sleep past its 0.5 s
+    title_task = session.persist._title_task
+    assert title_task is not None
+    await asyncio.wait_for(asyncio.shield(title_task), 10)
+    assert len(llm_server.title_requests) == 1  # the model was asked, and answered "Model Title"
     assert session.persist.title == "mine"
     await stop(session)

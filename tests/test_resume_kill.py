@@ -57,7 +57,7 @@ def test_sigkill_mid_job_then_continue_reattaches_the_job_with_its_whole_log(llm
     (mlintern_home / "config.json").write_text(json.dumps(PRICES))
     env = hub_env(llm_server, hub, mlintern_home)
     lines = [f"epoch {i} loss {1.0 / i:.3f}" for i in range(1, 11)]
-    hub.script_job(lines=lines, line_delay=0.4)
+    hub.script_job(lines=lines, line_delay=0.25)  # the turn ends at the 5th line, the job at the 11th delay
     job = {"operation": "run", "script": "print(1)", "hardware_flavor": "t4-small", "timeout": "1h"}
     llm_server.script(ToolCalls([Call("j1", "hf_jobs", json.dumps(job))]), Text("Launched; waiting for it."))
     proc = spawn(["-p", "train", "-m", "openai/scripted-model", "--yolo", "--jobs-backend", "hf",
@@ -137,7 +137,10 @@ def test_sigkill_the_app_in_tmux_then_continue_shows_the_conversation_and_what_h
     from tests.test_tmux_smoke import alive, capture, send, wait_screen
 
     (mlintern_home / "config.json").write_text(json.dumps(PRICES))
-    script = "import time\nprint('job started', flush=True)\ntime.sleep(8)\nprint('job done', flush=True)"
+    # five lines at once: hf_jobs run returns when it has seen five first lines (with fewer it waits
+    # its whole 3 s); the job then keeps running until the app is killed
+    script = ("import time\nprint('job started', flush=True)\nfor i in range(4):\n    print(f'setup {i}', flush=True)\n"
+              "time.sleep(8)\nprint('job done', flush=True)")
     llm_server.script(
         ToolCalls([Call("j1", "hf_jobs", json.dumps({"operation": "run", "script": script, "timeout": "5m"}))]),
         Text("Launched the kill-test job."))

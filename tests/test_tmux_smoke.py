@@ -46,9 +46,12 @@ def test_installed_command_in_tmux(mlintern_home, tmp_path):
     assert exe.exists(), "the console script is not installed next to this Python"
     session = f"mlintern-test-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "HF_TOKEN"}
-    # a short job (a few seconds) checked every 2 s: the flow of the default run, in less time
+    # a short job (400 steps, a second or two, still 40 log lines) checked every second: the flow
+    # of the default run, in less time
+    # (the answer comes at the first check after the job ends; 30 checks leave the job as long as
+    # 12 checks of 2 s did before the demo would hand it over still running)
     env.update({"MLINTERN_HOME": str(mlintern_home), "MLINTERN_DEMO_DELAY": "0", "TERM": "xterm-256color",
-                "MLINTERN_DEMO_STEPS": "1000", "MLINTERN_DEMO_POLL_S": "2"})
+                "MLINTERN_DEMO_STEPS": "400", "MLINTERN_DEMO_POLL_S": "1", "MLINTERN_DEMO_MAX_POLLS": "30"})
     command = f"cd {tmp_path} && exec {exe}"
     # a private server (-L): a tmux server already running would give the app its own
     # environment instead of this one (MLINTERN_HOME would not reach the app)

@@ -194,7 +194,7 @@ async def test_always_keys_respect_the_grace_period(llm_server, monkeypatch, tmp
         await pilot.press("A", "p")  # typed as the card appeared: nothing saved, nothing answered
         card = approval_screen(app)
         assert card is not None and not card.has_class("-always")
-        await pilot.pause(1.6)
+        await wait_for(pilot, lambda: not card._in_grace(), what="the end of the grace period", timeout=5)
         await pilot.press("n")
         await until_idle(pilot, app)
     assert no_rules_saved(mlintern_home)

@@ -19,7 +19,7 @@ from agent.protocol import JobLog, JobUpdate, ToolCallEvent, ToolLog, ToolOutput
 from mlintern_tui.screens.confirm import ConfirmScreen
 from tests.engine_support import make_session
 from tests.fakes import Call, Hang, Text, ToolCalls
-from tests.tui_support import AppUnderTest, feed, wait_for
+from tests.tui_support import AppUnderTest, feed, palette_highlights, wait_for
 from widgets.conversation import Notice
 from widgets.jobs_table import JobsTable
 from widgets.prompt import PromptArea
@@ -296,7 +296,7 @@ async def test_help_lists_the_jobs_command_and_the_palette_runs_it():
         assert "/jobs [[cancel] id]" in text and "ctrl+g jobs view" in text
         await pilot.press("ctrl+p")
         await pilot.press(*"/jobs")
-        await pilot.pause(0.3)
+        await palette_highlights(pilot, "/jobs")
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.jobs_view_active and isinstance(app.focused, JobsTable),
                        what="the jobs view from the palette")

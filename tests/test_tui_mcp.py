@@ -19,7 +19,7 @@ from agent.protocol import ErrorEvent, McpAction, McpStatus
 from mlintern_tui.screens.mcp_screen import McpScreen
 from tests.engine_support import make_session
 from tests.test_tui_snapshots import PROJECT_MCP, SIZE, mcp_status
-from tests.tui_support import AppUnderTest, record_ops, wait_for
+from tests.tui_support import AppUnderTest, palette_highlights, record_ops, wait_for
 from widgets.conversation import Notice
 from widgets.mcp_detail import McpServerDetail
 
@@ -242,7 +242,7 @@ async def test_the_palette_opens_the_screen(llm_server, monkeypatch, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         session, sent = await start(pilot, app, llm_server, monkeypatch, tmp_path)
         await pilot.press("ctrl+p", *"/mcp")
-        await pilot.pause(0.3)
+        await palette_highlights(pilot, "/mcp")
         await pilot.press("enter")
         await wait_for(pilot, lambda: mcp_screen(app) is not None, what="the /mcp screen")
         await wait_for(pilot, lambda: ("status", "") in actions(sent), what="mcp_action status")

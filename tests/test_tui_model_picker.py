@@ -17,7 +17,7 @@ from agent.protocol import ListModels, ModelChoice, ModelList, SetModel, Setting
 from mlintern_tui.screens.model_picker import ModelPicker
 from tests.engine_support import make_session
 from tests.test_tui_snapshots import QWEN_CODER, SIZE, model_list, ready
-from tests.tui_support import AppUnderTest, feed, record_ops, wait_for
+from tests.tui_support import AppUnderTest, feed, palette_highlights, record_ops, wait_for
 from widgets.model_table import ModelTable, format_context, format_price, layout_for, middle_cut
 from widgets.status import StatusBar, model_text
 
@@ -207,7 +207,7 @@ async def test_the_palette_opens_the_picker_too(llm_server, monkeypatch, tmp_pat
     async with app.run_test(size=SIZE) as pilot:
         session, sent = await start(pilot, app, llm_server, monkeypatch, tmp_path)
         await pilot.press("ctrl+p", *"/model")
-        await pilot.pause(0.3)
+        await palette_highlights(pilot, "/model")
         await pilot.press("enter")
         await wait_for(pilot, lambda: picker(app) is not None, what="picker")
         await wait_for(pilot, lambda: any(isinstance(op, ListModels) for op in sent), what="list_models")

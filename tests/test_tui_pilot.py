@@ -10,10 +10,9 @@ import json
 
 import pytest
 
-from mlintern_tui.screens.approval import GRACE_S
 from tests.engine_support import make_session
 from tests.fakes import Call, Hang, Text, ToolCalls
-from tests.tui_support import AppUnderTest, approval_screen, wait_for
+from tests.tui_support import TEST_GRACE_S, AppUnderTest, approval_screen, palette_highlights, wait_for
 from widgets.conversation import Notice, UserBlock
 from widgets.receipt import CostReport
 
@@ -24,6 +23,7 @@ def tool_results(body: dict) -> dict[str, str]:
 
 async def start_app(pilot, app, llm_server, monkeypatch, tmp_path, **kw):
     session = make_session(llm_server, monkeypatch, tmp_path, **kw)
+    app.approval_grace_s = TEST_GRACE_S
     app.attach_session(session)
     await wait_for(pilot, lambda: app.status_info.model_ready, what="engine ready")
     return session
@@ -45,8 +45,10 @@ async def until_idle(pilot, app, turns: int = 1) -> None:
 async def open_card(pilot, app, position: int = 1):
     await wait_for(pilot, lambda: approval_screen(app) is not None and approval_screen(app).position == position,
                    what=f"approval card {position}")
-    await pilot.pause(GRACE_S + 0.1)
-    return approval_screen(app)
+    card = approval_screen(app)
+    # keys typed within the card's grace period are ignored: wait until the card itself says it is over
+    await wait_for(pilot, lambda: not card._in_grace(), what=f"the grace period of card {position}")
+    return card
 
 
 BASH = [Call("b1", "bash", '{"command": "echo one"}'), Call("b2", "bash", '{"command": "echo two"}'),
@@ -78,8 +80,9 @@ async def test_keys_inside_the_grace_period_are_ignored(llm_server, monkeypatch,
         await send(pilot, "run")
         await wait_for(pilot, lambda: approval_screen(app) is not None, what="card")
         await pilot.press("y", "y", "n")  # typed at once: must not answer
-        assert approval_screen(app) is not None and len(llm_server.requests) == 1
-        await pilot.pause(1.6)
+        card = approval_screen(app)
+        assert card is not None and len(llm_server.requests) == 1
+        await wait_for(pilot, lambda: not card._in_grace(), what="the end of the grace period", timeout=5)
         await pilot.press("y")
         await until_idle(pilot, app)
     assert "one" in tool_results(llm_server.requests[1])["b1"]
@@ -201,10 +204,12 @@ async def test_the_status_bar_estimates_tokens_while_an_answer_streams(llm_serve
 async def test_alt_enter_queues_a_message_typed_while_working_then_delivers_it(llm_server, monkeypatch, tmp_path):
     """enter would send it into the running turn (tests/test_tui_steer_board.py); alt+enter keeps
     it for after the turn, as its own prompt."""
-    llm_server.script(ToolCalls([Call("s1", "bash", '{"command": "sleep 3"}')]), Text("first answer"), Text("second answer"))
+    # the tool runs until the test lets it end (a fixed sleep would be a guess at how long the keys take)
+    command = json.dumps({"command": "until [ -e release ]; do sleep 0.02; done"})
+    llm_server.script(ToolCalls([Call("s1", "bash", command)]), Text("first answer"), Text("second answer"))
     app = AppUnderTest()
     async with app.run_test(size=(120, 36)) as pilot:
-        await start_app(pilot, app, llm_server, monkeypatch, tmp_path)
+        session = await start_app(pilot, app, llm_server, monkeypatch, tmp_path)
         await send(pilot, "one")
         await wait_for(pilot, lambda: "s1" in app.conversation.cards and app.conversation.cards["s1"].state == "running",
                        what="a running tool")
@@ -212,6 +217,8 @@ async def test_alt_enter_queues_a_message_typed_while_working_then_delivers_it(l
         await pilot.press("alt+enter")
         queued = [b for b in app.conversation.query(UserBlock) if b.text == "two"]
         assert queued and queued[0].queued and app.status_info.queued == 1
+        assert app.conversation.cards["s1"].state == "running"  # still inside the turn
+        (session.cwd / "release").touch()
         await until_idle(pilot, app)
         assert not queued[0].queued and app.status_info.queued == 0
     assert llm_server.requests[2]["messages"][-1] == {"role": "user", "content": "two"}
@@ -239,7 +246,7 @@ async def test_slash_commands_and_palette(llm_server, monkeypatch, tmp_path):
         # the palette runs the same registry
         await pilot.press("ctrl+p")
         await pilot.press(*"/cost")
-        await pilot.pause(0.3)
+        await palette_highlights(pilot, "/cost")
         await pilot.press("enter")
         await wait_for(pilot, lambda: any("+ 1 call at unknown price, not counted" in r.text
                                           for r in app.conversation.query(CostReport)), what="/cost via palette")

@@ -86,8 +86,10 @@ def test_sigterm_stops_the_running_command_and_the_local_job_and_restores_the_te
                                                                                       tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
+    # five lines at once: hf_jobs run returns when it has seen five first lines (with fewer it waits
+    # its whole 3 s before the model's next call starts the bash command)
     job = (f"import os, time\nopen({str(marks / 'job')!r}, 'w').write(str(os.getpgid(0)))\n"
-           "print('job up', flush=True)\ntime.sleep(600)\n")
+           "print('job up', flush=True)\nfor i in range(4):\n    print(f'setup {i}', flush=True)\ntime.sleep(600)\n")
     llm_server.script(
         ToolCalls([Call("j1", "hf_jobs", json.dumps({"operation": "run", "script": job, "timeout": "30m"}))]),
         ToolCalls([Call("b1", "bash", json.dumps({"command": f"echo $$ > {marks / 'bash'}; sleep 600"}))]),

@@ -35,7 +35,7 @@ from mlintern_tui.screens.run_compare import RunCompare
 from tests.engine_support import make_session
 from tests.fakes import Call, Text, ToolCalls
 from tests.test_tui_snapshots import RUN_A, RUN_B, RUN_C, SIZE, experiment_runs, model_list
-from tests.tui_support import AppUnderTest, feed, record_ops, rendered_text, wait_for
+from tests.tui_support import TEST_GRACE_S, AppUnderTest, feed, record_ops, rendered_text, wait_for
 from widgets.compaction_card import GRACE_S as CARD_GRACE_S
 from widgets.compaction_card import CompactionLedgerCard, CompactionPreviewCard
 from widgets.conversation import AnswerBlock, Notice, ToolCard, UserBlock
@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 async def start(pilot, app, llm_server, monkeypatch, tmp_path, keep: tuple[type, ...] = (), **kw):
     session = make_session(llm_server, monkeypatch, tmp_path, **kw)
+    app.approval_grace_s = TEST_GRACE_S  # the doom-loop card's; these tests answer it after it
     app.attach_session(session)
     await wait_for(pilot, lambda: app.status_info.model_ready, what="engine ready")
     return session, record_ops(monkeypatch, session, held=keep)
@@ -399,8 +400,9 @@ async def open_card(pilot, session) -> DoomLoopScreen:
     app = pilot.app
     session.emit(doom_guard())
     await wait_for(pilot, lambda: isinstance(app.screen, DoomLoopScreen), what="the doom-loop card")
-    await pilot.pause(app.approval_grace_s + 0.1)
-    return app.screen
+    card = app.screen
+    await wait_for(pilot, lambda: not card._in_grace(), what="the card's grace period to end")
+    return card
 
 
 async def test_a_repetition_guard_pauses_and_a_hint_continues_the_turn(llm_server, monkeypatch, tmp_path):
@@ -419,7 +421,7 @@ async def test_a_repetition_guard_pauses_and_a_hint_continues_the_turn(llm_serve
         text = str(card.query_one("DoomLoopCard").render())
         assert text.count('bash {"command": "echo stuck"}') == 3 and "spent in the loop" in text
         assert len(llm_server.requests) == 3  # paused: no fourth call
-        await pilot.pause(app.approval_grace_s + 0.1)
+        await wait_for(pilot, lambda: not card._in_grace(), what="the card's grace period to end")
         await pilot.press("h")
         for key in "read the traceback":
             await pilot.press("space" if key == " " else key)

@@ -19,7 +19,7 @@ from mlintern_tui.screens.trace_preview import TracePreviewScreen
 from mlintern_tui.trace_link import REFUSED, status_notice
 from tests.engine_support import make_session
 from tests.test_tui_snapshots import SIZE, TRACE_FILES, TRACE_NOW, TRACE_URL, trace_findings, trace_preview
-from tests.tui_support import AppUnderTest, record_ops, wait_for
+from tests.tui_support import AppUnderTest, palette_highlights, record_ops, wait_for
 from widgets.conversation import Notice
 from widgets.trace_findings import by_kind, mask_prefill, masked_parts, own_span, size_text
 
@@ -114,7 +114,7 @@ async def test_share_traces_sends_the_op_and_each_status_becomes_a_notice(llm_se
         # the palette runs the same command
         await pilot.press("ctrl+p")
         await pilot.press(*"share-traces")
-        await pilot.pause(0.3)
+        await palette_highlights(pilot, "/share-traces")
         await pilot.press("enter")
         await wait_for(pilot, lambda: len(of_type(sent, ShareTraces)) == 4, what="the palette's /share-traces")
         assert of_type(sent, ShareTraces)[-1].visibility is None

@@ -13,6 +13,15 @@ from mlintern_tui.screens.approval import ApprovalScreen
 from widgets.prompt import PromptArea
 
 
+#: the grace period of approval and doom-loop cards in tests that only answer a card after it
+#: (set on ``app.approval_grace_s`` by their start helpers): still a real one, which the helpers
+#: wait out through the card's own check, but short. The default (GRACE_S, 0.4 s) is what the
+#: tests of the grace period itself use or set: tests/test_tui_pilot.py's
+#: test_keys_inside_the_grace_period_are_ignored, tests/test_tui_approval_modes.py's
+#: test_always_keys_respect_the_grace_period and tests/test_tui_permission_change.py.
+TEST_GRACE_S = 0.05
+
+
 class AppUnderTest(MLInternApp):
     """The real app, minus the things that make screenshots differ run to run."""
 
@@ -57,6 +66,26 @@ async def wait_for(pilot, condition, timeout: float = 10.0, what: str = "conditi
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.02)
+
+
+async def palette_highlights(pilot, usage_start: str, timeout: float = 10.0) -> None:
+    """After typing into the command palette (ctrl+p): wait until its highlighted entry is the
+    command whose usage starts with ``usage_start``, the one enter then runs (rather than a
+    fixed pause for the palette's search)."""
+    from textual.command import CommandList, CommandPalette
+
+    def highlighted() -> bool:
+        palette = pilot.app.screen
+        if not isinstance(palette, CommandPalette):
+            return False
+        commands = palette.query_one(CommandList)
+        index = commands.highlighted
+        if index is None or index >= commands.option_count:
+            return False
+        hit = getattr(commands.get_option_at_index(index), "hit", None)
+        return hit is not None and str(hit.text).startswith(usage_start)
+
+    await wait_for(pilot, highlighted, timeout, what=f"the palette to highlight {usage_start}")
 
 
 def approval_screen(app: MLInternApp) -> ApprovalScreen | None:

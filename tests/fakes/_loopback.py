@@ -31,8 +31,10 @@ class LoopbackLifecycle(abc.ABC):
             raise RuntimeError(f"{type(self).__name__} is already running")
         self._stopping.clear()
         self._httpd = self._new_httpd()
+        # stop() waits for serve_forever to notice the shutdown at its next poll: half a poll on
+        # average, paid by every test that uses a fake (0.05 s cost ~25 ms in ~500 teardowns)
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
             name=f"{self._thread_name}-{self.port}", daemon=True,
         )
         self._thread.start()
