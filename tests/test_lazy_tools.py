@@ -80,6 +80,13 @@ def test_a_cache_that_cannot_be_written_is_only_a_slower_start(tmp_path):
     assert set(specs) == {name for name, _, _ in BUILTIN + SANDBOX}
 
 
+def test_sessions_never_share_a_schema_object(tmp_path):
+    one, two = builtin_tools(cache_dir=tmp_path), builtin_tools(cache_dir=tmp_path)
+    one[0].spec()["function"]["description"] = "changed by one session"
+    assert two[0].spec()["function"]["description"] != "changed by one session"
+    assert builtin_tools(cache_dir=tmp_path)[0].spec() == two[0].spec()
+
+
 def test_a_tool_is_built_when_first_called_and_its_hooks_run_then(tmp_path):
     router = ToolRouter(builtin_tools(cache_dir=tmp_path), ungoverned=True)
     assert isinstance(router._tools["hf_jobs"], LazyTool)

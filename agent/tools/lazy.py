@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -113,7 +114,9 @@ def builtin_tools(*, sandbox: bool = False, cache_dir: Path | None = None) -> li
 
 # ------------------------------------------------------------------ the schema cache
 
-_memo: dict[str, dict[str, Any]] | None = None  # this process's: the package does not change under it
+#: this process's schemas as JSON text (the package does not change under it); each caller gets
+#: its own parsed copy (~0.3 ms), so nothing one session does to a schema reaches another
+_memo: str | None = None
 
 
 def fingerprint() -> str:
@@ -146,21 +149,23 @@ def cached_specs(cache_dir: Path | None) -> dict[str, dict[str, Any]]:
     """The schemas by tool name: this process's, the cache file's when it is current, or built
     and written there. Never raises for the cache: an unreadable one is rebuilt."""
     global _memo
-    if _memo is not None:
-        return _memo
+    if _memo is None:
+        _memo = json.dumps(_current_specs(cache_dir))
+    return json.loads(_memo)
+
+
+def _current_specs(cache_dir: Path | None) -> dict[str, dict[str, Any]]:
     if cache_dir is None:
-        _memo = all_specs()
-        return _memo
+        return all_specs()
     path = cache_dir / CACHE_FILE
     key = fingerprint()
     data = read_json(path)
     if (isinstance(data, dict) and data.get("key") == key and isinstance(data.get("specs"), dict)
             and all(isinstance(data["specs"].get(name), dict) for name, _, _ in BUILTIN + SANDBOX)):
-        _memo = data["specs"]
-        return _memo
-    _memo = all_specs()
-    write_json(path, {"key": key, "specs": _memo})  # unwritten (read-only, full): built again next start
-    return _memo
+        return data["specs"]
+    specs = all_specs()
+    write_json(path, {"key": key, "specs": specs})  # unwritten (read-only, full): built again next start
+    return specs
 
 
 def forget_memo() -> None:
