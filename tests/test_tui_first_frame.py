@@ -127,3 +127,21 @@ async def test_a_blinking_cursor_is_there_for_who_asks_for_it():
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         assert app.prompt.cursor_blink is True
+
+
+async def test_a_model_that_cannot_start_says_why_and_the_prompt_stays(tmp_path):
+    from widgets.conversation import Notice
+
+    app = MLInternApp(model="nope", config=Config(), cwd=tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        def said() -> bool:
+            texts = [str(n.render()) for n in app.conversation.query(Notice)]
+            return any("Could not start the agent" in t and "unknown model 'nope'" in t for t in texts)
+
+        await wait_for(pilot, said, what="the reason")
+        assert app.session is None and not app.status_info.model_ready
+        assert app.status_info.model_label == "no model"
+        app.prompt.text = "hello"
+        app.prompt.action_submit()
+        await pilot.pause()
+        assert app.session is None  # nothing crashed: the message waits, the user picks a model
