@@ -281,24 +281,17 @@ def _flood_in_the_app(run: ts.Run, pid: int, server: ScriptedLLMServer, arrivals
     t_enter = time.perf_counter()
     tm.keys("Enter")
     probe = ts.EchoProbe(run, args.echo_every, t_enter)
-    receipt = None
     rss_max = idle_rss
     pane_rows: list[str] = []
     problems: list[str] = []
-    while receipt is None or (probe.pending and time.perf_counter() - receipt < 5):
-        lines = tm.screen()
-        now = time.perf_counter()
-        if now - t_enter > args.timeout:
-            raise RuntimeError(f"no receipt {args.timeout:.0f} s after Enter:\n" + "\n".join(lines))
-        probe.see(lines, now, typing=receipt is None)
+    watch = ts.UntilReceipt(tm, run, probe, t_enter, args.timeout)
+    for lines, _now in watch:
         rss_max = max(rss_max, vm(pid, "VmRSS") or 0.0)
         rows = output_pane(lines)
         if rows:
             pane_rows = rows
-        if receipt is None and ts.shows_receipt(lines):
-            receipt = now
         ts.note_problems(lines, problems, PROBLEM)
-        time.sleep(run.poll)
+    receipt = watch.receipt
     cpu1 = ts.cpu_seconds(pid, tree=False)
     hwm = ts.memory_mb(pid)
     final = tm.screen()

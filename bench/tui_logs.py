@@ -141,16 +141,11 @@ def flow(run: ts.Run, pid: int, server: ScriptedLLMServer, cwd: Path, tags: list
     samples: list[tuple[float, float, float, float]] = []  # (t, VmRSS MB, app CPU s, app+children CPU s)
     changes: list[tuple[float, str]] = []  # when the Output pane's last line changed, and to what
     last = ""
-    receipt = None
     stats: dict[int, dict] = {}
     problems: list[str] = []
     screens: list[tuple[float, list[str]]] = []
-    while receipt is None or (probe.pending and time.perf_counter() - receipt < 5):
-        lines = tm.screen()
-        now = time.perf_counter()
-        if now - t_enter > args.timeout:
-            raise RuntimeError(f"no receipt {args.timeout:.0f} s after Enter:\n" + "\n".join(lines))
-        probe.see(lines, now, typing=receipt is None)
+    watch = ts.UntilReceipt(tm, run, probe, t_enter, args.timeout)
+    for lines, now in watch:
         line = last_log_line(lines)
         if line != last:
             changes.append((now, line))
@@ -165,10 +160,8 @@ def flow(run: ts.Run, pid: int, server: ScriptedLLMServer, cwd: Path, tags: list
                 stats[k]["rss_mb"] = ts.memory_mb(pid, "VmRSS")
             except ValueError:  # caught it half written
                 pass
-        if receipt is None and ts.shows_receipt(lines):
-            receipt = now
         ts.note_problems(lines, problems)
-        time.sleep(run.poll)
+    receipt = watch.receipt
     hwm = ts.memory_mb(pid)
     time.sleep(1.0)
     c0 = ts.cpu_seconds(pid, tree=False)

@@ -91,16 +91,10 @@ def flow(run: ts.Run, pid: int, server: ScriptedLLMServer, args: argparse.Namesp
     cpu0 = ts.cpu_seconds(pid, tree=False)
     tm.keys("Enter")
     probe = ts.EchoProbe(run, args.echo_every, t_enter)
-    receipt = None
-    while receipt is None or (probe.pending and time.perf_counter() - receipt < 5):
-        lines = tm.screen()
-        now = time.perf_counter()
-        if now - t_enter > args.timeout:
-            raise RuntimeError(f"no receipt {args.timeout:.0f} s after Enter:\n" + "\n".join(lines))
-        probe.see(lines, now, typing=receipt is None)
-        if receipt is None and ts.shows_receipt(lines):
-            receipt = now
-        time.sleep(run.poll)
+    watch = ts.UntilReceipt(tm, run, probe, t_enter, args.timeout)
+    for _lines, _now in watch:
+        pass
+    receipt = watch.receipt
     cpu = ts.cpu_seconds(pid, tree=False) - cpu0
     final = tm.screen()
     header = next((line for line in final if "research " in line and "tool call" in line), "")

@@ -431,6 +431,29 @@ def shows_receipt(lines: list[str]) -> bool:
     return any(line.lstrip().startswith("turn: ") for line in lines)
 
 
+class UntilReceipt:
+    """The screens from Enter until the turn's receipt shows, then until the keys the echo
+    probe sent show (5 s at the most): ``for lines, now in watch:`` reads the pane every
+    ``run.poll`` s, gives each screen to ``probe`` first, and raises past ``timeout`` s;
+    ``watch.receipt`` is when the receipt showed."""
+
+    def __init__(self, tm, run, probe, t_enter: float, timeout: float):
+        self.tm, self.run, self.probe, self.t_enter, self.timeout = tm, run, probe, t_enter, timeout
+        self.receipt: float | None = None
+
+    def __iter__(self):
+        while self.receipt is None or (self.probe.pending and time.perf_counter() - self.receipt < 5):
+            lines = self.tm.screen()
+            now = time.perf_counter()
+            if now - self.t_enter > self.timeout:
+                raise RuntimeError(f"no receipt {self.timeout:.0f} s after Enter:\n" + "\n".join(lines))
+            self.probe.see(lines, now, typing=self.receipt is None)
+            yield lines, now
+            if self.receipt is None and shows_receipt(lines):
+                self.receipt = now
+            time.sleep(self.run.poll)
+
+
 def note_problems(lines: list[str], problems: list[str], pattern: re.Pattern[str] = PROBLEM) -> None:
     """Adds each line on screen that matches ``pattern`` to ``problems``, once."""
     for line in lines:
