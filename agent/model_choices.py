@@ -13,12 +13,12 @@ import asyncio
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from agent.cache_files import write_json
 from agent.llm.models import LOCAL_PROVIDERS, ResolvedModel, resolve_model
 from agent.protocol import ModelChoice, ModelOffer
 from agent.tools.output import ago
@@ -46,14 +46,8 @@ class RecentModels:
     def touch(self, model_id: str, now: float | None = None) -> None:
         items = [(i, t) for i, t in self.load() if i != model_id]
         items.insert(0, (model_id, time.time() if now is None else now))
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".recent_models.")
-            with os.fdopen(fd, "w") as f:
-                json.dump(items[:MAX_RECENT], f)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.warning("could not remember %s as a recent model: %s", model_id, exc)
+        if not write_json(self.path, items[:MAX_RECENT]):
+            log.warning("could not remember %s as a recent model in %s", model_id, self.path)
 
 
 @dataclass

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
+
+from agent.cache_files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,9 @@ class LearnedWindows:
         windows = self.all()
         windows[model_id] = tokens
         self._windows = windows
-        try:  # written whole, then moved into place: a crash never leaves half a file
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".model_windows.")
-            with os.fdopen(fd, "w") as f:
-                json.dump(windows, f, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.warning("could not remember the context window of %s: %s", model_id, exc)
+        # written whole, then moved into place: a crash never leaves half a file
+        if not write_json(self.path, windows, indent=1, sort_keys=True):
+            log.warning("could not remember the context window of %s in %s", model_id, self.path)
 
 
 NO_STREAM_FILE = "no_stream_servers.json"
@@ -101,14 +96,8 @@ class NoStreamServers:
         known.add((server[0], server[1] or ""))
         if self.path is None:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".no_stream.")
-            with os.fdopen(fd, "w") as f:
-                json.dump(sorted(list(pair) for pair in known), f)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.warning("could not remember that %s streams nothing with tools: %s", server[0], exc)
+        if not write_json(self.path, sorted(list(pair) for pair in known)):
+            log.warning("could not remember in %s that %s streams nothing with tools", self.path, server[0])
 
 
 def merged(config_windows: dict[str, int], learned: dict[str, int]) -> dict[str, int]:

@@ -25,13 +25,12 @@ from __future__ import annotations
 import difflib
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.cache_files import write_json
 from agent.llm.models import ResolvedModel
 from agent.llm.pricing import Price
 
@@ -199,14 +198,8 @@ class RouterCatalog:
         self.error = None
         if self.path is None:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".router_catalog.")
-            with os.fdopen(fd, "w") as f:
-                json.dump({"url": self.url, "fetched_at": self.fetched_at, "catalog": raw}, f)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.warning("could not keep the router catalog: %s", exc)
+        if not write_json(self.path, {"url": self.url, "fetched_at": self.fetched_at, "catalog": raw}):
+            log.warning("could not keep the router catalog in %s", self.path)
 
     async def refresh(self, net: Any, *, timeout_s: float = 5.0) -> bool:
         """Fetch the catalog with ``net`` (no token: the listing is public). False, with
