@@ -208,18 +208,13 @@ class LossTracker:
         20,000 lines/s a third of the app's time, and keys waited."""
         loss_lines = [line for line in lines if _mentions_loss(line)]
         n = len(loss_lines)
-        if n <= budget:
-            found = False
-            for line in loss_lines:
-                found = self.feed(line) is not None or found
-            return found
-        stride = -(-n // budget)
-        always = [_always_read(line) for line in loss_lines]
+        stride = -(-n // budget) if n > budget else 1
+        always = [_always_read(line) for line in loss_lines] if stride > 1 else [True] * n
         # the batch's newest train line is read too: the value the table shows is exact
         newest = next((i for i in range(n - 1, -1, -1) if not always[i]), -1)
         found = False
         for i, line in enumerate(loss_lines):
-            if i % stride == 0 or i == newest or always[i]:
+            if always[i] or i % stride == 0 or i == newest:
                 found = self.feed(line) is not None or found
             else:  # its step still counts, as if it had been read
                 self._advance()
