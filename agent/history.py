@@ -55,6 +55,10 @@ def message_text(message: dict[str, Any]) -> str:
 class History:
     entries: list[Entry] = field(default_factory=list)
     counter: Callable[[dict[str, Any]], int] | None = None
+    #: where the last repair saw the newest batch of tool calls, and its entry: everything before
+    #: it had one result per call. The next repair starts there while that entry is still at that
+    #: index (an entry added or removed above it moves it, and the scan starts over)
+    _checked: tuple[int, Entry] | None = field(default=None, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------ building
 
@@ -101,12 +105,18 @@ class History:
         """
         inserted = 0
         i = 0
+        mark = self._checked
+        if mark is not None and mark[0] < len(self.entries) and self.entries[mark[0]] is mark[1]:
+            # the calls above it had their results; entries replaced in place since (compaction's
+            # shrunk copies, a call's edited arguments) keep their call ids, so those pairs hold
+            i = mark[0]
         while i < len(self.entries):
             msg = self.entries[i].message
             calls = msg.get("tool_calls") if msg.get("role") == "assistant" else None
             if not calls:
                 i += 1
                 continue
+            self._checked = (i, self.entries[i])
             j = i + 1
             seen: set[str] = set()
             while j < len(self.entries) and self.entries[j].message.get("role") == "tool":

@@ -143,7 +143,10 @@ async def through_litellm(history_size: int, iterations: int = 60) -> list[float
     with ScriptedLLMServer() as server:
         os.environ["OPENAI_BASE_URL"] = server.base_url
         os.environ["OPENAI_API_KEY"] = "sk-bench"
-        session = Session(Config(), model_id="openai/bench", tools=[Noop()], cwd=Path.cwd())
+        # a stated window that holds the prefilled history: this measures iterations, and an
+        # unknown model's default window would make the 300-message history compact instead
+        config = Config(context_windows={"openai/bench": 1_000_000})
+        session = Session(config, model_id="openai/bench", tools=[Noop()], cwd=Path.cwd())
         engine = session.engine
         prefill(engine.history, history_size)
         engine.history.total_tokens()

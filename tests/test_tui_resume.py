@@ -458,20 +458,25 @@ async def test_a_resumed_session_at_an_unknown_price_never_says_zero_dollars(llm
 
 
 async def test_a_thousand_turn_session_shows_only_its_tail(llm_server, monkeypatch, tmp_path):
-    """1,000 turns (4,000 items): only the last 200 items are drawn, under one line counting the
-    rest; the block count stays where the conversation's pruning keeps it."""
+    """1,000 turns (4,000 items): only the last 150 items are drawn, under one line counting the
+    rest as the screen would have drawn them; the block count stays where pruning keeps it."""
+    from widgets.conversation import Conversation
+
+    assert Conversation.RESTORE_TAIL == 150  # the numbers below are for this tail
     app = AppUnderTest()
     async with app.run_test(size=SIZE) as pilot:
         session = await start(pilot, app, llm_server, monkeypatch, tmp_path)
         items = transcript(1000)
+        assert [i.kind for i in items[:4]] == ["user", "tool_call", "tool_output", "assistant"]
         session.emit(ResumeComplete(restored_messages=4000, transcript=items))
         await wait_for(pilot, lambda: len(app.conversation.children) > 10, what="redrawn", timeout=20)
         await pilot.pause()
         children = list(app.conversation.children)
-        assert str(children[0].render()) == "ℹ 3,800 earlier messages not shown."
-        assert len(children) <= 1 + 200 + 1  # the note, the tail (outputs join their cards), the resume line
+        # 3,850 items left out, of which 962 tool outputs (they would have been part of a card)
+        assert str(children[0].render()) == "↑ 2,888 earlier entries not shown, to keep the screen fast (the session keeps them)"
+        assert len(children) <= Conversation.MAX_BLOCKS  # the tail (outputs join their cards), the note, the resume line
         texts = blocks_text(app)
-        assert texts[-2] == "answer: **answer 1000**" and "user: prompt 951" in texts and "user: prompt 950" not in texts
+        assert texts[-2] == "answer: **answer 1000**" and "user: prompt 964" in texts and "user: prompt 963" not in texts
         assert app.conversation.is_following
 
 

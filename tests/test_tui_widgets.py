@@ -191,6 +191,22 @@ async def test_conversation_prunes_by_block_count_too():
         conv.prune()
         await pilot.pause()
         assert len(conv.children) <= conv.MAX_BLOCKS and conv.pruned_blocks >= conv.MAX_BLOCKS - conv.LOW_BLOCKS
+        # the top of the pane says how much is gone, once, and keeps counting
+        from widgets.conversation import PrunedNote
+
+        first = conv.pruned_blocks
+        assert isinstance(conv.children[0], PrunedNote)
+        assert f"↑ {first:,} earlier entries not shown" in str(conv.children[0].render())
+        for i in range(conv.MAX_BLOCKS):
+            await conv.add_notice("info", f"m{i}")
+        await pilot.pause()
+        conv.prune()
+        await pilot.pause()
+        notes = list(conv.query(PrunedNote))
+        assert len(notes) == 1 and conv.children[0] is notes[0] and conv.pruned_blocks > first
+        assert f"↑ {conv.pruned_blocks:,} earlier entries" in str(notes[0].render())
+        await conv.clear_blocks()
+        assert conv.pruned_blocks == 0 and not conv.children
 
 
 async def test_a_tool_card_is_one_widget_and_shows_a_bounded_expansion():

@@ -78,6 +78,19 @@ class Notice(Static):
         self.update(f"{icon} {text}" if icon else text)
 
 
+class PrunedNote(Static):
+    """The first line of a conversation whose oldest blocks were taken off the screen."""
+
+    DEFAULT_CSS = "PrunedNote { color: $text-muted; text-style: italic; padding: 0 1; }"
+
+    def __init__(self) -> None:
+        super().__init__(markup=False)
+
+    def show(self, count: int) -> None:
+        self.update(f"↑ {count:,} earlier entr{'ies' if count != 1 else 'y'} not shown, to keep the screen fast "
+                    "(the session keeps them)")
+
+
 class Conversation(VerticalScroll):
     """Owns the blocks; the app's bridge calls these methods with protocol data.
 
@@ -119,10 +132,14 @@ class Conversation(VerticalScroll):
     #: prune when the content is taller than this many lines, down to the low mark
     HIGH_MARK = 4000
     LOW_MARK = 3000
-    MAX_BLOCKS = 300
-    LOW_BLOCKS = 200
-    #: transcript items a resumed conversation redraws (the rest stay in the history)
-    RESTORE_TAIL = 200
+    #: ... or holds more blocks than this. Every layout pass arranges every mounted block (and
+    #: a pass comes with each new block): at 300 blocks a tool round of a fast model cost
+    #: 75 ms of layout and drawing, at 120 about half (bench/tui_long_conversation.py)
+    MAX_BLOCKS = 120
+    LOW_BLOCKS = 80
+    #: transcript items a resumed conversation redraws (the rest stay in the history): about
+    #: as many blocks as pruning keeps, since a tool's output joins its call's card
+    RESTORE_TAIL = 150
 
     DEFAULT_CSS = """
     Conversation { layout: stream; padding: 0 1 1 1; scrollbar-size-vertical: 1; }
@@ -350,7 +367,11 @@ class Conversation(VerticalScroll):
         hidden = max(0, len(items) - tail)
         blocks: list[Widget] = []
         if hidden:
-            blocks.append(Notice("info", f"{hidden:,} earlier message{'s' if hidden != 1 else ''} not shown."))
+            # counted as the screen would have drawn them: a tool's output is part of its call's card
+            self.pruned_blocks = sum(1 for item in items[:hidden] if item.kind != "tool_output")
+            note = PrunedNote()
+            note.show(self.pruned_blocks)
+            blocks.append(note)
         for item in items[hidden:]:
             if item.kind == "user":
                 blocks.append(UserBlock(item.text))
@@ -440,6 +461,7 @@ class Conversation(VerticalScroll):
         self.answer, self._answer_above = None, ""
         self.cards.clear()
         self.pending_steers = []
+        self.pruned_blocks = 0
         await self.remove_children()
 
     def prune(self) -> None:
@@ -454,14 +476,23 @@ class Conversation(VerticalScroll):
         surplus = len(children) - self.LOW_BLOCKS if too_many else 0
         doomed = []
         for child in children:
+            if isinstance(child, PrunedNote):
+                continue
             if (excess <= 0 and surplus <= 0) or child is self.answer:
                 break
             excess -= child.outer_size.height
             surplus -= 1
             doomed.append(child)
+        if not doomed:
+            return
         for child in doomed:
             if isinstance(child, ToolCard):
                 self.cards.pop(child.call_id, None)
         self.pruned_blocks += len(doomed)
-        if doomed:
-            self.remove_children(doomed)
+        self.remove_children(doomed)
+        # the top of the pane says that it is not the top of the conversation
+        note = children[0] if isinstance(children[0], PrunedNote) else None
+        if note is None:
+            note = PrunedNote()
+            self.mount(note, before=0)
+        note.show(self.pruned_blocks)

@@ -26,6 +26,7 @@ from agent.llm import prompt_cache
 from agent.llm.effort import EffortCache, effective_effort, step_down
 from agent.llm.errors import HEALABLE_KINDS, LLMError, LLMErrorInfo, classify, local_server_down
 from agent.llm.models import ResolvedModel
+from agent.llm.round_memo import RoundMemo
 from agent.llm.pricing import WindowInfo, context_window, cost_of, find_price, normalise_usage
 from agent.protocol import Event, LLMCall, LLMCallKind, ToolLog, Usage
 
@@ -259,6 +260,8 @@ class LLMClient:
         self._rng = random.Random()
         self._direct = None
         self._demo = None
+        #: the wire form of each message (a tool result without its extra fields), per message
+        self._wire_messages: RoundMemo[dict[str, Any]] = RoundMemo(_wire_message)
         #: (model id, base URL) of servers that answer an empty stream when offered tools (llama.cpp's
         #: server does): their requests with tools go out without streaming from then on
         from agent.llm.learned_windows import NoStreamServers
@@ -313,7 +316,7 @@ class LLMClient:
     def _direct_body(self, model: ResolvedModel, kwargs: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": model.litellm_model.split("/", 1)[1] if model.litellm_model.startswith("openai/") else model.litellm_model,
-            "messages": [_wire_message(m) for m in kwargs["messages"]],
+            "messages": self._wire_messages.derive(kwargs["messages"]),
             "stream": kwargs.get("stream", True),
         }
         if body["stream"]:

@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator
 import httpx
 
 from agent.llm import lean_http
+from agent.llm.round_memo import RoundMemo
 
 
 class ProviderError(Exception):
@@ -52,6 +53,18 @@ class DirectStreamer:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._lean = lean_http.LeanPool()
         self.pace_s = pace_s
+        #: each message's JSON, for the messages the last request sent
+        self._message_json: RoundMemo[str] = RoundMemo(json.dumps)
+
+    def encode(self, body: dict[str, Any]) -> bytes:
+        """The request body as JSON, each history message encoded once (``RoundMemo``); the
+        messages come last (servers read JSON objects in any key order)."""
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            return json.dumps(body).encode()
+        head = json.dumps({k: v for k, v in body.items() if k != "messages"})
+        parts = ", ".join(self._message_json.derive(messages))
+        return f'{head[:-1]}{", " if len(head) > 2 else ""}"messages": [{parts}]}}'.encode()
 
     def _client(self, base_url: str, timeout: float) -> httpx.AsyncClient:
         client = self._clients.get(base_url)
@@ -87,7 +100,8 @@ class DirectStreamer:
             return
         client = self._client(base_url, timeout)
         try:
-            async with client.stream("POST", "chat/completions", json=body, headers=request_headers) as response:
+            async with client.stream("POST", "chat/completions", content=self.encode(body),
+                                     headers={"Content-Type": "application/json", **request_headers}) as response:
                 if response.status_code >= 400:
                     raw = await response.aread()
                     raise _http_error(response, raw)
@@ -127,7 +141,7 @@ class DirectStreamer:
     async def _lean_answer(self, base_url: str, headers: dict[str, str], body: dict[str, Any], timeout: float):
         """The answer to one POST through the lean client, its failures as ``ProviderConnectionError``."""
         url = base_url.rstrip("/") + "/chat/completions"
-        payload = json.dumps(body).encode()
+        payload = self.encode(body)
         response = None
         try:
             response = await self._lean.post(url, payload, {"Content-Type": "application/json", **headers},
@@ -160,7 +174,8 @@ class DirectStreamer:
                 return _whole_answer(response, raw)
         client = self._client(base_url, timeout)
         try:
-            async with client.stream("POST", "chat/completions", json=body, headers=request_headers) as response:
+            async with client.stream("POST", "chat/completions", content=self.encode(body),
+                                     headers={"Content-Type": "application/json", **request_headers}) as response:
                 raw = await _read_capped(response)
                 if response.status_code >= 400:
                     raise _http_error(response, raw)
