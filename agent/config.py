@@ -136,7 +136,7 @@ class Config(BaseModel):
     @field_validator("endpoints")
     @classmethod
     def _known_endpoints(cls, value: dict[str, str]) -> dict[str, str]:
-        from agent.net import ENDPOINT_DEFAULTS  # no httpx behind it
+        from agent.endpoints import ENDPOINT_DEFAULTS
 
         unknown = sorted(set(value) - set(ENDPOINT_DEFAULTS))
         if unknown:

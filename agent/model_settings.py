@@ -31,7 +31,7 @@ class ModelSettingsMixin:
     # ------------------------------------------------------------------ resolving
 
     def _router_base(self) -> str:
-        from agent.net import Endpoints
+        from agent.endpoints import Endpoints
 
         return Endpoints.resolve(dict(getattr(self.config, "endpoints", None) or {})).hf_router
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 from urllib.parse import urlencode, urljoin
 
+from agent.endpoints import ENDPOINT_DEFAULTS, Endpoints
 from agent.net_cache import ResponseCache, prune_cache
 from agent.net_errors import (  # the tools import these from agent.net
     NetError,
@@ -58,48 +59,12 @@ __all__ = ["ENDPOINT_DEFAULTS", "Endpoints", "Net", "NetError", "Response", "Res
 
 Auth = Literal["hf", "github"] | None
 
-#: endpoint name -> (environment variable, default)
-ENDPOINT_DEFAULTS: dict[str, tuple[str, str]] = {
-    "hub": ("HF_ENDPOINT", "https://huggingface.co"),
-    "datasets_server": ("MLINTERN_DATASETS_SERVER_URL", "https://datasets-server.huggingface.co"),
-    "github_api": ("GITHUB_API_URL", "https://api.github.com"),
-    "arxiv": ("MLINTERN_ARXIV_URL", "https://arxiv.org"),
-    "ar5iv": ("MLINTERN_AR5IV_URL", "https://ar5iv.labs.arxiv.org"),
-    "semantic_scholar": ("MLINTERN_SEMANTIC_SCHOLAR_URL", "https://api.semanticscholar.org"),
-    "web_search": ("MLINTERN_WEB_SEARCH_URL", "https://html.duckduckgo.com/html/"),
-    # model requests to router models and the router's model catalog (<hf_router>/models)
-    "hf_router": ("HF_ROUTER_BASE_URL", "https://router.huggingface.co/v1"),
-}
-
 USER_AGENT = "mlintern-tui/0.1 (+https://huggingface.co)"
 #: a 429 asking for at most this long is waited once inside the call; longer is reported
 SHORT_RETRY_AFTER_S = 3.0
 MAX_REDIRECTS = 5
 #: caller headers that follow a redirect to another host (anything else may be a credential)
 _PORTABLE_HEADERS = frozenset({"accept", "accept-language", "accept-encoding"})
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    hub: str
-    datasets_server: str
-    github_api: str
-    arxiv: str
-    ar5iv: str
-    semantic_scholar: str
-    web_search: str
-    hf_router: str = "https://router.huggingface.co/v1"
-
-    @classmethod
-    def resolve(cls, configured: dict[str, str] | None = None, env: dict[str, str] | None = None) -> Endpoints:
-        """Environment over the config file's ``endpoints`` over the public defaults."""
-        env = os.environ if env is None else env
-        configured = configured or {}
-        values = {}
-        for name, (var, default) in ENDPOINT_DEFAULTS.items():
-            value = (env.get(var) or configured.get(name) or default).strip()
-            values[name] = value if name == "web_search" else value.rstrip("/")
-        return cls(**values)
 
 
 def _same_or_subdomain(url: str, base: str) -> bool:

@@ -209,10 +209,8 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
         )
         self.client.on_effort_change = lambda model: self._settings_changed()
         self.client.on_served = self._model_served
-        from agent.llm.router_catalog import FILE as CATALOG_FILE, RouterCatalog
-
-        # read from its file on first use (a price, a window, the picker), refreshed after "ready"
-        self.client.catalog = RouterCatalog(self.data_dir / CATALOG_FILE, self._router_base().rstrip("/") + "/models")
+        # made and read from its file on first use (a price, a window, the picker), refreshed after "ready"
+        self.client.catalog_at = (self.data_dir, self._router_base().rstrip("/") + "/models")
         self.engine = TurnEngine(
             model=model, router=self.router, client=self.client, emit=self.emit,
             settings=self.engine_settings, tool_context=self._tool_context, tool_state=self.tool_state,

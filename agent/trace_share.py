@@ -33,7 +33,7 @@ class TraceShareMixin:
     def _trace_uploader(self):
         if self._uploader is None:
             from agent.llm.models import hf_token
-            from agent.net import Endpoints
+            from agent.endpoints import Endpoints
             from agent.redaction import Redactor, home_dir
             from agent.trace_upload import TraceUploader
 

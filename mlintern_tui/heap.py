@@ -30,6 +30,9 @@ def tune() -> None:
     gc.set_threshold(YOUNG_THRESHOLD, 20, 100)
 
 
+LOADER = "pydantic.plugin._loader"
+
+
 def no_pydantic_plugins() -> None:
     """Our own models (the protocol, the config) are validated without third-party pydantic
     plugins: pydantic looks for them by reading the entry points of every installed package
@@ -37,14 +40,21 @@ def no_pydantic_plugins() -> None:
     virtualenv of ~120 packages). A user's scripts and jobs run in their own processes, where
     their plugins still load. ``PYDANTIC_DISABLE_PLUGINS`` set by the user is left to pydantic."""
     import os
+    import sys
 
     if os.environ.get("PYDANTIC_DISABLE_PLUGINS") is not None:
         return
-    try:
-        from pydantic.plugin import _loader
-    except ImportError:
-        return
-    if getattr(_loader, "_plugins", ...) is None:  # not looked for yet (a private name: if it goes, only slower)
+    _loader = sys.modules.get(LOADER)
+    if _loader is None:
+        # not imported yet: pydantic imports it on the first validator it builds, and with it
+        # importlib.metadata (~10 ms). It asks it for ``get_plugins`` only (private names: if
+        # they change, pydantic imports its own module and this costs only time)
+        import types
+
+        stub = types.ModuleType(LOADER, "No pydantic plugins in the app's process (mlintern_tui/heap.py).")
+        stub.get_plugins = lambda: ()  # type: ignore[attr-defined]
+        sys.modules[LOADER] = stub
+    elif getattr(_loader, "_plugins", ...) is None:  # imported, not looked for yet
         _loader._plugins = {}
 
 

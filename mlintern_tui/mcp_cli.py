@@ -206,7 +206,7 @@ def _list(out: TextIO) -> int:
     from agent.llm.models import hf_token
     from agent.mcp.config import (DEFAULT_NAME, PROJECT_FILE, TRUST_FILE, ProjectTrust, default_hf_entry,
                                   parse_servers, read_servers_file)
-    from agent.net import Endpoints
+    from agent.endpoints import Endpoints
     from agent.terminal_text import visible
 
     try:

@@ -42,6 +42,9 @@ SCRIPT = textwrap.dedent("""
         report = {{}}
         async with app.run_test(size=(120, 36)) as pilot:
             report["first_frame"] = loaded()
+            # ours and httpx: the knowledge tools' HTTP layer and the router's catalog wait for use
+            report["first_frame_later"] = sorted(
+                name for name in ("agent.net", "agent.llm.router_catalog", "httpx") if name in sys.modules)
             # the session is built before the first frame: it already takes prompts
             report["ready_at_first_frame"] = app.status_info.model_ready
             loop = asyncio.get_running_loop()
@@ -90,7 +93,7 @@ def test_an_openai_compatible_model_never_loads_litellm(llm_server, tmp_path):
     report = run_app(tmp_path, {"OPENAI_BASE_URL": llm_server.base_url, "OPENAI_API_KEY": "sk-test"},
                      "openai/scripted-model", "what is the lr?")
     assert report["first_frame"] == [] and report["ready"] == [] and report["after_turn"] == [], report
-    assert report["ready_at_first_frame"] is True, report
+    assert report["ready_at_first_frame"] is True and report["first_frame_later"] == [], report
     # no tool module before the model calls a tool (but the experiment board's, built with the
     # session's run store); then the one it called (read: files.py)
     assert report["tools_at_ready"] == ["agent.tools.experiments"], report
@@ -120,6 +123,32 @@ PLUGIN_PROBE = textwrap.dedent("""
     Config(theme="mlintern-hf")  # the first model validated: pydantic looks for plugins now
     print("validated")
 """)
+
+
+FRESH_PLUGIN_PROBE = textwrap.dedent("""
+    import sys
+    from mlintern_tui import heap
+
+    heap.no_pydantic_plugins()  # as the app does: before pydantic builds its first validator
+    from agent.config import Config
+
+    Config(theme="mlintern-hf")
+    from pydantic import BaseModel
+
+    class Late(BaseModel):  # a model defined later is validated the same way
+        n: int
+
+    assert Late(n="3").n == 3
+    print("validated", "importlib.metadata" in sys.modules)
+""")
+
+
+def test_the_plugin_loader_and_importlib_metadata_are_not_imported(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", FRESH_PLUGIN_PROBE], env=env, capture_output=True, text=True,
+                         timeout=60, cwd=root)
+    assert run.returncode == 0 and run.stdout.split() == ["validated", "False"], run.stderr[-2000:]
 
 
 def test_our_models_are_validated_without_searching_for_pydantic_plugins(tmp_path):

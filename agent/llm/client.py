@@ -271,21 +271,41 @@ class LLMClient:
         self.efforts = efforts
         #: the prompt_cache_key for OpenAI models: stable per session
         self.session_key = session_key or (lambda: None)
-        #: the Hugging Face router's catalog: prices and windows of router models (None: not used)
-        self.catalog: RouterCatalog | None = None
+        #: the Hugging Face router's catalog (prices and windows of router models): made on first
+        #: use from ``catalog_at`` (the data dir its file is in, its URL); None when neither is set
+        self._catalog: RouterCatalog | None = None
+        self.catalog_at: tuple[Path, str] | None = None
         #: the name each model's server answered with, when it is not the id asked for
         self.served: dict[str, str] = {}
         self.on_served: Callable[[ResolvedModel, str], None] = lambda model, name: None
         #: called after a heal changed what a model is known to accept
         self.on_effort_change: Callable[[ResolvedModel], None] = lambda model: None
 
+    @property
+    def catalog(self) -> RouterCatalog | None:
+        if self._catalog is None and self.catalog_at is not None:
+            from agent.llm.router_catalog import FILE, RouterCatalog
+
+            data_dir, url = self.catalog_at
+            self._catalog = RouterCatalog(data_dir / FILE, url)
+        return self._catalog
+
+    @catalog.setter
+    def catalog(self, value: RouterCatalog | None) -> None:
+        self._catalog = value
+
+    def _catalog_for(self, model: ResolvedModel) -> RouterCatalog | None:
+        """The catalog where it can say something: only router models are in it (a session on
+        another model does not load it on the way to its first frame)."""
+        return self.catalog if model.route == "hf_router" else None
+
     def price_known(self, model: ResolvedModel) -> bool:
         """Whether this model's calls can be costed (the config, litellm's map, our table)."""
-        return find_price(model, self.price_overrides, self.catalog)[0] is not None
+        return find_price(model, self.price_overrides, self._catalog_for(model))[0] is not None
 
     def window(self, model: ResolvedModel, overrides: dict[str, int] | None = None) -> WindowInfo:
         """The model's context window: the config's, the router's, litellm's, ours."""
-        return context_window(model, overrides, self.catalog)
+        return context_window(model, overrides, self._catalog_for(model))
 
     def effective_effort(self, model: ResolvedModel, preference: str | None) -> str | None:
         """The level a request for ``preference`` sends to ``model`` (None: none)."""
@@ -500,7 +520,7 @@ class LLMClient:
                 await self._sleep(delay)
                 continue
             # priced when the answer is in: the router's catalog may have arrived while it streamed
-            price, price_source = find_price(model, self.price_overrides, self.catalog)
+            price, price_source = find_price(model, self.price_overrides, self._catalog_for(model))
             usage = normalise_usage(state.usage)
             cost = cost_of(price, usage)
             latency = self._record(emit, model, kind, started, state, attempt, usage=usage, cost=cost,
@@ -605,7 +625,7 @@ class LLMClient:
     def _record(self, emit, model, kind, started, state, attempt, *, usage=None, cost=None, error=None,
                 priced=None) -> int:
         latency = int((time.monotonic() - started) * 1000)
-        price, price_source = priced or find_price(model, self.price_overrides, self.catalog)
+        price, price_source = priced or find_price(model, self.price_overrides, self._catalog_for(model))
         if usage is None:
             usage = normalise_usage(state.usage)
             if state.usage:

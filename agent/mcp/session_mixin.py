@@ -73,7 +73,7 @@ class McpSessionMixin:
         return entries, notes
 
     def _mcp_hub(self) -> str:
-        from agent.net import Endpoints
+        from agent.endpoints import Endpoints
 
         return Endpoints.resolve(dict(getattr(self.config, "endpoints", None) or {})).hub
 
