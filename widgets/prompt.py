@@ -67,6 +67,30 @@ class PromptArea(TextArea):
             self.action_submit(queue=event.key == "alt+enter")
             return
         await super()._on_key(event)
+        if event.is_printable:
+            self._paint_now()
+
+    def _paint_now(self) -> None:
+        """Put a typed character on the screen from the key's own handler.
+
+        Textual's way to the terminal is a refresh, an idle check of this widget, an update
+        message to the screen, its idle check, and the screen's frame timer, which fires on the
+        next tick of its fixed rate: ~4 ms of the ~5 ms from key to terminal (measured with a
+        stream on screen). A key that only changes this widget's rows needs none of that: its
+        rows are drawn here, alone, and whatever else waits for a frame keeps waiting for it.
+        Anything that needs a layout pass (the prompt growing a row, a resize) or a batch in
+        progress goes the usual way."""
+        app, screen = self.app, self.screen
+        if (app._batch_count or screen is not app.screen or not screen.is_current or self._layout_required
+                or screen._layout_required or screen._scroll_required or not self._repaint_required):
+            return
+        waiting = set(screen._dirty_widgets)
+        try:
+            screen._compositor.update_widgets({self})
+            screen._compositor_refresh()
+        finally:
+            screen._dirty_widgets.update(waiting - {self})
+        self._repaint_required = False  # drawn: no second frame for the same rows
 
     def action_submit(self, queue: bool = False) -> None:
         text = self.text.strip()
