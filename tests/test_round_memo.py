@@ -79,3 +79,17 @@ def test_wire_tool_messages_keep_their_identity_between_requests():
     first, second = memo.derive(history), memo.derive(history + [{"role": "user", "content": "next"}])
     tool = [i for i, m in enumerate(history) if m["role"] == "tool"]
     assert all(first[i] is second[i] and "name" not in first[i] for i in tool)
+
+
+def test_an_insertion_above_keeps_the_values_below():
+    made: list[dict] = []
+    memo = RoundMemo(lambda m: made.append(m) or json.dumps(m))
+    history = _history(5)
+    memo.derive(history)
+    made.clear()
+    history.insert(1, {"role": "system", "content": "a pinned note"})  # everything below moves down
+    assert memo.derive(history) == [json.dumps(m) for m in history]
+    assert made == [history[1]]  # only the inserted message was made
+    out = memo.derive(history)
+    out.append("a caller's own change")  # the list handed out is the caller's
+    assert memo.derive(history) == [json.dumps(m) for m in history]
