@@ -299,9 +299,11 @@ class _Run:
             return stop
         self.progress(f"Stopping at the {why}: asking for the final report.")
         if shrink:  # the provider refused the context: keep every result, but only its head
-            for message in self.messages:
+            for i, message in enumerate(self.messages):
                 if message.get("role") == "tool" and len(message.get("content") or "") > 1500:
-                    message["content"] = message["content"][:1500] + "\n[... cut to fit the context window]"
+                    # a new dict, never an edit in place: the client reuses what it encoded for
+                    # a message it has sent before (agent/llm/round_memo.py)
+                    self.messages[i] = {**message, "content": message["content"][:1500] + "\n[... cut to fit the context window]"}
         self.messages.append({"role": "user", "content": FINAL_NOTE})
         try:
             result = await self._call(model, tools=False)

@@ -385,3 +385,32 @@ async def test_the_sub_agent_asks_before_fetching_from_a_private_address(llm_ser
     events = await collect_until(sub, stop={"turn_complete", "error"})
     assert events[-1].type == "turn_complete"
     await _shutdown(session)
+
+
+async def test_a_refused_context_is_sent_again_shrunk(llm_server, monkeypatch, tmp_path):
+    """The provider refuses the sub-agent's context: its final request carries every result cut
+    to its head (a new message each, so what the client encoded before is not reused)."""
+    from tests.fakes import HTTPError
+
+    session = make_session(llm_server, monkeypatch, tmp_path)
+    (tmp_path / "work" / "notes.txt").write_text("a long line of notes\n" * 400)
+    seen: list[dict] = []
+
+    def final(body: dict):
+        seen.append(body)
+        return Text("short report")
+
+    llm_server.script(*[by_agent(
+        main=[ToolCalls([research_call("m1", "read the notes")]), Text("done")],
+        research=[ToolCalls([Call("r1", "read", json.dumps({"path": "notes.txt"}))]),
+                  HTTPError(400, "This model's maximum context length is 8192 tokens.", code="context_length_exceeded"),
+                  final])] * 5)
+    sub = session.subscribe("test")
+    session.start()
+    session.submit(UserInput(text="go"))
+    events = await collect_until(sub, stop={"turn_complete", "error"})
+    assert events[-1].type == "turn_complete"
+    results = [m for m in seen[0]["messages"] if m.get("role") == "tool"]
+    assert len(results) == 1 and results[0]["content"].endswith("[... cut to fit the context window]")
+    assert len(results[0]["content"]) < 1600
+    await _shutdown(session)

@@ -93,3 +93,14 @@ def test_an_insertion_above_keeps_the_values_below():
     out = memo.derive(history)
     out.append("a caller's own change")  # the list handed out is the caller's
     assert memo.derive(history) == [json.dumps(m) for m in history]
+
+
+def test_forget_after_an_edit_in_place():
+    """A heal that strips refused blocks from the history's own dicts makes the memo forget."""
+    memo = RoundMemo(json.dumps)
+    history = _history(2)
+    memo.derive(history)
+    history[2].pop("tool_calls")  # edited in place: the same object, different JSON
+    assert memo.derive(history)[2] != json.dumps(history[2])  # why the edit must be followed by forget()
+    memo.forget()
+    assert memo.derive(history) == [json.dumps(m) for m in history]

@@ -205,6 +205,19 @@ async def test_conversation_prunes_by_block_count_too():
         notes = list(conv.query(PrunedNote))
         assert len(notes) == 1 and conv.children[0] is notes[0] and conv.pruned_blocks > first
         assert f"↑ {conv.pruned_blocks:,} earlier entries" in str(notes[0].render())
+        # two prunes before the first removal is processed count each block once
+        from widgets.conversation import Notice
+
+        await conv.mount_all([Notice("info", f"k{i}") for i in range(conv.MAX_BLOCKS)])  # no prune of its own
+        await pilot.pause()
+        before = [c for c in conv.children if not isinstance(c, PrunedNote)]
+        counted = conv.pruned_blocks
+        conv.prune()
+        conv.prune()
+        await pilot.pause()
+        after = [c for c in conv.children if not isinstance(c, PrunedNote)]
+        assert conv.pruned_blocks - counted == len(before) - len(after) > 0
+        assert len(after) == conv.LOW_BLOCKS  # the note is not one of the blocks
         await conv.clear_blocks()
         assert conv.pruned_blocks == 0 and not conv.children
 

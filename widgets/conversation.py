@@ -8,6 +8,7 @@ day-long session stays fast (their text stays in the engine's history and the st
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -151,6 +152,8 @@ class Conversation(VerticalScroll):
         self.answer: AnswerBlock | None = None
         self.cards: dict[str, ToolCard] = {}
         self.pruned_blocks = 0
+        #: blocks being removed by a prune (children until Textual has processed it)
+        self._leaving: weakref.WeakSet[Widget] = weakref.WeakSet()
         #: messages sent while the agent worked that have not reached the model yet, oldest first
         self.pending_steers: list[UserBlock] = []
         #: the message select mode marks (None: not in the mode)
@@ -467,17 +470,20 @@ class Conversation(VerticalScroll):
     def prune(self) -> None:
         """Drop the oldest blocks past a height budget or a block budget: every layout pass
         walks every mounted widget, so a 1,000-message run must not keep 5,000 of them."""
-        children = list(self.children)
-        too_tall = self.virtual_size.height > self.HIGH_MARK
+        # blocks an earlier prune is still removing are children until their removal is
+        # processed: not counted, or measured, twice
+        leaving = self._leaving
+        note = next((c for c in self.children if isinstance(c, PrunedNote)), None)
+        children = [c for c in self.children if c not in leaving and c is not note]
+        height = self.virtual_size.height - sum(c.outer_size.height for c in leaving if c.parent is self)
+        too_tall = height > self.HIGH_MARK
         too_many = len(children) > self.MAX_BLOCKS
         if not too_tall and not too_many:
             return
-        excess = self.virtual_size.height - self.LOW_MARK if too_tall else 0
+        excess = height - self.LOW_MARK if too_tall else 0
         surplus = len(children) - self.LOW_BLOCKS if too_many else 0
         doomed = []
         for child in children:
-            if isinstance(child, PrunedNote):
-                continue
             if (excess <= 0 and surplus <= 0) or child is self.answer:
                 break
             excess -= child.outer_size.height
@@ -489,9 +495,9 @@ class Conversation(VerticalScroll):
             if isinstance(child, ToolCard):
                 self.cards.pop(child.call_id, None)
         self.pruned_blocks += len(doomed)
+        leaving.update(doomed)
         self.remove_children(doomed)
         # the top of the pane says that it is not the top of the conversation
-        note = children[0] if isinstance(children[0], PrunedNote) else None
         if note is None:
             note = PrunedNote()
             self.mount(note, before=0)

@@ -597,6 +597,10 @@ class LLMClient:
             _, removed = prompt_cache.strip_thinking(messages, in_place=True)
             if not removed:
                 return None
+            # those messages changed in place: what was made from them for the last request is stale
+            self._wire_messages.forget()
+            if self._direct is not None:
+                self._direct.forget_encoded()
             return effort, (f"{who} rejected thinking blocks from earlier in the conversation ({info.detail[:120]}); "
                             f"removed {removed} and retrying.")
         if effort is None:

@@ -56,6 +56,9 @@ class DirectStreamer:
         #: each message's JSON, for the messages the last request sent
         self._message_json: RoundMemo[str] = RoundMemo(json.dumps)
 
+    def forget_encoded(self) -> None:
+        self._message_json.forget()
+
     def encode(self, body: dict[str, Any]) -> bytes:
         """The request body as JSON, each history message encoded once (``RoundMemo``); the
         messages come last (servers read JSON objects in any key order)."""

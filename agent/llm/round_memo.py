@@ -44,5 +44,9 @@ class RoundMemo(Generic[T]):
         self._messages, self._values = list(messages), values
         return list(values)
 
+    def forget(self) -> None:
+        """After messages were changed in place (a heal that strips what the provider refused)."""
+        self._messages, self._values = [], []
+
     def __len__(self) -> int:
         return len(self._messages)
