@@ -308,6 +308,16 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
             except ConfigError as exc:
                 self.notify(str(exc), severity="error")
 
+    def get_driver_class(self):
+        driver = super().get_driver_class()
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if driver is LinuxDriver:  # not a driver chosen with TEXTUAL_DRIVER, not Windows
+            from mlintern_tui.driver import SteadyDriver
+
+            return SteadyDriver
+        return driver
+
     def on_resize(self, event) -> None:
         self._apply_width(event.size.width)
 

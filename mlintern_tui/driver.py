@@ -1,0 +1,27 @@
+"""The terminal driver: Textual's, except for what a closed terminal reports as its size.
+
+When the window closes or tmux kills the session, the app gets SIGWINCH and SIGHUP, and
+asking the dead pty for its size fails: Textual then falls back to 80x25 and lays the
+screen out again at that width. With a long answer on screen that is a full re-render of
+every block (~2 s for a 20,000-token answer, Markdown parsed and code highlighted again)
+before the hangup is handled, so the process outlived its terminal by seconds. A terminal
+that cannot say its size keeps the last size it said."""
+
+from __future__ import annotations
+
+import os
+
+from textual.drivers.linux_driver import LinuxDriver
+
+
+class SteadyDriver(LinuxDriver):
+    _last_size: tuple[int, int] | None = None
+
+    def _get_terminal_size(self) -> tuple[int, int]:
+        if self._last_size is not None:
+            try:
+                os.get_terminal_size(self._file.fileno())
+            except (AttributeError, ValueError, OSError):
+                return self._last_size  # the terminal is gone (or was never one): nothing changed
+        self._last_size = size = super()._get_terminal_size()
+        return size
