@@ -10,18 +10,29 @@ that cannot say its size keeps the last size it said."""
 from __future__ import annotations
 
 import os
+import sys
 
 from textual.drivers.linux_driver import LinuxDriver
+
+
+def _tty_answers(*files) -> bool:
+    """Whether any of these still reports a terminal size."""
+    for file in files:
+        try:
+            os.get_terminal_size(file.fileno())
+            return True
+        except (AttributeError, ValueError, OSError):
+            continue
+    return False
 
 
 class SteadyDriver(LinuxDriver):
     _last_size: tuple[int, int] | None = None
 
     def _get_terminal_size(self) -> tuple[int, int]:
-        if self._last_size is not None:
-            try:
-                os.get_terminal_size(self._file.fileno())
-            except (AttributeError, ValueError, OSError):
-                return self._last_size  # the terminal is gone (or was never one): nothing changed
+        # Textual asks stdout (through shutil) and draws on stderr: either one answering is a
+        # live terminal
+        if self._last_size is not None and not _tty_answers(sys.__stdout__, self._file):
+            return self._last_size  # the terminal is gone: nothing changed
         self._last_size = size = super()._get_terminal_size()
         return size

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pty
+import sys
 
 from textual.drivers.linux_driver import LinuxDriver
 
@@ -24,6 +25,7 @@ def test_a_live_terminal_reports_its_size(monkeypatch):
     try:
         with os.fdopen(slave, "w") as tty:
             driver = _driver(tty)
+            monkeypatch.setattr(sys, "__stdout__", tty)
             monkeypatch.setattr(LinuxDriver, "_get_terminal_size", lambda self: (132, 43))
             assert driver._get_terminal_size() == (132, 43)
             monkeypatch.setattr(LinuxDriver, "_get_terminal_size", lambda self: (100, 30))
@@ -42,6 +44,7 @@ def test_a_terminal_that_is_gone_keeps_the_last_size(monkeypatch, tmp_path):
     tty.close()
     os.close(master)
     driver._file = open(tmp_path / "not-a-tty", "w")
+    monkeypatch.setattr(sys, "__stdout__", driver._file)  # pytest's own may be a terminal
     monkeypatch.setattr(LinuxDriver, "_get_terminal_size", lambda self: (80, 25))
     try:
         assert driver._get_terminal_size() == (132, 43)
