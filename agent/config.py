@@ -96,7 +96,7 @@ class Config(BaseModel):
     save_sessions: bool = Field(True, description="keep every session in <data dir>/sessions.db for /resume")
     model_titles: bool = Field(
         default_factory=lambda: os.environ.get("MLINTERN_MODEL_TITLES", "1") != "0",
-        description="after the first turn, ask the model for a short session title (a tiny call, shown as "
+        description="once the first answer starts, ask the model for a short session title (a tiny call, shown as "
         "'title' in /cost); off: the first prompt is the title (default on; MLINTERN_MODEL_TITLES=0 turns it off)")
     wake_on_job_end: bool = Field(
         True, description="when a job the agent started ends while it is idle, start a turn with the news")

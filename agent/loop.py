@@ -131,6 +131,9 @@ class TurnEngine:
         #: called when the engine changed a setting itself (the user raised the YOLO cap); the
         #: session reports its settings from there (it knows the effort the model takes)
         self.on_settings_changed: Callable[[], None] = lambda: None
+        #: called once, when the model's answer starts to stream (the session's title call
+        #: waits for it: see SessionPersistence.prompt_submitted); None when nobody waits
+        self.on_first_text: Callable[[], None] | None = None
         # the one policy that decides every call, shared with the router so that nothing
         # the engine (or anyone else) runs through it escapes the decision
         policy = policy or router.policy or Policy(spent=self.spent_usd)

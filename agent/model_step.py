@@ -99,6 +99,10 @@ class ModelStep:
             text = "".join(self.unsent_text)
             self.unsent_text.clear()
             self.engine.emit(AssistantChunk(content=text))
+            hook = self.engine.on_first_text
+            if hook is not None:
+                self.engine.on_first_text = None
+                hook()
 
     def on_reset(self) -> None:
         """The stream dropped and is retried: what it said so far is void."""

@@ -259,6 +259,15 @@ class SessionPersistence:
             if title:
                 self.title = title
                 self.session.emit(SessionTitle(title=title, automatic=True))
+        if self.title_auto and not self._title_decided:
+            # the model's title is asked for once the answer streams: the request cannot
+            # delay the answer's first token (a local server with one slot serves it second),
+            # and the title shows while the turn runs. A turn that streams no text asks at its end
+            self.session.engine.on_first_text = self._title_when_answering
+
+    def _title_when_answering(self) -> None:
+        if self.title_auto and not self._title_decided and self.first_prompt:
+            self._ask_for_title()
 
     def _ask_for_title(self) -> None:
         self._title_decided = True
@@ -268,8 +277,8 @@ class SessionPersistence:
         self._title_task = asyncio.create_task(self._model_title(), name="session-title")
 
     async def _model_title(self) -> None:
-        """A short title from the model, after the first turn (a real model only): the first
-        prompt's line stays the title if the call fails or the user named the session."""
+        """A short title from the model, once the first answer streams (a real model only): the
+        first prompt's line stays the title if the call fails or the user named the session."""
         session = self.session
         received = 0
         task = asyncio.current_task()
@@ -310,6 +319,7 @@ class SessionPersistence:
         if self._title_task is not None and not self._title_task.done():
             self._title_task.cancel()
         self._title_task, self._title_decided = None, False
+        self.session.engine.on_first_text = None
         self.created = time.time()
         self.title, self.title_auto, self.first_prompt, self.title_cost = "", True, "", 0.0
         self._pending_items = []
@@ -361,6 +371,7 @@ class SessionPersistence:
         if self._title_task is not None and not self._title_task.done():
             self._title_task.cancel()  # the title of the session left behind
         self._title_task, self._title_decided = None, bool(summary.first_prompt)
+        engine.on_first_text = None
         self.title_cost = float(state.get("title_cost") or 0.0)
         self.first_prompt = summary.first_prompt
         mode = state.get("mode")

@@ -54,6 +54,9 @@ SESSION = "bench"
 MODEL = "vllm/bench-model"
 PROMPT = "Write the fine-tuning runbook in markdown."
 CLOSING = "End of runbook: every step above was checked on the loopback model."
+#: the window after the answer's closing line shows in which the app's CPU is counted (as in
+#: the peers' table: ``../shared/peers/``)
+AFTER_WINDOW_S = 3.0
 PLACEHOLDER = "Ask the agent"
 FIRST_WORDS = "Fine-tuning runbook"  # the answer's heading; build_answer starts with it
 APP = Path(sys.executable).parent / "mlintern"
@@ -347,6 +350,23 @@ def cpu_seconds(pid: int, tree: bool = True) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _sleep_until_perf(t: float) -> None:
+    left = t - time.perf_counter()
+    if left > 0:
+        time.sleep(left)
+
+
+def thread_cpu_ns(pid: int) -> int:
+    """CPU time of every thread of ``pid`` in ns (schedstat: not rounded to 10 ms ticks)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):  # the thread ended meanwhile
+            pass
+    return total
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine, to tell other load from ours."""
     fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -399,6 +419,9 @@ class Watch:
         self.first_text: float | None = None
         self.receipt: float | None = None
         self.cpu_at_receipt: float | None = None
+        #: when the answer's closing line showed, and the app's thread CPU (ns) then
+        self.closing: float | None = None
+        self.ns_at_closing: int | None = None
         self.problems: list[str] = []
         self.busy = False
         self.idle: float | None = None  # the status bar dropped "working…"
@@ -411,6 +434,9 @@ class Watch:
             self.screens.append(lines)
         if self.first_text is None and any(FIRST_WORDS in line for line in lines):
             self.first_text = now
+        if self.closing is None and CLOSING in conversation_text(lines):
+            self.ns_at_closing = thread_cpu_ns(self.pid)
+            self.closing = now
         if self.receipt is None and shows_receipt(lines):
             self.cpu_at_receipt = cpu_seconds(self.pid)
             self.receipt = now
@@ -424,6 +450,12 @@ class Watch:
 
 #: what on screen suggests something went wrong (printed after a bench's table)
 PROBLEM = re.compile(r"✗|Traceback|Exception|[Ee]rror")
+
+
+def conversation_text(lines: list[str]) -> str:
+    """The left column's words on one line (the conversation wraps a sentence over lines)."""
+    split = lines[0].find("╭─ Plan") if lines and "╭─ Plan" in lines[0] else WIDTH
+    return " ".join(" ".join(line[:split].split()) for line in lines)
 
 
 def shows_receipt(lines: list[str]) -> bool:
@@ -597,12 +629,15 @@ class Run:
         while watch.idle is None and time.perf_counter() - watch.receipt < 10:
             watch.see(self.tm.screen(), time.perf_counter())
             time.sleep(self.poll)
+        after_ms = None
+        if watch.closing is not None:  # the peers' column: what the app does once the answer is on screen
+            _sleep_until_perf(watch.closing + AFTER_WINDOW_S)
+            after_ms = (thread_cpu_ns(pid) - watch.ns_at_closing) / 1e6
         idle0 = cpu_seconds(pid)
         time.sleep(2.0)
         idle_cpu = (cpu_seconds(pid) - idle0) / 2.0
         lines = self.tm.screen()
-        split = lines[0].find("╭─ Plan") if lines and "╭─ Plan" in lines[0] else WIDTH
-        left = " ".join(" ".join(line[:split].split()) for line in lines)
+        left = conversation_text(lines)
         pacer = server.pacer
         return {
             "stream_wall_s": watch.receipt - t_enter,
@@ -627,6 +662,7 @@ class Run:
             "peak_mb": hwm,
             "rss_before_mb": rss0,
             "idle_cpu_after_pct": idle_cpu * 100,
+            "after_answer_cpu_ms": after_ms,
             "closing_line_on_screen": CLOSING in left,
             "requests": len(server.requests),
             "problems": watch.problems,
@@ -770,6 +806,8 @@ def report(runs: list[dict], tokens: int, rate: float) -> None:
         ("CPU tmux / bench (model) / other", lambda r: f"{r['tmux_cpu_s']:.1f} / {r['bench_cpu_s']:.1f} "
                                                        f"({r['model_cpu_s']:.1f}) / {r['other_cpu_s']:.1f} s"),
         ("machine busy over stream", lambda r: f"{r['machine_busy_pct']:.0f}% of {r['cores']} cores"),
+        ("app CPU in the 3 s after the answer", lambda r: "—" if r.get("after_answer_cpu_ms") is None
+                                                   else f"{r['after_answer_cpu_ms']:.1f} ms"),
         ("app CPU idle after stream", lambda r: f"{r['idle_cpu_after_pct']:.0f}%"),
         ("last line of answer shown", lambda r: "yes" if r["closing_line_on_screen"] else "NO"),
         ("clean quit (ctrl+q)", lambda r: "yes" if r["clean_exit"] else "NO"),

@@ -265,6 +265,7 @@ class Bridge:
             app.on_engine_ready(event)
         elif isinstance(event, Processing):
             app.update_status(busy=True)
+            await conv.open_turn()
             if event.woke_for:  # a turn nobody typed: say why the agent is working
                 await app.notice("info", f"{event.message}.")
         elif isinstance(event, AssistantMessage):

@@ -319,6 +319,7 @@ class EngineLinkMixin:
                            budget_exact=self.status_info.budget_exact and event.cost_usd is not None)
 
     def on_turn_end(self, receipt: Receipt | None) -> None:
+        self.conversation.close_turn()  # a turn that ended without a receipt leaves no blank line
         self.clear_approvals()  # answered, abandoned or cancelled: nothing to reopen
         self._turn_in = self._turn_out = 0
         self._turn_cost = 0.0

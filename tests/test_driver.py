@@ -60,3 +60,150 @@ def test_the_app_uses_it_unless_another_driver_is_asked_for(monkeypatch):
     # TEXTUAL_DRIVER (read into constants.DRIVER when Textual is imported) is the user's choice
     monkeypatch.setattr(constants, "DRIVER", "textual.drivers.linux_inline_driver:LinuxInlineDriver")
     assert AppUnderTest().get_driver_class().__name__ == "LinuxInlineDriver"
+
+
+# --------------------------------------------------------------------------- the input thread
+
+
+class _Input:
+    """A SteadyDriver reading keys from a pipe on its own input thread, collecting what it
+    would send the app."""
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self._handlers = {s: signal.getsignal(s) for s in (signal.SIGTSTP, signal.SIGCONT)}
+        self.driver = SteadyDriver(app=None)  # type: ignore[arg-type]  # sets SIGTSTP/SIGCONT handlers
+        self.read_fd, self.write_fd = os.pipe()
+        self.driver.fileno = self.read_fd
+        self.got: list = []
+        self.driver.process_message = self.got.append  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=self.driver.run_input_thread, daemon=True)
+        self.thread.start()
+
+    def keys(self) -> list[str]:
+        return [getattr(m, "key", type(m).__name__) for m in self.got]
+
+    def switches(self) -> int:
+        """How many times the thread has gone to sleep and woken so far."""
+        with open(f"/proc/self/task/{self.thread.native_id}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+
+    def close(self) -> None:
+        import signal
+
+        self.driver.exit_event.set()
+        self.thread.join(2)
+        for fd in (self.read_fd, self.write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.driver.close()
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+
+
+def _until(condition, timeout: float = 2.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()
+
+
+async def test_the_input_thread_sleeps_until_a_key_comes():
+    import time
+
+    inp = _Input()
+    try:
+        os.write(inp.write_fd, b"ab")
+        assert _until(lambda: inp.keys() == ["a", "b"])
+        before = inp.switches()
+        time.sleep(0.6)  # Textual's thread would wake six times here
+        assert inp.switches() - before == 0
+        os.write(inp.write_fd, b"c")
+        assert _until(lambda: inp.keys() == ["a", "b", "c"])
+    finally:
+        inp.close()
+    assert not inp.thread.is_alive()
+
+
+async def test_a_lone_escape_still_becomes_a_key_when_nothing_follows():
+    inp = _Input()
+    try:
+        os.write(inp.write_fd, b"\x1b")  # the start of a sequence, or the escape key: time says which
+        assert _until(lambda: inp.keys() == ["escape"])
+        os.write(inp.write_fd, b"\x1b[A")  # a whole sequence is one key at once
+        assert _until(lambda: inp.keys() == ["escape", "up"])
+    finally:
+        inp.close()
+
+
+async def test_stopping_wakes_the_sleeping_thread_at_once():
+    import time
+
+    inp = _Input()
+    time.sleep(0.05)
+    started = time.monotonic()
+    inp.driver.exit_event.set()
+    inp.thread.join(2)
+    assert not inp.thread.is_alive() and time.monotonic() - started < 0.05
+    inp.close()
+
+
+async def test_input_that_ends_is_not_read_again_and_again():
+    import time
+
+    inp = _Input()
+    try:
+        os.write(inp.write_fd, b"x")
+        os.close(inp.write_fd)  # stdin was a pipe, and it is done
+        assert _until(lambda: inp.keys() == ["x"])
+        time.sleep(0.1)
+        before = inp.switches()
+        time.sleep(0.3)
+        assert inp.switches() - before == 0 and inp.thread.is_alive()  # waits for the stop flag, quietly
+    finally:
+        inp.close()
+    assert not inp.thread.is_alive()
+
+
+def test_the_wait_follows_the_parser():
+    from textual._xterm_parser import XTermParser
+
+    from mlintern_tui.driver import POLL_S, input_wait
+
+    parser = XTermParser()
+    assert input_wait(parser) is None  # nothing held: sleep until something happens
+    list(parser.feed("\x1b"))
+    wait = input_wait(parser)
+    assert wait is not None and 0 < wait <= 0.2  # an escape held: wake when it is due
+    assert input_wait(object()) == POLL_S  # a parser that does not say: poll as Textual does
+
+
+async def test_after_a_suspend_the_input_thread_reads_and_stops_again():
+    """A suspend (ctrl+z, the config editor) stops the thread and closes the driver; the resumed
+    app starts a new thread, which must be woken and stopped like the first."""
+    import threading
+
+    inp = _Input()
+    try:
+        os.write(inp.write_fd, b"a")
+        assert _until(lambda: inp.keys() == ["a"])
+        inp.driver.exit_event.set()  # what disable_input does
+        inp.thread.join(2)
+        assert not inp.thread.is_alive()
+        inp.driver.exit_event.clear()
+        inp.driver.close()  # what suspend_application_mode does
+        inp.thread = threading.Thread(target=inp.driver.run_input_thread, daemon=True)
+        inp.thread.start()  # resume_application_mode
+        os.write(inp.write_fd, b"b")
+        assert _until(lambda: inp.keys() == ["a", "b"])
+    finally:
+        inp.close()
+    assert not inp.thread.is_alive()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -336,20 +337,33 @@ async def test_a_local_job_running_when_the_app_died_is_reported_lost(llm_server
     await stop(second)
 
 
-async def test_the_model_names_the_session_after_its_first_turn(llm_server, monkeypatch, tmp_path, mlintern_home):
+async def test_the_model_names_the_session_while_its_first_answer_streams(llm_server, monkeypatch, tmp_path, mlintern_home):
     monkeypatch.setenv("MLINTERN_MODEL_TITLES", "1")
     session = make_session(llm_server, monkeypatch, tmp_path, config=config())
-    llm_server.script(Text("Sure, starting."), Text("Second answer."))
-    llm_server.script_titles(Text('"Fine-tune BERT on IMDB."'))
+    arrived: dict[str, float] = {}
+
+    def answer(body):  # ten pieces, 0.15 s apart: the first one 0.15 s after the request
+        arrived["main"] = time.monotonic()
+        return Text("Sure, starting the fine-tune of BERT on IMDB now.", chunk_chars=5, delay=0.15)
+
+    def title(body):
+        arrived["title"] = time.monotonic()
+        return Text('"Fine-tune BERT on IMDB."')
+
+    llm_server.script(answer, Text("Second answer."))
+    llm_server.script_titles(title)
     sub = await started(session)
     session.submit(UserInput(text="please fine tune bert on the imdb dataset and report accuracy"))
     events = await collect_until(sub, stop={"turn_complete"})
-    assert [e.title for e in of_type(events, "session_title")] == [
-        "please fine tune bert on the imdb dataset and report…"]  # the prompt's line at once, cut at a word
-    events = await collect_until(sub, stop={"session_title"})
-    assert events[-1].title == "Fine-tune BERT on IMDB" and events[-1].automatic
-    [call] = [e for e in events if e.type == "llm_call"]
-    assert call.kind == "title" and call.cost_usd and call.cost_usd > 0
+    titles = of_type(events, "session_title")
+    assert [e.title for e in titles] == [
+        "please fine tune bert on the imdb dataset and report…",  # the prompt's line at once, cut at a word
+        "Fine-tune BERT on IMDB"]  # then the model's, while the answer still streamed
+    assert titles[-1].automatic
+    # asked once the answer streamed, never before: its request cannot delay the first token
+    assert arrived["title"] - arrived["main"] >= 0.15
+    [call] = [e for e in events if e.type == "llm_call" and e.kind == "title"]
+    assert call.cost_usd and call.cost_usd > 0
     session.submit(UserInput(text="and now?"))
     await collect_until(sub, stop={"turn_complete"})
     assert len(llm_server.title_requests) == 1  # once per session

@@ -104,7 +104,7 @@ async def test_a_message_sent_while_working_lands_between_two_tool_calls(llm_ser
         await send(pilot, "then print two")
         assert [(type(op), op.text) for op in sent] == [(UserInput, "print one"), (Steer, "then print two")]
         assert blocks(app)[-1] == "user:then print two (pending)" and not app.queued
-        assert "joins at the next step" in str(app.conversation.children[-1].render())
+        assert "joins at the next step" in str(app.conversation.query(UserBlock).last().render())
         await until_idle(pilot, app)
         assert blocks(app) == ["user:print one", "call:b1", "user:then print two (landed)", "call:b2",
                                "answer:Both printed."]

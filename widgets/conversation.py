@@ -161,6 +161,9 @@ class Conversation(VerticalScroll):
         self._followed_before_selecting = False
         #: the streamed answer's text above a block that split it (end_answer(split=True))
         self._answer_above = ""
+        #: the running turn's receipt line, blank until the turn ends (``open_turn``): the
+        #: turn's blocks go above it
+        self.turn_footer: ReceiptLine | None = None
 
     def on_mount(self) -> None:
         self.anchor()
@@ -266,8 +269,12 @@ class Conversation(VerticalScroll):
         return self.is_anchored and not self._anchor_released
 
     async def _add(self, widget: Widget) -> Widget:
+        footer = self.turn_footer
         with self.app.batch_update():
-            await self.mount(widget)
+            if footer is not None and footer.parent is self:
+                await self.mount(widget, before=footer)
+            else:
+                await self.mount(widget)
         self.call_after_refresh(self.prune)
         return widget
 
@@ -429,8 +436,26 @@ class Conversation(VerticalScroll):
         await self.end_answer(split=True)
         return await self._add(CompactionLedgerCard(compacted))  # type: ignore[return-value]
 
+    async def open_turn(self) -> None:
+        """A turn starts: a blank line under it keeps the place of its receipt, so that the
+        end of the turn draws one line instead of mounting a block, laying the conversation
+        out again and scrolling it (two passes over every block, and a whole redraw)."""
+        if self.turn_footer is None or self.turn_footer.parent is not self:
+            self.turn_footer = None
+            self.turn_footer = await self._add(ReceiptLine(None))  # type: ignore[assignment]
+
+    def close_turn(self) -> None:
+        """The turn ended without a receipt (interrupted, failed): its blank line goes."""
+        footer, self.turn_footer = self.turn_footer, None
+        if footer is not None and footer.receipt is None and footer.parent is self:
+            footer.remove()
+
     async def add_receipt(self, receipt: Receipt) -> ReceiptLine:
         await self.end_answer()
+        footer, self.turn_footer = self.turn_footer, None
+        if footer is not None and footer.receipt is None and footer.parent is self:
+            footer.fill(receipt)
+            return footer
         return await self._add(ReceiptLine(receipt))  # type: ignore[return-value]
 
     async def add_cost_report(self, report: Content) -> CostReport:
@@ -438,7 +463,7 @@ class Conversation(VerticalScroll):
         return await self._add(CostReport(report))  # type: ignore[return-value]
 
     def latest_receipt(self) -> ReceiptLine | None:
-        receipts = list(self.query(ReceiptLine))
+        receipts = [r for r in self.query(ReceiptLine) if r.receipt is not None]
         return receipts[-1] if receipts else None
 
     def latest_card(self) -> ToolCard | None:
@@ -456,12 +481,15 @@ class Conversation(VerticalScroll):
             if isinstance(child, ToolCard):
                 self.cards.pop(child.call_id, None)
         self.answer = None
+        if self.turn_footer in doomed:
+            self.turn_footer = None
         await self.remove_children(doomed)
 
     async def clear_blocks(self) -> None:
         if self.selected is not None:  # the marked message goes: so does the mode
             self.action_stop_selecting()
         self.answer, self._answer_above = None, ""
+        self.turn_footer = None
         self.cards.clear()
         self.pending_steers = []
         self.pruned_blocks = 0
@@ -484,7 +512,7 @@ class Conversation(VerticalScroll):
         surplus = len(children) - self.LOW_BLOCKS if too_many else 0
         doomed = []
         for child in children:
-            if (excess <= 0 and surplus <= 0) or child is self.answer:
+            if (excess <= 0 and surplus <= 0) or child is self.answer or child is self.turn_footer:
                 break
             excess -= child.outer_size.height
             surplus -= 1

@@ -70,18 +70,32 @@ def receipt_rows(r: Receipt) -> list[tuple[str, str]]:
 
 class ReceiptLine(Widget, can_focus=True):
     """The receipt under a turn: one dim line; enter, space or a click (or f3 for the
-    latest) opens the full breakdown below it."""
+    latest) opens the full breakdown below it.
+
+    A line without a receipt is the place a running turn keeps for it (``Conversation.open_turn``):
+    blank, one line high, so the receipt lands at the end of the turn without moving anything
+    on screen (``fill``): no layout pass, no scroll, one line drawn."""
 
     BINDINGS = [("enter,space", "toggle", "Expand receipt")]
     DEFAULT_CSS = """
-    ReceiptLine { height: auto; padding: 0 1; color: $text-muted; }
+    ReceiptLine { height: auto; min-height: 1; padding: 0 1; color: $text-muted; }
     ReceiptLine:focus { background: $boost; }
     ReceiptLine.-expanded { border-left: thick $secondary; }
     """
 
-    def __init__(self, receipt: Receipt):
+    def __init__(self, receipt: Receipt | None):
         super().__init__()
         self.receipt = receipt
+        if receipt is None:
+            self.can_focus = False  # nothing to open yet
+
+    def fill(self, receipt: Receipt) -> None:
+        """The turn ended: the kept line shows its receipt. It is laid out again only if the
+        line does not fit the width it already has (a narrow terminal)."""
+        self.receipt = receipt
+        self.can_focus = True
+        fits = bool(self.size.width) and self.render().cell_length <= self.content_size.width
+        self.refresh(layout=not fits)
 
     @property
     def expanded(self) -> bool:
@@ -92,6 +106,8 @@ class ReceiptLine(Widget, can_focus=True):
         return str(self.render())
 
     def render(self) -> Content:
+        if self.receipt is None:
+            return Content("")
         line = Content(receipt_line(self.receipt) + (" ▾" if self.expanded else " ▸")).stylize("dim")
         if not self.expanded:
             return line
@@ -99,6 +115,8 @@ class ReceiptLine(Widget, can_focus=True):
         return Content("\n").join([line, *rows])
 
     def action_toggle(self) -> None:
+        if self.receipt is None:
+            return
         self.toggle_class("-expanded")
         self.refresh(layout=True)
 
