@@ -244,6 +244,9 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         except (RuntimeError, ValueError, AttributeError):  # not the main thread, or no SIGHUP
             pass
 
+    def on_ready(self) -> None:
+        heap.startup_over()  # the first frame is out
+
     def on_unmount(self) -> None:
         if self._signals_off is not None:
             self._signals_off()

@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         from agent.config import BUDGET_ENV
 
         os.environ[BUDGET_ENV] = repr(args.budget)  # the app's load_config applies it over the file
+    heap.hold_until_built()  # on again once the session is built, or at the first frame
     from mlintern_tui.app import run_app
 
     return run_app(model=args.model, yolo=args.yolo, max_iterations=args.max_iterations, jobs_backend=args.jobs_backend,
