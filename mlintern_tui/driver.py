@@ -105,7 +105,9 @@ class SteadyDriver(LinuxDriver):
         fileno, wake = self.fileno, self._wake_pipe()
         parser = XTermParser(self._debug)
         decode = getincrementaldecoder("utf-8")().decode
-        selector = selectors.SelectSelector()  # as Textual's: select() takes any kind of stdin
+        # poll(), as select() in Textual: any kind of stdin (epoll refuses a regular file), and no
+        # limit on the pipe's descriptor number (select() stops at 1,024)
+        selector = selectors.PollSelector()
         selector.register(fileno, selectors.EVENT_READ)
         selector.register(wake, selectors.EVENT_READ)
         try:
