@@ -80,3 +80,34 @@ async def test_a_key_that_grows_the_prompt_takes_a_layout_pass():
         assert app.prompt.outer_size.height == before + 1  # the prompt grew (soft wrap), laid out again
         lines = app.screen._compositor.render_update(full=True).render_segments(app.console)
         assert lines.count("word") >= words
+
+
+async def test_a_layout_pending_elsewhere_does_not_hold_the_key_back(monkeypatch):
+    """A pass pending inside the conversation (it took a block, an answer grew) cannot move the
+    prompt: the key is drawn by its handler all the same. One pending for a container of the
+    prompt, or asked for without saying where (a resize), could: the key waits for it."""
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause(0.3)
+        screen, prompt = app.screen, app.prompt
+        drawn = _count_calls(monkeypatch, App, "_display")
+
+        def key_with_a_pass_pending(where) -> bool:
+            drawn.clear()
+            prompt.insert("k")  # as a printable key does, then its handler paints
+            screen._layout_required = True
+            screen._layout_widgets.clear()
+            if where is not None:
+                screen._layout_widgets[where] = {where}
+            try:
+                prompt._paint_now()
+            finally:
+                screen._layout_widgets.clear()
+                screen._layout_required = False
+            return bool(drawn)
+
+        assert key_with_a_pass_pending(app.conversation)
+        assert not key_with_a_pass_pending(prompt.parent)  # the box around the prompt may grow
+        assert not key_with_a_pass_pending(None)  # a resize, a style change
+        await pilot.pause(0.1)
+        assert app.prompt.text == "kkk"

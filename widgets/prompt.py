@@ -78,11 +78,14 @@ class PromptArea(TextArea):
         next tick of its fixed rate: ~4 ms of the ~5 ms from key to terminal (measured with a
         stream on screen). A key that only changes this widget's rows needs none of that: its
         rows are drawn here, alone, and whatever else waits for a frame keeps waiting for it.
-        Anything that needs a layout pass (the prompt growing a row, a resize) or a batch in
-        progress goes the usual way."""
+        Anything that needs a layout pass that could move the prompt (the prompt growing a
+        row, a resize) or a batch in progress goes the usual way; a pass pending elsewhere (the
+        conversation took a block, an answer grew) does not hold the key back."""
         app, screen = self.app, self.screen
         if (app._batch_count or screen is not app.screen or not screen.is_current or self._layout_required
-                or screen._layout_required or screen._scroll_required or not self._repaint_required):
+                or screen._scroll_required or not self._repaint_required):
+            return
+        if screen._layout_required and not self._spared_by_layout(screen):
             return
         waiting = set(screen._dirty_widgets)
         try:
@@ -91,6 +94,17 @@ class PromptArea(TextArea):
         finally:
             screen._dirty_widgets.update(waiting - {self})
         self._repaint_required = False  # drawn: no second frame for the same rows
+
+    def _spared_by_layout(self, screen) -> bool:
+        """Whether the pending layout pass leaves the prompt where it is: Textual notes, per
+        widget that needs one, its containers up to the first of a fixed size, which is as far
+        as a change inside can reach. If none of them holds the prompt, the prompt cannot move.
+        A pass asked for without such a note (a resize, a style change) could move anything."""
+        pending = getattr(screen, "_layout_widgets", None)
+        if not pending:
+            return False
+        mine = set(self.ancestors_with_self)
+        return not any(container in mine for container in pending)
 
     def action_submit(self, queue: bool = False) -> None:
         text = self.text.strip()
