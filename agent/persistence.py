@@ -157,8 +157,8 @@ class SessionPersistence:
         store.record(event)
         if kind == "llm_call" and event.kind == "title":  # type: ignore[attr-defined]
             self.title_cost += event.cost_usd or 0.0  # type: ignore[attr-defined]
-        elif kind == "turn_complete" and self.title_auto and not self._title_decided and self.first_prompt:
-            self._ask_for_title()
+        elif kind == "turn_complete":  # a first turn that streamed no text asks at its end
+            self._title_if_wanted()
         main = getattr(event, "parent_call_id", None) is None  # a sub-agent's steps are not the session's
         if kind == "approval_required" and main:
             self._pending_items = list(event.items)  # type: ignore[attr-defined]
@@ -263,9 +263,10 @@ class SessionPersistence:
             # the model's title is asked for once the answer streams: the request cannot
             # delay the answer's first token (a local server with one slot serves it second),
             # and the title shows while the turn runs. A turn that streams no text asks at its end
-            self.session.engine.on_first_text = self._title_when_answering
+            self.session.engine.on_first_text = self._title_if_wanted
 
-    def _title_when_answering(self) -> None:
+    def _title_if_wanted(self) -> None:
+        """Ask the model for the title, once, unless the user named the session."""
         if self.title_auto and not self._title_decided and self.first_prompt:
             self._ask_for_title()
 

@@ -269,9 +269,9 @@ class Conversation(VerticalScroll):
         return self.is_anchored and not self._anchor_released
 
     async def _add(self, widget: Widget) -> Widget:
-        footer = self.turn_footer
+        footer = self._kept_line()
         with self.app.batch_update():
-            if footer is not None and footer.parent is self:
+            if footer is not None:
                 await self.mount(widget, before=footer)
             else:
                 await self.mount(widget)
@@ -440,20 +440,25 @@ class Conversation(VerticalScroll):
         """A turn starts: a blank line under it keeps the place of its receipt, so that the
         end of the turn draws one line instead of mounting a block, laying the conversation
         out again and scrolling it (two passes over every block, and a whole redraw)."""
-        if self.turn_footer is None or self.turn_footer.parent is not self:
+        if self._kept_line() is None:
             self.turn_footer = None
             self.turn_footer = await self._add(ReceiptLine(None))  # type: ignore[assignment]
 
+    def _kept_line(self) -> ReceiptLine | None:
+        """The running turn's blank receipt line, while it is still in the conversation."""
+        footer = self.turn_footer
+        return footer if footer is not None and footer.receipt is None and footer.parent is self else None
+
     def close_turn(self) -> None:
         """The turn ended without a receipt (interrupted, failed): its blank line goes."""
-        footer, self.turn_footer = self.turn_footer, None
-        if footer is not None and footer.receipt is None and footer.parent is self:
+        footer, self.turn_footer = self._kept_line(), None
+        if footer is not None:
             footer.remove()
 
     async def add_receipt(self, receipt: Receipt) -> ReceiptLine:
         await self.end_answer()
-        footer, self.turn_footer = self.turn_footer, None
-        if footer is not None and footer.receipt is None and footer.parent is self:
+        footer, self.turn_footer = self._kept_line(), None
+        if footer is not None:
             footer.fill(receipt)
             return footer
         return await self._add(ReceiptLine(receipt))  # type: ignore[return-value]
