@@ -132,6 +132,9 @@ class Config(BaseModel):
     terminal_notifications: Literal["auto", "bell", "osc9", "osc777", "off"] = Field("auto", description=(
         "how the app signals an approval waiting or a turn or job ending while the terminal is unfocused: "
         "auto (OSC 777 and OSC 9, then a bell), bell, osc9, osc777, off"))
+    local_echo: bool = Field(True, description=(
+        "draw a character typed into the prompt at once, from the thread that reads keys, before the "
+        "app's loop handles it (the loop draws it again a moment later)"))
 
     @field_validator("endpoints")
     @classmethod

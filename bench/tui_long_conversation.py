@@ -86,7 +86,10 @@ def prepare(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     home.mkdir()
     # the assumed 32k window of an unknown local model would compact long before 1,000
     # messages, and the summary request would eat a scripted reply
-    (home / "config.json").write_text(json.dumps({"context_windows": {ts.MODEL: args.window}}))
+    config = {"context_windows": {ts.MODEL: args.window}}
+    if args.no_local_echo:
+        config["local_echo"] = False  # keys echo only when the UI loop gets to them
+    (home / "config.json").write_text(json.dumps(config))
     cwd = work / "cwd"
     (cwd / "notes").mkdir(parents=True)
     for i in range(0, args.rounds, 2):
@@ -415,6 +418,7 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--quiet-wait", type=float, default=60.0, help="seconds to wait for other load to settle before a run")
     p.add_argument("--no-headless", action="store_true", help="skip the comparison run through mlintern -p")
+    p.add_argument("--no-local-echo", action="store_true", help="run the app with local_echo off (for an A/B)")
     p.add_argument("--json", type=Path, help="write every run's numbers and screens here")
     args = p.parse_args()
     if args.rounds < args.start_rounds + 20:

@@ -713,6 +713,8 @@ def one_run(answer: str, tokens: int, args: argparse.Namespace) -> dict:
         work = Path(tmp)
         (work / "home").mkdir()
         (work / "cwd").mkdir()
+        if args.no_local_echo:  # keys echo only when the UI loop gets to them
+            (work / "home" / "config.json").write_text(json.dumps({"local_echo": False}))
         server, events = start_model(answer, tokens, args.rate, args.tokens_per_chunk)
         tm = Tmux(work)
         run = Run(tm, args.poll_ms / 1000, args.timeout)
@@ -829,6 +831,7 @@ def main() -> int:
     p.add_argument("--tokens", type=int, default=20_000, help="answer length in cl100k tokens")
     p.add_argument("--rate", type=float, default=2_000, help="tokens per second")
     p.add_argument("--tokens-per-chunk", type=int, default=1, help="tokens per SSE event")
+    p.add_argument("--no-local-echo", action="store_true", help="run the app with local_echo off (for an A/B)")
     args = p.parse_args()
     if not preflight():
         return 2

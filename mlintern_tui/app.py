@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -73,6 +73,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
     AUTO_FOCUS = "PromptArea"
     _theme_saved_on_change = False
     _signals_off: Callable[[], None] | None = None  # puts back the signal handlers on_mount replaced
+    _echo = None  # LocalEcho, on a real terminal (mlintern_tui/local_echo.py)
     _quit_question: Worker | None = None
     _shutting_down = False
     BINDINGS = [
@@ -246,6 +247,26 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
 
     def on_ready(self) -> None:
         heap.startup_over()  # the first frame is out
+        self._start_local_echo()
+
+    def _start_local_echo(self) -> None:
+        from mlintern_tui.driver import SteadyDriver
+
+        if self.config.local_echo and isinstance(self._driver, SteadyDriver):
+            from mlintern_tui.local_echo import LocalEcho
+
+            self._echo = LocalEcho(self, self._driver, self.prompt)
+            self.prompt.local_echo = self._echo
+
+    async def on_event(self, event) -> None:
+        if self._echo is not None and isinstance(event, events.InputEvent) and not event.is_forwarded:
+            self._echo.arrived(event)
+        await super().on_event(event)
+
+    def _display(self, screen, renderable) -> None:
+        super()._display(screen, renderable)
+        if self._echo is not None:
+            self._echo.publish()  # the frame is on its way: where the next typed key goes
 
     def on_unmount(self) -> None:
         if self._signals_off is not None:

@@ -11,20 +11,31 @@ that cannot say its size keeps the last size it said.
 Textual's input thread wakes ten times a second for as long as the app runs, to time out a
 lone escape and to notice that it should stop: 30 wakeups and ~5 ms of CPU in the 3 s after
 an answer, with nothing to do. Ours sleeps until a key comes, until the escape it holds is
-due, or until it is told to stop (a pipe wakes it)."""
+due, or until it is told to stop (a pipe wakes it).
+
+A typed character is drawn by the input thread itself when the UI loop has said where it
+goes (local echo, see ``mlintern_tui/local_echo.py``): the loop can be busy for milliseconds
+with a frame of a streaming answer or a layout pass, and the key should not wait for it. For
+that the frames and the echo go to the terminal through one lock (``FrameWriter``), so an
+echo never lands inside a frame's escape sequence."""
 
 from __future__ import annotations
 
 import os
+import select
 import selectors
 import sys
 import threading
 from codecs import getincrementaldecoder
+from queue import Empty, Queue
+from typing import NamedTuple
 
 from textual._parser import ParseError
 from textual._time import get_time
 from textual._xterm_parser import XTermParser
+from textual.drivers._writer_thread import MAX_QUEUED_WRITES
 from textual.drivers.linux_driver import LinuxDriver
+from textual.events import InputEvent, Key
 
 #: how long a wait is when the parser does not say when its escape is due (another Textual)
 POLL_S = 0.1
@@ -65,14 +76,128 @@ def _tty_answers(*files) -> bool:
     return False
 
 
+class EchoSlot(NamedTuple):
+    """Where the next typed character goes, as the UI loop last drew the prompt.
+
+    ``inputs`` is the driver's count of input events read when the slot was published: a slot
+    is good for the next event only, and only if nothing was read after it was made."""
+
+    inputs: int
+    x: int
+    y: int
+    before: str  # save the cursor, go to the cell, the text's style
+    after: str  # the style's end, the cursor one cell on, the cursor back
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:  # a terminal someone made non-blocking: wait until it takes more
+            select.select([], [fd], [], 1.0)
+
+
+class FrameWriter(threading.Thread):
+    """Textual's writer thread (frames queue up and a thread of its own writes them), writing
+    to the terminal's descriptor under a lock that the echo of a typed key also takes: each
+    write is whole, never interleaved. A terminal that fails (closed, hung up) is not written
+    to again, but the queue keeps draining: Textual's thread would die and the UI loop block
+    on the full queue."""
+
+    def __init__(self, file, lock: threading.Lock) -> None:
+        super().__init__(daemon=True, name="textual-output")
+        self._queue: Queue[str | None] = Queue(MAX_QUEUED_WRITES)
+        self._file = file
+        self._lock = lock
+        self._encoding = getattr(file, "encoding", None) or "utf-8"
+        self._errors = getattr(file, "errors", None) or "strict"
+        self.failed: OSError | None = None
+
+    def write(self, text: str) -> None:
+        self._queue.put(text)
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def flush(self) -> None:
+        """Nothing: the thread writes as soon as it has something."""
+
+    def put_out(self, data: bytes) -> bool:
+        """Write bytes at once, between frames; False if the terminal is gone."""
+        with self._lock:
+            if self.failed is not None:
+                return False
+            try:
+                _write_all(self._file.fileno(), data)
+            except (OSError, ValueError) as error:
+                self.failed = error if isinstance(error, OSError) else OSError(str(error))
+                return False
+            return True
+
+    def run(self) -> None:
+        try:
+            self._file.flush()  # anything Python still holds for this file goes first
+        except (OSError, ValueError):
+            pass
+        get, get_now = self._queue.get, self._queue.get_nowait
+        stop = False
+        while not stop:
+            text = get()
+            parts: list[str] = []
+            if text is None:
+                stop = True
+            else:
+                parts.append(text)
+            while not stop:  # what queued meanwhile goes in the same write, as Textual's flush did
+                try:
+                    text = get_now()
+                except Empty:
+                    break
+                if text is None:
+                    stop = True
+                else:
+                    parts.append(text)
+            if parts:
+                self.put_out("".join(parts).encode(self._encoding, self._errors))
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self.join()
+
+
 class SteadyDriver(LinuxDriver):
     _last_size: tuple[int, int] | None = None
     _wake_r = _wake_w = -1
+    _frames: FrameWriter | None = None
 
     def __init__(self, *args, **kwargs) -> None:
+        self._out_lock = threading.Lock()
+        #: local echo (on once the app starts it): the slot the UI loop publishes, the input
+        #: events read so far, those not yet taken by the app (id -> number), and the last key
+        #: drawn here (number, x, y)
+        self.echo_on = False
+        self.echo_slot: EchoSlot | None = None
+        self.inputs_read = 0
+        self.unarrived: dict[int, int] = {}
+        self.echoed: tuple[int, int, int] | None = None
         super().__init__(*args, **kwargs)
         self._wake_lock = threading.Lock()
         self.exit_event = _WakingEvent(self._wake_input)
+
+    @property
+    def _writer_thread(self) -> FrameWriter | None:
+        return self._frames
+
+    @_writer_thread.setter
+    def _writer_thread(self, thread) -> None:
+        # Textual makes its own writer when the app starts (and after a suspend): ours instead
+        if thread is not None and not isinstance(thread, FrameWriter):
+            thread = FrameWriter(self._file, self._out_lock)
+        self._frames = thread
 
     def _wake_pipe(self) -> int:
         """The pipe that wakes the input thread (made again after a suspend closed it)."""
@@ -93,6 +218,7 @@ class SteadyDriver(LinuxDriver):
 
     def close(self) -> None:
         """On exit, and on a suspend (ctrl+z, an editor): the input thread has stopped."""
+        self.echo_slot = None
         super().close()
         with self._wake_lock:
             for fd in (self._wake_r, self._wake_w):
@@ -120,10 +246,14 @@ class SteadyDriver(LinuxDriver):
                     if not data:  # stdin ended (a pipe): wait for the stop flag alone
                         selector.unregister(fileno)
                         continue
-                    for event in parser.feed(decode(data)):
-                        self.process_message(event)
+                    slot, self.echo_slot = self.echo_slot, None  # good for one read at most
+                    events = list(parser.feed(decode(data)))
+                    if slot is not None and slot.inputs == self.inputs_read and _typed(data, events, parser):
+                        self._echo(slot, data)
+                    for event in events:
+                        self._post(event)
                 for event in parser.tick():
-                    self.process_message(event)
+                    self._post(event)
         finally:
             selector.close()
             try:
@@ -132,6 +262,20 @@ class SteadyDriver(LinuxDriver):
             except (EOFError, ParseError):
                 pass
 
+    def _post(self, event) -> None:
+        if self.echo_on and isinstance(event, InputEvent):
+            self.inputs_read += 1
+            self.unarrived[id(event)] = self.inputs_read
+        self.process_message(event)
+
+    def _echo(self, slot: EchoSlot, data: bytes) -> None:
+        """Draw the typed character where the slot says, before the app has the key."""
+        frames = self._frames
+        if frames is None:
+            return
+        if frames.put_out(f"{slot.before}{data.decode('ascii')}{slot.after}".encode("ascii")):
+            self.echoed = (self.inputs_read + 1, slot.x, slot.y)  # the number its key gets
+
     def _get_terminal_size(self) -> tuple[int, int]:
         # Textual asks stdout (through shutil) and draws on stderr: either one answering is a
         # live terminal
@@ -139,6 +283,16 @@ class SteadyDriver(LinuxDriver):
             return self._last_size  # the terminal is gone: nothing changed
         self._last_size = size = super()._get_terminal_size()
         return size
+
+
+def _typed(data: bytes, events: list, parser: object) -> bool:
+    """Whether this read was one printable ASCII character, a key of its own and nothing
+    more: no sequence half read, no paste, no other key or mouse report with it."""
+    if len(data) != 1 or not 0x20 <= data[0] < 0x7F or len(events) != 1:
+        return False
+    event = events[0]
+    return (type(event) is Key and event.character == chr(data[0])
+            and input_wait(parser) is None)
 
 
 def _drain(fd: int) -> None:

@@ -206,3 +206,79 @@ async def test_after_a_suspend_the_input_thread_reads_and_stops_again():
     finally:
         inp.close()
     assert not inp.thread.is_alive()
+
+
+# --------------------------------------------------------------------------- local echo's parts
+
+
+def test_only_one_plain_typed_character_is_guessed():
+    from textual._xterm_parser import XTermParser
+
+    from mlintern_tui.driver import _typed
+
+    def typed(data: bytes, parser=None) -> bool:
+        parser = parser or XTermParser(False)
+        return _typed(data, list(parser.feed(data.decode())), parser)
+
+    assert typed(b"j") and typed(b" ") and typed(b"~")
+    assert not typed(b"jq")  # two keys in one read: the second could be anything's
+    assert not typed(b"\x1b[A") and not typed(b"\r") and not typed(b"\x7f") and not typed(b"\x01")
+    assert not typed("é".encode())  # not ASCII: its width and the prompt's wrap are the loop's to say
+    held = XTermParser(False)
+    list(held.feed("\x1b"))  # an escape waiting for what follows: "a" now would be alt+a
+    assert not typed(b"a", held)
+    pasting = XTermParser(False)
+    list(pasting.feed("\x1b[200~"))  # inside a bracketed paste, letters are the paste's
+    assert not typed(b"a", pasting)
+
+
+def test_the_frame_writer_writes_whole_frames_and_outlives_its_terminal():
+    import threading
+
+    from mlintern_tui.driver import FrameWriter
+
+    master, slave = pty.openpty()
+    tty = os.fdopen(slave, "w")
+    writer = FrameWriter(tty, threading.Lock())
+    writer.start()
+    try:
+        writer.write("\x1b[1;1Hframe one")
+        writer.write("\x1b[2;1Hframe two")
+        got = b""
+        while b"frame two" not in got:
+            got += os.read(master, 1024)
+        assert got == b"\x1b[1;1Hframe one\x1b[2;1Hframe two"
+        assert writer.put_out(b"\x1b7x\x1b8")  # the echo's way in, between frames
+        assert os.read(master, 1024) == b"\x1b7x\x1b8"
+        os.close(master)  # the terminal goes away: writes fail with EIO
+        master = -1
+        for n in range(200):  # far more than the queue holds: nothing blocks
+            writer.write(f"frame {n}")
+        assert not writer.put_out(b"late")
+        assert isinstance(writer.failed, OSError)
+    finally:
+        writer.stop()
+        tty.close()
+        if master >= 0:
+            os.close(master)
+    assert not writer.is_alive()
+
+
+async def test_an_input_event_lost_on_the_way_does_not_hold_the_echo_back_for_good():
+    from mlintern_tui.local_echo import LocalEcho
+
+    inp = _Input()
+    try:
+        echo = LocalEcho(app=None, driver=inp.driver, prompt=None)  # type: ignore[arg-type]  # the app's side, on its own
+        os.write(inp.write_fd, b"a")
+        os.write(inp.write_fd, b"\x1b[B")
+        assert _until(lambda: inp.keys() == ["a", "down"])
+        os.write(inp.write_fd, b"c")
+        assert _until(lambda: inp.keys() == ["a", "down", "c"])
+        assert len(inp.driver.unarrived) == 3  # read, not yet taken by the app: no slot meanwhile
+        echo.arrived(inp.got[0])
+        assert len(inp.driver.unarrived) == 2
+        echo.arrived(inp.got[2])  # "down" never came (dropped on the way): it is not waited for
+        assert inp.driver.unarrived == {}
+    finally:
+        inp.close()

@@ -57,6 +57,7 @@ class PromptArea(TextArea):
         self._draft = ""
         self.commands: tuple[CommandHint, ...] = ()
         self._last_hints: tuple[CommandHint, ...] = ()
+        self.local_echo = None  # the app's LocalEcho, on a real terminal
 
     async def _on_key(self, event: events.Key) -> None:
         if event.key in ("enter", "alt+enter"):
@@ -69,6 +70,8 @@ class PromptArea(TextArea):
         await super()._on_key(event)
         if event.is_printable:
             self._paint_now()
+            if self.local_echo is not None:
+                self.local_echo.confirm()  # drawn early by the input thread: in the right place?
 
     def _paint_now(self) -> None:
         """Put a typed character on the screen from the key's own handler.
@@ -94,6 +97,8 @@ class PromptArea(TextArea):
         finally:
             screen._dirty_widgets.update(waiting - {self})
         self._repaint_required = False  # drawn: no second frame for the same rows
+        if self.local_echo is not None:
+            self.local_echo.publish()  # the rows are out: where the next key goes
 
     def _spared_by_layout(self, screen) -> bool:
         """Whether the pending layout pass leaves the prompt where it is: Textual notes, per

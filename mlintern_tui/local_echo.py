@@ -1,0 +1,168 @@
+"""Local echo: a typed character appears before the UI loop gets to it.
+
+The loop is often busy for a few milliseconds at a time (a frame of a streaming answer, a
+layout pass of a long conversation, a collection), and a key waits for it: the echo of a key
+is as slow as the slowest thing the loop does. Terminals over slow links solved this long ago
+by drawing the character they are sure of at once and letting the real screen correct it. We
+do the same between our own two threads:
+
+- after every frame, the loop says where the next typed character would go (an
+  ``EchoSlot``): only when the prompt has the focus on the top screen, its cursor is at the
+  end of its text with room after it on the same row, nothing covers those cells, and every
+  key read so far has been handled;
+- the input thread, reading one printable character and nothing else, draws it there with
+  the prompt's own styles (the cell left of the cursor, the cursor cell) and moves the
+  cursor one cell on, then gives the key to the app as always;
+- the prompt, handling the key, draws its rows as usual, which writes the same cells again.
+  If the key went somewhere else or the character landed elsewhere, the whole screen is
+  drawn again (``LocalEcho.confirm`` and ``check``), so a wrong guess lasts milliseconds.
+
+A slot serves one read at most and only if nothing was read after it was made, so a burst of
+keys echoes its first key early and the rest at the loop's pace."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.events import Key
+from textual.geometry import Region
+from textual.strip import Strip
+
+from mlintern_tui.driver import EchoSlot, SteadyDriver
+
+if TYPE_CHECKING:
+    from textual.app import App
+    from textual.events import Event
+
+    from widgets.prompt import PromptArea
+
+#: how long a drawn key may wait for the prompt before the screen is drawn again
+CHECK_S = 0.25
+
+
+class LocalEcho:
+    def __init__(self, app: App, driver: SteadyDriver, prompt: PromptArea) -> None:
+        self.app = app
+        self.driver = driver
+        self.prompt = prompt
+        self._styled: tuple | None = None  # what the slot's strings were made for
+        self._strings: tuple[str, str] = ("", "")
+        driver.echo_on = True
+
+    # ------------------------------------------------------------------ the loop's side
+
+    def arrived(self, event: Event) -> None:
+        """An input event from the driver reached the app (not yet the widget it goes to)."""
+        unarrived = self.driver.unarrived
+        number = unarrived.pop(id(event), None)
+        if number is not None and unarrived:
+            # events come in the order they were read: one read before this that has not come
+            # never will (dropped on the way), and must not hold the echo back for good
+            for key in [k for k, n in list(unarrived.items()) if n < number]:
+                unarrived.pop(key, None)
+        echoed = self.driver.echoed
+        if number is not None and echoed is not None and echoed[0] == number:
+            self.app.set_timer(CHECK_S, lambda: self.check(number), name="echo check")
+
+    def check(self, number: int) -> None:
+        """The key drawn early never reached the prompt (a binding took it, a dialog opened):
+        what is on the screen there is not the app's, so draw it all again."""
+        echoed = self.driver.echoed
+        if echoed is not None and echoed[0] == number:
+            self.driver.echoed = None
+            self.app.screen.refresh()
+
+    def confirm(self) -> None:
+        """The prompt took a printable key: if it was drawn early, was it drawn where the
+        prompt now shows it (left of the cursor)?"""
+        echoed, self.driver.echoed = self.driver.echoed, None
+        if echoed is None:
+            return
+        x, y = self.prompt.cursor_screen_offset
+        if (echoed[1], echoed[2]) != (x - 1, y):
+            self.app.screen.refresh()
+
+    def publish(self) -> None:
+        """After a frame: where the next typed character goes, if it is sure."""
+        driver = self.driver
+        inputs = driver.inputs_read  # read first: anything read after makes the slot stale
+        cell = None if driver.unarrived else self._cell()
+        if cell is None:
+            driver.echo_slot = None
+            return
+        x, y, region = cell
+        # the two styles come from the prompt's rendered row (~60 us): read again only when the
+        # cell, the prompt's place or the theme changed
+        key = (x, y, region, self.app.theme, self.app.ansi_color)
+        if key != self._styled:
+            strings = self._render(x, y, region)
+            if strings is None:
+                driver.echo_slot = None
+                return
+            self._strings, self._styled = strings, key
+        driver.echo_slot = EchoSlot(inputs, x, y, *self._strings)
+
+    def _render(self, x: int, y: int, region: Region) -> tuple[str, str] | None:
+        lines = self.prompt.render_lines(Region(0, y - region.y, region.width, 1))
+        if not lines:
+            return None
+        text_style = _style_at(lines[0], x - 1 - region.x)
+        cursor_style = _style_at(lines[0], x - region.x)
+        if text_style is None or cursor_style is None:
+            return None
+        system = self.app.console._color_system
+        render = Strip.render_style
+        text_on, text_off = render(text_style, "\0", color_system=system).split("\0")
+        cursor = render(cursor_style, " ", color_system=system)
+        # DECSC/DECRC keep the frame's cursor (position and pen) as it was
+        return f"\x1b7\x1b[{y + 1};{x + 1}H{text_on}", f"{text_off}{cursor}\x1b8"
+
+    def _cell(self):
+        prompt, app = self.prompt, self.app
+        screen = app.screen
+        if (screen is not prompt.screen or screen.focused is not prompt or app._batch_count
+                or prompt.read_only or _holds_a_key(prompt)):
+            return None
+        if prompt._repaint_required or prompt._layout_required or prompt._scroll_required:
+            return None  # the screen does not show the prompt as it is
+        # (not the screen's layout flags: a frame goes out in the middle of the layout pass that
+        # made it, before the screen lowers them, and _paint_now draws only when no pending
+        # pass can move the prompt)
+        selection = prompt.selection
+        if selection.start != selection.end or selection.end != prompt.document.end or not prompt.text:
+            return None
+        if prompt._cursor_offset[0] < 1:
+            return None  # the cursor starts a row: the cell to its left is not the text's
+        x, y = prompt.cursor_screen_offset
+        content = prompt.content_region
+        if not (content.x < x and x + 2 < content.right and content.y <= y < content.bottom):
+            return None  # the character would wrap or scroll the prompt
+        compositor = screen._compositor
+        try:
+            for cell_x in (x - 1, x, x + 1):
+                widget, region = compositor.get_widget_at(cell_x, y)
+                if widget is not prompt:
+                    return None  # something drawn over the prompt (a menu, a toast)
+        except Exception:  # noqa: BLE001 - Textual's NoWidget, or a map being rebuilt
+            return None
+        return x, y, region
+
+
+def _holds_a_key(widget) -> bool:
+    """Whether a key the app passed on still waits in the widget's queue (its own messages
+    about the last key, Changed and SelectionChanged, do not count)."""
+    waiting = getattr(widget._message_queue, "values", None)  # textual._queue.Queue's deque
+    if waiting is None:  # another Textual: any message waiting holds the echo back
+        return not widget._message_queue.empty()
+    return any(type(message) is Key for message in waiting)
+
+
+def _style_at(strip: Strip, x: int):
+    end = 0
+    for segment in strip:
+        if segment.control:
+            continue
+        end += segment.cell_length
+        if x < end:
+            return segment.style
+    return None
