@@ -35,7 +35,7 @@ from textual._time import get_time
 from textual._xterm_parser import XTermParser
 from textual.drivers._writer_thread import MAX_QUEUED_WRITES
 from textual.drivers.linux_driver import LinuxDriver
-from textual.events import InputEvent, Key
+from textual.events import InputEvent, Key, Paste
 
 #: how long a wait is when the parser does not say when its escape is due (another Textual)
 POLL_S = 0.1
@@ -80,13 +80,13 @@ class EchoSlot(NamedTuple):
     """Where the next typed character goes, as the UI loop last drew the prompt.
 
     ``inputs`` is the driver's count of input events read when the slot was published: a slot
-    is good for the next event only, and only if nothing was read after it was made."""
+    is good for the next read only, and only if nothing was read after it was made."""
 
     inputs: int
     x: int
     y: int
-    before: str  # save the cursor, go to the cell, the text's style
-    after: str  # the style's end, the cursor one cell on, the cursor back
+    before: bytes  # save the cursor, go to the cell, the text's style
+    after: bytes  # the style's end, the cursor one cell on, the cursor back
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -236,6 +236,7 @@ class SteadyDriver(LinuxDriver):
         selector = selectors.PollSelector()
         selector.register(fileno, selectors.EVENT_READ)
         selector.register(wake, selectors.EVENT_READ)
+        pasting, tail = False, b""
         try:
             while not self.exit_event.is_set():
                 for key, _mask in selector.select(input_wait(parser)):
@@ -247,10 +248,22 @@ class SteadyDriver(LinuxDriver):
                         selector.unregister(fileno)
                         continue
                     slot, self.echo_slot = self.echo_slot, None  # good for one read at most
+                    # the echo goes out before the parser runs: its first run after a sleep
+                    # takes ~0.2 ms (cold caches), longer than everything else on this path
+                    echoed = (slot is not None and len(data) == 1 and 0x20 <= data[0] < 0x7F
+                              and slot.inputs == self.inputs_read and not pasting
+                              and getattr(parser, "_timeout_time", _UNSAID) is None  # no sequence half read
+                              and self._echo(slot, data))
+                    seen = tail + data  # a paste's opening marker, even split between reads
+                    if b"\x1b[200~" in seen:
+                        pasting = True
+                    tail = seen[-5:]
                     events = list(parser.feed(decode(data)))
-                    if slot is not None and slot.inputs == self.inputs_read and _typed(data, events, parser):
-                        self._echo(slot, data)
+                    if echoed and not _typed(data, events):
+                        self._echo_wrong()
                     for event in events:
+                        if type(event) is Paste:
+                            pasting = False
                         self._post(event)
                 for event in parser.tick():
                     self._post(event)
@@ -268,13 +281,21 @@ class SteadyDriver(LinuxDriver):
             self.unarrived[id(event)] = self.inputs_read
         self.process_message(event)
 
-    def _echo(self, slot: EchoSlot, data: bytes) -> None:
+    def _echo(self, slot: EchoSlot, data: bytes) -> bool:
         """Draw the typed character where the slot says, before the app has the key."""
         frames = self._frames
-        if frames is None:
-            return
-        if frames.put_out(f"{slot.before}{data.decode('ascii')}{slot.after}".encode("ascii")):
-            self.echoed = (self.inputs_read + 1, slot.x, slot.y)  # the number its key gets
+        if frames is None or not frames.put_out(slot.before + data + slot.after):
+            return False
+        self.echoed = (self.inputs_read + 1, slot.x, slot.y)  # the number its key gets
+        return True
+
+    def _echo_wrong(self) -> None:
+        """The character drawn early was not a key of its own after all (the parser saw more
+        in it): the loop draws the screen again."""
+        self.echoed = None
+        app = self._app
+        if app is not None:
+            self._loop.call_soon_threadsafe(app.refresh)
 
     def _get_terminal_size(self) -> tuple[int, int]:
         # Textual asks stdout (through shutil) and draws on stderr: either one answering is a
@@ -285,14 +306,12 @@ class SteadyDriver(LinuxDriver):
         return size
 
 
-def _typed(data: bytes, events: list, parser: object) -> bool:
-    """Whether this read was one printable ASCII character, a key of its own and nothing
-    more: no sequence half read, no paste, no other key or mouse report with it."""
-    if len(data) != 1 or not 0x20 <= data[0] < 0x7F or len(events) != 1:
+def _typed(data: bytes, events: list) -> bool:
+    """Whether the parser made of this one character the key it is, and nothing else."""
+    if len(events) != 1:
         return False
     event = events[0]
-    return (type(event) is Key and event.character == chr(data[0])
-            and input_wait(parser) is None)
+    return type(event) is Key and event.character == data.decode("ascii")
 
 
 def _drain(fd: int) -> None:

@@ -46,7 +46,7 @@ class LocalEcho:
         self.driver = driver
         self.prompt = prompt
         self._styled: tuple | None = None  # what the slot's strings were made for
-        self._strings: tuple[str, str] = ("", "")
+        self._strings: tuple[bytes, bytes] = (b"", b"")
         driver.echo_on = True
 
     # ------------------------------------------------------------------ the loop's side
@@ -102,7 +102,7 @@ class LocalEcho:
             self._strings, self._styled = strings, key
         driver.echo_slot = EchoSlot(inputs, x, y, *self._strings)
 
-    def _render(self, x: int, y: int, region: Region) -> tuple[str, str] | None:
+    def _render(self, x: int, y: int, region: Region) -> tuple[bytes, bytes] | None:
         lines = self.prompt.render_lines(Region(0, y - region.y, region.width, 1))
         if not lines:
             return None
@@ -115,7 +115,7 @@ class LocalEcho:
         text_on, text_off = render(text_style, "\0", color_system=system).split("\0")
         cursor = render(cursor_style, " ", color_system=system)
         # DECSC/DECRC keep the frame's cursor (position and pen) as it was
-        return f"\x1b7\x1b[{y + 1};{x + 1}H{text_on}", f"{text_off}{cursor}\x1b8"
+        return (f"\x1b7\x1b[{y + 1};{x + 1}H{text_on}".encode(), f"{text_off}{cursor}\x1b8".encode())
 
     def _cell(self):
         prompt, app = self.prompt, self.app

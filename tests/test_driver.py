@@ -211,25 +211,57 @@ async def test_after_a_suspend_the_input_thread_reads_and_stops_again():
 # --------------------------------------------------------------------------- local echo's parts
 
 
-def test_only_one_plain_typed_character_is_guessed():
-    from textual._xterm_parser import XTermParser
+async def test_only_one_plain_typed_character_is_drawn_early():
+    import threading
+    import time
 
-    from mlintern_tui.driver import _typed
+    from mlintern_tui.driver import EchoSlot, FrameWriter
 
-    def typed(data: bytes, parser=None) -> bool:
-        parser = parser or XTermParser(False)
-        return _typed(data, list(parser.feed(data.decode())), parser)
+    inp = _Input()
+    master, slave = pty.openpty()
+    tty = os.fdopen(slave, "w")
+    writer = FrameWriter(tty, threading.Lock())
+    writer.start()
+    inp.driver._frames = writer
+    inp.driver.echo_on = True
 
-    assert typed(b"j") and typed(b" ") and typed(b"~")
-    assert not typed(b"jq")  # two keys in one read: the second could be anything's
-    assert not typed(b"\x1b[A") and not typed(b"\r") and not typed(b"\x7f") and not typed(b"\x01")
-    assert not typed("é".encode())  # not ASCII: its width and the prompt's wrap are the loop's to say
-    held = XTermParser(False)
-    list(held.feed("\x1b"))  # an escape waiting for what follows: "a" now would be alt+a
-    assert not typed(b"a", held)
-    pasting = XTermParser(False)
-    list(pasting.feed("\x1b[200~"))  # inside a bracketed paste, letters are the paste's
-    assert not typed(b"a", pasting)
+    def key(data: bytes, expect: list[str]) -> bytes:
+        """Offer a slot, send the bytes, and return what the input thread drew."""
+        inp.driver.echo_slot = EchoSlot(inp.driver.inputs_read, 5, 3, b"<", b">")
+        os.write(inp.write_fd, data)
+        assert _until(lambda: inp.keys()[-len(expect):] == expect if expect else True)
+        writer.write("|")  # a frame after it: whatever the thread drew comes before
+        got = b""
+        while not got.endswith(b"|"):
+            got += os.read(master, 1024)
+        return got[:-1]
+
+    try:
+        assert key(b"j", ["j"]) == b"<j>" and inp.driver.echoed == (1, 5, 3)
+        assert key(b" ", ["space"]) == b"< >"
+        assert key(b"jq", ["j", "q"]) == b""  # two keys in one read: the second could be anything's
+        for data, name in ((b"\x1b[A", "up"), (b"\r", "enter"), (b"\x7f", "backspace"), (b"\x01", "ctrl+a")):
+            assert key(data, [name]) == b""
+        assert key("é".encode(), ["é"]) == b""  # not ASCII: its width is the loop's to say
+        os.write(inp.write_fd, b"\x1b")  # an escape, held to see what follows ...
+        time.sleep(0.02)
+        assert key(b"a", ["alt+a"]) == b""  # ... makes this alt+a, not "a"
+        assert key(b"\x1b[200~", []) == b""  # a bracketed paste begins: its letters are the paste's
+        assert key(b"a", []) == b""
+        assert key(b"\x1b[201~", ["Paste"]) == b""
+        assert key(b"b", ["b"]) == b"<b>"  # after the paste, keys are keys again
+        assert inp.keys()[-2:] == ["Paste", "b"] and inp.got[-2].text == "a"
+        stale = EchoSlot(inp.driver.inputs_read - 1, 5, 3, b"<", b">")  # made before the last key was read
+        inp.driver.echo_slot = stale
+        os.write(inp.write_fd, b"c")
+        assert _until(lambda: inp.keys()[-1] == "c")
+        writer.write("|")
+        assert os.read(master, 1024) == b"|"
+    finally:
+        inp.close()
+        writer.stop()
+        tty.close()
+        os.close(master)
 
 
 def test_the_frame_writer_writes_whole_frames_and_outlives_its_terminal():
