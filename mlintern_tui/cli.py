@@ -78,11 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     heap.tune()  # before the imports below: they allocate enough to trigger ~30 ms of collections
     os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    # Textual paints at most MAX_FPS frames a second, and a key that lands just after a
-    # frame waits for the next slot: idle key echo measured 17 / 8 / 4 ms at 60 / 120 / 240.
-    # Every burst of changes gets its own frame too, though: 150 agent rounds cost 5.2 /
-    # 6.7 / 9.0 s of CPU at those rates. 120 keeps the echo under 13 ms for less.
-    os.environ.setdefault("TEXTUAL_FPS", "120")
+    # Textual paints at most MAX_FPS frames a second. A typed or deleted character no longer
+    # waits for one (the prompt draws its own rows, and local echo draws a typed key before
+    # the loop has it), but every burst of changes gets its own frame: with the agent's
+    # rounds arriving back to back, 500 rounds cost 14.7-17.7 s of CPU at 60 against
+    # 15.9-26.8 s at 120 (bench/tui_long_conversation.py), and echo while they ran was 3 ms
+    # median at both. Textual's default of 60 is kept, unless the user sets another.
+    os.environ.setdefault("TEXTUAL_FPS", "60")
     raw = sys.argv[1:] if argv is None else argv
     if raw[:1] == ["mcp"]:
         from mlintern_tui.mcp_cli import main as mcp_main

@@ -65,6 +65,10 @@ async def test_a_key_is_painted_in_its_own_handler(monkeypatch):
         assert displays.count(True) == 4, (displays, frames)
         lines = app.screen._compositor.render_update(full=True).render_segments(app.console)
         assert "jqjq" in lines
+        # a deleted character too (backspace is a binding, not a typed key: the edit paints)
+        await pilot.press("backspace")
+        await pilot.pause(0.05)
+        assert app.prompt.text == "jqj" and displays.count(True) == 5, displays
 
 
 async def test_other_widgets_still_get_their_frame(monkeypatch):
@@ -105,13 +109,12 @@ async def test_a_layout_pending_elsewhere_does_not_hold_the_key_back(monkeypatch
 
         def key_with_a_pass_pending(where) -> bool:
             drawn.clear()
-            prompt.insert("k")  # as a printable key does, then its handler paints
             screen._layout_required = True
             screen._layout_widgets.clear()
             if where is not None:
                 screen._layout_widgets[where] = {where}
             try:
-                prompt._paint_now()
+                prompt.insert("k")  # as a printable key does: the edit paints, or leaves it to the pass
             finally:
                 screen._layout_widgets.clear()
                 screen._layout_required = False

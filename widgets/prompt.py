@@ -68,10 +68,15 @@ class PromptArea(TextArea):
             self.action_submit(queue=event.key == "alt+enter")
             return
         await super()._on_key(event)
-        if event.is_printable:
-            self._paint_now()
-            if self.local_echo is not None:
-                self.local_echo.confirm()  # drawn early by the input thread: in the right place?
+        if event.is_printable and self.local_echo is not None:
+            self.local_echo.confirm()  # drawn early by the input thread: in the right place?
+
+    def edit(self, edit):
+        """Every change to the text (a typed or deleted character, a paste, a completion)
+        is drawn at once (``_paint_now``)."""
+        result = super().edit(edit)
+        self._paint_now()
+        return result
 
     def _paint_now(self) -> None:
         """Put a typed character on the screen from the key's own handler.
