@@ -249,14 +249,33 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         heap.startup_over()  # the first frame is out
         self._start_local_echo()
 
-    def _start_local_echo(self) -> None:
+    def _start_local_echo(self, driver=None) -> None:
         from mlintern_tui.driver import SteadyDriver
 
-        if self.config.local_echo and isinstance(self._driver, SteadyDriver):
+        driver = driver or self._driver
+        if self.config.local_echo and isinstance(driver, SteadyDriver):
             from mlintern_tui.local_echo import LocalEcho
 
-            self._echo = LocalEcho(self, self._driver, self.prompt)
-            self.prompt.local_echo = self._echo
+            self._echo = echo = LocalEcho(self, driver, self.prompt)
+            self.prompt.local_echo = echo
+            # the focus leaving the prompt (a click elsewhere, a card taking it) withdraws the
+            # slot at once, not at the next frame
+            self.watch(self.prompt.screen, "focused", lambda _focused: echo.withdraw(), init=False)
+
+    def push_screen(self, *args, **kwargs):
+        if self._echo is not None:
+            self._echo.withdraw()  # the dialog takes the next key, not the prompt
+        return super().push_screen(*args, **kwargs)
+
+    def pop_screen(self):
+        if self._echo is not None:
+            self._echo.withdraw()
+        return super().pop_screen()
+
+    def switch_screen(self, screen):
+        if self._echo is not None:
+            self._echo.withdraw()
+        return super().switch_screen(screen)
 
     async def on_event(self, event) -> None:
         if self._echo is not None and isinstance(event, events.InputEvent) and not event.is_forwarded:

@@ -22,6 +22,7 @@ echo never lands inside a frame's escape sequence."""
 from __future__ import annotations
 
 import os
+import re
 import select
 import selectors
 import sys
@@ -89,6 +90,18 @@ class EchoSlot(NamedTuple):
     after: bytes  # the style's end, the cursor one cell on, the cursor back
 
 
+#: DEC mode 2026, which Textual wraps each frame in when the terminal says it has it
+SYNC_START, SYNC_END = "\x1b[?2026h", "\x1b[?2026l"
+#: how long the writer holds an opened synchronized update for the rest of its frame
+SYNC_WAIT_S = 0.25
+
+
+def _sync_after(text: str, inside: bool) -> bool:
+    """Whether a synchronized update is open after this text (it was open before: inside)."""
+    start, end = text.rfind(SYNC_START), text.rfind(SYNC_END)
+    return inside if start == end == -1 else start > end
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -148,19 +161,25 @@ class FrameWriter(threading.Thread):
         while not stop:
             text = get()
             parts: list[str] = []
+            inside = False
             if text is None:
                 stop = True
             else:
                 parts.append(text)
+                inside = _sync_after(text, inside)
             while not stop:  # what queued meanwhile goes in the same write, as Textual's flush did
                 try:
-                    text = get_now()
+                    # a synchronized update opened and not yet closed: the loop is still making
+                    # the frame, so wait for the rest (an echo written inside the block would
+                    # show only when the frame does)
+                    text = get(timeout=SYNC_WAIT_S) if inside else get_now()
                 except Empty:
                     break
                 if text is None:
                     stop = True
                 else:
                     parts.append(text)
+                    inside = _sync_after(text, inside)
             if parts:
                 self.put_out("".join(parts).encode(self._encoding, self._errors))
 
@@ -250,16 +269,16 @@ class SteadyDriver(LinuxDriver):
                     slot, self.echo_slot = self.echo_slot, None  # good for one read at most
                     # the echo goes out before the parser runs: its first run after a sleep
                     # takes ~0.2 ms (cold caches), longer than everything else on this path
-                    echoed = (slot is not None and len(data) == 1 and 0x20 <= data[0] < 0x7F
-                              and slot.inputs == self.inputs_read and not pasting
+                    typed = None if slot is None else _printable(data)
+                    echoed = (typed is not None and slot.inputs == self.inputs_read and not pasting
                               and getattr(parser, "_timeout_time", _UNSAID) is None  # no sequence half read
-                              and self._echo(slot, data))
+                              and self._echo(slot, typed))
                     seen = tail + data  # a paste's opening marker, even split between reads
                     if b"\x1b[200~" in seen:
                         pasting = True
                     tail = seen[-5:]
                     events = list(parser.feed(decode(data)))
-                    if echoed and not _typed(data, events):
+                    if echoed and not _typed(typed, events):
                         self._echo_wrong()
                     for event in events:
                         if type(event) is Paste:
@@ -277,8 +296,9 @@ class SteadyDriver(LinuxDriver):
 
     def _post(self, event) -> None:
         if self.echo_on and isinstance(event, InputEvent):
-            self.inputs_read += 1
-            self.unarrived[id(event)] = self.inputs_read
+            number = self.inputs_read + 1
+            self.unarrived[id(event)] = number  # first: the loop must not see the count without it
+            self.inputs_read = number
         self.process_message(event)
 
     def _echo(self, slot: EchoSlot, data: bytes) -> bool:
@@ -298,6 +318,7 @@ class SteadyDriver(LinuxDriver):
             self._loop.call_soon_threadsafe(app.refresh)
 
     def _get_terminal_size(self) -> tuple[int, int]:
+        self.echo_slot = None  # asked on SIGWINCH: cells move, no key is drawn where they were
         # Textual asks stdout (through shutil) and draws on stderr: either one answering is a
         # live terminal
         if self._last_size is not None and not _tty_answers(sys.__stdout__, self._file):
@@ -306,12 +327,38 @@ class SteadyDriver(LinuxDriver):
         return size
 
 
-def _typed(data: bytes, events: list) -> bool:
-    """Whether the parser made of this one character the key it is, and nothing else."""
+#: a key in the kitty keyboard protocol, which Textual asks for: CSI code[:alternates]
+#: [; modifiers [; text]] u (no event types: Textual does not ask for releases)
+_CSI_U = re.compile(rb"\x1b\[(\d+)(?::[\d:]*)?(?:;(\d*)(?:;(\d+))?)?u")
+
+
+def _printable(data: bytes) -> bytes | None:
+    """The one printable ASCII character this read types, if that is all it is: a plain byte,
+    or the same key in the kitty keyboard protocol (kitty, Ghostty, foot, WezTerm, recent
+    Alacritty), unmodified or with shift alone."""
+    if len(data) == 1:
+        return data if 0x20 <= data[0] < 0x7F else None
+    if len(data) > 24 or not data.startswith(b"\x1b[") or not data.endswith(b"u"):
+        return None
+    match = _CSI_U.fullmatch(data)
+    if match is None:
+        return None
+    code, modifiers, text = match.groups()
+    if modifiers in (None, b"", b"1"):
+        char = int(text or code)
+    elif modifiers == b"2" and text:  # shift: the text says what it typed
+        char = int(text)
+    else:
+        return None
+    return bytes((char,)) if 0x20 <= char < 0x7F else None
+
+
+def _typed(char: bytes, events: list) -> bool:
+    """Whether the parser made of this read the key it was taken for, and nothing else."""
     if len(events) != 1:
         return False
     event = events[0]
-    return type(event) is Key and event.character == data.decode("ascii")
+    return type(event) is Key and event.character == char.decode("ascii")
 
 
 def _drain(fd: int) -> None:

@@ -18,13 +18,17 @@ do the same between our own two threads:
   drawn again (``LocalEcho.confirm`` and ``check``), so a wrong guess lasts milliseconds.
 
 A slot serves one read at most and only if nothing was read after it was made, so a burst of
-keys echoes its first key early and the rest at the loop's pace."""
+keys echoes its first key early and the rest at the loop's pace. The slot is withdrawn at once
+when a screen is pushed or popped, the focus moves or the terminal is resized. Keys sent in
+the kitty keyboard protocol (which Textual asks for) count as typed characters too. An error
+here (Textual's internals it reads changing) turns local echo off with a notice, never a
+frame."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual.events import Key
+from textual.events import InputEvent, Paste
 from textual.geometry import Region
 from textual.strip import Strip
 
@@ -82,8 +86,33 @@ class LocalEcho:
         if (echoed[1], echoed[2]) != (x - 1, y):
             self.app.screen.refresh()
 
+    def withdraw(self) -> None:
+        """Something is about to change the screen (a dialog, the focus moving): no key is
+        drawn early until a frame shows what changed."""
+        self.driver.echo_slot = None
+
     def publish(self) -> None:
         """After a frame: where the next typed character goes, if it is sure."""
+        try:
+            self._publish()
+        except Exception as error:  # noqa: BLE001 - Textual internals it reads may change
+            self.stop(f"{type(error).__name__}: {error}")
+
+    def stop(self, reason: str) -> None:
+        """Off for the rest of the run, and the user is told why (keys still echo, from the
+        loop)."""
+        driver, app = self.driver, self.app
+        driver.echo_on = False
+        driver.echo_slot = None
+        driver.unarrived.clear()
+        if getattr(app, "_echo", None) is self:
+            app._echo = None
+        if getattr(self.prompt, "local_echo", None) is self:
+            self.prompt.local_echo = None
+        app.call_later(app.notify, f"Local echo is off for this run ({reason}); keys show when the app draws "
+                       "them. Set local_echo: false to keep it off.", severity="warning", timeout=10)
+
+    def _publish(self) -> None:
         driver = self.driver
         inputs = driver.inputs_read  # read first: anything read after makes the slot stale
         cell = None if driver.unarrived else self._cell()
@@ -149,12 +178,12 @@ class LocalEcho:
 
 
 def _holds_a_key(widget) -> bool:
-    """Whether a key the app passed on still waits in the widget's queue (its own messages
-    about the last key, Changed and SelectionChanged, do not count)."""
+    """Whether input the app passed on (a key, a click, a paste) still waits in the widget's
+    queue (its own messages about the last key, Changed and SelectionChanged, do not count)."""
     waiting = getattr(widget._message_queue, "values", None)  # textual._queue.Queue's deque
     if waiting is None:  # another Textual: any message waiting holds the echo back
         return not widget._message_queue.empty()
-    return any(type(message) is Key for message in waiting)
+    return any(isinstance(message, (InputEvent, Paste)) for message in waiting)
 
 
 def _style_at(strip: Strip, x: int):

@@ -29,7 +29,11 @@ def test_a_live_terminal_reports_its_size(monkeypatch):
             monkeypatch.setattr(LinuxDriver, "_get_terminal_size", lambda self: (132, 43))
             assert driver._get_terminal_size() == (132, 43)
             monkeypatch.setattr(LinuxDriver, "_get_terminal_size", lambda self: (100, 30))
+            from mlintern_tui.driver import EchoSlot
+
+            driver.echo_slot = EchoSlot(0, 5, 5, b"", b"")
             assert driver._get_terminal_size() == (100, 30)  # a real resize goes through
+            assert driver.echo_slot is None  # and no key is drawn where the prompt was
     finally:
         os.close(master)
 
@@ -250,7 +254,13 @@ async def test_only_one_plain_typed_character_is_drawn_early():
         assert key(b"a", []) == b""
         assert key(b"\x1b[201~", ["Paste"]) == b""
         assert key(b"b", ["b"]) == b"<b>"  # after the paste, keys are keys again
-        assert inp.keys()[-2:] == ["Paste", "b"] and inp.got[-2].text == "a"
+        # the kitty keyboard protocol (Textual asks for it): the same keys as escape sequences
+        assert key(b"\x1b[97u", ["a"]) == b"<a>"
+        assert key(b"\x1b[97;;97u", ["a"]) == b"<a>"
+        assert key(b"\x1b[97;2;65u", ["A"]) == b"<A>"  # shift: the text says what it typed
+        assert key(b"\x1b[97;5u", ["ctrl+a"]) == b""
+        assert key(b"\x1b[233;;233u", ["é"]) == b""
+        assert inp.keys()[-7:-5] == ["Paste", "b"] and inp.got[-7].text == "a"
         stale = EchoSlot(inp.driver.inputs_read - 1, 5, 3, b"<", b">")  # made before the last key was read
         inp.driver.echo_slot = stale
         os.write(inp.write_fd, b"c")
@@ -266,6 +276,7 @@ async def test_only_one_plain_typed_character_is_drawn_early():
 
 def test_the_frame_writer_writes_whole_frames_and_outlives_its_terminal():
     import threading
+    import time
 
     from mlintern_tui.driver import FrameWriter
 
@@ -282,6 +293,17 @@ def test_the_frame_writer_writes_whole_frames_and_outlives_its_terminal():
         assert got == b"\x1b[1;1Hframe one\x1b[2;1Hframe two"
         assert writer.put_out(b"\x1b7x\x1b8")  # the echo's way in, between frames
         assert os.read(master, 1024) == b"\x1b7x\x1b8"
+        # a synchronized update the loop has opened and not closed is held until it is: an
+        # echo meanwhile goes before it, not inside (where it would show with the frame)
+        writer.write("\x1b[?2026h")
+        time.sleep(0.05)
+        assert writer.put_out(b"E")
+        writer.write("frame")
+        writer.write("\x1b[?2026l")
+        got = b""
+        while not got.endswith(b"\x1b[?2026l"):
+            got += os.read(master, 1024)
+        assert got == b"E\x1b[?2026hframe\x1b[?2026l"
         os.close(master)  # the terminal goes away: writes fail with EIO
         master = -1
         for n in range(200):  # far more than the queue holds: nothing blocks

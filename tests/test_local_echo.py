@@ -11,9 +11,11 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from textual import events
 
 from tests.test_tmux_smoke import alive, capture, send, wait_screen
 
@@ -96,9 +98,178 @@ def test_a_key_drawn_early_that_the_prompt_does_not_take_is_wiped(echo_app):
     send(session, "xy", literal=True)
     wait_screen(session, lambda s: prompt_row(s) == "xy", 10, "xy in the prompt")
     time.sleep(0.3)
-    make_busy(flag, busy_s=1.0, blur=True)  # the focus leaves the prompt before the key is handled
+    # the focus leaves the prompt before the key is handled: the prompt's border changes with
+    # it, and that repaint (or, failing it, LocalEcho.check, tested on its own below) wipes the
+    # guess
+    make_busy(flag, busy_s=1.0, blur=True)
     send(session, "z", literal=True)
     time.sleep(0.3)
     assert prompt_row(capture(session)) == "xyz"  # the guess
     wait_screen(session, lambda s: prompt_row(s) == "xy", 10, "the guess to be wiped")
     assert alive(session)
+
+
+# --------------------------------------------------------------------------- the loop's side
+
+
+@contextmanager
+def echo_for(app):
+    """The app's LocalEcho, on a real SteadyDriver that never starts the terminal (the app
+    itself runs headless): what the loop publishes and repairs, without a pty."""
+    import signal
+
+    from mlintern_tui.driver import SteadyDriver
+    from mlintern_tui.local_echo import LocalEcho
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTSTP, signal.SIGCONT)}
+    driver = SteadyDriver(app)  # sets SIGTSTP/SIGCONT handlers: put back below
+    app._start_local_echo(driver)  # as on_ready does with the app's own driver
+    echo = app._echo
+    assert isinstance(echo, LocalEcho) and app.prompt.local_echo is echo and driver.echo_on
+    try:
+        yield echo, driver
+    finally:
+        app._echo = app.prompt.local_echo = None
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+async def test_a_slot_is_offered_only_where_the_prompt_is_sure(mlintern_home):
+    from textual.widgets import Static
+
+    from tests.tui_support import AppUnderTest
+
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        with echo_for(app) as (echo, driver):
+            prompt = app.prompt
+            prompt.focus()
+            await pilot.pause(0.1)
+            echo.publish()
+            assert driver.echo_slot is None  # empty prompt: the placeholder is drawn there
+            await pilot.press(*"hello")
+            await pilot.pause(0.1)
+            echo.publish()
+            slot = driver.echo_slot
+            x, y = prompt.cursor_screen_offset
+            assert slot is not None and (slot.x, slot.y, slot.inputs) == (x, y, driver.inputs_read)
+            assert slot.before.startswith(b"\x1b7") and f"\x1b[{y + 1};{x + 1}H".encode() in slot.before
+            assert slot.after.endswith(b"\x1b8") and b" " in slot.after  # the cursor cell one on
+
+            driver.unarrived[1] = 1  # a key read and not yet taken by the app
+            echo.publish()
+            assert driver.echo_slot is None
+            driver.unarrived.clear()
+
+            prompt.post_message(events.Key("x", "x"))  # taken by the app, waiting in the prompt
+            echo.publish()
+            assert driver.echo_slot is None
+            await pilot.pause(0.1)
+            assert prompt.text == "hellox"
+
+            cover = Static("!", id="cover")  # something drawn over the cursor's cell
+            cover.styles.layer = "overlay"
+            cover.styles.offset = (x + 1, y)
+            cover.styles.width = 3
+            cover.styles.height = 1
+            await app.screen.mount(cover)
+            await pilot.pause(0.1)
+            echo.publish()
+            assert driver.echo_slot is None
+            await cover.remove()
+            await pilot.pause(0.1)
+
+            prompt.text = "w" * (prompt.content_region.width - 2)  # no room for a character and the cursor
+            prompt.move_cursor(prompt.document.end)
+            await pilot.pause(0.1)
+            echo.publish()
+            assert driver.echo_slot is None
+            prompt.text = "ok"
+            prompt.move_cursor(prompt.document.end)
+            await pilot.pause(0.1)
+            echo.publish()
+            assert driver.echo_slot is not None
+            prompt.move_cursor((0, 1))  # the cursor not at the end: a key would go in between
+            await pilot.pause(0.1)
+            echo.publish()
+            assert driver.echo_slot is None
+
+
+async def test_the_slot_goes_when_the_focus_or_the_screen_changes(mlintern_home):
+    from textual.screen import ModalScreen
+    from textual.widgets import Static
+
+    from tests.tui_support import AppUnderTest
+
+    class Card(ModalScreen):
+        def compose(self):
+            yield Static("a card")
+
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        app._start_local_echo()
+        assert app._echo is None  # headless: no terminal, nothing drawn early
+        with echo_for(app) as (echo, driver):
+            await pilot.press(*"hi")
+            await pilot.pause(0.1)
+            echo.publish()
+            assert driver.echo_slot is not None
+            app.push_screen(Card())
+            assert driver.echo_slot is None  # at once, before the card's first frame
+            await pilot.pause(0.1)
+            echo.publish()
+            assert driver.echo_slot is None  # the card has the keys
+            app.pop_screen()
+            await pilot.pause(0.2)
+            app.prompt.focus()
+            await pilot.pause(0.1)
+            echo.publish()
+            assert driver.echo_slot is not None
+            app.screen.set_focus(None)
+            assert driver.echo_slot is None  # the focus left: withdrawn by the watcher, no frame yet
+
+
+async def test_a_key_drawn_in_the_wrong_place_makes_the_screen_draw_again(mlintern_home):
+    from tests.tui_support import AppUnderTest
+
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        with echo_for(app) as (echo, driver):
+            await pilot.press(*"ab")
+            await pilot.pause(0.2)
+            screen = app.screen
+            x, y = app.prompt.cursor_screen_offset
+            driver.echoed = (3, x - 1, y)  # where the prompt shows its last character: right
+            echo.confirm()
+            assert driver.echoed is None and not screen._repaint_required
+            driver.echoed = (4, x + 5, y)  # elsewhere
+            echo.confirm()
+            assert driver.echoed is None and screen._repaint_required
+            await pilot.pause(0.2)
+            assert not screen._repaint_required
+            # a key drawn early that no widget took: the check draws everything again
+            driver.echoed = (5, x, y)
+            echo.check(4)  # another key's check: not this one
+            assert driver.echoed == (5, x, y) and not screen._repaint_required
+            echo.check(5)
+            assert driver.echoed is None and screen._repaint_required
+
+
+async def test_an_error_inside_turns_local_echo_off_and_says_so(mlintern_home, monkeypatch):
+    from mlintern_tui.local_echo import LocalEcho
+    from tests.tui_support import AppUnderTest
+
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        with echo_for(app) as (echo, driver):
+
+            def broken(self):
+                raise AttributeError("'Screen' object has no attribute '_compositor'")
+
+            monkeypatch.setattr(LocalEcho, "_cell", broken)  # as a Textual upgrade could
+            await pilot.press("a")  # frames go on: the error does not reach them
+            await pilot.pause(0.2)
+            assert app.prompt.text == "a"
+            assert app._echo is None and app.prompt.local_echo is None and not driver.echo_on
+            assert any("Local echo is off" in str(n.message) and "_compositor" in str(n.message)
+                       for n in app._notifications)
