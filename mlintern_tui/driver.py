@@ -139,9 +139,13 @@ class FrameWriter(threading.Thread):
     def flush(self) -> None:
         """Nothing: the thread writes as soon as it has something."""
 
-    def put_out(self, data: bytes) -> bool:
-        """Write bytes at once, between frames; False if the terminal is gone."""
-        with self._lock:
+    def put_out(self, data: bytes, wait: bool = True) -> bool:
+        """Write bytes at once, between frames; False if the terminal is gone, or (``wait``
+        off) if a frame is being written right now: the input thread does not wait behind a
+        terminal that has stopped reading, it leaves the key to the loop."""
+        if not self._lock.acquire(blocking=wait):
+            return False
+        try:
             if self.failed is not None:
                 return False
             try:
@@ -150,6 +154,8 @@ class FrameWriter(threading.Thread):
                 self.failed = error if isinstance(error, OSError) else OSError(str(error))
                 return False
             return True
+        finally:
+            self._lock.release()
 
     def run(self) -> None:
         try:
@@ -304,7 +310,7 @@ class SteadyDriver(LinuxDriver):
     def _echo(self, slot: EchoSlot, data: bytes) -> bool:
         """Draw the typed character where the slot says, before the app has the key."""
         frames = self._frames
-        if frames is None or not frames.put_out(slot.before + data + slot.after):
+        if frames is None or not frames.put_out(slot.before + data + slot.after, wait=False):
             return False
         self.echoed = (self.inputs_read + 1, slot.x, slot.y)  # the number its key gets
         return True

@@ -291,8 +291,10 @@ def test_the_frame_writer_writes_whole_frames_and_outlives_its_terminal():
         while b"frame two" not in got:
             got += os.read(master, 1024)
         assert got == b"\x1b[1;1Hframe one\x1b[2;1Hframe two"
-        assert writer.put_out(b"\x1b7x\x1b8")  # the echo's way in, between frames
+        assert writer.put_out(b"\x1b7x\x1b8", wait=False)  # the echo's way in, between frames
         assert os.read(master, 1024) == b"\x1b7x\x1b8"
+        with writer._lock:  # a frame being written (to a terminal that may have stopped reading)
+            assert not writer.put_out(b"late echo", wait=False)  # the echo does not wait for it
         # a synchronized update the loop has opened and not closed is held until it is: an
         # echo meanwhile goes before it, not inside (where it would show with the frame)
         writer.write("\x1b[?2026h")
