@@ -242,8 +242,17 @@ class SteadyDriver(LinuxDriver):
                     pass
 
     def close(self) -> None:
-        """On exit, and on a suspend (ctrl+z, an editor): the input thread has stopped."""
+        """On exit, and on a suspend (ctrl+z, an editor). The input thread has normally
+        stopped by now (Textual's ``disable_input``), but that step swallows its own errors:
+        after a hangup the thread was found still polling, with its wake pipe closed under it,
+        at a full core until the hangup watchdog ended the process 9 s later. So it is told to
+        stop, and waited for, before the pipe goes."""
         self.echo_slot = None
+        thread = self._key_thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            self.exit_event.set()  # wakes it through the pipe
+            thread.join(1.0)
+            self.exit_event.clear()  # as disable_input leaves it: a resume starts a new thread
         super().close()
         with self._wake_lock:
             for fd in (self._wake_r, self._wake_w):
@@ -266,7 +275,8 @@ class SteadyDriver(LinuxDriver):
             while not self.exit_event.is_set():
                 for key, _mask in selector.select(input_wait(parser)):
                     if key.fd == wake:
-                        _drain(wake)
+                        if not _drain(wake):
+                            return  # the pipe was closed under this thread: the driver is gone
                         continue
                     data = os.read(fileno, 4096)
                     if not data:  # stdin ended (a pipe): wait for the stop flag alone
@@ -367,9 +377,13 @@ def _typed(char: bytes, events: list) -> bool:
     return type(event) is Key and event.character == char.decode("ascii")
 
 
-def _drain(fd: int) -> None:
+def _drain(fd: int) -> bool:
+    """Empty the wake pipe; False if it is closed."""
     try:
         while os.read(fd, 64):
             pass
-    except (BlockingIOError, OSError):
+    except BlockingIOError:
         pass
+    except OSError:
+        return False
+    return True

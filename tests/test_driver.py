@@ -338,3 +338,33 @@ async def test_an_input_event_lost_on_the_way_does_not_hold_the_echo_back_for_go
         assert inp.driver.unarrived == {}
     finally:
         inp.close()
+
+
+async def test_closing_the_driver_stops_an_input_thread_that_was_not_stopped():
+    """Textual's disable_input swallows its own errors; after a hangup the input thread was
+    found still polling with its wake pipe closed under it, at a full core, until the hangup
+    watchdog ended the process 9 s later."""
+    inp = _Input()
+    try:
+        os.write(inp.write_fd, b"a")
+        assert _until(lambda: inp.keys() == ["a"])
+        inp.driver._key_thread = inp.thread
+        inp.driver.close()  # no exit_event.set() before it
+        assert _until(lambda: not inp.thread.is_alive(), 1.5)
+        assert not inp.driver.exit_event.is_set()  # a resume starts a new thread that runs
+    finally:
+        inp.close()
+    # a thread whose pipe goes away under it (closed by anyone) leaves instead of spinning
+    inp = _Input()
+    try:
+        import time
+
+        time.sleep(0.05)
+        with inp.driver._wake_lock:
+            os.close(inp.driver._wake_r)
+            os.close(inp.driver._wake_w)
+            inp.driver._wake_r = inp.driver._wake_w = -1
+        inp.driver._wake_input()  # nothing to write to: a no-op
+        assert _until(lambda: not inp.thread.is_alive(), 1.5)
+    finally:
+        inp.close()
