@@ -165,15 +165,15 @@ class FrameWriter(threading.Thread):
         get, get_now = self._queue.get, self._queue.get_nowait
         stop = False
         while not stop:
-            text = get()
             parts: list[str] = []
             inside = False
-            if text is None:
-                stop = True
-            else:
+            text = get()
+            while True:  # what queued meanwhile goes in the same write, as Textual's flush did
+                if text is None:
+                    stop = True
+                    break
                 parts.append(text)
                 inside = _sync_after(text, inside)
-            while not stop:  # what queued meanwhile goes in the same write, as Textual's flush did
                 try:
                     # a synchronized update opened and not yet closed: the loop is still making
                     # the frame, so wait for the rest (an echo written inside the block would
@@ -181,11 +181,6 @@ class FrameWriter(threading.Thread):
                     text = get(timeout=SYNC_WAIT_S) if inside else get_now()
                 except Empty:
                     break
-                if text is None:
-                    stop = True
-                else:
-                    parts.append(text)
-                    inside = _sync_after(text, inside)
             if parts:
                 self.put_out("".join(parts).encode(self._encoding, self._errors))
 

@@ -150,7 +150,7 @@ class LocalEcho:
         prompt, app = self.prompt, self.app
         screen = app.screen
         if (screen is not prompt.screen or screen.focused is not prompt or app._batch_count
-                or prompt.read_only or _holds_a_key(prompt)):
+                or prompt.read_only or _holds_input(prompt)):
             return None
         if prompt._repaint_required or prompt._layout_required or prompt._scroll_required:
             return None  # the screen does not show the prompt as it is
@@ -177,7 +177,7 @@ class LocalEcho:
         return x, y, region
 
 
-def _holds_a_key(widget) -> bool:
+def _holds_input(widget) -> bool:
     """Whether input the app passed on (a key, a click, a paste) still waits in the widget's
     queue (its own messages about the last key, Changed and SelectionChanged, do not count)."""
     waiting = getattr(widget._message_queue, "values", None)  # textual._queue.Queue's deque

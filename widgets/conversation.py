@@ -441,7 +441,6 @@ class Conversation(VerticalScroll):
         end of the turn draws one line instead of mounting a block, laying the conversation
         out again and scrolling it (two passes over every block, and a whole redraw)."""
         if self._kept_line() is None:
-            self.turn_footer = None
             self.turn_footer = await self._add(ReceiptLine(None))  # type: ignore[assignment]
 
     def _kept_line(self) -> ReceiptLine | None:

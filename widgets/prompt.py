@@ -96,14 +96,14 @@ class PromptArea(TextArea):
         if screen._layout_required and not self._spared_by_layout(screen):
             return
         waiting = set(screen._dirty_widgets)
+        # drawn here: no second frame for the same rows. Lowered before the frame goes out, so
+        # that the app's frame hook (local echo's slot) sees the prompt as drawn
+        self._repaint_required = False
         try:
             screen._compositor.update_widgets({self})
             screen._compositor_refresh()
         finally:
             screen._dirty_widgets.update(waiting - {self})
-        self._repaint_required = False  # drawn: no second frame for the same rows
-        if self.local_echo is not None:
-            self.local_echo.publish()  # the rows are out: where the next key goes
 
     def _spared_by_layout(self, screen) -> bool:
         """Whether the pending layout pass leaves the prompt where it is: Textual notes, per
