@@ -135,6 +135,9 @@ class Config(BaseModel):
     local_echo: bool = Field(True, description=(
         "draw a character typed into the prompt at once, from the thread that reads keys, before the "
         "app's loop handles it (the loop draws it again a moment later)"))
+    frame_pacing: bool = Field(True, description=(
+        "when frames get expensive (a long conversation flooded with tool calls) and no key or click "
+        "asked for one, draw the screen less often, so that drawing takes at most a third of the app's time"))
 
     @field_validator("endpoints")
     @classmethod

@@ -70,11 +70,28 @@ class Gate:
         return held
 
 
-def stamped(arrivals: list[float], replies: list) -> list:
-    """Each reply records when its request arrived (perf_counter), before it is resolved."""
+class Watch:
+    """The app's CPU (its own threads, in ns; not the ``bash`` children) read at each
+    request's arrival, once ``pid`` is known: CPU per round, free of the time the model
+    server itself takes to read a growing request."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.cpu_ns: list[int | None] = []
+
+    def read(self) -> None:
+        pid = self.pid
+        self.cpu_ns.append(ts.thread_cpu_ns(pid) if pid is not None else None)
+
+
+def stamped(arrivals: list[float], replies: list, watch: Watch | None = None) -> list:
+    """Each reply records when its request arrived (perf_counter), and the app's CPU then,
+    before it is resolved."""
     def stamp(reply):
         def stamped_reply(body: dict):
             arrivals.append(time.perf_counter())
+            if watch is not None:
+                watch.read()
             return reply(body) if callable(reply) else reply
         return stamped_reply
     return [stamp(r) for r in replies]
@@ -89,6 +106,8 @@ def prepare(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     config = {"context_windows": {ts.MODEL: args.window}}
     if args.no_local_echo:
         config["local_echo"] = False  # keys echo only when the UI loop gets to them
+    if args.no_frame_pacing:
+        config["frame_pacing"] = False  # every tick of the frame timer draws
     (home / "config.json").write_text(json.dumps(config))
     cwd = work / "cwd"
     (cwd / "notes").mkdir(parents=True)
@@ -98,11 +117,14 @@ def prepare(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     return home, cwd
 
 
-def per_round(arrivals: list[float], first: int, last: int, span: int) -> tuple[float, float]:
-    """Seconds per round over the first and the last ``span`` rounds of first..last
-    (arrival ``k`` is request k+1: the model call after k rounds)."""
-    return ((arrivals[first + span] - arrivals[first]) / span,
-            (arrivals[last] - arrivals[last - span]) / span)
+def per_round(arrivals: list, first: int, last: int, span: int) -> tuple[float, float] | None:
+    """Per round over the first and the last ``span`` rounds of first..last (arrival ``k`` is
+    request k+1: the model call after k rounds), of seconds or of CPU ns; None if a reading
+    is missing."""
+    ends = (arrivals[first], arrivals[first + span], arrivals[last - span], arrivals[last])
+    if any(x is None for x in ends):
+        return None
+    return (ends[1] - ends[0]) / span, (ends[3] - ends[2]) / span
 
 
 def round_reply(i: int) -> ToolCalls:
@@ -203,13 +225,15 @@ def run_once(args: argparse.Namespace) -> dict:
         replies[args.start_rounds] = start_gate.hold(replies[args.start_rounds])
         server = ScriptedLLMServer(model_name=ts.MODEL.split("/", 1)[1]).start()
         server.arrivals = []
-        server.script(*stamped(server.arrivals, [*replies, end_gate.hold(Text(FINAL))]))
+        watch = Watch()
+        server.script(*stamped(server.arrivals, [*replies, end_gate.hold(Text(FINAL))], watch))
         tm = ts.Tmux(work)
         run = ts.Run(tm, args.poll_ms / 1000, args.timeout)
         try:
             command = ts.app_command(home, server.base_url, ts.MODEL, f"--max-iterations {args.rounds + 10}")
             result = run.startup(command, cwd)
             pid = ts.app_pid(tm.pane_pid())
+            watch.pid = pid
             tmux_pid = tm.server_pid()
             m = Measure(run, pid, args)
             result["rss_idle_mb"] = ts.memory_mb(pid, "VmRSS")
@@ -224,7 +248,7 @@ def run_once(args: argparse.Namespace) -> dict:
                 raise RuntimeError("the start point never came:\n" + "\n".join(tm.screen()))
             result["enter_to_start_s"] = time.perf_counter() - t_enter
             result["start"] = m.point()
-            result.update(rounds(run, pid, tmux_pid, server, start_gate, end_gate, args))
+            result.update(rounds(run, pid, tmux_pid, server, start_gate, end_gate, args, watch))
             result["end"] = m.point()
             t = time.perf_counter()
             end_gate.release.set()
@@ -259,7 +283,7 @@ def run_once(args: argparse.Namespace) -> dict:
 
 
 def rounds(run: ts.Run, pid: int, tmux_pid: int, server: ScriptedLLMServer, start_gate: Gate, end_gate: Gate,
-           args: argparse.Namespace) -> dict:
+           args: argparse.Namespace, watch: Watch) -> dict:
     """Release the start and run to the end point, typing every 300 ms meanwhile."""
     tm = run.tm
     cpu0, tmux0 = ts.cpu_seconds(pid), ts.cpu_seconds(tmux_pid, tree=False)
@@ -291,6 +315,7 @@ def rounds(run: ts.Run, pid: int, tmux_pid: int, server: ScriptedLLMServer, star
     # seconds per round over the first and last 100 rounds after the start point
     span = min(100, (args.rounds - args.start_rounds - 1) // 2)
     early, late = per_round(server.arrivals, args.start_rounds + 1, args.rounds, span)
+    cpu_per_round = per_round(watch.cpu_ns, args.start_rounds + 1, args.rounds, span)
     bins: dict[str, list[float]] = {}
     for ms, n in zip(probe.echo, sent_at_round):
         lo = (n // 100) * 100
@@ -302,6 +327,7 @@ def rounds(run: ts.Run, pid: int, tmux_pid: int, server: ScriptedLLMServer, star
         "rounds_tmux_cpu_s": tmux1 - tmux0,
         "s_per_round_early": early,
         "s_per_round_late": late,
+        "cpu_ms_per_round": None if cpu_per_round is None else [ns / 1e6 for ns in cpu_per_round],
         "echo_busy_ms": [x * 1000 for x in probe.echo],
         "echo_busy_lost": len(probe.pending),
         "echo_busy_by_round": bins,
@@ -319,22 +345,31 @@ def headless_once(args: argparse.Namespace) -> dict:
         home, cwd = prepare(Path(tmp), args)
         server = ScriptedLLMServer(model_name=ts.MODEL.split("/", 1)[1]).start()
         server.arrivals = []
-        server.script(*stamped(server.arrivals, [*(round_reply(i) for i in range(args.rounds)), Text(FINAL)]))
+        watch = Watch()
+        server.script(*stamped(server.arrivals, [*(round_reply(i) for i in range(args.rounds)), Text(FINAL)], watch))
         env = dict(os.environ, MLINTERN_HOME=str(home), VLLM_BASE_URL=server.base_url, OPENAI_API_KEY="sk-bench")
         try:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
-            done = subprocess.run([str(ts.APP), "-p", PROMPT, "-m", ts.MODEL, "--max-iterations", str(args.rounds + 10)],
-                                  cwd=cwd, env=env, capture_output=True, text=True, timeout=args.timeout)
+            app = subprocess.Popen([str(ts.APP), "-p", PROMPT, "-m", ts.MODEL, "--max-iterations", str(args.rounds + 10)],
+                                   cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            watch.pid = app.pid  # the console script's python itself (no wrapper in between)
+            try:
+                stdout, stderr = app.communicate(timeout=args.timeout)
+            except subprocess.TimeoutExpired:
+                app.kill()
+                raise
             wall = time.perf_counter() - t0
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
         finally:
             server.stop()
-        if done.returncode or FINAL not in done.stdout:
-            raise RuntimeError(f"headless run failed ({done.returncode}): {done.stderr[-2000:]}")
+        if app.returncode or FINAL not in stdout:
+            raise RuntimeError(f"headless run failed ({app.returncode}): {stderr[-2000:]}")
         span = min(100, (args.rounds - args.start_rounds - 1) // 2)
         early, late = per_round(server.arrivals, args.start_rounds + 1, args.rounds, span)
+        cpu_per_round = per_round(watch.cpu_ns, args.start_rounds + 1, args.rounds, span)
         return {
+            "cpu_ms_per_round": None if cpu_per_round is None else [ns / 1e6 for ns in cpu_per_round],
             "wall_s": wall,
             "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
             "rounds_s": server.arrivals[args.rounds] - server.arrivals[args.start_rounds],
@@ -348,6 +383,10 @@ def headless_once(args: argparse.Namespace) -> dict:
 
 def _ms(values: list[float]) -> str:
     return f"{statistics.median(values):.0f}/{max(values):.0f} ms" if values else "n/a"
+
+
+def _pair_ms(pair: list[float] | None, between: str = " / ") -> str:
+    return "n/a" if pair is None else f"{pair[0]:.1f}{between}{pair[1]:.1f} ms"
 
 
 def _scroll(point: dict) -> str:
@@ -370,6 +409,7 @@ def report(runs: list[dict], args: argparse.Namespace, headless: dict | None = N
         (f"ROUNDS {args.start_rounds + 1}-{args.rounds}", lambda r: f"{r['rounds_wall_s']:.1f} s wall"),
         ("  app CPU (+children) / tmux", lambda r: f"{r['rounds_cpu_s']:.1f} s / {r['rounds_tmux_cpu_s']:.1f} s"),
         ("  s/round first / last 100", lambda r: f"{r['s_per_round_early'] * 1000:.0f} / {r['s_per_round_late'] * 1000:.0f} ms"),
+        ("  app CPU/round first / last 100", lambda r: _pair_ms(r.get("cpu_ms_per_round"))),
         ("  key echo while running", lambda r: _ms(r["echo_busy_ms"]) + f" (n={len(r['echo_busy_ms'])}"
                                                 + (f", {r['echo_busy_lost']} lost)" if r["echo_busy_lost"] else ")")),
         (f"END (after {args.rounds} rounds)", lambda r: f"{r['messages_last_request']} msgs sent to model"),
@@ -387,7 +427,8 @@ def report(runs: list[dict], args: argparse.Namespace, headless: dict | None = N
     if headless:
         rows.insert(rows.index(next(r for r in rows if r[0].startswith("  key echo while running"))), (
             "  same rounds headless (-p)", lambda r: f"{headless['rounds_s']:.1f} s, "
-                                                     f"{headless['s_per_round_early'] * 1000:.0f} / {headless['s_per_round_late'] * 1000:.0f} ms/round"))
+                                                     f"{headless['s_per_round_early'] * 1000:.0f}/{headless['s_per_round_late'] * 1000:.0f} ms, "
+                                                     f"CPU {_pair_ms(headless.get('cpu_ms_per_round'), '/')}"))
     ts.print_table(f"\nmlintern TUI, tmux {ts.WIDTH}x{ts.HEIGHT}, {args.rounds} tool-call rounds "
                    f"({2 * args.rounds + 2} messages), scroll times until the conversation rows change "
                    "('-': no change in 3 s)", rows, runs, 32)
@@ -419,6 +460,7 @@ def main() -> int:
     p.add_argument("--quiet-wait", type=float, default=60.0, help="seconds to wait for other load to settle before a run")
     p.add_argument("--no-headless", action="store_true", help="skip the comparison run through mlintern -p")
     p.add_argument("--no-local-echo", action="store_true", help="run the app with local_echo off (for an A/B)")
+    p.add_argument("--no-frame-pacing", action="store_true", help="run the app with frame_pacing off (for an A/B)")
     p.add_argument("--json", type=Path, help="write every run's numbers and screens here")
     args = p.parse_args()
     if args.rounds < args.start_rounds + 20:

@@ -713,8 +713,13 @@ def one_run(answer: str, tokens: int, args: argparse.Namespace) -> dict:
         work = Path(tmp)
         (work / "home").mkdir()
         (work / "cwd").mkdir()
+        config = {}
         if args.no_local_echo:  # keys echo only when the UI loop gets to them
-            (work / "home" / "config.json").write_text(json.dumps({"local_echo": False}))
+            config["local_echo"] = False
+        if args.no_frame_pacing:  # every tick of the frame timer draws
+            config["frame_pacing"] = False
+        if config:
+            (work / "home" / "config.json").write_text(json.dumps(config))
         server, events = start_model(answer, tokens, args.rate, args.tokens_per_chunk)
         tm = Tmux(work)
         run = Run(tm, args.poll_ms / 1000, args.timeout)
@@ -832,6 +837,7 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=2_000, help="tokens per second")
     p.add_argument("--tokens-per-chunk", type=int, default=1, help="tokens per SSE event")
     p.add_argument("--no-local-echo", action="store_true", help="run the app with local_echo off (for an A/B)")
+    p.add_argument("--no-frame-pacing", action="store_true", help="run the app with frame_pacing off (for an A/B)")
     args = p.parse_args()
     if not preflight():
         return 2

@@ -34,6 +34,7 @@ from mlintern_tui.clipboard import CopyMixin
 from mlintern_tui.commands import MODES, REGISTRY, SlashCommandProvider
 from mlintern_tui.engine_link import EngineLinkMixin
 from mlintern_tui.jobs_view import JobsViewMixin
+from mlintern_tui.pacing import PacedScreen
 from mlintern_tui.terminal_safe import visible
 from themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
 from widgets.conversation import Conversation
@@ -277,9 +278,18 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
             self._echo.withdraw()
         return super().switch_screen(screen)
 
+    def get_default_screen(self) -> PacedScreen:
+        return PacedScreen(id="_default", paced=self.config.frame_pacing)
+
     async def on_event(self, event) -> None:
-        if self._echo is not None and isinstance(event, events.InputEvent) and not event.is_forwarded:
-            self._echo.arrived(event)
+        if isinstance(event, events.InputEvent) and not event.is_forwarded:
+            if self._echo is not None:
+                self._echo.arrived(event)
+            screen = self.screen_stack[0] if self.screen_stack else None
+            # the user is acting (scrolling, clicking, a binding): frames at full rate for a
+            # moment; a typed character needs none, the prompt draws it itself
+            if isinstance(screen, PacedScreen) and not (isinstance(event, events.Key) and event.is_printable):
+                screen.input_at = time.perf_counter()
         await super().on_event(event)
 
     def _display(self, screen, renderable) -> None:

@@ -218,6 +218,10 @@ async def test_conversation_prunes_by_block_count_too():
         after = [c for c in conv.children if not isinstance(c, PrunedNote)]
         assert conv.pruned_blocks - counted == len(before) - len(after) > 0
         assert len(after) == conv.LOW_BLOCKS  # the note is not one of the blocks
+        # blocks whose removal is done are forgotten by the next prune (each prune walks them)
+        removed = set(before) - set(after)
+        conv.prune()
+        assert removed and not (conv._leaving & removed)
         await conv.clear_blocks()
         assert conv.pruned_blocks == 0 and not conv.children
 
