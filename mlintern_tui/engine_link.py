@@ -113,10 +113,17 @@ class EngineLinkMixin:
         self.update_status(mode=policy.mode, yolo_cap_usd=policy.budget.cap_usd, budget_left_usd=policy.budget_left(),
                            budget_exact=policy.budget_exact())
         sub = session.subscribe("ui")
-        session.start()
-        # the session takes prompts from now on (its Ready event says the same a moment later)
+        # the session's loop starts once the frame naming the model is out: what it does first
+        # (its Ready event, the recent-models file, MCP servers, opening the session store in a
+        # thread that holds the GIL while it imports sqlite3) is not on the way to that frame.
+        # It takes prompts from now on: they wait in its queue for that frame, a few ms.
+        self.call_after_refresh(self._start_session, session)
         self.show_ready(session.model.label, session.model.is_demo)
         self.run_worker(self.bridge.pump(sub), name="bridge", group="bridge", exit_on_error=False)
+
+    def _start_session(self, session) -> None:
+        if not getattr(self, "_shutting_down", False):  # quit before the first frame: nothing to start
+            session.start()
 
     def engine_ready(self) -> bool:
         """Whether the session is there; when it is not, the user is told the model is loading."""
