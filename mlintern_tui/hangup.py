@@ -32,9 +32,14 @@ GRACE_S = 9.0
 EXIT_CODE = 128 + signal.SIGHUP
 SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 #: what Textual's driver writes when it stops: mouse tracking, bracketed paste, focus events
-#: and the kitty keyboard protocol off, line wrap on, alternate screen left, cursor shown
-RESTORE = ("\x1b[?1000l\x1b[?1003l\x1b[?1015l\x1b[?1006l\x1b[?2004l\x1b[?7h\x1b[<u"
+#: and the kitty keyboard protocol off, line wrap on, alternate screen left, cursor shown;
+#: first, a synchronized update a stuck frame left open is ended (the terminal would hold
+#: back everything after it)
+RESTORE = ("\x1b[?2026l\x1b[?1000l\x1b[?1003l\x1b[?1015l\x1b[?1006l\x1b[?2004l\x1b[?7h\x1b[<u"
            "\x1b[?1049l\x1b[?25h\x1b[?1004l")
+#: how long the restore waits for a frame being written to finish (a stuck writer holds the
+#: lock for good: the restore is written anyway)
+OUTPUT_LOCK_WAIT_S = 0.5
 
 
 def restore_terminal(driver: Any) -> None:
@@ -44,12 +49,19 @@ def restore_terminal(driver: Any) -> None:
     fd = getattr(driver, "fileno", None)
     if not isinstance(fd, int):
         return
+    # after the frame being written, if any (mlintern_tui/driver.py's output lock), so that the
+    # sequences do not land in the middle of one of its escape sequences
+    lock = getattr(driver, "_out_lock", None)
+    held = lock is not None and lock.acquire(timeout=OUTPUT_LOCK_WAIT_S)
     try:
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
         os.write(fd, RESTORE.encode())
     except OSError:
         pass
+    finally:
+        if held:
+            lock.release()
     attrs = getattr(driver, "attrs_before", None)
     if attrs is not None:
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pty
 import sys
+from types import SimpleNamespace
 
 from textual.drivers.linux_driver import LinuxDriver
 
@@ -375,3 +376,36 @@ async def test_closing_the_driver_stops_an_input_thread_that_was_not_stopped():
         assert _until(lambda: not inp.thread.is_alive(), 1.5)
     finally:
         inp.close()
+
+
+def test_the_forced_restore_waits_for_the_frame_being_written_not_for_a_stuck_writer(monkeypatch):
+    """mlintern_tui/hangup.py restore_terminal (the watchdog's last act): its sequences go out
+    after the frame holding the output lock, and go out anyway when the lock never frees."""
+    import threading
+    import time
+
+    from mlintern_tui import hangup
+
+    read_end, write_end = os.pipe()
+    try:
+        driver = SimpleNamespace(fileno=write_end, _out_lock=threading.Lock(), attrs_before=None)
+        driver._out_lock.acquire()  # a frame is being written
+
+        def frame_ends() -> None:
+            time.sleep(0.1)
+            os.write(write_end, b"FRAME-END")
+            driver._out_lock.release()
+
+        threading.Thread(target=frame_ends).start()
+        hangup.restore_terminal(driver)
+        out = os.read(read_end, 4096)
+        assert out.startswith(b"FRAME-END\x1b[?2026l")  # after the frame; an open sync block ended first
+        assert out.endswith(hangup.RESTORE.encode())
+
+        driver._out_lock.acquire()  # a writer stuck for good
+        monkeypatch.setattr(hangup, "OUTPUT_LOCK_WAIT_S", 0.05)
+        hangup.restore_terminal(driver)
+        assert os.read(read_end, 4096) == hangup.RESTORE.encode()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
