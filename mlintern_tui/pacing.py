@@ -2,11 +2,11 @@
 allows, so a flood of updates cannot spend the whole loop drawing.
 
 Textual draws a screen on the next tick of a fixed-rate timer (60 a second) after anything on
-it changed. A frame that lays out the conversation costs 12-30 ms once it holds a hundred
-blocks; in a run of fast tool calls (dozens of rounds a second, each mounting blocks) every
-tick finds something new, frames run back to back and take about half the loop, and the
-share grows as the rounds slow down: CPU per round went from 25 ms to 45 ms over 500 rounds
-(bench/tui_long_conversation.py). Nobody reads 25 rounds a second; the frames are wasted.
+it changed. A frame that lays out the conversation costs 12-35 ms once it holds a hundred
+blocks. In a run of fast tool calls (dozens of rounds a second, each mounting blocks) every
+tick finds something new, so frames run back to back and take about half the loop; nobody
+reads 25 rounds a second. bench/tui_long_conversation.py, 500 rounds: app CPU 19-21 s without
+pacing, 15-16 s with it (bench/README.md).
 
 ``PacedScreen`` times each frame its timer draws and lets the next one start no sooner than
 ``PACE`` times that cost after the last began (so drawing takes at most 1/``PACE`` of the
@@ -15,10 +15,10 @@ answer: a few ms) is never held: ``PACE`` × its cost is shorter than a tick. No
 by holding: the screen keeps its pending layout, scroll and dirty widgets, and the timer keeps
 ticking until a tick is allowed to draw them.
 
-Input is never held back: for ``INPUT_GRACE_S`` after a key, a click or a scroll the screen
-draws at the timer's full rate (typing into the prompt does not even wait for that: the
-prompt draws its own rows, widgets/prompt.py ``_paint_now``). Pilot's ``pause`` and anything
-else that calls ``_on_timer_update`` directly still draws at once.
+Input is not held back: for ``INPUT_GRACE_S`` after a key binding, a click or a scroll the
+screen draws at the timer's full rate. A character typed into the prompt does not need that:
+the prompt draws its own rows (widgets/prompt.py ``_paint_now``). Pilot's ``pause`` and
+anything else that calls ``_on_timer_update`` directly still draws at once.
 """
 
 from __future__ import annotations

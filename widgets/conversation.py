@@ -499,6 +499,7 @@ class Conversation(VerticalScroll):
         self.cards.clear()
         self.pending_steers = []
         self.pruned_blocks = 0
+        self._leaving.clear()
         await self.remove_children()
 
     def prune(self) -> None:
