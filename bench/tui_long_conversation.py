@@ -127,6 +127,16 @@ def per_round(arrivals: list, first: int, last: int, span: int) -> tuple[float, 
     return (ends[1] - ends[0]) / span, (ends[3] - ends[2]) / span
 
 
+def round_figures(arrivals: list[float], watch: Watch, args: argparse.Namespace) -> dict:
+    """Seconds and app CPU per round over the first and last 100 rounds after the start point
+    (fewer when the run is short)."""
+    span = min(100, (args.rounds - args.start_rounds - 1) // 2)
+    early, late = per_round(arrivals, args.start_rounds + 1, args.rounds, span)
+    cpu = per_round(watch.cpu_ns, args.start_rounds + 1, args.rounds, span)
+    return {"s_per_round_early": early, "s_per_round_late": late,
+            "cpu_ms_per_round": None if cpu is None else [ns / 1e6 for ns in cpu]}
+
+
 def round_reply(i: int) -> ToolCalls:
     text = f"Step {i + 1}. {SENTENCES[i % len(SENTENCES)]}"
     if i % 2 == 0:
@@ -312,10 +322,6 @@ def rounds(run: ts.Run, pid: int, tmux_pid: int, server: ScriptedLLMServer, star
         time.sleep(run.poll)
     run.clear()
 
-    # seconds per round over the first and last 100 rounds after the start point
-    span = min(100, (args.rounds - args.start_rounds - 1) // 2)
-    early, late = per_round(server.arrivals, args.start_rounds + 1, args.rounds, span)
-    cpu_per_round = per_round(watch.cpu_ns, args.start_rounds + 1, args.rounds, span)
     bins: dict[str, list[float]] = {}
     for ms, n in zip(probe.echo, sent_at_round):
         lo = (n // 100) * 100
@@ -325,9 +331,7 @@ def rounds(run: ts.Run, pid: int, tmux_pid: int, server: ScriptedLLMServer, star
         "rounds_run": args.rounds - args.start_rounds,
         "rounds_cpu_s": cpu1 - cpu0,
         "rounds_tmux_cpu_s": tmux1 - tmux0,
-        "s_per_round_early": early,
-        "s_per_round_late": late,
-        "cpu_ms_per_round": None if cpu_per_round is None else [ns / 1e6 for ns in cpu_per_round],
+        **round_figures(server.arrivals, watch, args),
         "echo_busy_ms": [x * 1000 for x in probe.echo],
         "echo_busy_lost": len(probe.pending),
         "echo_busy_by_round": bins,
@@ -365,16 +369,11 @@ def headless_once(args: argparse.Namespace) -> dict:
             server.stop()
         if app.returncode or FINAL not in stdout:
             raise RuntimeError(f"headless run failed ({app.returncode}): {stderr[-2000:]}")
-        span = min(100, (args.rounds - args.start_rounds - 1) // 2)
-        early, late = per_round(server.arrivals, args.start_rounds + 1, args.rounds, span)
-        cpu_per_round = per_round(watch.cpu_ns, args.start_rounds + 1, args.rounds, span)
         return {
-            "cpu_ms_per_round": None if cpu_per_round is None else [ns / 1e6 for ns in cpu_per_round],
             "wall_s": wall,
             "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
             "rounds_s": server.arrivals[args.rounds] - server.arrivals[args.start_rounds],
-            "s_per_round_early": early,
-            "s_per_round_late": late,
+            **round_figures(server.arrivals, watch, args),
         }
 
 

@@ -285,7 +285,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         if isinstance(event, events.InputEvent) and not event.is_forwarded:
             if self._echo is not None:
                 self._echo.arrived(event)
-            screen = self.screen_stack[0] if self.screen_stack else None
+            screen = self.main_screen if self.screen_stack else None  # keys can come before the first screen
             # the user is acting (scrolling, clicking, a binding): frames at full rate for a
             # moment; a typed character needs none, the prompt draws it itself
             if isinstance(screen, PacedScreen) and not (isinstance(event, events.Key) and event.is_printable):
