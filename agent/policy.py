@@ -52,8 +52,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 from agent import rules as R
 from agent.budget import Budget, Observer
 from agent.config import ConfigError
-from agent.jobs.pricing import parse_timeout
-from agent.protected import protected_reason
 from agent.protocol import ApprovalMode, ApprovalRule, RuleScope, ToolDecision
 from agent.tools.base import ApprovalSettings
 
@@ -185,6 +183,8 @@ class Policy:
             return Assessment(gated=False)
         reason = tool.approval_reason(params, self.approval) or self._named_gate(call)
         always = bool(tool.always_ask(params))
+        from agent.protected import protected_reason  # loaded with the first tool call, not at start
+
         guarded = protected_reason(call, self.approval.cwd)
         if guarded:  # the user's safeguards: only a human may change them, whatever the mode or rules
             reason, always = guarded + (f"\nAlso: {reason}" if reason else ""), True
@@ -398,5 +398,7 @@ def _unbounded_job(call: ParsedCall) -> bool:
         return False
     if getattr(call.tool, "backend_name", None) == "local":
         return False  # this machine's CPU: $0 however long it runs
+    from agent.jobs.pricing import parse_timeout
+
     timeout = getattr(call.params, "timeout", None)
     return isinstance(timeout, (str, int, float)) and parse_timeout(timeout) == 0

@@ -35,7 +35,6 @@ import shlex
 from pathlib import Path
 from typing import Any, Literal
 
-from agent import bash_deny
 from agent.config import Config, ConfigError, edit_config
 from agent.protocol import ApprovalRule, RuleScope
 
@@ -107,6 +106,8 @@ def command_matches(effect: str, command: str, prefix: str) -> bool:
     if effect == "allow":
         words = _words(command)
         return not is_compound(command) and words is not None and _starts_with(words, wanted)
+    from agent import bash_deny  # the shell and interpreter parsers: with the first command a deny rule checks
+
     return bash_deny.denial(command, wanted) is not None
 
 
@@ -114,6 +115,8 @@ def command_denial(command: str, prefix: str) -> str | None:
     """None when a deny rule on the command prefix ``prefix`` does not cover ``command``;
     otherwise "" when the command runs the prefix, or the other form the rule covers, in
     words (``find -delete``)."""
+    from agent import bash_deny
+
     wanted = _words(prefix)
     return bash_deny.denial(command, wanted) if wanted else None
 
@@ -177,6 +180,8 @@ def deny_note(rule: ApprovalRule) -> str:
     (shown where the user chooses it), or "" when it is a plain prefix."""
     if TOOL_KINDS.get(rule.tool) != "command" or rule.pattern is None:
         return ""
+    from agent import bash_deny
+
     wanted = _words(rule.pattern) or []
     if not bash_deny.covers_deletion(wanted):
         return ("A deny rule is a prefix of the command words: it also stops the command behind sudo, env, "

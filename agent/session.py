@@ -127,8 +127,8 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
         #: progress line and job log before the model, the screen or a trace sees them
         self.masker = SecretMasker.from_environment(hf_token=hf_token())
         self._net = None
-        #: runs research sub-agents for the ``research`` tool (set below, once the engine exists)
-        self.research = None
+        self._research = None  # the ``research`` property: made on the first tool call
+        self._research_model = None  # the configured research model, checked at start
         #: a sub-agent's calls waiting for the user (call id -> the answer's future): answered out
         #: of band, because the turn that waits for them holds the op queue
         self._side_approvals: dict[str, asyncio.Future] = {}
@@ -139,11 +139,8 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
         self._warm_task: asyncio.Task | None = None  # the tokenizer, loaded before the first prompt
         self._catalog_task: asyncio.Task | None = None
         from agent.messaging import parse_messaging
-        from agent.telemetry import Telemetry
 
-        #: records of jobs, sandboxes and feedback, kept with the session's events
-        self.telemetry = Telemetry(lambda event: self.engine.emit(event))
-
+        self._telemetry = None  # the ``telemetry`` property: made on its first record
         #: Slack destinations for the notify tool and automatic news (None: none configured)
         self.messaging = parse_messaging(self.config.messaging)
         self._start_notes += [f"Notifications: {problem}." for problem in self.messaging.problems]
@@ -240,7 +237,7 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
             hub=lambda: self.net.endpoints.hub, pass_env=tuple(self.config.pass_env), turn=lambda: self.engine.turn)
         if getattr(self.jobs.backend, "name", "") == "local":
             self.jobs.backend.environment = self.process_access.environment  # type: ignore[attr-defined]
-        self.research = self._research_runner()
+        self._check_research_model()
         self._render_system_prompt()
         from agent.persistence import SessionPersistence
 
@@ -492,16 +489,38 @@ class Session(ModelSettingsMixin, McpSessionMixin, TraceShareMixin):
 
     # ------------------------------------------------------------------ research sub-agents
 
-    def _research_runner(self):
-        from agent.research import ResearchLimits, ResearchRunner
-
-        research_model = None
+    def _check_research_model(self) -> None:
+        """The configured research model, resolved at start: a bad one is said then, not at the
+        first research call."""
         if self.config.research_model:
             try:
-                research_model = self._resolve(self.config.research_model)
+                self._research_model = self._resolve(self.config.research_model)
             except Exception as exc:  # a bad research model must not cost the session: said at start
                 self._start_notes.append(f"research_model {self.config.research_model!r} in the config cannot be "
                                          f"used ({exc}); the research sub-agent uses the main model instead.")
+
+    @property
+    def research(self):
+        """Runs research sub-agents for the ``research`` tool; made (and its module imported) on
+        the first tool call, not on the way to the first frame."""
+        if self._research is None:
+            self._research = self._research_runner()
+        return self._research
+
+    @property
+    def telemetry(self):
+        """Records of jobs, sandboxes and feedback, kept with the session's events; made on the
+        first record."""
+        if self._telemetry is None:
+            from agent.telemetry import Telemetry
+
+            self._telemetry = Telemetry(lambda event: self.engine.emit(event))
+        return self._telemetry
+
+    def _research_runner(self):
+        from agent.research import ResearchLimits, ResearchRunner
+
+        research_model = self._research_model
         return ResearchRunner(
             client=self.client,
             tools=lambda: [t for t in (self.router.get(n) for n in self.router.names) if t is not None],

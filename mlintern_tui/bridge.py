@@ -50,8 +50,6 @@ from agent.protocol import (
     UserMessage,
 )
 from mlintern_tui.terminal_safe import safe_event
-from widgets.approval_card import BUDGET_TOOL
-from widgets.away_card import worth_showing
 
 if TYPE_CHECKING:
     from textual.timer import Timer
@@ -176,6 +174,8 @@ class Bridge:
         elif isinstance(event, ToolLog) and event.tool == "research":
             card.set_status(event.log)
         elif isinstance(event, ApprovalRequired):
+            from widgets.approval_card import BUDGET_TOOL  # the card's module, loaded with the first card
+
             for item in event.items:
                 add_step(item.tool_call_id, item.tool, item.arguments)
                 card.set_step_state(item.tool_call_id, "waiting")
@@ -208,6 +208,8 @@ class Bridge:
                      if event.session_cost_usd else "its cost so far unknown (no known price)")
         await app.notice("info", f"Resumed {name}: {event.restored_messages:,} message"
                                  f"{'s' if event.restored_messages != 1 else ''} restored, {spent}.")
+        from widgets.away_card import worth_showing  # its card's module: only once a session is resumed
+
         if worth_showing(event.jobs, event.interrupted):
             await conv.add_away_card(event.jobs, event.away_s, event.interrupted)
         app.on_resumed(event)
@@ -282,6 +284,8 @@ class Bridge:
         elif isinstance(event, ToolLog):
             await app.notice("info", event.log)
         elif isinstance(event, ApprovalRequired):
+            from widgets.approval_card import BUDGET_TOOL  # the card's module, loaded with the first card
+
             for item in event.items:
                 if item.tool == BUDGET_TOOL:  # a question about money, not a tool call: no card
                     a = item.arguments

@@ -42,9 +42,14 @@ SCRIPT = textwrap.dedent("""
         report = {{}}
         async with app.run_test(size=(120, 36)) as pilot:
             report["first_frame"] = loaded()
-            # ours and httpx: the knowledge tools' HTTP layer and the router's catalog wait for use
+            # ours and httpx: the knowledge tools' HTTP layer, the router's catalog, the research
+            # sub-agent, telemetry records, the shell parsers of deny rules, the safeguards of
+            # protected files and the cards of approvals and resumed sessions wait for use
             report["first_frame_later"] = sorted(
-                name for name in ("agent.net", "agent.llm.router_catalog", "httpx") if name in sys.modules)
+                name for name in ("agent.net", "agent.llm.router_catalog", "httpx", "agent.research",
+                                  "agent.telemetry", "agent.bash_deny", "agent.shell_words", "agent.protected",
+                                  "widgets.approval_card", "widgets.away_card", "widgets.job_record")
+                if name in sys.modules)
             # the session is built before the first frame: it already takes prompts
             report["ready_at_first_frame"] = app.status_info.model_ready
             loop = asyncio.get_running_loop()

@@ -20,7 +20,6 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from agent.protocol import AwayJob, Receipt, TranscriptItem
-from widgets.away_card import AwayCard
 from widgets.markdown_view import StreamedMarkdown, settled_virtual_size
 from widgets.pin_mark import pin_text, show_pinned
 from widgets.receipt import CostReport, ReceiptLine
@@ -30,6 +29,7 @@ from widgets.user_block import UserBlock
 if TYPE_CHECKING:
     from agent.protocol import Compacted, CompactionPreview
     from widgets.compaction_card import CompactionLedgerCard, CompactionPreviewCard
+    from widgets.away_card import AwayCard
 
 
 class AnswerBlock(StreamedMarkdown):
@@ -417,6 +417,8 @@ class Conversation(VerticalScroll):
 
     async def add_away_card(self, jobs: Sequence[AwayJob], away_s: float, interrupted: bool) -> AwayCard:
         await self.end_answer(split=True)
+        from widgets.away_card import AwayCard  # with the job records it shows: not on the way to the first frame
+
         return await self._add(AwayCard(list(jobs), away_s, interrupted))  # type: ignore[return-value]
 
     async def add_notice(self, kind: str, text: str) -> Notice:
