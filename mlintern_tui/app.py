@@ -171,6 +171,8 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self._traces: TraceLink | None = None
         self._term_notifier: TerminalNotifier | None = None
         self.terminal_write = self._write_to_terminal  # where terminal notifications go (tests record them)
+        self._first_frame_out = False
+        self._blur_at_start = False  # the terminal said it is not focused before the first frame
         for theme in THEMES:
             self.register_theme(theme)
         self._first_theme()
@@ -248,7 +250,24 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
 
     def on_ready(self) -> None:
         heap.startup_over()  # the first frame is out
+        self._first_frame_out = True
         self._start_local_echo()
+        if self._blur_at_start:
+            self._blur_at_start = False
+            self.post_message(events.AppBlur())
+
+    def on_app_blur(self, event: events.AppBlur) -> None:
+        # A terminal that is not in view when the app starts (a tmux pane in a window not
+        # shown, a terminal behind another) says so as soon as focus reporting is on, before
+        # the first frame. Textual's answer - the prompt lets go of the focus, the footer is
+        # rebuilt and every widget restyled, ~8 ms - waits until that frame is out: the first
+        # frame draws the prompt focused, the next one as the terminal really is.
+        if not self._first_frame_out:
+            event.prevent_default()
+            self._blur_at_start = True
+
+    def on_app_focus(self, event: events.AppFocus) -> None:
+        self._blur_at_start = False  # focused again before the first frame: nothing to apply
 
     def _start_local_echo(self, driver=None) -> None:
         from mlintern_tui.driver import SteadyDriver
