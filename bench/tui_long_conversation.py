@@ -134,7 +134,19 @@ def round_figures(arrivals: list[float], watch: Watch, args: argparse.Namespace)
     early, late = per_round(arrivals, args.start_rounds + 1, args.rounds, span)
     cpu = per_round(watch.cpu_ns, args.start_rounds + 1, args.rounds, span)
     return {"s_per_round_early": early, "s_per_round_late": late,
-            "cpu_ms_per_round": None if cpu is None else [ns / 1e6 for ns in cpu]}
+            "cpu_ms_per_round": None if cpu is None else [ns / 1e6 for ns in cpu],
+            "cpu_ms_by_100": cpu_by_hundred(watch.cpu_ns, args.start_rounds + 1, args.rounds)}
+
+
+def cpu_by_hundred(cpu_ns: list, first: int, last: int) -> dict[str, float]:
+    """App CPU per round over each hundred rounds from ``first`` (whether it still grows once
+    the conversation pane holds its most blocks, not only first against last)."""
+    out = {}
+    for start in range(first, last, 100):
+        end = min(start + 100, last)
+        if end - start >= 20 and cpu_ns[start] is not None and cpu_ns[end] is not None:
+            out[f"{start}-{end}"] = (cpu_ns[end] - cpu_ns[start]) / (end - start) / 1e6
+    return out
 
 
 def round_reply(i: int) -> ToolCalls:
@@ -435,6 +447,9 @@ def report(runs: list[dict], args: argparse.Namespace, headless: dict | None = N
         by_round = ", ".join(f"{k}: {statistics.median(v):.0f}" for k, v in sorted(r["echo_busy_by_round"].items(),
                                                                                   key=lambda kv: int(kv[0].split('-')[0])))
         print(f"run {i}: key echo while running, median ms by round: {by_round}")
+        if r.get("cpu_ms_by_100"):
+            print(f"run {i}: app CPU ms/round by round: "
+                  + ", ".join(f"{k}: {v:.1f}" for k, v in r["cpu_ms_by_100"].items()))
         for where in ("start", "end"):
             home = next(s for s in r[where]["scroll"] if s["key"] == "ctrl+home")
             print(f"run {i}: {where}: top after ctrl+home: {home['top']}; back at the bottom after ctrl+end: "

@@ -7,6 +7,7 @@ import json
 from agent.protocol import AssistantMessage, Ready, ToolCallEvent, ToolLog
 from tests.tui_support import AppUnderTest, feed, wait_for
 from widgets.conversation import Conversation, Notice
+from widgets.markdown_view import StreamedMarkdown
 from widgets.tool_log import ToolLogPane
 
 
@@ -401,3 +402,35 @@ async def test_commands_that_need_the_engine_say_it_is_still_loading():
         app.show_resume_picker()
         await pilot.pause()
         assert shown == ["The model is still loading."] * 3
+
+
+async def test_pruned_answers_are_let_go_and_a_theme_switch_repaints_the_rest():
+    import gc
+    import weakref
+
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        conv = app.conversation
+        first = first_lines = None
+        for i in range(conv.MAX_BLOCKS + 40):
+            text = f"Answer {i}: some **bold** text."
+            await conv.write_answer(text)
+            first = first or weakref.ref(conv.answer)
+            await conv.end_answer(text)
+            if i == 0:
+                await pilot.pause()  # drawn: its lines are in its StylesCache
+                first_lines = weakref.ref(first()._styles_cache)
+        await pilot.pause()
+        conv.prune()
+        await wait_for(pilot, lambda: first() is None or first().parent is None, what="the first answer pruned")
+        await pilot.pause()
+        gc.collect()
+        assert first() is None  # nothing holds a pruned answer (a theme watcher per block did)
+        assert first_lines() is None  # nor the lines it drew (Textual's lru_cache on get_inner_outer did)
+        assert len(getattr(app, "__watchers", {}).get("theme", [])) <= 2
+        last = conv.query(StreamedMarkdown).last()
+        assert last._live_key is not None and last._live_key[2] == "mlintern-dark"
+        app.theme = "mlintern-light"
+        await pilot.pause()
+        await pilot.pause()
+        assert last._live_key[2] == "mlintern-light"  # drawn again by the screen in the new theme

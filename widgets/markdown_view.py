@@ -191,9 +191,6 @@ class StreamedMarkdown(Widget):
         self._live: list[Strip] = []
         self._live_key: tuple[str, int, str] | None = None
 
-    def on_mount(self) -> None:
-        self.watch(self.app, "theme", lambda: self.refresh(layout=True), init=False)
-
     # ------------------------------------------------------------------ text
 
     @property
