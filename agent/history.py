@@ -9,12 +9,17 @@ provider ever sees an unknown field.
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 EntryKind = Literal["system", "user", "guard", "summary", "assistant", "tool", "note"]
 
 STUB_RESULT = "Tool was not executed (interrupted or error)."
+
+_MESSAGE = operator.attrgetter("message")
+_ROLE = operator.methodcaller("get", "role")
+_IS_USER = "user".__eq__
 
 
 @dataclass
@@ -59,6 +64,9 @@ class History:
     #: it had one result per call. The next repair starts there while that entry is still at that
     #: index (an entry added or removed above it moves it, and the scan starts over)
     _checked: tuple[int, Entry] | None = field(default=None, init=False, repr=False, compare=False)
+    #: the entries the last ``total_tokens`` summed, and the sum: the next one adds only the
+    #: entries after them (a request's history grows by a message or two a round)
+    _counted: tuple[list[Entry], int] | None = field(default=None, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------ building
 
@@ -68,7 +76,7 @@ class History:
         return entry
 
     def messages(self) -> list[dict[str, Any]]:
-        return [e.message for e in self.entries]
+        return list(map(_MESSAGE, self.entries))  # in C: every request reads the whole history
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -87,9 +95,21 @@ class History:
         return entry.tokens
 
     def total_tokens(self) -> int:
-        return sum(self.tokens_of(e) for e in self.entries)
+        entries = self.entries
+        counted = self._counted
+        if counted is not None:
+            before, total = counted
+            # the entries summed last time, still first and in order (compared by identity, in C)
+            if len(before) <= len(entries) and all(map(operator.is_, before, entries)):
+                total += sum(self.tokens_of(e) for e in entries[len(before):])
+                self._counted = (list(entries), total)
+                return total
+        total = sum(self.tokens_of(e) for e in entries)
+        self._counted = (list(entries), total)
+        return total
 
     def recount(self) -> None:
+        self._counted = None
         for e in self.entries:
             e.tokens = None
 
@@ -158,6 +178,9 @@ def for_request(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages as sent to the provider: consecutive plain-text user messages (a prompt
     followed by an injected guard or a compaction summary) are joined into one, because
     chat templates that demand strict user/assistant alternation reject two in a row."""
+    user = list(map(_IS_USER, map(_ROLE, messages)))
+    if not any(map(operator.and_, user, user[1:])):  # the usual history, found in C
+        return list(messages)
     out: list[dict[str, Any]] = []
     for m in messages:
         prev = out[-1] if out else None

@@ -158,6 +158,27 @@ async def test_other_servers_get_no_cache_key_and_no_thinking_blocks(llm_server,
     assert all(isinstance(m["content"], str) for m in body["messages"])  # no cache blocks either
 
 
+async def test_thinking_blocks_anywhere_in_a_growing_history_are_left_out_every_round(llm_server):
+    """Whether a message holds thinking blocks is worked out once per message (the client's
+    RoundMemo): one that arrived rounds ago still counts, and so does a new one."""
+    llm_server.script(Text("a"), Text("b"), Text("c"))
+    client = LLMClient(FAST, lambda e: None, session_key=lambda: "session-1")
+    model = resolve_model("openai/scripted-model", env={"OPENAI_BASE_URL": llm_server.base_url})
+    thought = {"thinking_blocks": [{"type": "thinking", "thinking": "t", "signature": "s"}]}
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+               {"role": "user", "content": "again"}]
+    await client.stream(model, list(history))
+    history += [{"role": "assistant", "content": "thought about it", **thought}, {"role": "user", "content": "more"}]
+    await client.stream(model, list(history))
+    history += [{"role": "assistant", "content": "plain"}, {"role": "user", "content": "last"}]
+    await client.stream(model, list(history))
+    assert len(llm_server.requests) == 3
+    for body in llm_server.requests[1:]:
+        assert all("thinking_blocks" not in m for m in body["messages"])
+        assert [m["content"] for m in body["messages"]][3] == "thought about it"
+    assert "thinking_blocks" in history[3]  # the request's copy was cleaned, not the history
+
+
 @pytest.mark.parametrize("model_id,marks,thinking", [
     ("anthropic/claude-sonnet-4-5", True, True),
     ("claude-3-5-haiku-20241022", True, True),

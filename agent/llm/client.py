@@ -262,6 +262,8 @@ class LLMClient:
         self._demo = None
         #: the wire form of each message (a tool result without its extra fields), per message
         self._wire_messages: RoundMemo[dict[str, Any]] = RoundMemo(_wire_message)
+        #: whether each message holds thinking blocks (stripped for most models), per message
+        self._thinking: RoundMemo[bool] = RoundMemo(prompt_cache.message_has_thinking)
         #: (model id, base URL) of servers that answer an empty stream when offered tools (llama.cpp's
         #: server does): their requests with tools go out without streaming from then on
         from agent.llm.learned_windows import NoStreamServers
@@ -428,7 +430,8 @@ class LLMClient:
             emitted_text = False
             try:
                 request_messages, request_tools, cache_fields = prompt_cache.prepare(
-                    model, messages, tools, effort=effort, session_key=self.session_key())
+                    model, messages, tools, effort=effort, session_key=self.session_key(),
+                    thinking=any(self._thinking.derive(messages)))
                 kwargs: dict[str, Any] = dict(
                     model=model.litellm_model,
                     messages=request_messages,
@@ -599,6 +602,7 @@ class LLMClient:
                 return None
             # those messages changed in place: what was made from them for the last request is stale
             self._wire_messages.forget()
+            self._thinking.forget()
             if self._direct is not None:
                 self._direct.forget_encoded()
             return effort, (f"{who} rejected thinking blocks from earlier in the conversation ({info.detail[:120]}); "

@@ -135,19 +135,26 @@ def strip_thinking(messages: list[dict[str, Any]], *, in_place: bool = False) ->
     return out, removed
 
 
-def has_thinking(messages: list[dict[str, Any]]) -> bool:
-    return any(m.get("role") == "assistant" and (m.get("thinking_blocks") or (
+def message_has_thinking(m: dict[str, Any]) -> bool:
+    return m.get("role") == "assistant" and bool(m.get("thinking_blocks") or (
         isinstance(m.get("content"), list)
         and any(isinstance(b, dict) and b.get("type") in THINKING_BLOCK_TYPES for b in m["content"])))
-        for m in messages)
+
+
+def has_thinking(messages: list[dict[str, Any]]) -> bool:
+    return any(map(message_has_thinking, messages))
 
 
 def prepare(model, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, *,
-            effort: str | None, session_key: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, dict[str, Any]]:
-    """(messages, tools, extra request fields) for one request to ``model``."""
+            effort: str | None, session_key: str | None,
+            thinking: bool | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, dict[str, Any]]:
+    """(messages, tools, extra request fields) for one request to ``model``. ``thinking``:
+    whether any message holds thinking blocks, when the caller knows (worked out here if not)."""
     extra: dict[str, Any] = {}
     anthropic = is_anthropic(model)
-    if (not anthropic or effort is None) and has_thinking(messages):
+    if thinking is None:
+        thinking = has_thinking(messages)
+    if (not anthropic or effort is None) and thinking:
         # thinking blocks mean something only to Anthropic with thinking on; with it off,
         # Anthropic rejects them in the last assistant message
         messages, _ = strip_thinking(messages)
