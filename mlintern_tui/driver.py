@@ -270,6 +270,10 @@ class SteadyDriver(LinuxDriver):
             while not self.exit_event.is_set():
                 for key, _mask in selector.select(input_wait(parser)):
                     if key.fd == wake:
+                        if self.exit_event.is_set():
+                            # the byte stays in the pipe: a second input thread polling it (a
+                            # resume that started one before this stopped) wakes on it too
+                            return
                         if not _drain(wake):
                             return  # the pipe was closed under this thread: the driver is gone
                         continue

@@ -88,6 +88,14 @@ def install(request_quit: Callable[[int], None], grace_s: float = GRACE_S,
             os._exit(128 + signum)
 
     def on_signal(signum, frame) -> None:
+        if signum == signal.SIGHUP:
+            # the kernel follows a hangup with SIGCONT, on which Textual's driver resumes: it
+            # would start a second input thread on the dead terminal while the app quits
+            # (seen: the quit then waited for it until the watchdog, 9 s). Nothing to resume.
+            try:
+                signal.signal(signal.SIGCONT, signal.SIG_DFL)
+            except (ValueError, OSError):
+                pass
         if not started.acquire(blocking=False):
             return  # one watchdog, however many signals
         threading.Thread(target=force_exit, args=(signum,), name="signal-watchdog", daemon=True).start()

@@ -411,3 +411,35 @@ def test_the_forced_restore_waits_for_the_frame_being_written_not_for_a_stuck_wr
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+async def test_stopping_wakes_every_input_thread_a_resume_left_running(monkeypatch):
+    """A hangup is followed by SIGCONT, on which Textual resumes the driver: a second input
+    thread started while the first still polled. Stopping wrote one byte to the wake pipe; the
+    first thread took it, the second - between its check of the stop flag and its poll() -
+    slept on, and the quit waited for it until the hangup watchdog (9 s)."""
+    import threading
+
+    from mlintern_tui import driver as driver_module
+
+    inp = _Input()
+    first_gone = threading.Event()
+    wait = driver_module.input_wait
+
+    def late_poll(parser):  # the second thread reaches poll() only once the first has left
+        if threading.current_thread() is second:
+            first_gone.wait(2)
+        return wait(parser)
+
+    monkeypatch.setattr(driver_module, "input_wait", late_poll)
+    second = threading.Thread(target=inp.driver.run_input_thread, daemon=True)
+    second.start()
+    try:
+        assert _until(lambda: inp.switches() > 0)  # the first is asleep in poll()
+        inp.driver.exit_event.set()
+        inp.thread.join(1.0)
+        first_gone.set()
+        second.join(1.0)
+        assert not inp.thread.is_alive() and not second.is_alive()
+    finally:
+        inp.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -61,3 +62,39 @@ def test_the_app_exits_when_the_terminal_is_killed_mid_stream(llm_server, mlinte
         assert time.monotonic() < deadline, f"the app (pid {pane_pid}) is still running after its terminal was killed"
         time.sleep(0.2)
     assert EXIT_CODE == 129
+
+
+def test_a_closed_terminal_ends_the_app_at_once_not_by_its_watchdog(llm_server, mlintern_home, tmp_path):
+    """A hangup is followed by SIGCONT; Textual's driver resumed on it and started a second
+    input thread, which the quit then waited for until the watchdog ended the process (9 s,
+    in half of the launches). Five launches, each must be gone well before the watchdog."""
+    exe = Path(sys.executable).parent / "mlintern"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "HF_TOKEN"}
+    env.update({"MLINTERN_HOME": str(mlintern_home), "TERM": "xterm-256color",
+                "OPENAI_BASE_URL": llm_server.base_url, "OPENAI_API_KEY": "sk-test"})
+    for attempt in range(5):
+        socket = f"mlintern-hup-{uuid.uuid4().hex[:8]}"
+        subprocess.run([TMUX, "-L", socket, "new-session", "-d", "-s", "s", "-x", "120", "-y", "36",
+                        f"cd {tmp_path} && exec {exe} -m openai/scripted-model"], env=env, check=True)
+        # as the peers harness has it: focus reports on, the pane's window never in view
+        subprocess.run([TMUX, "-L", socket, "set-option", "-g", "focus-events", "on"], check=True)
+        try:
+            pane_pid = int(subprocess.run([TMUX, "-L", socket, "display-message", "-p", "-t", "s", "#{pane_pid}"],
+                                          capture_output=True, text=True, check=True).stdout.strip())
+            deadline = time.monotonic() + 60
+            while "(loading)" in (screen := subprocess.run([TMUX, "-L", socket, "capture-pane", "-p", "-t", "s"],
+                                                            capture_output=True, text=True).stdout) \
+                    or "scripted-model" not in screen:
+                assert time.monotonic() < deadline, screen
+                time.sleep(0.1)
+            time.sleep(0.3)  # settled: the focus report answered, the session started
+            subprocess.run([TMUX, "-L", socket, "kill-session", "-t", "s"], check=True)
+            closed = time.monotonic()
+            time.sleep(0.3)
+            if not gone(pane_pid):
+                os.kill(pane_pid, signal.SIGTERM)  # and then a kill, as the harness sends
+        finally:
+            subprocess.run([TMUX, "-L", socket, "kill-server"], capture_output=True)
+        while not gone(pane_pid):
+            assert time.monotonic() - closed < 3.0, f"launch {attempt + 1}: still running 3 s after its terminal closed"
+            time.sleep(0.05)
