@@ -30,25 +30,35 @@ def gone(pid: int) -> bool:
         return True
 
 
+def app_env(llm_server, mlintern_home) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "HF_TOKEN"}
+    env.update({"MLINTERN_HOME": str(mlintern_home), "TERM": "xterm-256color",
+                "OPENAI_BASE_URL": llm_server.base_url, "OPENAI_API_KEY": "sk-test"})
+    return env
+
+
+def ready_pane(socket: str, deadline: float) -> int:
+    """The pane's process, once the status bar names the model without "(loading)"."""
+    pane_pid = int(subprocess.run([TMUX, "-L", socket, "display-message", "-p", "-t", "s", "#{pane_pid}"],
+                                  capture_output=True, text=True, check=True).stdout.strip())
+    while "(loading)" in (screen := subprocess.run([TMUX, "-L", socket, "capture-pane", "-p", "-t", "s"],
+                                                    capture_output=True, text=True).stdout) \
+            or "scripted-model" not in screen:
+        assert time.monotonic() < deadline, screen
+        time.sleep(0.1)
+    return pane_pid
+
+
 def test_the_app_exits_when_the_terminal_is_killed_mid_stream(llm_server, mlintern_home, tmp_path):
     llm_server.script(Text("streaming " * 3000, chunk_chars=8, delay=0.01))
     exe = Path(sys.executable).parent / "mlintern"
     socket = f"mlintern-hup-{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "HF_TOKEN"}
-    env.update({"MLINTERN_HOME": str(mlintern_home), "TERM": "xterm-256color",
-                "OPENAI_BASE_URL": llm_server.base_url, "OPENAI_API_KEY": "sk-test"})
     command = f"cd {tmp_path} && exec {exe} -m openai/scripted-model --yolo"
     subprocess.run([TMUX, "-L", socket, "new-session", "-d", "-s", "s", "-x", "120", "-y", "36", command],
-                   env=env, check=True)
+                   env=app_env(llm_server, mlintern_home), check=True)
     try:
-        pane_pid = int(subprocess.run([TMUX, "-L", socket, "display-message", "-p", "-t", "s", "#{pane_pid}"],
-                                      capture_output=True, text=True, check=True).stdout.strip())
         deadline = time.monotonic() + 60
-        while "(loading)" in (screen := subprocess.run([TMUX, "-L", socket, "capture-pane", "-p", "-t", "s"],
-                                                        capture_output=True, text=True).stdout) \
-                or "scripted-model" not in screen:
-            assert time.monotonic() < deadline, screen
-            time.sleep(0.2)
+        pane_pid = ready_pane(socket, deadline)
         subprocess.run([TMUX, "-L", socket, "send-keys", "-t", "s", "-l", "go"], check=True)
         subprocess.run([TMUX, "-L", socket, "send-keys", "-t", "s", "Enter"], check=True)
         while "streaming streaming" not in subprocess.run([TMUX, "-L", socket, "capture-pane", "-p", "-t", "s"],
@@ -69,9 +79,7 @@ def test_a_closed_terminal_ends_the_app_at_once_not_by_its_watchdog(llm_server, 
     input thread, which the quit then waited for until the watchdog ended the process (9 s,
     in half of the launches). Five launches, each must be gone well before the watchdog."""
     exe = Path(sys.executable).parent / "mlintern"
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "HF_TOKEN"}
-    env.update({"MLINTERN_HOME": str(mlintern_home), "TERM": "xterm-256color",
-                "OPENAI_BASE_URL": llm_server.base_url, "OPENAI_API_KEY": "sk-test"})
+    env = app_env(llm_server, mlintern_home)
     for attempt in range(5):
         socket = f"mlintern-hup-{uuid.uuid4().hex[:8]}"
         subprocess.run([TMUX, "-L", socket, "new-session", "-d", "-s", "s", "-x", "120", "-y", "36",
@@ -79,14 +87,7 @@ def test_a_closed_terminal_ends_the_app_at_once_not_by_its_watchdog(llm_server, 
         # as the peers harness has it: focus reports on, the pane's window never in view
         subprocess.run([TMUX, "-L", socket, "set-option", "-g", "focus-events", "on"], check=True)
         try:
-            pane_pid = int(subprocess.run([TMUX, "-L", socket, "display-message", "-p", "-t", "s", "#{pane_pid}"],
-                                          capture_output=True, text=True, check=True).stdout.strip())
-            deadline = time.monotonic() + 60
-            while "(loading)" in (screen := subprocess.run([TMUX, "-L", socket, "capture-pane", "-p", "-t", "s"],
-                                                            capture_output=True, text=True).stdout) \
-                    or "scripted-model" not in screen:
-                assert time.monotonic() < deadline, screen
-                time.sleep(0.1)
+            pane_pid = ready_pane(socket, time.monotonic() + 60)
             time.sleep(0.3)  # settled: the focus report answered, the session started
             subprocess.run([TMUX, "-L", socket, "kill-session", "-t", "s"], check=True)
             closed = time.monotonic()
