@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import operator
+from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -19,7 +20,6 @@ STUB_RESULT = "Tool was not executed (interrupted or error)."
 
 _MESSAGE = operator.attrgetter("message")
 _ROLE = operator.methodcaller("get", "role")
-_IS_USER = "user".__eq__
 
 
 @dataclass
@@ -178,7 +178,7 @@ def for_request(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages as sent to the provider: consecutive plain-text user messages (a prompt
     followed by an injected guard or a compaction summary) are joined into one, because
     chat templates that demand strict user/assistant alternation reject two in a row."""
-    user = list(map(_IS_USER, map(_ROLE, messages)))
+    user = list(map(operator.eq, map(_ROLE, messages), repeat("user")))
     if not any(map(operator.and_, user, user[1:])):  # the usual history, found in C
         return list(messages)
     out: list[dict[str, Any]] = []

@@ -43,3 +43,5 @@ def test_only_consecutive_user_texts_are_joined_and_the_list_is_never_the_caller
     assert plain[-1]["content"] == "c"  # joined into a new dict
     blocks = [msg("user", "a"), {"role": "user", "content": [{"type": "text", "text": "b"}]}]
     assert for_request(blocks) == blocks  # only plain text is joined
+    odd = [{"content": "no role"}, {"content": "none either"}, msg("user", "a")]
+    assert for_request(odd) == odd  # a message without a role is never taken for a user's
