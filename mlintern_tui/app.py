@@ -252,9 +252,10 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         heap.startup_over()  # the first frame is out
         self._first_frame_out = True
         self._start_local_echo()
-        if self._blur_at_start:
-            self._blur_at_start = False
-            self.post_message(events.AppBlur())
+        if self._blur_at_start:  # applied now, as Textual's own handler does: a focus report
+            self._blur_at_start = False  # already queued behind it still comes after it
+            self.app_focus = False
+            self.screen.refresh_bindings()
 
     def on_app_blur(self, event: events.AppBlur) -> None:
         # A terminal that is not in view when the app starts (a tmux pane in a window not

@@ -56,3 +56,18 @@ async def test_a_blur_after_the_first_frame_is_applied_at_once():
         app.post_message(events.AppBlur())
         await pilot.pause()
         assert app.app_focus is False and app.screen.focused is None
+
+
+async def test_a_focus_report_right_after_the_first_frame_wins_over_the_held_blur():
+    """Blurred before the first frame, focused again just after it: the held blur is applied
+    before the later report, so the app ends up focused."""
+
+    class FocusedJustAfter(ReportingTerminal):
+        def on_ready(self) -> None:  # Textual runs every class's on_ready, this one first
+            self.post_message(events.AppFocus())  # queued before MLInternApp.on_ready runs
+
+    app = FocusedJustAfter(events.AppBlur)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.at_first_frame is not None, what="the first frame")
+        await pilot.pause(0.1)
+        assert app.app_focus is True and app.screen.focused is app.query_one(PromptArea)
