@@ -14,6 +14,8 @@ from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
+from agent.llm.round_memo import RoundMemo
+
 EntryKind = Literal["system", "user", "guard", "summary", "assistant", "tool", "note"]
 
 STUB_RESULT = "Tool was not executed (interrupted or error)."
@@ -64,9 +66,9 @@ class History:
     #: it had one result per call. The next repair starts there while that entry is still at that
     #: index (an entry added or removed above it moves it, and the scan starts over)
     _checked: tuple[int, Entry] | None = field(default=None, init=False, repr=False, compare=False)
-    #: the entries the last ``total_tokens`` summed, and the sum: the next one adds only the
-    #: entries after them (a request's history grows by a message or two a round)
-    _counted: tuple[list[Entry], int] | None = field(default=None, init=False, repr=False, compare=False)
+    #: each entry's token count as the last ``total_tokens`` saw it: the next one counts only
+    #: the entries that are new since (a request's history grows by a message or two a round)
+    _token_memo: RoundMemo[int] | None = field(default=None, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------ building
 
@@ -95,21 +97,12 @@ class History:
         return entry.tokens
 
     def total_tokens(self) -> int:
-        entries = self.entries
-        counted = self._counted
-        if counted is not None:
-            before, total = counted
-            # the entries summed last time, still first and in order (compared by identity, in C)
-            if len(before) <= len(entries) and all(map(operator.is_, before, entries)):
-                total += sum(self.tokens_of(e) for e in entries[len(before):])
-                self._counted = (list(entries), total)
-                return total
-        total = sum(self.tokens_of(e) for e in entries)
-        self._counted = (list(entries), total)
-        return total
+        if self._token_memo is None:
+            self._token_memo = RoundMemo(self.tokens_of)
+        return sum(self._token_memo.derive(self.entries))
 
     def recount(self) -> None:
-        self._counted = None
+        self._token_memo = None
         for e in self.entries:
             e.tokens = None
 
