@@ -43,3 +43,8 @@ class Endpoints:
             value = (env.get(var) or configured.get(name) or default).strip()
             values[name] = value if name == "web_search" else value.rstrip("/")
         return cls(**values)
+
+
+def router_base(config: object) -> str:
+    """The Hugging Face router's base URL for a config (its ``endpoints``, then the environment)."""
+    return Endpoints.resolve(dict(getattr(config, "endpoints", None) or {})).hf_router

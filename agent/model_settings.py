@@ -31,9 +31,9 @@ class ModelSettingsMixin:
     # ------------------------------------------------------------------ resolving
 
     def _router_base(self) -> str:
-        from agent.endpoints import Endpoints
+        from agent.endpoints import router_base
 
-        return Endpoints.resolve(dict(getattr(self.config, "endpoints", None) or {})).hf_router
+        return router_base(self.config)
 
     def _resolve(self, model_id: str):
         return resolve_model(model_id, router_base=self._router_base())

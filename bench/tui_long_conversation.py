@@ -345,6 +345,9 @@ def rounds(run: ts.Run, pid: int, tmux_pid: int, server: ScriptedLLMServer, star
         "rounds_tmux_cpu_s": tmux1 - tmux0,
         **round_figures(server.arrivals, watch, args),
         "echo_busy_ms": [x * 1000 for x in probe.echo],
+        # when each of those keys went out, on the machine's monotonic clock (time.perf_counter),
+        # to line them up with a timeline recorded inside the app
+        "echo_busy_sent_at": [round(t0 + x, 4) for x in probe.echo_at],
         "echo_busy_lost": len(probe.pending),
         "echo_busy_by_round": bins,
         "rss_timeline": [(round(t - t0, 2), round(r, 1)) for t, r in rss],

@@ -71,9 +71,29 @@ class EngineLinkMixin:
     _mcp_screen: McpScreen | None = None
 
     def boot_engine(self) -> None:
-        """Build the session and start it. Without litellm (the demo, OpenAI-compatible and
-        local servers, the HF router) that takes ~25 ms, so it happens here and the first frame
-        already shows the model ready; a model litellm serves is loaded in a thread first."""
+        """Start the engine. The model is resolved first (a few ms, nothing heavy imported),
+        so the first frame already names it; the session (~25 ms of imports and set-up) is
+        built just after that frame. A model that needs no litellm (the demo, OpenAI-compatible
+        and local servers, the HF router) is shown ready at once: a prompt sent before the
+        session is there waits in the queue and goes when it is (``on_engine_ready``). A model
+        litellm serves shows "(loading)" until litellm is loaded, in a thread."""
+        from agent.endpoints import router_base
+        from agent.llm.models import default_model_id, needs_litellm, resolve_model
+
+        try:
+            model = resolve_model(default_model_id(self.model_arg or self.config.model),
+                                  router_base=router_base(self.config))
+        except Exception:  # noqa: BLE001 - building the session says why, in the conversation
+            model = None
+        if model is not None and not needs_litellm(model, self.config.llm.transport):
+            self.show_ready(model.label, model.is_demo)
+        elif model is not None:
+            self.update_status(model_label=model.label, is_demo=model.is_demo, model_ready=False)
+        self.call_after_refresh(self._build_session)
+
+    def _build_session(self) -> None:
+        if getattr(self, "_shutting_down", False):  # quit before the first frame: nothing to build
+            return
         from agent.session import Session
 
         try:
@@ -81,10 +101,11 @@ class EngineLinkMixin:
                               approval_mode=self.start_mode, max_iterations=self.max_iterations,
                               jobs_backend=self.jobs_backend, mcp_files=getattr(self, "mcp_files", ()))
         except Exception as exc:  # bad model id, unreadable cwd ...
-            self.update_status(model_label="no model")
+            self.update_status(model_label="no model", model_ready=False, is_demo=False)
             self.call_later(self.notice, "error", f"Could not start the agent: {exc}")
             return
         if session.client.needs_litellm(session.model) or not session.warm:
+            self.update_status(model_label=session.model.label, model_ready=False, is_demo=session.model.is_demo)
             self._load_then_attach(session)
             return
         # after imports without litellm there is next to no cyclic garbage to collect first

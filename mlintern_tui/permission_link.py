@@ -36,7 +36,7 @@ def settle_then_boot(app: MLInternApp) -> None:
         app.use_config(review.safe_config(full))
         app.update_status()
     if not (review.widened or review.narrower or review.note):
-        if app.start_engine:  # nothing to say or ask: the engine starts before the first frame
+        if app.start_engine:  # nothing to say or ask: the first frame names the model
             app.boot_engine()
         return
     app.run_worker(_settle(app, review, full), name="permissions", group="permissions", exit_on_error=False)

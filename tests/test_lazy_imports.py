@@ -37,9 +37,19 @@ SCRIPT = textwrap.dedent("""
                       and name not in ("agent.tools.base", "agent.tools.lazy", "agent.tools.router",
                                        "agent.tools.output"))
 
+    report = {{}}
+
+    class Probe(MLInternApp):
+        def on_ready(self):  # Textual calls MLInternApp.on_ready too: the first frame is out
+            report["at_first_frame"] = dict(
+                heavy=loaded(), session_module="agent.session" in sys.modules, session=self.session is not None,
+                ready=self.status_info.model_ready, label=self.status_info.model_label)
+            if {early!r}:  # sent before the session is built: it waits for it, then goes
+                self.prompt.text = {early!r}
+                self.prompt.action_submit()
+
     async def main():
-        app = MLInternApp(model={model!r}, config=Config(), cwd=Path({cwd!r}))
-        report = {{}}
+        app = Probe(model={model!r}, config=Config(), cwd=Path({cwd!r}))
         async with app.run_test(size=(120, 36)) as pilot:
             report["first_frame"] = loaded()
             # ours and httpx: the knowledge tools' HTTP layer, the router's catalog, the research
@@ -50,18 +60,17 @@ SCRIPT = textwrap.dedent("""
                                   "agent.telemetry", "agent.bash_deny", "agent.shell_words", "agent.protected",
                                   "widgets.approval_card", "widgets.away_card", "widgets.job_record")
                 if name in sys.modules)
-            # the session is built before the first frame: it already takes prompts
-            report["ready_at_first_frame"] = app.status_info.model_ready
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 30
-            while not app.status_info.model_ready:
+            while not (app.status_info.model_ready and app.session is not None):
                 assert loop.time() < deadline, "the engine never said ready"
                 await pilot.pause(0.05)
             report["ready"] = loaded()
             report["tools_at_ready"] = tool_modules()
             if {prompt!r}:
-                app.prompt.text = {prompt!r}
-                app.prompt.action_submit()
+                if not {early!r}:
+                    app.prompt.text = {prompt!r}
+                    app.prompt.action_submit()
                 await pilot.pause(0.2)
                 while app.status_info.busy or app.session.busy:
                     assert loop.time() < deadline, "the turn never ended"
@@ -74,13 +83,13 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def run_app(tmp_path: Path, env_extra: dict[str, str], model: str, prompt: str) -> dict:
+def run_app(tmp_path: Path, env_extra: dict[str, str], model: str, prompt: str, early: bool = False) -> dict:
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "OPENAI_", "VLLM_"))}
     env.update(MLINTERN_HOME=str(tmp_path / "home"), MLINTERN_MCP_DEFAULT="0", HOME=str(tmp_path),
                HF_HOME=str(tmp_path / "hf"), **env_extra)
-    code = SCRIPT.format(heavy=HEAVY, model=model, cwd=str(work), prompt=prompt)
+    code = SCRIPT.format(heavy=HEAVY, model=model, cwd=str(work), prompt=prompt, early=prompt if early else "")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[1])
     lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
@@ -95,10 +104,14 @@ def test_an_openai_compatible_model_never_loads_litellm(llm_server, tmp_path):
     lazy.forget_memo()
     lazy.cached_specs(tmp_path / "home" / "cache")
     llm_server.script(ToolCalls([Call("r1", "read", json.dumps({"path": "notes.txt"}))]), Text("The lr is 3e-4."))
+    # the prompt is sent from the first frame, before the session is built: it waits for it
     report = run_app(tmp_path, {"OPENAI_BASE_URL": llm_server.base_url, "OPENAI_API_KEY": "sk-test"},
-                     "openai/scripted-model", "what is the lr?")
+                     "openai/scripted-model", "what is the lr?", early=True)
     assert report["first_frame"] == [] and report["ready"] == [] and report["after_turn"] == [], report
-    assert report["ready_at_first_frame"] is True and report["first_frame_later"] == [], report
+    assert report["first_frame_later"] == [], report
+    # the first frame names the model, ready, and nothing of the session is built or imported yet
+    assert report["at_first_frame"] == dict(heavy=[], session_module=False, session=False, ready=True,
+                                            label="openai/scripted-model"), report
     # no tool module before the model calls a tool (but the experiment board's, built with the
     # session's run store); then the one it called (read: files.py)
     assert report["tools_at_ready"] == ["agent.tools.experiments"], report

@@ -25,7 +25,7 @@ from agent.config import LLMSettings
 from agent.llm import prompt_cache
 from agent.llm.effort import EffortCache, effective_effort, step_down
 from agent.llm.errors import HEALABLE_KINDS, LLMError, LLMErrorInfo, classify, local_server_down
-from agent.llm.models import ResolvedModel
+from agent.llm.models import ResolvedModel, needs_litellm, uses_direct_stream
 from agent.llm.round_memo import RoundMemo
 from agent.llm.pricing import WindowInfo, context_window, cost_of, find_price, normalise_usage
 from agent.protocol import Event, LLMCall, LLMCallKind, ToolLog, Usage
@@ -233,12 +233,6 @@ def served_name(model: ResolvedModel, served: str | None) -> str | None:
     return None if served.lower() in lowered or served.lower().partition("/")[2] in lowered else served
 
 
-def _vendor_api(base: str | None) -> bool:
-    """OpenAI's or Azure's own API (not a server that copies its wire format)."""
-    host = (base or "").split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
-    return host == "api.openai.com" or host.endswith(".openai.azure.com")
-
-
 class LLMClient:
     def __init__(
         self,
@@ -314,19 +308,11 @@ class LLMClient:
         return effective_effort(model, preference, self.efforts)
 
     def uses_direct_stream(self, model: ResolvedModel) -> bool:
-        transport = self.settings.transport
-        if transport == "litellm":
-            return False
-        if transport == "direct" or model.route in ("local", "hf_router"):
-            return model.route in ("openai_compatible", "local", "hf_router")
-        # auto: a server at OPENAI_BASE_URL speaks the wire format as written; OpenAI's own API
-        # (and Azure's) gets litellm, which knows their model-specific parameters
-        return model.route == "openai_compatible" and not _vendor_api(model.api_base)
+        return uses_direct_stream(model, self.settings.transport)
 
     def needs_litellm(self, model: ResolvedModel) -> bool:
-        """Whether requests to ``model`` go through litellm; the others (the demo model, servers
-        that speak the OpenAI wire format) never import it."""
-        return not model.is_demo and not self.uses_direct_stream(model)
+        """Whether requests to ``model`` go through litellm (agent/llm/models.py)."""
+        return needs_litellm(model, self.settings.transport)
 
     def _streamer(self):
         if self._direct is None:

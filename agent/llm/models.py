@@ -104,6 +104,31 @@ class ResolvedModel:
         return None
 
 
+def vendor_api(base: str | None) -> bool:
+    """OpenAI's or Azure's own API (not a server that copies its wire format)."""
+    host = (base or "").split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+    return host == "api.openai.com" or host.endswith(".openai.azure.com")
+
+
+def uses_direct_stream(model: ResolvedModel, transport: str = "auto") -> bool:
+    """Whether requests to ``model`` go over the project's own OpenAI-wire transport
+    (``llm.transport`` in the config: "auto", "litellm" or "direct")."""
+    if transport == "litellm":
+        return False
+    if transport == "direct" or model.route in ("local", "hf_router"):
+        return model.route in ("openai_compatible", "local", "hf_router")
+    # auto: a server at OPENAI_BASE_URL speaks the wire format as written; OpenAI's own API
+    # (and Azure's) gets litellm, which knows their model-specific parameters
+    return model.route == "openai_compatible" and not vendor_api(model.api_base)
+
+
+def needs_litellm(model: ResolvedModel, transport: str = "auto") -> bool:
+    """Whether requests to ``model`` go through litellm; the others (the demo model, servers
+    that speak the OpenAI wire format) never import it. Decided without building a client:
+    the app knows before its first frame whether the model is ready at once."""
+    return not model.is_demo and not uses_direct_stream(model, transport)
+
+
 def _ensure_v1(url: str) -> str:
     url = url.rstrip("/")
     return url if url.endswith("/v1") else url + "/v1"
