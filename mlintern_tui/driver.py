@@ -94,6 +94,13 @@ class EchoSlot(NamedTuple):
 SYNC_START, SYNC_END = "\x1b[?2026h", "\x1b[?2026l"
 #: how long the writer holds an opened synchronized update for the rest of its frame
 SYNC_WAIT_S = 0.25
+#: how long a key drawn early waits for a frame being written: a whole screen (~16 KB at
+#: 120x36) takes ~2 ms into a pty. Without the wait, a key typed during that write went to the
+#: loop instead, and showed with the loop's next frame: 70-140 ms later while the agent's
+#: rounds came back to back (bench/tui_long_conversation.py, 800 rounds: the largest echo
+#: times of each run). A terminal that has stopped reading holds the writer longer: then the
+#: key goes to the loop after this wait.
+ECHO_WAIT_S = 0.02
 
 
 def _sync_after(text: str, inside: bool) -> bool:
@@ -139,11 +146,12 @@ class FrameWriter(threading.Thread):
     def flush(self) -> None:
         """Nothing: the thread writes as soon as it has something."""
 
-    def put_out(self, data: bytes, wait: bool = True) -> bool:
-        """Write bytes at once, between frames; False if the terminal is gone, or (``wait``
-        off) if a frame is being written right now: the input thread does not wait behind a
-        terminal that has stopped reading, it leaves the key to the loop."""
-        if not self._lock.acquire(blocking=wait):
+    def put_out(self, data: bytes, wait: float | None = None) -> bool:
+        """Write bytes at once, between frames; False if the terminal is gone, or if a frame
+        still holds the terminal after ``wait`` seconds (None: as long as it takes): the input
+        thread does not wait long behind a terminal that has stopped reading, it leaves the
+        key to the loop."""
+        if not (self._lock.acquire() if wait is None else self._lock.acquire(timeout=wait)):
             return False
         try:
             if self.failed is not None:
@@ -319,7 +327,7 @@ class SteadyDriver(LinuxDriver):
     def _echo(self, slot: EchoSlot, data: bytes) -> bool:
         """Draw the typed character where the slot says, before the app has the key."""
         frames = self._frames
-        if frames is None or not frames.put_out(slot.before + data + slot.after, wait=False):
+        if frames is None or not frames.put_out(slot.before + data + slot.after, wait=ECHO_WAIT_S):
             return False
         self.echoed = (self.inputs_read + 1, slot.x, slot.y)  # the number its key gets
         return True

@@ -216,10 +216,11 @@ async def test_after_a_suspend_the_input_thread_reads_and_stops_again():
 # --------------------------------------------------------------------------- local echo's parts
 
 
-async def test_only_one_plain_typed_character_is_drawn_early():
+async def test_only_one_plain_typed_character_is_drawn_early(monkeypatch):
     import threading
     import time
 
+    from mlintern_tui import driver as driver_module
     from mlintern_tui.driver import EchoSlot, FrameWriter
 
     inp = _Input()
@@ -243,8 +244,8 @@ async def test_only_one_plain_typed_character_is_drawn_early():
         got = b""
         while not got.endswith(b"|"):
             got += os.read(master, 1024)
-        # the bytes can arrive before the writer lets go of the lock, and an echo never waits
-        # for it (it leaves the key to the loop): the next key must find it free
+        # the bytes can arrive before the writer lets go of the lock: the next key must find it
+        # free (an echo waits for it only ECHO_WAIT_S, then leaves the key to the loop)
         assert _until(lambda: not writer._lock.locked())
         return got[:-1]
 
@@ -269,6 +270,20 @@ async def test_only_one_plain_typed_character_is_drawn_early():
         assert key(b"\x1b[97;5u", ["ctrl+a"]) == b""
         assert key(b"\x1b[233;;233u", ["é"]) == b""
         assert inp.keys()[-7:-5] == ["Paste", "b"] and inp.got[-7].text == "a"
+        # a frame being written when the key is read: the key is drawn once it is out (the
+        # test's wait is long, so a slow machine cannot make the frame outlast it)
+        monkeypatch.setattr(driver_module, "ECHO_WAIT_S", 2.0)
+        inp.driver.echo_slot = EchoSlot(inp.driver.inputs_read, 5, 3, b"<", b">")
+        with writer._lock:
+            os.write(inp.write_fd, b"k")
+            time.sleep(0.01)
+            os.write(slave, b"frame")
+        assert _until(lambda: inp.keys()[-1] == "k")
+        writer.write("|")  # a frame after it: whatever the thread drew comes before
+        got = b""
+        while not got.endswith(b"|"):
+            got += os.read(master, 1024)
+        assert got == b"frame<k>|"
         stale = EchoSlot(inp.driver.inputs_read - 1, 5, 3, b"<", b">")  # made before the last key was read
         inp.driver.echo_slot = stale
         os.write(inp.write_fd, b"c")
@@ -286,7 +301,7 @@ def test_the_frame_writer_writes_whole_frames_and_outlives_its_terminal():
     import threading
     import time
 
-    from mlintern_tui.driver import FrameWriter
+    from mlintern_tui.driver import ECHO_WAIT_S, FrameWriter
 
     master, slave = pty.openpty()
     tty = os.fdopen(slave, "w")
@@ -301,10 +316,20 @@ def test_the_frame_writer_writes_whole_frames_and_outlives_its_terminal():
         assert got == b"\x1b[1;1Hframe one\x1b[2;1Hframe two"
         with writer._lock:  # the writer may still hold the lock a moment after the bytes arrive
             pass
-        assert writer.put_out(b"\x1b7x\x1b8", wait=False)  # the echo's way in, between frames
+        assert writer.put_out(b"\x1b7x\x1b8", wait=ECHO_WAIT_S)  # the echo's way in, between frames
         assert os.read(master, 1024) == b"\x1b7x\x1b8"
-        with writer._lock:  # a frame being written (to a terminal that may have stopped reading)
-            assert not writer.put_out(b"late echo", wait=False)  # the echo does not wait for it
+        with writer._lock:  # a frame being written to a terminal that has stopped reading
+            started = time.perf_counter()
+            assert not writer.put_out(b"late echo", wait=ECHO_WAIT_S)  # the echo waits only so long
+            assert time.perf_counter() - started < 1.0
+        # a frame being written that ends within the wait: the echo goes right after it
+        writer._lock.acquire()
+        threading.Timer(0.005, lambda: (os.write(slave, b"frame"), writer._lock.release())).start()
+        assert writer.put_out(b"\x1b7y\x1b8", wait=2.0)
+        got = b""
+        while not got.endswith(b"\x1b7y\x1b8"):
+            got += os.read(master, 1024)
+        assert got == b"frame\x1b7y\x1b8"
         # a synchronized update the loop has opened and not closed is held until it is: an
         # echo meanwhile goes before it, not inside (where it would show with the frame)
         writer.write("\x1b[?2026h")
