@@ -77,19 +77,32 @@ class EngineLinkMixin:
         and local servers, the HF router) is shown ready at once: a prompt sent before the
         session is there waits in the queue and goes when it is (``on_engine_ready``). A model
         litellm serves shows "(loading)" until litellm is loaded, in a thread."""
+        from agent.config import data_dir
         from agent.endpoints import router_base
         from agent.llm.models import default_model_id, needs_litellm, resolve_model
+        from agent.tools.lazy import load_cached
 
         try:
             model = resolve_model(default_model_id(self.model_arg or self.config.model),
                                   router_base=router_base(self.config))
         except Exception:  # noqa: BLE001 - building the session says why, in the conversation
             model = None
-        if model is not None and not needs_litellm(model, self.config.llm.transport):
+        # the tools' schemas not cached yet (the first start of this version): building them
+        # imports every tool, ~0.25 s, so it happens in a thread and the model shows loading
+        tools_cached = load_cached(data_dir() / "cache")
+        if model is not None and tools_cached and not needs_litellm(model, self.config.llm.transport):
             self.show_ready(model.label, model.is_demo)
         elif model is not None:
             self.update_status(model_label=model.label, is_demo=model.is_demo, model_ready=False)
-        self.call_after_refresh(self._build_session)
+        self.call_after_refresh(self._build_session if tools_cached else self._cache_tools_then_build)
+
+    @work(group="tool-schemas", exit_on_error=False)
+    async def _cache_tools_then_build(self) -> None:
+        from agent.config import data_dir
+        from agent.tools.lazy import cached_specs
+
+        await asyncio.to_thread(cached_specs, data_dir() / "cache")
+        self._build_session()
 
     def _build_session(self) -> None:
         if getattr(self, "_shutting_down", False):  # quit before the first frame: nothing to build

@@ -9,7 +9,9 @@ do the same between our own two threads:
 - after every frame, the loop says where the next typed character would go (an
   ``EchoSlot``): only when the prompt has the focus on the top screen, its cursor is at the
   end of its text with room after it on the same row, nothing covers those cells, and every
-  key read so far has been handled;
+  key read so far has been handled. The empty prompt too, for the first key of a message (the
+  most typed-into moment, often while the agent works): when its placeholder fits in one row,
+  the echo clears that row, in the colours of typed text the prompt has shown before;
 - the input thread, reading one printable character and nothing else, draws it there with
   the prompt's own styles (the cell left of the cursor, the cursor cell) and moves the
   cursor one cell on, then gives the key to the app as always;
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textual.content import Content
 from textual.events import InputEvent, Paste
 from textual.geometry import Region
 from textual.strip import Strip
@@ -51,6 +54,9 @@ class LocalEcho:
         self.prompt = prompt
         self._styled: tuple | None = None  # what the slot's strings were made for
         self._strings: tuple[bytes, bytes] = (b"", b"")
+        #: by (theme, ANSI colours): the styles of typed text, the cursor and the row after
+        #: them, as last drawn, for a first character typed into the empty prompt
+        self._seen_styles: dict[tuple, tuple] = {}
         driver.echo_on = True
 
     # ------------------------------------------------------------------ the loop's side
@@ -119,12 +125,12 @@ class LocalEcho:
         if cell is None:
             driver.echo_slot = None
             return
-        x, y, region = cell
-        # the two styles come from the prompt's rendered row (~60 us): read again only when the
+        x, y, region, empty = cell
+        # the styles come from the prompt's rendered row (~60 us): read again only when the
         # cell, the prompt's place or the theme changed
-        key = (x, y, region, self.app.theme, self.app.ansi_color)
+        key = (x, y, region, self.app.theme, self.app.ansi_color, empty)
         if key != self._styled:
-            strings = self._render(x, y, region)
+            strings = self._render_empty(x, y, region) if empty else self._render(x, y, region)
             if strings is None:
                 driver.echo_slot = None
                 return
@@ -137,8 +143,28 @@ class LocalEcho:
             return None
         text_style = _style_at(lines[0], x - 1 - region.x)
         cursor_style = _style_at(lines[0], x - region.x)
+        blank_style = _style_at(lines[0], x + 1 - region.x)  # after the text: the row's own
         if text_style is None or cursor_style is None:
             return None
+        if blank_style is not None:  # for the first key of the next message (_render_empty)
+            self._seen_styles[(self.app.theme, self.app.ansi_color)] = (text_style, cursor_style, blank_style)
+        return self._strings_for(x, y, text_style, cursor_style)
+
+    def _render_empty(self, x: int, y: int, region: Region) -> tuple[bytes, bytes] | None:
+        """The first character of a message: drawn where the placeholder starts, with the
+        styles of typed text seen earlier (none seen yet, in this theme: no slot), and the
+        rest of the placeholder's row cleared, as the prompt will draw it."""
+        styles = self._seen_styles.get((self.app.theme, self.app.ansi_color))
+        if styles is None:
+            return None
+        text_style, cursor_style, blank_style = styles
+        system = self.app.console._color_system
+        blank_on, blank_off = Strip.render_style(blank_style, "\0", color_system=system).split("\0")
+        rest = self.prompt.content_region.right - (x + 2)
+        before, after = self._strings_for(x, y, text_style, cursor_style)
+        return before, after[:-2] + f"{blank_on}{' ' * rest}{blank_off}\x1b8".encode()
+
+    def _strings_for(self, x: int, y: int, text_style, cursor_style) -> tuple[bytes, bytes]:
         system = self.app.console._color_system
         render = Strip.render_style
         text_on, text_off = render(text_style, "\0", color_system=system).split("\0")
@@ -158,13 +184,17 @@ class LocalEcho:
         # made it, before the screen lowers them, and _paint_now draws only when no pending
         # pass can move the prompt)
         selection = prompt.selection
-        if selection.start != selection.end or selection.end != prompt.document.end or not prompt.text:
+        if selection.start != selection.end or selection.end != prompt.document.end:
             return None
-        if prompt._cursor_offset[0] < 1:
+        empty = not prompt.text
+        if empty:  # the placeholder is there: only if it is one row, cleared by the echo
+            if prompt.scroll_offset != (0, 0) or Content(str(prompt.placeholder)).cell_length >= prompt.content_size.width:
+                return None
+        elif prompt._cursor_offset[0] < 1:
             return None  # the cursor starts a row: the cell to its left is not the text's
         x, y = prompt.cursor_screen_offset
         content = prompt.content_region
-        if not (content.x < x and x + 2 < content.right and content.y <= y < content.bottom):
+        if not (content.x <= x if empty else content.x < x) or not (x + 2 < content.right and content.y <= y < content.bottom):
             return None  # the character would wrap or scroll the prompt
         compositor = screen._compositor
         try:
@@ -172,9 +202,11 @@ class LocalEcho:
                 widget, region = compositor.get_widget_at(cell_x, y)
                 if widget is not prompt:
                     return None  # something drawn over the prompt (a menu, a toast)
+            if empty and screen._compositor.get_widget_at(content.right - 1, y)[0] is not prompt:
+                return None  # the end of the row the echo clears is covered
         except Exception:  # noqa: BLE001 - Textual's NoWidget, or a map being rebuilt
             return None
-        return x, y, region
+        return x, y, region, empty
 
 
 def _holds_input(widget) -> bool:

@@ -124,6 +124,21 @@ def test_an_openai_compatible_model_never_loads_litellm(llm_server, tmp_path):
 
 
 
+def test_a_first_start_shows_the_model_loading_until_the_tool_schemas_are_built(llm_server, tmp_path):
+    """No schema cache yet (a new install or version): building it imports every tool (~0.25 s),
+    in a thread after the first frame, and the model is not called ready before. A prompt sent
+    meanwhile still runs."""
+    (tmp_path / "work").mkdir()
+    lazy.forget_memo()
+    llm_server.script(Text("Hello."))
+    report = run_app(tmp_path, {"OPENAI_BASE_URL": llm_server.base_url, "OPENAI_API_KEY": "sk-test"},
+                     "openai/scripted-model", "hi", early=True)
+    assert report["at_first_frame"] == dict(heavy=[], session_module=False, session=False, ready=False,
+                                            label="openai/scripted-model"), report
+    assert report["after_turn"] == [] and len(llm_server.requests) == 1, report
+    assert (tmp_path / "home" / "cache" / lazy.CACHE_FILE).exists()
+
+
 PLUGIN_PROBE = textwrap.dedent("""
     import sys
     from pydantic.plugin import _loader

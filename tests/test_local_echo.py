@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,33 @@ def test_a_key_shows_while_the_loop_is_busy(echo_app):
     wait_screen(session, lambda s: prompt_row(s) == "abcdef", 10, "the loop to catch up")
 
 
+def test_the_first_key_of_a_message_shows_while_the_loop_is_busy(echo_app):
+    """The empty prompt shows the placeholder: the first key typed clears its row, drawn in
+    the colours of typed text the prompt showed before."""
+    session, flag = echo_app
+    send(session, "abc", literal=True)
+    wait_screen(session, lambda s: prompt_row(s) == "abc", 10, "abc in the prompt")
+    time.sleep(0.3)  # a frame with typed text: its colours are known from now on
+    send(session, "C-u")
+    wait_screen(session, lambda s: "Ask the agent" in s and prompt_row(s) == "", 10, "the empty prompt")
+    time.sleep(0.3)
+    make_busy(flag, busy_s=1.0)
+    send(session, "q", literal=True)
+    time.sleep(0.3)
+    screen = capture(session)
+    assert prompt_row(screen) == "q" and "Ask the agent" not in screen, screen  # drawn while the loop sleeps
+    during = prompt_line(capture_styled(session))
+    time.sleep(1.2)  # the loop has woken, taken the key and drawn the prompt itself
+    after = prompt_line(capture_styled(session))
+    # the same cells in the same colours (the placeholder's row cleared), the cursor one cell on
+    assert during == after and during.count("q") == 1, (during, after)
+
+
+def prompt_line(styled: str) -> str:
+    """The prompt's first row, styles and all, from ``capture-pane -e``."""
+    return next(line for line in styled.splitlines() if re.sub(r"\x1b\[[0-9;:]*m", "", line).startswith(" │ q"))
+
+
 def styled_row(screen: str, text: str) -> str:
     return next(line for line in screen.splitlines() if text in line)
 
@@ -146,7 +174,9 @@ async def test_a_slot_is_offered_only_where_the_prompt_is_sure(mlintern_home):
             prompt.focus()
             await pilot.pause(0.1)
             echo.publish()
-            assert driver.echo_slot is None  # empty prompt: the placeholder is drawn there
+            # empty prompt, the placeholder drawn there: no typed text seen yet, so no colours
+            # to draw one in
+            assert driver.echo_slot is None
             await pilot.press(*"hello")
             await pilot.pause(0.1)
             echo.publish()
@@ -155,6 +185,20 @@ async def test_a_slot_is_offered_only_where_the_prompt_is_sure(mlintern_home):
             assert slot is not None and (slot.x, slot.y, slot.inputs) == (x, y, driver.inputs_read)
             assert slot.before.startswith(b"\x1b7") and f"\x1b[{y + 1};{x + 1}H".encode() in slot.before
             assert slot.after.endswith(b"\x1b8") and b" " in slot.after  # the cursor cell one on
+
+            typed = slot
+            prompt.text = ""  # a message sent: the placeholder again, and the colours are known
+            await pilot.pause(0.1)
+            echo.publish()
+            slot = driver.echo_slot
+            content = prompt.content_region
+            assert slot is not None and (slot.x, slot.y) == prompt.cursor_screen_offset == (content.x, content.y)
+            # the row's rest is cleared: the placeholder does not show beside the first character
+            assert slot.before == typed.before.replace(f"{y + 1};{x + 1}H".encode(), f"{y + 1};{content.x + 1}H".encode())
+            assert slot.after.startswith(typed.after[:-2]) and b" " * (content.width - 2) in slot.after
+            prompt.text = "hello"
+            prompt.move_cursor(prompt.document.end)
+            await pilot.pause(0.1)
 
             driver.unarrived[1] = 1  # a key read and not yet taken by the app
             echo.publish()
