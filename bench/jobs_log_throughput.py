@@ -237,6 +237,8 @@ def tui_run(args: argparse.Namespace) -> dict:
                 "script_args": [f"{args.rate:g}", f"{args.seconds:g}", str(stats_path)]}))],
                 content="Launching the log generator as a job."),
             Text("The generator job is running."),
+            # the agent wakes when its job ends (a turn of its own): the model reads the news
+            Text("The generator job finished."),
         )
         tm = ts.Tmux(work)
         run = ts.Run(tm, args.poll_ms / 1000, args.timeout)
