@@ -303,6 +303,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
 
     async def on_event(self, event) -> None:
         if isinstance(event, events.InputEvent) and not event.is_forwarded:
+            self.last_input_at = time.perf_counter()
             if self._echo is not None:
                 self._echo.arrived(event)
             screen = self.main_screen if self.screen_stack else None  # keys can come before the first screen

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from typing import TYPE_CHECKING, Any
 
 from textual import work
@@ -33,6 +34,9 @@ from mlintern_tui import __version__, heap
 from mlintern_tui.commands import MODE_HELP
 from mlintern_tui.terminal_safe import visible
 from widgets.status import StatusBar
+
+#: how long no key must have come before the full collection a turn's end asks for runs
+COLLECT_QUIET_S = 2.0
 
 if TYPE_CHECKING:
     from agent.config import Config
@@ -69,6 +73,10 @@ class EngineLinkMixin:
     _mcp_watch: McpWatch | None = None
     #: the /mcp screen while it is open
     _mcp_screen: McpScreen | None = None
+    #: when the last key, click or scroll came (set by the app for every input event)
+    last_input_at = 0.0
+    #: the pending ``_collect_when_quiet``, if one is
+    _collect_timer: Any = None
 
     def boot_engine(self) -> None:
         """Start the engine. The model is resolved first (a few ms, nothing heavy imported),
@@ -373,9 +381,24 @@ class EngineLinkMixin:
                 changes["budget_left_usd"] = receipt.budget_left_usd
                 changes["budget_exact"] = receipt.budget_exact
         self.update_status(busy=False, **changes)
-        heap.collect_when_idle()
+        if heap.full_collection_due() and self._collect_timer is None:
+            self._collect_timer = self.set_timer(COLLECT_QUIET_S, self._collect_when_quiet, name="idle collection")
         if self.queued:
             self._deliver_next()
+
+    def _collect_when_quiet(self) -> None:
+        """The full collection a turn's end asks for (``heap.collect_when_idle``), once the agent
+        is not working and no key has come for ``COLLECT_QUIET_S``: it holds every key and
+        frame while it runs, a few ms after a short turn, ~0.4 s after hundreds of rounds."""
+        self._collect_timer = None
+        if self.status_info.busy or (self.session is not None and self.session.busy):
+            return  # a turn is running: its end asks again
+        quiet = time.perf_counter() - self.last_input_at
+        if quiet < COLLECT_QUIET_S:
+            self._collect_timer = self.set_timer(COLLECT_QUIET_S - quiet, self._collect_when_quiet,
+                                                 name="idle collection")
+            return
+        heap.collect_when_idle()
 
     def on_new_conversation(self) -> None:
         self.clear_approvals()

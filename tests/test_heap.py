@@ -36,3 +36,37 @@ async def test_the_first_frame_turns_collection_on_when_no_session_is_built_yet(
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert gc.isenabled()
+
+
+async def test_the_full_collection_at_a_turns_end_waits_for_a_pause_in_the_typing(llm_server, monkeypatch, tmp_path):
+    """It holds every key while it runs (~0.4 s after hundreds of rounds): not right at the
+    turn's end, not while the user types, once no key has come for ``COLLECT_QUIET_S``."""
+    import time
+
+    from mlintern_tui import engine_link
+    from tests.fakes import Text
+    from tests.test_tui_pilot import send, start_app, until_idle
+    from tests.tui_support import wait_for
+
+    monkeypatch.setattr(engine_link, "COLLECT_QUIET_S", 0.4)
+    monkeypatch.setattr(heap, "_last_full", time.monotonic() - 2 * heap.IDLE_COLLECT_EVERY_S)  # due
+    ran: list[tuple[float, bool]] = []
+    real = heap.collect_when_idle
+    monkeypatch.setattr(heap, "collect_when_idle", lambda now=None: ran.append((time.perf_counter(), real(now))))
+    llm_server.script(Text("done"), Text("again"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path)
+        await send(pilot, "go")
+        await until_idle(pilot, app)
+        for key in "abcdefgh":  # typing the next message: a key every 0.1 s
+            await pilot.press(key)
+            await pilot.pause(0.1)
+        assert ran == []
+        last_key = app.last_input_at
+        await wait_for(pilot, lambda: ran, what="the collection", timeout=5)
+        assert ran[0][1] is True and ran[0][0] - last_key >= 0.4
+        await pilot.press("enter")  # the next turn's end: not due again for two minutes
+        await until_idle(pilot, app)
+        await pilot.pause(0.6)
+        assert len(ran) == 1 and app._collect_timer is None
