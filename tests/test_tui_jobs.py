@@ -356,7 +356,8 @@ async def test_slash_jobs_selects_and_cancels_a_job_launched_by_the_model(llm_se
             assert app.jobs_view_active and pane.selected == job_id
             await pilot.press("escape")
             await send(pilot, f"/jobs cancel {job_id}")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen.query(".confirm-question"),
+                           what="the confirmation")  # pushed is not yet composed: its question too
             assert job_id in str(app.screen.query_one(".confirm-question").render())
             await pilot.press("y")
             await wait_for(pilot, lambda: pane.row(job_id).status == "CANCELED", what="the job cancelled", timeout=15)

@@ -35,7 +35,8 @@ async def test_the_picker_lists_the_loopback_catalog_and_switches_to_a_router_mo
         await wait_for(pilot, lambda: app.status_info.model_ready, what="engine ready")
         app.prompt.text = "/model"
         app.prompt.action_submit()
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker), what="picker")
+        # pushed is not yet composed: wait for its table too
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker) and app.screen.query("ModelTable"), what="picker")
         screen = app.screen
         await wait_for(pilot, lambda: any("acme/Coder-9B" in line.plain for line in screen.table.rendered_lines()),
                        timeout=20, what="the router's models")

@@ -416,7 +416,8 @@ async def test_a_repetition_guard_pauses_and_a_hint_continues_the_turn(llm_serve
         session, sent = await start(pilot, app, llm_server, monkeypatch, tmp_path)
         assert session.engine_settings.pause_on_doom_loop
         await send(pilot, "fix the tests")
-        await wait_for(pilot, lambda: isinstance(app.screen, DoomLoopScreen), what="the doom-loop card", timeout=20)
+        await wait_for(pilot, lambda: isinstance(app.screen, DoomLoopScreen) and app.screen.query("DoomLoopCard"),
+                       what="the doom-loop card", timeout=20)  # pushed is not yet composed: its card too
         card = app.screen
         text = str(card.query_one("DoomLoopCard").render())
         assert text.count('bash {"command": "echo stuck"}') == 3 and "spent in the loop" in text
