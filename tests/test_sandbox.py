@@ -38,7 +38,7 @@ SANDBOX_DIR = Path(__file__).resolve().parent.parent / "agent" / "sandbox"
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
+    except (FileNotFoundError, ProcessLookupError, IndexError):  # ESRCH: going while it is read
         return False
     return state not in ("Z", "X")
 

@@ -43,7 +43,7 @@ def alive(pid: int) -> bool:
     """Running, as opposed to gone or a zombie nobody reaped (PID 1 here may never reap)."""
     try:
         stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going while it is read (ESRCH)
         return False
     return stat_line[stat_line.rfind(")") + 2] not in "ZX"
 
