@@ -97,7 +97,10 @@ class EngineLinkMixin:
             model = None
         # the tools' schemas not cached yet (the first start of this version): building them
         # imports every tool, ~0.25 s, so it happens in a thread and the model shows loading
-        tools_cached = load_cached(data_dir() / "cache")
+        try:
+            tools_cached = load_cached(data_dir() / "cache")
+        except Exception:  # noqa: BLE001 - an unreadable data dir: building the session says why
+            tools_cached = False
         if model is not None and tools_cached and not needs_litellm(model, self.config.llm.transport):
             self.show_ready(model.label, model.is_demo)
         elif model is not None:
@@ -109,7 +112,10 @@ class EngineLinkMixin:
         from agent.config import data_dir
         from agent.tools.lazy import cached_specs
 
-        await asyncio.to_thread(cached_specs, data_dir() / "cache")
+        try:
+            await asyncio.to_thread(cached_specs, data_dir() / "cache")
+        except Exception:  # noqa: BLE001 - the session builds them again and says what failed
+            pass
         self._build_session()
 
     def _build_session(self) -> None:

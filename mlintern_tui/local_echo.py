@@ -57,6 +57,7 @@ class LocalEcho:
         #: by (theme, ANSI colours): the styles of typed text, the cursor and the row after
         #: them, as last drawn, for a first character typed into the empty prompt
         self._seen_styles: dict[tuple, tuple] = {}
+        self._placeholder: tuple[str, int] = ("", 0)
         driver.echo_on = True
 
     # ------------------------------------------------------------------ the loop's side
@@ -188,7 +189,7 @@ class LocalEcho:
             return None
         empty = not prompt.text
         if empty:  # the placeholder is there: only if it is one row, cleared by the echo
-            if prompt.scroll_offset != (0, 0) or Content(str(prompt.placeholder)).cell_length >= prompt.content_size.width:
+            if prompt.scroll_offset != (0, 0) or self._placeholder_width() >= prompt.content_size.width:
                 return None
         elif prompt._cursor_offset[0] < 1:
             return None  # the cursor starts a row: the cell to its left is not the text's
@@ -207,6 +208,14 @@ class LocalEcho:
         except Exception:  # noqa: BLE001 - Textual's NoWidget, or a map being rebuilt
             return None
         return x, y, region, empty
+
+
+    def _placeholder_width(self) -> int:
+        """The prompt's placeholder in cells (measured once per placeholder text)."""
+        text = str(self.prompt.placeholder)
+        if self._placeholder[0] != text:
+            self._placeholder = (text, Content(text).cell_length)
+        return self._placeholder[1]
 
 
 def _holds_input(widget) -> bool:
