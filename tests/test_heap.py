@@ -48,7 +48,7 @@ async def test_the_full_collection_at_a_turns_end_waits_for_a_pause_in_the_typin
     from tests.test_tui_pilot import send, start_app, until_idle
     from tests.tui_support import wait_for
 
-    monkeypatch.setattr(engine_link, "COLLECT_QUIET_S", 0.4)
+    monkeypatch.setattr(engine_link, "COLLECT_QUIET_S", 1.0)  # ten times the typing's gaps
     monkeypatch.setattr(heap, "_last_full", time.monotonic() - 2 * heap.IDLE_COLLECT_EVERY_S)  # due
     ran: list[tuple[float, bool]] = []
     real = heap.collect_when_idle
@@ -65,7 +65,7 @@ async def test_the_full_collection_at_a_turns_end_waits_for_a_pause_in_the_typin
         assert ran == []
         last_key = app.last_input_at
         await wait_for(pilot, lambda: ran, what="the collection", timeout=5)
-        assert ran[0][1] is True and ran[0][0] - last_key >= 0.4
+        assert ran[0][1] is True and ran[0][0] - last_key >= 1.0
         await pilot.press("enter")  # the next turn's end: not due again for two minutes
         await until_idle(pilot, app)
         await pilot.pause(0.6)
