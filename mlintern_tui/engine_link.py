@@ -98,24 +98,28 @@ class EngineLinkMixin:
         # the tools' schemas not cached yet (the first start of this version): building them
         # imports every tool, ~0.25 s, so it happens in a thread and the model shows loading
         try:
-            tools_cached = load_cached(data_dir() / "cache")
+            cache_dir = data_dir() / "cache"
+            tools_cached = load_cached(cache_dir)
         except Exception:  # noqa: BLE001 - an unreadable data dir: building the session says why
-            tools_cached = False
+            cache_dir, tools_cached = None, False
         if model is not None and tools_cached and not needs_litellm(model, self.config.llm.transport):
             self.show_ready(model.label, model.is_demo)
         elif model is not None:
             self.update_status(model_label=model.label, is_demo=model.is_demo, model_ready=False)
-        self.call_after_refresh(self._build_session if tools_cached else self._cache_tools_then_build)
+        if tools_cached:
+            self.call_after_refresh(self._build_session)
+        else:
+            self.call_after_refresh(self._cache_tools_then_build, cache_dir)
 
     @work(group="tool-schemas", exit_on_error=False)
-    async def _cache_tools_then_build(self) -> None:
-        from agent.config import data_dir
+    async def _cache_tools_then_build(self, cache_dir) -> None:
         from agent.tools.lazy import cached_specs
 
-        try:
-            await asyncio.to_thread(cached_specs, data_dir() / "cache")
-        except Exception:  # noqa: BLE001 - the session builds them again and says what failed
-            pass
+        if cache_dir is not None:
+            try:
+                await asyncio.to_thread(cached_specs, cache_dir)
+            except Exception:  # noqa: BLE001 - the session builds them again and says what failed
+                pass
         self._build_session()
 
     def _build_session(self) -> None:

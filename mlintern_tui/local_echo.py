@@ -159,19 +159,19 @@ class LocalEcho:
         if styles is None:
             return None
         text_style, cursor_style, blank_style = styles
-        system = self.app.console._color_system
-        blank_on, blank_off = Strip.render_style(blank_style, "\0", color_system=system).split("\0")
-        rest = self.prompt.content_region.right - (x + 2)
-        before, after = self._strings_for(x, y, text_style, cursor_style)
-        return before, after[:-2] + f"{blank_on}{' ' * rest}{blank_off}\x1b8".encode()
+        return self._strings_for(x, y, text_style, cursor_style,
+                                 (blank_style, self.prompt.content_region.right - (x + 2)))
 
-    def _strings_for(self, x: int, y: int, text_style, cursor_style) -> tuple[bytes, bytes]:
+    def _strings_for(self, x: int, y: int, text_style, cursor_style, blanks=None) -> tuple[bytes, bytes]:
+        """The echo's bytes before and after the character; ``blanks`` (style, count): cells
+        cleared after the cursor."""
         system = self.app.console._color_system
         render = Strip.render_style
         text_on, text_off = render(text_style, "\0", color_system=system).split("\0")
         cursor = render(cursor_style, " ", color_system=system)
+        cleared = "" if blanks is None else render(blanks[0], " " * blanks[1], color_system=system)
         # DECSC/DECRC keep the frame's cursor (position and pen) as it was
-        return (f"\x1b7\x1b[{y + 1};{x + 1}H{text_on}".encode(), f"{text_off}{cursor}\x1b8".encode())
+        return (f"\x1b7\x1b[{y + 1};{x + 1}H{text_on}".encode(), f"{text_off}{cursor}{cleared}\x1b8".encode())
 
     def _cell(self):
         prompt, app = self.prompt, self.app
@@ -195,7 +195,8 @@ class LocalEcho:
             return None  # the cursor starts a row: the cell to its left is not the text's
         x, y = prompt.cursor_screen_offset
         content = prompt.content_region
-        if not (content.x <= x if empty else content.x < x) or not (x + 2 < content.right and content.y <= y < content.bottom):
+        left = content.x if empty else content.x + 1  # typed text: its last character left of x
+        if not (left <= x and x + 2 < content.right and content.y <= y < content.bottom):
             return None  # the character would wrap or scroll the prompt
         compositor = screen._compositor
         try:
@@ -203,12 +204,11 @@ class LocalEcho:
                 widget, region = compositor.get_widget_at(cell_x, y)
                 if widget is not prompt:
                     return None  # something drawn over the prompt (a menu, a toast)
-            if empty and screen._compositor.get_widget_at(content.right - 1, y)[0] is not prompt:
+            if empty and compositor.get_widget_at(content.right - 1, y)[0] is not prompt:
                 return None  # the end of the row the echo clears is covered
         except Exception:  # noqa: BLE001 - Textual's NoWidget, or a map being rebuilt
             return None
         return x, y, region, empty
-
 
     def _placeholder_width(self) -> int:
         """The prompt's placeholder in cells (measured once per placeholder text)."""
