@@ -15,11 +15,13 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from agent.cache_files import read_json, write_json
 
-from agent.protocol import ApprovalRule
+if TYPE_CHECKING:
+    from agent.config_schema import Config, LLMSettings
+
 
 #: set by ``--budget``: the YOLO cap for this run, over the config file
 BUDGET_ENV = "MLINTERN_BUDGET_USD"
@@ -27,6 +29,15 @@ BUDGET_ENV = "MLINTERN_BUDGET_USD"
 
 class ConfigError(Exception):
     """The config file cannot be used; the message says what to fix."""
+
+
+def __getattr__(name: str) -> Any:
+    # the schema (pydantic) loads when a module first asks for it, not with the paths and files
+    if name in ("Config", "LLMSettings"):
+        from agent import config_schema
+
+        return getattr(config_schema, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def data_dir() -> Path:
@@ -46,118 +57,6 @@ def config_path() -> Path:
         return Path(home).expanduser() / "config.json"
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "mlintern" / "config.json"
-
-
-class LLMSettings(BaseModel):
-    model_config = ConfigDict(defer_build=True, extra="forbid")
-
-    max_attempts: int = Field(6, ge=1, le=20, description="attempts per LLM request, first included")
-    backoff_base_s: float = Field(2.0, ge=0)
-    backoff_max_s: float = Field(60.0, ge=0)
-    request_timeout_s: float = Field(600.0, gt=0)
-    stall_timeout_s: float = Field(60.0, gt=0, description=(
-        "a stream that sends no data for this long is cut and retried (the request timeout bounds the whole call)"))
-    max_retry_after_s: float = Field(300.0, ge=0, description="longest Retry-After we honour")
-    transport: Literal["auto", "litellm", "direct"] = Field(
-        "auto",
-        description="auto: stream local servers, the HF router and OPENAI_BASE_URL servers (other than "
-        "OpenAI's or Azure's own API) directly, without loading litellm; litellm: always litellm; "
-        "direct: also OPENAI_BASE_URL pointing at OpenAI's or Azure's API",
-    )
-
-
-class Config(BaseModel):
-    """Settings with their defaults. Unknown keys are errors (typos must not pass silently)."""
-
-    model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True)
-
-    model: str | None = None
-    reasoning_effort: str | None = None
-    max_iterations: int = Field(300, description="LLM calls per turn; -1 for no limit")
-    approval_mode: Literal["ask", "auto", "yolo"] = "auto"
-    yolo_cap_usd: float = Field(5.0, ge=0, description="YOLO budget per session (USD), LLM spend included")
-    confirm_cpu_jobs: bool = True
-    approval_rules: list[ApprovalRule] = Field(
-        default_factory=list, description="always allow/deny rules for every project (see agent/rules.py)")
-    project_approval_rules: dict[str, list[ApprovalRule]] = Field(
-        default_factory=dict, description="always allow/deny rules per project directory")
-    jobs_backend: Literal["auto", "local", "hf"] = Field(
-        "auto", description="auto: Hugging Face Jobs when an HF token is set, else local CPU processes")
-    compaction_threshold: float = Field(0.9, gt=0.1, le=1.0)
-    context_windows: dict[str, int] = Field(default_factory=dict)
-    model_prices: dict[str, dict[str, float]] = Field(
-        default_factory=dict,
-        description="per-model prices: {input_per_mtok, output_per_mtok[, cache_read_per_mtok]}",
-    )
-    llm: LLMSettings = Field(default_factory=LLMSettings)
-    theme: str | None = None
-    cursor_blink: bool = Field(False, description=(
-        "blink the prompt's cursor (off: a steady cursor, and an idle app draws nothing at all)"))
-    save_sessions: bool = Field(True, description="keep every session in <data dir>/sessions.db for /resume")
-    model_titles: bool = Field(
-        default_factory=lambda: os.environ.get("MLINTERN_MODEL_TITLES", "1") != "0",
-        description="once the first answer starts, ask the model for a short session title (a tiny call, shown as "
-        "'title' in /cost); off: the first prompt is the title (default on; MLINTERN_MODEL_TITLES=0 turns it off)")
-    wake_on_job_end: bool = Field(
-        True, description="when a job the agent started ends while it is idle, start a turn with the news")
-    pass_env: list[str] = Field(
-        default_factory=list,
-        description="credentials (by variable name) that bash and local jobs may see; every other key, token and "
-        "secret is left out of their environment")
-    endpoints: dict[str, str] = Field(
-        default_factory=dict,
-        description="service URLs for mirrors and tests: hub, datasets_server, github_api, arxiv, ar5iv, "
-        "semantic_scholar, web_search, hf_router (environment variables win: HF_ENDPOINT, MLINTERN_*_URL, "
-        "GITHUB_API_URL, HF_ROUTER_BASE_URL)")
-    research_model: str | None = Field(None, description="model for the research sub-agent (default: the main model)")
-    research_max_iterations: int = Field(40, ge=1, le=200, description="model calls per research run")
-    research_max_tokens: int = Field(500_000, ge=10_000, description=(
-        "tokens a research run may use, prompt and completion summed over its calls (it wraps up at 80%; its "
-        "context also stays within 80% of the research model's window)"))
-    knowledge_cache_ttl_s: float = Field(86_400.0, ge=0, description="the longest a cached papers/docs/API answer is reused (0: never cached)")
-    mcp_servers: dict[str, Any] = Field(default_factory=dict, alias="mcpServers")
-    messaging: dict[str, Any] = Field(default_factory=dict, description=(
-        "Slack destinations for the notify tool and automatic news: enabled, auto_event_types, destinations "
-        "(checked at start; see agent/messaging.py)"))
-    max_parallel_tools: int = Field(8, ge=1, le=64, description="tool calls of one model reply that run at once")
-    doom_loop_pause: bool = Field(True, description=(
-        "in the app, a repetition guard pauses the turn and offers remedies (stop, a hint, another model, "
-        "continue); headless runs always just tell the model to change approach"))
-    share_traces: Literal["off", "private", "public"] = Field("off", description=(
-        "upload this session's trace (redacted, after you accept its preview) to {user}/mlintern-sessions"))
-    share_traces_preaccepted: bool = Field(False, description="upload without showing the preview first")
-    trace_redact_patterns: list[str] = Field(default_factory=list, description="more regular expressions to mask in traces")
-    trace_redact_home: bool = Field(True, description="mask your home directory in traces as ~")
-    heartbeat_s: float = Field(60.0, gt=0, description="seconds between store flushes and trace uploads")
-    terminal_notifications: Literal["auto", "bell", "osc9", "osc777", "off"] = Field("auto", description=(
-        "how the app signals an approval waiting or a turn or job ending while the terminal is unfocused: "
-        "auto (OSC 777 and OSC 9, then a bell), bell, osc9, osc777, off"))
-    local_echo: bool = Field(True, description=(
-        "draw a character typed into the prompt at once, from the thread that reads keys, before the "
-        "app's loop handles it (the loop draws it again a moment later)"))
-    frame_pacing: bool = Field(True, description=(
-        "when frames get expensive (a long conversation flooded with tool calls) and no key or click "
-        "asked for one, draw the screen less often, so that drawing takes at most a third of the app's time"))
-
-    @field_validator("endpoints")
-    @classmethod
-    def _known_endpoints(cls, value: dict[str, str]) -> dict[str, str]:
-        from agent.endpoints import ENDPOINT_DEFAULTS
-
-        unknown = sorted(set(value) - set(ENDPOINT_DEFAULTS))
-        if unknown:
-            raise ValueError(f"unknown endpoint(s) {', '.join(unknown)}; known: {', '.join(ENDPOINT_DEFAULTS)}")
-        for name, url in value.items():
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"endpoint {name} must be an http(s) URL, got {url!r}")
-        return value
-
-    @field_validator("reasoning_effort", mode="before")
-    @classmethod
-    def _known_effort(cls, value: Any) -> str | None:
-        from agent.llm.effort import normalise_effort  # no litellm behind it
-
-        return normalise_effort(value)
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -267,6 +166,10 @@ def _load_file(path: Path) -> Config:
 def config_from_text(raw_text: str | None, path: Path) -> Config:
     """The settings a config file with this text holds (defaults for none); ConfigError says
     what is wrong with it."""
+    from pydantic import ValidationError
+
+    from agent.config_schema import Config
+
     if raw_text is None or not raw_text.strip():
         return Config()
     raw = _parse_json(raw_text, path, "config file ")
@@ -346,3 +249,136 @@ def edit_config(what: str, change: Callable[[dict[str, Any]], None], path: Path 
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
     return path
+
+
+# --------------------------------------------------------------------------- the first frame's settings
+#
+# Reading the file through its schema means importing pydantic and building the models, ~0.1 s
+# of the ~0.4 s the app takes to its first frame. The few settings that frame is drawn with are
+# kept from the last start (``remember_early_settings``) with a key of everything that made
+# them: the file's text, the variables it refers to, the --budget cap, the schema's source and
+# the permission record. When the key still matches, the app draws its first frame with them
+# and reads the file for real just after; when anything changed, it reads the file first, as
+# it always did. No secrets are kept: only these fields, in a file only the user can read.
+
+#: what the app's first frame is drawn with: (setting, the values it may have)
+EARLY_FIELDS: dict[str, tuple[type, ...] | tuple[str, ...]] = {
+    "model": (str, type(None)),
+    "theme": (str, type(None)),
+    "approval_mode": ("ask", "auto", "yolo"),
+    "yolo_cap_usd": (int, float),
+    "wake_on_job_end": (bool,),
+    "cursor_blink": (bool,),
+    "local_echo": (bool,),
+    "frame_pacing": (bool,),
+    "llm_transport": ("auto", "litellm", "direct"),  # config.llm.transport
+    "hf_router": (str, type(None)),  # config.endpoints["hf_router"], when set
+}
+EARLY_FILE = "first-frame.json"
+
+
+class _EarlyLLM:
+    def __init__(self, transport: str):
+        self.transport = transport
+
+
+class EarlySettings:
+    """The settings the app's first frame is drawn with, as the config file gave them at an
+    earlier start (``early_settings``). Only those: asking for any other is a bug, and raises
+    rather than deciding anything on a setting that was not read."""
+
+    def __init__(self, values: dict[str, Any]):
+        self._values = {name: values[name] for name in EARLY_FIELDS}
+        self.llm = _EarlyLLM(values["llm_transport"])
+        self.endpoints = {"hf_router": values["hf_router"]} if values["hf_router"] else {}
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("_values", {})
+        if name in values and name not in ("llm_transport", "hf_router"):
+            return values[name]
+        raise AttributeError(f"the setting {name!r} is not known before the config file is read "
+                             "(agent.config.EarlySettings holds only the first frame's)")
+
+
+def _early_path() -> Path:
+    return data_dir() / "cache" / EARLY_FILE
+
+
+def _early_key(path: Path, text: str | None) -> str:
+    import hashlib
+
+    def stamp(file: Path) -> str:
+        try:
+            st = file.stat()
+        except OSError:
+            return "-"
+        return f"{st.st_size}:{st.st_mtime_ns}"
+
+    env = os.environ
+    names = sorted({m.group(1) for m in _VAR.finditer(text or "")})
+    parts = [
+        "1",
+        str(path.expanduser().absolute()),
+        "\0none" if text is None else text,
+        env.get(BUDGET_ENV, ""),
+        *(f"{name}={env[name]}" if name in env else f"{name}\0unset" for name in names),
+        stamp(Path(__file__).with_name("config_schema.py")),
+        stamp(data_dir() / "permissions.json"),  # agent.permissions.STORE_FILE
+    ]
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    return digest.hexdigest()
+
+
+def _early_values(config: Any) -> dict[str, Any]:
+    values = {name: getattr(config, name) for name in EARLY_FIELDS if name not in ("llm_transport", "hf_router")}
+    values["llm_transport"] = config.llm.transport
+    values["hf_router"] = (config.endpoints or {}).get("hf_router")
+    return values
+
+
+def _well_formed(values: Any) -> bool:
+    if not isinstance(values, dict):
+        return False
+    for name, allowed in EARLY_FIELDS.items():
+        if name not in values:
+            return False
+        value = values[name]
+        if isinstance(allowed[0], str):
+            if value not in allowed:
+                return False
+        elif not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            return False
+    return True
+
+
+def early_settings(path: Path | None = None) -> EarlySettings | None:
+    """The first frame's settings as the config file gave them when the app last started with
+    it unchanged (and with nothing else they depend on changed); None otherwise. ~1 ms, no
+    pydantic. The caller still reads the file with ``load_config`` (that is what counts)."""
+    path = path or config_path()
+    try:
+        text = _read_config_text(path, "")
+        data = read_json(_early_path())
+    except (ConfigError, OSError):
+        return None
+    if not (isinstance(data, dict) and data.get("key") == _early_key(path, text) and _well_formed(data.get("settings"))):
+        return None
+    return EarlySettings(data["settings"])
+
+
+def remember_early_settings(config: Any, path: Path | None = None) -> bool:
+    """Keep ``config``'s first-frame settings (the ones in force, as the app runs with them)
+    for the next start with this file as it is now. False when they could not be written,
+    which costs the next start ~0.1 s and nothing else."""
+    path = path or config_path()
+    try:
+        text = _read_config_text(path, "")
+        record = {"key": _early_key(path, text), "settings": _early_values(config)}
+        target = _early_path()
+    except (ConfigError, OSError):
+        return False
+    if read_json(target) == record:
+        return True
+    return write_json(target, record)

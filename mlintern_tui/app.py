@@ -24,18 +24,18 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Footer, Static, Tab, Tabs
 
-from agent.config import Config, ConfigError, config_path, load_config, save_config_value
-from agent.costs import CostLedger
-from agent.protocol import ApprovalRequired, Guard, Pin, Shutdown, Steer, ToolDecision, UserInput
+# Neither pydantic nor the protocol's models are imported on the way to the first frame (~0.1 s):
+# ops are made where they are sent, and the config file is read through its schema just after
+# that frame when it has not changed since the last start (agent.config.early_settings)
+from agent.config import ConfigError, config_path, early_settings, load_config, save_config_value
+from agent.terminal_text import visible
 from mlintern_tui import hangup, heap
 from mlintern_tui.approvals import GRACE_S, ApprovalsMixin
-from mlintern_tui.bridge import Bridge
 from mlintern_tui.clipboard import CopyMixin
 from mlintern_tui.commands import MODES, REGISTRY, SlashCommandProvider
 from mlintern_tui.engine_link import EngineLinkMixin
 from mlintern_tui.jobs_view import JobsViewMixin
 from mlintern_tui.pacing import PacedScreen
-from mlintern_tui.terminal_safe import visible
 from themes import DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
 from widgets.conversation import Conversation
 from widgets.key_footer import KeyFooter
@@ -49,7 +49,10 @@ from widgets.tool_log import ToolLogPane
 if TYPE_CHECKING:
     from textual.worker import Worker
 
-    from agent.protocol import Event
+    from agent.config import Config, EarlySettings
+    from agent.costs import CostLedger
+    from agent.protocol import ApprovalRequired, Event, Guard, ToolDecision
+    from mlintern_tui.bridge import Bridge
     from mlintern_tui.compaction_link import CompactionLink
     from mlintern_tui.remedies import RemedyLink
     from mlintern_tui.runs_link import RunsLink
@@ -114,7 +117,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         model: str | None = None,
         yolo: bool = False,
         max_iterations: int | None = None,
-        config: Config | None = None,
+        config: Config | EarlySettings | None = None,
         cwd: Path | None = None,
         start_engine: bool = True,
         jobs_backend: str | None = None,
@@ -127,12 +130,14 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self.config_error: str | None = None
         #: the user's own file: its permissions are compared with what they agreed to before the engine starts
         self.check_permissions = config is None
+        #: the first frame is drawn with the settings the unchanged file gave at the last start;
+        #: the file itself is read just after it (``_read_config``), and nothing starts before
+        self.config_pending = False
         if config is None:
-            try:
-                config = load_config()
-            except ConfigError as exc:  # nothing starts until the user decides (on_mount), the file is never written
-                self.config_error = str(exc)
-                config = Config()
+            config = early_settings()
+            self.config_pending = config is not None
+        if config is None:
+            config = self._load_user_config()
         self.yolo_arg = yolo
         self.model_arg = model
         self.status_info = StatusInfo()
@@ -142,8 +147,8 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self.start_engine = start_engine
         self.jobs_backend = jobs_backend
         self.session = None
-        self.bridge = Bridge(self)
-        self.costs = CostLedger()
+        self._bridge: Bridge | None = None
+        self._costs: CostLedger | None = None
         #: the mode asked for with ctrl+t or /mode that the engine has not confirmed yet
         self._mode_requested: str | None = None
         self.queued: list[tuple[str, Any]] = []
@@ -177,7 +182,42 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
             self.register_theme(theme)
         self._first_theme()
 
-    def use_config(self, config: Config) -> None:
+    def _load_user_config(self) -> Config:
+        """The config file read through its schema; on an error, the defaults (and
+        ``config_error`` says why: nothing starts until the user decides, the file is never written)."""
+        try:
+            return load_config()
+        except ConfigError as exc:
+            from agent.config import Config
+
+            self.config_error = str(exc)
+            return Config()
+
+    @property
+    def bridge(self) -> Bridge:
+        """From the engine's events to the widgets: made (with the protocol's models) when the
+        session attaches, or when a test hands it an event."""
+        if self._bridge is None:
+            from mlintern_tui.bridge import Bridge
+
+            self._bridge = Bridge(self)
+            self._bridge.start_timers()
+        return self._bridge
+
+    @property
+    def costs(self) -> CostLedger:
+        """The session's spend (what /cost shows)."""
+        if self._costs is None:
+            from agent.costs import CostLedger
+
+            self._costs = CostLedger()
+        return self._costs
+
+    @costs.setter
+    def costs(self, ledger: CostLedger) -> None:
+        self._costs = ledger
+
+    def use_config(self, config: Config | EarlySettings) -> None:
         """The settings this run goes by: at start, or once a broken config file was fixed or skipped."""
         self.config = config
         self.base_mode = "auto" if config.approval_mode == "yolo" else config.approval_mode
@@ -229,7 +269,21 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self.prompt.commands = REGISTRY.hints()
         self.query_one(StatusBar).info = self.status_info
         self._apply_width(self.size.width)
-        self.bridge.start_timers()
+        if self.config_pending:  # the file is read once this frame is out; then the engine starts
+            if self.start_engine:
+                self.show_model()
+            self.call_after_refresh(self._read_config)
+        else:
+            self._start_with_config()
+        try:  # SIGTERM or a closed terminal: stop tools and local jobs like ctrl+q does, then exit for sure
+            loop = asyncio.get_running_loop()
+            self._signals_off = hangup.install(
+                lambda signum: loop.call_soon_threadsafe(self.call_later, self.quit_on_signal, signum),
+                driver=self._driver)
+        except (RuntimeError, ValueError, AttributeError):  # not the main thread, or no SIGHUP
+            pass
+
+    def _start_with_config(self) -> None:
         if self.config_error:  # nothing starts on defaults behind the user's back: they decide first
             from mlintern_tui.screens.broken_config import BrokenConfigScreen
 
@@ -240,13 +294,30 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
             settle_then_boot(self)
         elif self.start_engine:
             self.boot_engine()
-        try:  # SIGTERM or a closed terminal: stop tools and local jobs like ctrl+q does, then exit for sure
-            loop = asyncio.get_running_loop()
-            self._signals_off = hangup.install(
-                lambda signum: loop.call_soon_threadsafe(self.call_later, self.quit_on_signal, signum),
-                driver=self._driver)
-        except (RuntimeError, ValueError, AttributeError):  # not the main thread, or no SIGHUP
-            pass
+
+    def _read_config(self) -> None:
+        """The config file through its schema, just after the first frame (drawn with what the
+        unchanged file gave at the last start). It is what counts: a setting that differs from
+        that frame's (a stale record) is applied now, an error opens the broken-config dialog as
+        at any start, and only then are permissions checked and the engine started."""
+        if self._shutting_down:
+            return
+        early = self.config
+        config = self._load_user_config()
+        self.config_pending = False
+        self.use_config(config)
+        self.update_status()
+        if self.config_error:  # the model named in the first frame does not start until the user decides
+            self.update_status(model_label="starting…", model_ready=False, is_demo=False)
+            self.query_one("#banner").set_class(True, "-hidden")
+        self.prompt.cursor_blink = config.cursor_blink
+        if config.theme != early.theme:
+            self._apply_theme()
+        if isinstance(self.screen_stack[0], PacedScreen):
+            self.screen_stack[0].paced = config.frame_pacing
+        if not config.local_echo and self._echo is not None:
+            self._echo.off()
+        self._start_with_config()
 
     def on_ready(self) -> None:
         heap.startup_over()  # the first frame is out
@@ -414,6 +485,8 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
             # user_message (steered) says where it landed. Not while the session does other work
             # (a model switch, /compact): a steer would wait there for the next turn
             await self.conversation.add_steer(text)
+            from agent.protocol import Steer
+
             self.submit(Steer(text=text))
             return
         busy = self.session is None or self.status_info.busy or self.session.busy
@@ -434,6 +507,8 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
 
     def _send(self, text: str) -> None:
         self.update_status(busy=True)
+        from agent.protocol import UserInput
+
         self.submit(UserInput(text=text))
 
     def _deliver_next(self) -> None:
@@ -526,6 +601,8 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         if self.session is not None:
             if self.session.busy:
                 self.session.interrupt()  # a running turn ends with the app: its commands stop now
+            from agent.protocol import Shutdown
+
             self.session.submit(Shutdown())
             runner = self.session._runner
             if runner is not None:
@@ -574,6 +651,8 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         when = " once the running turn ends" if self.session.busy else ""
         self.notify(f"{'Unpinning' if message.remove else 'Pinning'} {what}{when}: {quoted_start(message.text)}"
                     + ("" if message.remove else ". It survives every compaction; /pins lists what is pinned."))
+        from agent.protocol import Pin
+
         self.submit(Pin(text=message.text, remove=message.remove))
 
     def on_conversation_selecting_stopped(self, message: Conversation.SelectingStopped) -> None:

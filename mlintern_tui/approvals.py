@@ -9,11 +9,12 @@ Mixed into ``MLInternApp``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 
-from agent.protocol import ApprovalRequired, ExecApproval, ToolDecision
+if TYPE_CHECKING:
+    from agent.protocol import ApprovalRequired, ToolDecision
 
 #: keys pressed within this many seconds of a card appearing are ignored: a user typing in the
 #: prompt when a card opens must not answer it by accident (mlintern_tui/screens/approval.py)
@@ -58,6 +59,7 @@ class ApprovalsMixin:
         event = self.pending_approval
         if event is None:
             return
+        from agent.protocol import ExecApproval, ToolDecision
         from mlintern_tui.screens.approval import ApprovalScreen  # the first card loads it, not the first frame
 
         items = event.items

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from agent.protocol import Feedback, New, Pin, Rename, SetEffort, SetModel, SetYolo, Undo
 from widgets.prompt import CommandHint
 
 if TYPE_CHECKING:
@@ -102,18 +101,24 @@ async def _help(app: MLInternApp, arg: str) -> None:
 
 @REGISTRY.add("/new", "/new", "Start a fresh conversation")
 async def _new(app: MLInternApp, arg: str) -> None:
+    from agent.protocol import New
+
     app.submit(New())
     await app.notice("info", "Started a new conversation.")
 
 
 @REGISTRY.add("/clear", "/clear", "New conversation and clear the screen")
 async def _clear(app: MLInternApp, arg: str) -> None:
+    from agent.protocol import New
+
     app.submit(New())
     await app.conversation.clear_blocks()
 
 
 @REGISTRY.add("/undo", "/undo", "Remove the last turn")
 async def _undo(app: MLInternApp, arg: str) -> None:
+    from agent.protocol import Undo
+
     app.submit(Undo())
 
 
@@ -131,6 +136,8 @@ async def _pin(app: MLInternApp, arg: str) -> None:
         await app.notice("info", "Usage: /pin <fact>, e.g. /pin the eval set is test_clean.jsonl: never train on it. "
                                  "/unpin <fact> removes one.")
         return
+    from agent.protocol import Pin
+
     app.submit(Pin(text=text))
 
 
@@ -148,6 +155,8 @@ async def _unpin(app: MLInternApp, arg: str) -> None:
                                       "Nothing is pinned.")
             return
         text = pins[int(text) - 1]
+    from agent.protocol import Pin
+
     app.submit(Pin(text=text, remove=True))
 
 
@@ -200,6 +209,8 @@ async def _rename(app: MLInternApp, arg: str) -> None:
         await app.notice("info", "Usage: /rename <title>, e.g. /rename Qwen SFT on support tickets. "
                                  + (f"This session is “{current}”." if current else "This session has no title yet."))
         return
+    from agent.protocol import Rename
+
     app.submit(Rename(title=title))
 
 
@@ -208,6 +219,8 @@ async def _model(app: MLInternApp, arg: str) -> None:
     if not arg:
         app.show_model_picker()
         return
+    from agent.protocol import SetModel
+
     app.submit(SetModel(model=arg))
 
 
@@ -224,6 +237,8 @@ async def _effort(app: MLInternApp, arg: str) -> None:
     if arg not in EFFORT_LEVELS:
         await app.notice("error", f"Unknown effort {arg!r}; use one of {', '.join(EFFORT_LEVELS)}.")
         return
+    from agent.protocol import SetEffort
+
     app.submit(SetEffort(effort=None if arg == "off" else arg))
 
 
@@ -252,6 +267,8 @@ async def _yolo(app: MLInternApp, arg: str) -> None:
             await app.notice("error", f"/yolo takes a dollar cap, e.g. /yolo 2.50 (got {arg!r}).")
             return
     enabled = True if cap is not None else app.status_info.mode != "yolo"
+    from agent.protocol import SetYolo
+
     app.submit(SetYolo(enabled=enabled, cap_usd=cap))
 
 
@@ -293,6 +310,8 @@ async def _feedback(app: MLInternApp, arg: str) -> None:
         await app.notice("info" if not arg else "error",
                          "Usage: /feedback good|bad [comment], e.g. /feedback bad it ignored my dataset's test split.")
         return
+    from agent.protocol import Feedback
+
     app.submit(Feedback(rating=rating.lower(), comment=" ".join(comment.split())))  # type: ignore[arg-type]
 
 

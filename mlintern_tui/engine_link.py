@@ -15,32 +15,18 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 from textual.content import Content
 
-from agent.protocol import (
-    ListModels,
-    LLMCall,
-    McpAction,
-    McpStatus,
-    ModelList,
-    Op,
-    Ready,
-    Receipt,
-    Resume,
-    ResumeComplete,
-    SetApprovalMode,
-    SetModel,
-    SettingsChanged,
-)
+from agent.terminal_text import visible
 from mlintern_tui import __version__, heap
 from mlintern_tui.commands import MODE_HELP
-from mlintern_tui.terminal_safe import visible
 from widgets.status import StatusBar
 
 #: how long no key must have come before the full collection a turn's end asks for runs
 COLLECT_QUIET_S = 2.0
 
 if TYPE_CHECKING:
-    from agent.config import Config
+    from agent.config import Config, EarlySettings
     from agent.costs import CostLedger
+    from agent.protocol import LLMCall, McpStatus, ModelList, Op, Ready, Receipt, ResumeComplete, SettingsChanged
     from mlintern_tui.bridge import Bridge
     from mlintern_tui.mcp_watch import McpWatch
     from mlintern_tui.screens.mcp_screen import McpScreen
@@ -50,7 +36,7 @@ if TYPE_CHECKING:
 
 class EngineLinkMixin:
     # set by the app's __init__
-    config: Config
+    config: Config | EarlySettings
     session: Any
     bridge: Bridge
     costs: CostLedger
@@ -85,6 +71,15 @@ class EngineLinkMixin:
         and local servers, the HF router) is shown ready at once: a prompt sent before the
         session is there waits in the queue and goes when it is (``on_engine_ready``). A model
         litellm serves shows "(loading)" until litellm is loaded, in a thread."""
+        tools_cached, cache_dir = self.show_model()
+        if tools_cached:
+            self.call_after_refresh(self._build_session)
+        else:
+            self.call_after_refresh(self._cache_tools_then_build, cache_dir)
+
+    def show_model(self) -> tuple[bool, Any]:
+        """The model in the status bar, ready unless litellm or the tools' schemas must load
+        first; returns whether those schemas are cached, and where."""
         from agent.config import data_dir
         from agent.endpoints import router_base
         from agent.llm.models import default_model_id, needs_litellm, resolve_model
@@ -106,10 +101,7 @@ class EngineLinkMixin:
             self.show_ready(model.label, model.is_demo)
         elif model is not None:
             self.update_status(model_label=model.label, is_demo=model.is_demo, model_ready=False)
-        if tools_cached:
-            self.call_after_refresh(self._build_session)
-        else:
-            self.call_after_refresh(self._cache_tools_then_build, cache_dir)
+        return tools_cached, cache_dir
 
     @work(group="tool-schemas", exit_on_error=False)
     async def _cache_tools_then_build(self, cache_dir) -> None:
@@ -127,6 +119,11 @@ class EngineLinkMixin:
             return
         from agent.session import Session
 
+        if getattr(self, "check_permissions", False) and not getattr(self, "config_error", None):
+            from agent.config import remember_early_settings
+
+            # what the next start's first frame is drawn with, if the file has not changed by then
+            remember_early_settings(self.config)
         try:
             session = Session(self.config, model_id=self.model_arg, cwd=self.cwd,
                               approval_mode=self.start_mode, max_iterations=self.max_iterations,
@@ -236,12 +233,16 @@ class EngineLinkMixin:
 
         def picked(chosen: str | None) -> None:
             if chosen:
+                from agent.protocol import SetModel
+
                 self.submit(SetModel(model=chosen))
 
         self.push_screen(ModelPicker(), callback=picked)  # type: ignore[attr-defined]
 
     def on_model_picker_list_requested(self, message: ModelPicker.ListRequested) -> None:
         if self.session is not None:  # no session: the picker keeps saying it is asking
+            from agent.protocol import ListModels
+
             self.submit(ListModels(refresh=message.refresh))
 
     def on_model_list(self, event: ModelList) -> None:
@@ -276,6 +277,8 @@ class EngineLinkMixin:
 
     def on_mcp_screen_action_requested(self, message: McpScreen.ActionRequested) -> None:
         if self.session is not None:
+            from agent.protocol import McpAction
+
             self.submit(McpAction(action=message.action, server=message.server))  # type: ignore[arg-type]
         elif message.action != "status" and self._mcp_screen is not None:
             self._mcp_screen.show_error("The agent is still starting: try again in a moment.")
@@ -307,6 +310,8 @@ class EngineLinkMixin:
             return
         await self.notice("info", f"Resuming session {target[:12]}…")  # before the op: the answer clears the view
         self.update_status(busy=True)  # until resume_complete (or the error) arrives
+        from agent.protocol import Resume
+
         self.submit(Resume(target_session_id=target))
 
     def show_title(self, title: str) -> None:
@@ -338,7 +343,7 @@ class EngineLinkMixin:
         """The resumed session's model calls and job costs, read back from the store (in a
         thread) into /cost's ledger; what arrived since the resume is already in it."""
         from agent.protocol import JobUpdate as JobUpdateEvent
-        from agent.protocol import parse_event
+        from agent.protocol import LLMCall, parse_event
 
         store = getattr(self.session, "store", None)
         if store is None:
@@ -467,6 +472,8 @@ class EngineLinkMixin:
         if not self.engine_ready():
             return
         self._mode_requested = mode
+        from agent.protocol import SetApprovalMode
+
         self.submit(SetApprovalMode(mode=mode))  # type: ignore[arg-type]  # applies to the next call, even mid-turn
 
     def update_status(self, **changes: Any) -> None:

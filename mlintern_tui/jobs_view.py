@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Callable
 from textual import work
 from textual.widgets import Tab, Tabs
 
-from agent.protocol import JobUpdate
-
 if TYPE_CHECKING:
     from textual.screen import Screen
 
+    from agent.protocol import JobUpdate
     from widgets.jobs_pane import JobsPane
 
 

@@ -108,6 +108,12 @@ class LocalEcho:
     def stop(self, reason: str) -> None:
         """Off for the rest of the run, and the user is told why (keys still echo, from the
         loop)."""
+        self.off()
+        self.app.call_later(self.app.notify, f"Local echo is off for this run ({reason}); keys show when the app "
+                            "draws them. Set local_echo: false to keep it off.", severity="warning", timeout=10)
+
+    def off(self) -> None:
+        """Off for the rest of the run (the config says so, or ``stop``)."""
         driver, app = self.driver, self.app
         driver.echo_on = False
         driver.echo_slot = None
@@ -116,8 +122,6 @@ class LocalEcho:
             app._echo = None
         if getattr(self.prompt, "local_echo", None) is self:
             self.prompt.local_echo = None
-        app.call_later(app.notify, f"Local echo is off for this run ({reason}); keys show when the app draws "
-                       "them. Set local_echo: false to keep it off.", severity="warning", timeout=10)
 
     def _publish(self) -> None:
         driver = self.driver

@@ -20,7 +20,6 @@ from textual.reactive import var
 from textual.widget import Widget
 from textual.widgets import Static
 
-from agent.protocol import AwayJob, Receipt, TranscriptItem
 from widgets.markdown_view import StreamedMarkdown, settled_virtual_size
 from widgets.pin_mark import pin_text, show_pinned
 from widgets.receipt import CostReport, ReceiptLine
@@ -28,7 +27,7 @@ from widgets.tool_card import ToolCard
 from widgets.user_block import UserBlock
 
 if TYPE_CHECKING:
-    from agent.protocol import Compacted, CompactionPreview
+    from agent.protocol import AwayJob, Compacted, CompactionPreview, Receipt, TranscriptItem
     from widgets.compaction_card import CompactionLedgerCard, CompactionPreviewCard
     from widgets.away_card import AwayCard
 

@@ -7,12 +7,13 @@ the sum as $0: a model or GPU without a price would otherwise look free.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.content import Content
 from textual.widget import Widget
 
-from agent.protocol import Receipt
+if TYPE_CHECKING:
+    from agent.protocol import Receipt
 
 
 def _k(n: int) -> str:

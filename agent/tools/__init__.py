@@ -4,7 +4,10 @@ when the tool is first needed."""
 
 from __future__ import annotations
 
-from agent.tools.base import Tool
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the package is imported before the app's first frame (agent.tools.lazy): no pydantic
+    from agent.tools.base import Tool
 
 
 def default_tools(*, sandbox: bool = False) -> list[Tool]:

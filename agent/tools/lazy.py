@@ -21,10 +21,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from agent.cache_files import read_json, write_json
-from agent.tools.base import Tool
+
+if TYPE_CHECKING:
+    from agent.tools.base import Tool
 
 #: the built-in tools in the order the model sees them (the reference's §2 order: runtime,
 #: research, knowledge, plan, jobs, Hub writes, GitHub, API): (name, module, class)
@@ -120,11 +122,19 @@ _memo: str | None = None
 
 
 def fingerprint() -> str:
-    """What the schemas depend on: every file of the ``agent`` package and the versions."""
-    import pydantic
+    """What the schemas depend on: every file of the ``agent`` package, Python's version and
+    pydantic's (its ``version.py`` as installed: asked before the first frame, which does not
+    import pydantic)."""
+    import importlib.util
 
     root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256(f"{sys.version}|{pydantic.VERSION}|{root}".encode())
+    spec = importlib.util.find_spec("pydantic")
+    try:
+        st = os.stat(Path(spec.origin).with_name("version.py"))  # type: ignore[union-attr, arg-type]
+        pydantic_stamp = f"{spec.origin}|{st.st_size}|{st.st_mtime_ns}"  # type: ignore[union-attr]
+    except (AttributeError, TypeError, OSError):
+        pydantic_stamp = "?"
+    digest = hashlib.sha256(f"{sys.version}|{pydantic_stamp}|{root}".encode())
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
