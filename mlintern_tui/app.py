@@ -70,6 +70,19 @@ DEMO_BANNER = (
 )
 
 
+def _config_or_error() -> tuple[Config, str | None]:
+    """The user's config file read through its schema, or the defaults and why it cannot be used."""
+    try:
+        return load_config(), None
+    except ConfigError as exc:
+        error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a broken install (pydantic): said, and nothing starts
+        error = f"the config file could not be read: {type(exc).__name__}: {exc}"
+    from agent.config import Config
+
+    return Config(), error
+
+
 class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App):
     TITLE = "mlintern"
     CSS_PATH = Path(__file__).parent / "app.tcss"
@@ -185,13 +198,8 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
     def _load_user_config(self) -> Config:
         """The config file read through its schema; on an error, the defaults (and
         ``config_error`` says why: nothing starts until the user decides, the file is never written)."""
-        try:
-            return load_config()
-        except ConfigError as exc:
-            from agent.config import Config
-
-            self.config_error = str(exc)
-            return Config()
+        config, self.config_error = _config_or_error()
+        return config
 
     @property
     def bridge(self) -> Bridge:
@@ -272,7 +280,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         if self.config_pending:  # the file is read once this frame is out; then the engine starts
             if self.start_engine:
                 self.show_model()
-            self.call_after_refresh(self._read_config)
+            self.call_after_refresh(lambda: self._read_config())
         else:
             self._start_with_config()
         try:  # SIGTERM or a closed terminal: stop tools and local jobs like ctrl+q does, then exit for sure
@@ -295,15 +303,25 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         elif self.start_engine:
             self.boot_engine()
 
-    def _read_config(self) -> None:
+    @work(group="config", exit_on_error=False)
+    async def _read_config(self) -> None:
         """The config file through its schema, just after the first frame (drawn with what the
         unchanged file gave at the last start). It is what counts: a setting that differs from
         that frame's (a stale record) is applied now, an error opens the broken-config dialog as
-        at any start, and only then are permissions checked and the engine started."""
+        at any start, and only then are permissions checked and the engine started. Read in a
+        thread: importing pydantic and the protocol's models takes ~0.1 s, and keys typed as
+        soon as the prompt shows are drawn meanwhile."""
+        try:
+            config, error = await asyncio.to_thread(_config_or_error)
+        except Exception as exc:  # noqa: BLE001 - not even the defaults could be built: nothing can start
+            self.update_status(model_label="no model", model_ready=False, is_demo=False)
+            await self.notice("error", f"Could not start the agent: reading the settings failed ({type(exc).__name__}: "
+                                       f"{exc}).")
+            return
         if self._shutting_down:
             return
         early = self.config
-        config = self._load_user_config()
+        self.config_error = error
         self.config_pending = False
         self.use_config(config)
         self.update_status()
