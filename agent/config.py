@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 #: set by ``--budget``: the YOLO cap for this run, over the config file
 BUDGET_ENV = "MLINTERN_BUDGET_USD"
+#: in the data dir: the permission settings the user agreed to (agent/permissions.py)
+PERMISSIONS_FILE = "permissions.json"
 
 
 class ConfigError(Exception):
@@ -256,8 +258,9 @@ def edit_config(what: str, change: Callable[[dict[str, Any]], None], path: Path 
 # Reading the file through its schema means importing pydantic and building the models, ~0.1 s
 # of the ~0.4 s the app takes to its first frame. The few settings that frame is drawn with are
 # kept from the last start (``remember_early_settings``) with a key of everything that made
-# them: the file's text, the variables it refers to, the --budget cap, the schema's source and
-# the permission record. When the key still matches, the app draws its first frame with them
+# them: the file's text, the variables it refers to, the --budget cap, the source of the
+# ``agent`` package (the schema and its validators) with pydantic's version, and the
+# permission record. When the key still matches, the app draws its first frame with them
 # and reads the file for real just after; when anything changed, it reads the file first, as
 # it always did. No secrets are kept: only these fields, in a file only the user can read.
 
@@ -322,13 +325,19 @@ def _early_key(path: Path, text: str | None) -> str:
         "\0none" if text is None else text,
         env.get(BUDGET_ENV, ""),
         *(f"{name}={env[name]}" if name in env else f"{name}\0unset" for name in names),
-        stamp(Path(__file__).with_name("config_schema.py")),
-        stamp(data_dir() / "permissions.json"),  # agent.permissions.STORE_FILE
+        _package_stamp(),
+        stamp(data_dir() / PERMISSIONS_FILE),
     ]
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
     return digest.hexdigest()
+
+
+def _package_stamp() -> str:
+    from agent.tools.lazy import fingerprint_once  # every file of the package, and pydantic's version
+
+    return fingerprint_once()
 
 
 def _early_values(config: Any) -> dict[str, Any]:
@@ -350,7 +359,8 @@ def _well_formed(values: Any) -> bool:
                 return False
         elif not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
             return False
-    return True
+    cap = values["yolo_cap_usd"]
+    return 0 <= cap < float("inf")
 
 
 def early_settings(path: Path | None = None) -> EarlySettings | None:
@@ -378,6 +388,8 @@ def remember_early_settings(config: Any, path: Path | None = None) -> bool:
         record = {"key": _early_key(path, text), "settings": _early_values(config)}
         target = _early_path()
     except (ConfigError, OSError):
+        return False
+    if "@" in (record["settings"]["hf_router"] or ""):  # credentials in the URL: not written anywhere
         return False
     if read_json(target) == record:
         return True

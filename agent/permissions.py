@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from agent.config import Config, ConfigError, config_path, data_dir, edit_config
+from agent.config import PERMISSIONS_FILE, Config, ConfigError, config_path, data_dir, edit_config
 from agent.protocol import ApprovalRule
 
 log = logging.getLogger(__name__)
 
-STORE_FILE = "permissions.json"
+STORE_FILE = PERMISSIONS_FILE
 #: the config keys that say what runs without asking (as written in the file)
 KEYS = ("approval_mode", "yolo_cap_usd", "confirm_cpu_jobs", "approval_rules", "project_approval_rules",
         "pass_env", "mcpServers")

@@ -75,12 +75,9 @@ def _config_or_error() -> tuple[Config, str | None]:
     try:
         return load_config(), None
     except ConfigError as exc:
-        error = str(exc)
-    except Exception as exc:  # noqa: BLE001 - a broken install (pydantic): said, and nothing starts
-        error = f"the config file could not be read: {type(exc).__name__}: {exc}"
-    from agent.config import Config
+        from agent.config import Config
 
-    return Config(), error
+        return Config(), str(exc)
 
 
 class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App):
@@ -89,6 +86,8 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
     COMMANDS = App.COMMANDS | {SlashCommandProvider}
     AUTO_FOCUS = "PromptArea"
     _theme_saved_on_change = False
+    #: a theme picked before the config file was read (``_read_config``): saved once it is
+    _theme_chosen_early: str | None = None
     _signals_off: Callable[[], None] | None = None  # puts back the signal handlers on_mount replaced
     _echo = None  # LocalEcho, on a real terminal (mlintern_tui/local_echo.py)
     _quit_question: Worker | None = None
@@ -228,6 +227,8 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
     def use_config(self, config: Config | EarlySettings) -> None:
         """The settings this run goes by: at start, or once a broken config file was fixed or skipped."""
         self.config = config
+        if getattr(self, "_traces", None) is not None:
+            self._traces.config = config
         self.base_mode = "auto" if config.approval_mode == "yolo" else config.approval_mode
         self.start_mode = "yolo" if self.yolo_arg else config.approval_mode
         yolo_cap = config.yolo_cap_usd if self.start_mode == "yolo" else None
@@ -313,14 +314,17 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         soon as the prompt shows are drawn meanwhile."""
         try:
             config, error = await asyncio.to_thread(_config_or_error)
-        except Exception as exc:  # noqa: BLE001 - not even the defaults could be built: nothing can start
+            if self._shutting_down:
+                return
+            self._settings_read(config, error)
+        except Exception as exc:  # noqa: BLE001 - a broken install (pydantic), a bug: said, and nothing starts
+            self.config_pending = False
             self.update_status(model_label="no model", model_ready=False, is_demo=False)
             await self.notice("error", f"Could not start the agent: reading the settings failed ({type(exc).__name__}: "
                                        f"{exc}).")
-            return
-        if self._shutting_down:
-            return
-        early = self.config
+
+    def _settings_read(self, config: Config, error: str | None) -> None:
+        early, chosen_theme = self.config, self._theme_chosen_early
         self.config_error = error
         self.config_pending = False
         self.use_config(config)
@@ -328,13 +332,20 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         if self.config_error:  # the model named in the first frame does not start until the user decides
             self.update_status(model_label="starting…", model_ready=False, is_demo=False)
             self.query_one("#banner").set_class(True, "-hidden")
+        elif self.start_engine:
+            self.show_model()  # the file's model, should the record have named another
         self.prompt.cursor_blink = config.cursor_blink
-        if config.theme != early.theme:
+        if chosen_theme is not None:  # picked before the file was read: the user's choice stands
+            self._theme_chosen_early = None
+            self.watch_theme(chosen_theme)
+        elif config.theme != early.theme:
             self._apply_theme()
         if isinstance(self.screen_stack[0], PacedScreen):
             self.screen_stack[0].paced = config.frame_pacing
         if not config.local_echo and self._echo is not None:
             self._echo.off()
+        elif config.local_echo and self._echo is None and self._first_frame_out:
+            self._start_local_echo()
         self._start_with_config()
 
     def on_ready(self) -> None:
@@ -392,7 +403,9 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
 
     async def on_event(self, event) -> None:
         if isinstance(event, events.InputEvent) and not event.is_forwarded:
-            self.last_input_at = time.perf_counter()
+            self.last_input_at = now = time.perf_counter()
+            if isinstance(event, events.Key):  # a dialog opened mid-typing tells keys from answers by them
+                self.previous_key_at, self.last_key_at = self.last_key_at, now
             if self._echo is not None:
                 self._echo.arrived(event)
             screen = self.main_screen if self.screen_stack else None  # keys can come before the first screen
@@ -463,6 +476,9 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
     def watch_theme(self, theme: str) -> None:
         # only a theme the user picks is saved: the one on_mount applies is not a choice
         if not self._theme_saved_on_change:
+            return
+        if self.config_pending:  # saved once the file is read (a broken one is never written)
+            self._theme_chosen_early = theme
             return
         if theme in {t.name for t in THEMES} and theme != self.config.theme and self.is_mounted and not self.config_error:
             try:

@@ -30,11 +30,13 @@ from agent.config import (
 )
 from agent.permissions import review_permissions
 from agent.tools import lazy
+from mlintern_tui import app as app_module
 from mlintern_tui.screens.approval import GRACE_S
 from mlintern_tui.screens.broken_config import BrokenConfigScreen
 from mlintern_tui.screens.permission_change import PermissionChangeScreen
 from tests.fakes import Text
 from tests.tui_support import AppUnderTest, wait_for
+from widgets.conversation import Notice
 
 SIZE = (120, 36)
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +94,7 @@ def test_a_record_is_used_only_while_the_file_and_what_it_refers_to_are_unchange
     assert early_settings() is None
 
 
-def test_a_change_to_the_permission_record_or_the_schema_makes_it_miss(monkeypatch, tmp_path):
+def test_a_change_to_the_permission_record_or_the_package_makes_it_miss(monkeypatch):
     write_config({"approval_mode": "ask"})
     config = load_config()
     review_permissions(config)  # the first start writes the permission record
@@ -102,12 +104,12 @@ def test_a_change_to_the_permission_record_or_the_schema_makes_it_miss(monkeypat
     os.utime(record, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
     assert early_settings() is None
     remember_early_settings(config)
-    schema = tmp_path / "config_schema.py"
-    schema.write_text("# another version of the schema\n")
-    real_file = config_module.__file__
-    monkeypatch.setattr(config_module, "__file__", str(tmp_path / "config.py"))
+    assert early_settings() is not None
+    # an edited or upgraded package (the schema, its validators, the protocol) or another pydantic
+    before = lazy.fingerprint_once()
+    monkeypatch.setattr(lazy, "_fingerprint", "another version of the agent package")
     assert early_settings() is None
-    monkeypatch.setattr(config_module, "__file__", real_file)
+    monkeypatch.setattr(lazy, "_fingerprint", before)
     assert early_settings() is not None
 
 
@@ -163,9 +165,8 @@ def test_an_unreadable_or_missing_cache_dir_only_costs_the_early_frame(monkeypat
 # ------------------------------------------------------------------ the app
 
 
-def status_line(app) -> str:
-    info = app.status_info
-    return f"{info.model_label} ready={info.model_ready} mode={info.mode}"
+def notices(app) -> str:
+    return "\n".join(str(n.render()) for n in app.query(Notice))
 
 
 async def test_a_forged_record_never_skips_the_permission_check(mlintern_home):
@@ -190,6 +191,7 @@ async def test_a_record_for_a_file_that_no_longer_validates_still_opens_the_brok
     write_config({"approval_mode": "sometimes"})  # invalid, and a record forged to match it
     forge(settings())
     app = AppUnderTest(config=None, start_engine=True, model="demo")
+    assert app.config_pending
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, BrokenConfigScreen), what="the broken-config screen")
         assert app.session is None and not app.status_info.model_ready
@@ -202,6 +204,7 @@ async def test_settings_the_file_gives_differently_from_the_record_win(mlintern_
     review_permissions(load_config())
     forge(settings(theme="mlintern-hf", approval_mode="auto", frame_pacing=True))
     app = AppUnderTest(config=None, start_engine=True, model="demo")
+    assert app.config_pending
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.session is not None, what="the session")
         assert app.theme == "mlintern-light" and app.status_info.mode == "ask"
@@ -218,6 +221,103 @@ async def test_no_record_is_kept_while_the_file_is_broken_and_skipped(mlintern_h
         await pilot.press("s")  # start without it, on defaults for this run
         await wait_for(pilot, lambda: app.session is not None, what="the session on defaults")
     assert not early_file().exists()
+
+
+@pytest.fixture
+def slow_read(monkeypatch):
+    """The file read after the first frame takes half a second (a slow disk, a loaded machine):
+    long enough to type into the prompt meanwhile."""
+    read = app_module._config_or_error
+
+    def slowly():
+        time.sleep(0.5)
+        return read()
+
+    monkeypatch.setattr(app_module, "_config_or_error", slowly)
+
+
+async def type_slowly(pilot, text: str, every: float = 0.08) -> None:
+    for char in text:
+        await pilot.press("space" if char == " " else char)
+        await pilot.pause(every)
+
+
+async def test_keys_typed_for_the_prompt_do_not_answer_the_permission_question(mlintern_home, slow_read):
+    write_config({"approval_mode": "ask"})
+    review_permissions(load_config())
+    write_config({"approval_mode": "yolo", "yolo_cap_usd": 1000})
+    forge(settings(approval_mode="yolo", yolo_cap_usd=1000))
+    app = AppUnderTest(config=None, start_engine=True, model="demo")
+    async with app.run_test(size=SIZE) as pilot:
+        # typing from the first frame on; the question opens mid-word, and the "a"s and "k"s that
+        # follow go on for well over its grace period
+        await type_slowly(pilot, "please take a look at the attached data and make a plan")
+        assert isinstance(app.screen, PermissionChangeScreen), "the question never opened"
+        assert app.session is None and app.config.approval_mode == "ask"
+        await pilot.pause(GRACE_S + 0.1)  # the user stops, reads, answers
+        await pilot.press("k")
+        await wait_for(pilot, lambda: app.session is not None, what="the session, on what the user agreed to")
+        assert app.session.policy.mode == "ask"
+        typed = app.prompt.text  # what came before the question stayed the prompt's
+        assert typed and "please take a look at the attached data and make a plan".startswith(typed), typed
+
+
+async def test_keys_typed_for_the_prompt_do_not_answer_the_broken_config_dialog(mlintern_home, slow_read):
+    write_config({"approval_mode": "sometimes"})
+    forge(settings())
+    written = config_path().read_text()
+    app = AppUnderTest(config=None, start_engine=True, model="demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await type_slowly(pilot, "this is the first task: sort the results and rerun them")
+        assert isinstance(app.screen, BrokenConfigScreen), "the dialog never opened"
+        assert app.session is None  # no "s" started it on defaults, no "q" quit
+        await pilot.pause(0.5)
+        await pilot.press("s")  # after a pause, a key is an answer
+        await wait_for(pilot, lambda: app.session is not None, what="the session on defaults")
+    assert config_path().read_text() == written
+
+
+async def test_a_theme_picked_before_the_file_is_read_is_kept_and_saved_after(mlintern_home, slow_read):
+    write_config({"theme": "mlintern-light"})
+    review_permissions(load_config())
+    forge(settings(theme="mlintern-light"))
+    app = AppUnderTest(config=None, start_engine=True, model="demo")
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.config_pending
+        app.theme = "mlintern-hf"  # the palette's theme picker, while the file is being read
+        assert json.loads(config_path().read_text()) == {"theme": "mlintern-light"}  # not yet
+        await wait_for(pilot, lambda: app.session is not None, what="the session")
+        assert app.theme == "mlintern-hf" and app.config.theme == "mlintern-hf"
+    assert json.loads(config_path().read_text()) == {"theme": "mlintern-hf"}
+
+
+async def test_a_theme_picked_while_a_broken_file_is_read_is_not_written_into_it(mlintern_home, slow_read):
+    write_config({"theme": "mlintern-light", "approval_mode": "sometimes"})
+    forge(settings(theme="mlintern-light"))
+    written = config_path().read_text()
+    app = AppUnderTest(config=None, start_engine=True, model="demo")
+    async with app.run_test(size=SIZE) as pilot:
+        app.theme = "mlintern-hf"
+        await wait_for(pilot, lambda: isinstance(app.screen, BrokenConfigScreen), what="the broken-config screen")
+        assert app.theme == "mlintern-hf"
+    assert config_path().read_text() == written
+
+
+async def test_a_failure_reading_the_settings_is_said_and_nothing_starts(mlintern_home, monkeypatch):
+    write_config({})
+    forge(settings())
+
+    def broken_install(path=None):
+        raise RuntimeError("pydantic_core could not be imported")
+
+    monkeypatch.setattr(app_module, "load_config", broken_install)
+    app = AppUnderTest(config=None, start_engine=True, model="demo")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "reading the settings failed" in notices(app), what="the error notice")
+        assert "RuntimeError: pydantic_core could not be imported" in notices(app)
+        assert app.status_info.model_label == "no model" and not app.status_info.model_ready
+        await pilot.pause(0.3)
+        assert app.session is None
 
 
 # ------------------------------------------------------------------ a real start, fresh interpreter

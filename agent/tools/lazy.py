@@ -148,6 +148,18 @@ def fingerprint() -> str:
     return digest.hexdigest()
 
 
+_fingerprint: str | None = None
+
+
+def fingerprint_once() -> str:
+    """``fingerprint()`` as this process first saw it (~2 ms; asked twice before the app's first
+    frame: here, and for the config file's early settings)."""
+    global _fingerprint
+    if _fingerprint is None:
+        _fingerprint = fingerprint()
+    return _fingerprint
+
+
 def all_specs() -> dict[str, dict[str, Any]]:
     """Every built-in tool's schema, by building every tool (the slow way: imports them all)."""
     from agent.tools.router import tool_spec
@@ -171,7 +183,7 @@ def load_cached(cache_dir: Path) -> bool:
     version: ~0.25 s), and shows the model as loading until it has."""
     global _memo
     if _memo is None:
-        specs = _cached_file(cache_dir / CACHE_FILE, fingerprint())
+        specs = _cached_file(cache_dir / CACHE_FILE, fingerprint_once())
         if specs is None:
             return False
         _memo = json.dumps(specs)

@@ -30,6 +30,7 @@ from textual.widgets import Static
 
 from agent.config import Config, ConfigError, budget_override, load_config
 from agent.terminal_text import visible
+from mlintern_tui.type_ahead import TypeAhead
 
 MUTED = "$foreground-muted"  # not $text-muted: Content spans render it as pure white (8.2.8)
 _WHERE = re.compile(r"line (\d+), column (\d+)")
@@ -100,6 +101,14 @@ class BrokenConfigScreen(ModalScreen[ConfigChoice | None]):
         self._load = load
         self._environ = environ
         self.tries = 0
+        self._type_ahead: TypeAhead | None = None
+
+    def on_mount(self) -> None:
+        # it can open a moment after the first frame, as the user starts typing: those keys are not answers
+        self._type_ahead = TypeAhead(self.app)
+
+    def _typed_ahead(self) -> bool:
+        return self._type_ahead is not None and not self._type_ahead.is_answer()
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -131,7 +140,12 @@ class BrokenConfigScreen(ModalScreen[ConfigChoice | None]):
         self.query_one(".config-excerpt", Static).update(excerpt(self.path, error))
 
     def action_retry(self) -> None:
+        if self._typed_ahead():
+            return
         self.tries += 1
+        self._check_again()
+
+    def _check_again(self) -> None:
         try:
             config = self._load()
         except ConfigError as exc:
@@ -141,6 +155,8 @@ class BrokenConfigScreen(ModalScreen[ConfigChoice | None]):
         self.dismiss(ConfigChoice(config))
 
     def action_edit(self) -> None:
+        if self._typed_ahead():
+            return
         editor = self.editor()
         where = visible(str(self.path))
         if not editor:
@@ -155,9 +171,12 @@ class BrokenConfigScreen(ModalScreen[ConfigChoice | None]):
         except (OSError, ValueError) as exc:  # not found, not executable, unbalanced quotes in $EDITOR
             self.say(f"Could not start the editor {editor!r}: {exc}. Edit {where} another way, then press r.")
             return
-        self.action_retry()
+        self.tries += 1  # as retry does, without asking the type-ahead guard again
+        self._check_again()
 
     def action_skip(self) -> None:
+        if self._typed_ahead():
+            return
         config = Config()
         try:
             cap = budget_override()  # --budget still holds: it is this run's, not the file's
@@ -168,4 +187,6 @@ class BrokenConfigScreen(ModalScreen[ConfigChoice | None]):
         self.dismiss(ConfigChoice(config, skipped=True))
 
     def action_quit(self) -> None:
+        if self._typed_ahead():
+            return
         self.dismiss(None)

@@ -26,6 +26,7 @@ from textual.widgets import Static
 from agent.permissions import PermissionReview
 from agent.terminal_text import visible
 from mlintern_tui.screens.approval import GRACE_S
+from mlintern_tui.type_ahead import TypeAhead
 
 
 class PermissionChangeScreen(ModalScreen[bool]):
@@ -77,8 +78,12 @@ class PermissionChangeScreen(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         self._shown_at = time.monotonic()
+        # it can open a moment after the first frame, as the user starts typing: those keys are not answers
+        self._type_ahead = TypeAhead(self.app, self.grace_s)
 
     def action_answer(self, accept: bool) -> None:
         if time.monotonic() - self._shown_at < self.grace_s:
             return  # typed before the question could be read
+        if not self._type_ahead.is_answer():
+            return  # still typing what was meant for the prompt: an answer comes after a pause
         self.dismiss(accept)
