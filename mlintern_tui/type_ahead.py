@@ -24,6 +24,10 @@ class TypeAhead:
         #: keys were coming when the dialog opened: they are the prompt's until a pause
         self.streak = time.perf_counter() - getattr(app, "last_key_at", float("-inf")) < quiet_s
 
+    def typing_now(self) -> bool:
+        """Whether a key coming now would still count as the typing (no side effects)."""
+        return self.streak and time.perf_counter() - self.app.last_key_at < self.quiet_s
+
     def is_answer(self) -> bool:
         """Whether the key being handled (the app's last one) is meant for the dialog."""
         if self.streak:

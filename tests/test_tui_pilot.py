@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from textual import events
 
 from tests.engine_support import make_session
 from tests.fakes import Call, Hang, Text, ToolCalls
@@ -83,6 +84,32 @@ async def test_keys_inside_the_grace_period_are_ignored(llm_server, monkeypatch,
         card = approval_screen(app)
         assert card is not None and len(llm_server.requests) == 1
         await wait_for(pilot, lambda: not card._in_grace(), what="the end of the grace period", timeout=5)
+        await pilot.press("y")
+        await until_idle(pilot, app)
+    assert "one" in tool_results(llm_server.requests[1])["b1"]
+
+
+async def test_typing_under_way_when_a_card_opens_never_answers_it(llm_server, monkeypatch, tmp_path):
+    """A message typed while the agent works: the card opens mid-word, and the "y"s and "n"s that
+    keep coming long after its grace period are not answers. After a pause, a key is."""
+    # the call streams in over ~0.7 s: the card opens while the next message is being typed
+    llm_server.script(ToolCalls(BASH[:1], content="Running it now, one moment.", delay=0.1), Text("done"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
+        app.approval_grace_s = 0.3
+        await send(pilot, "run")
+        opened_while_typing = False
+        for char in "yes yes now run every early analysis yearly, nanny":
+            # as the terminal delivers keys (Pilot.press would wait for the streaming app to idle)
+            app.post_message(events.Key("space" if char == " " else char, char))
+            await pilot.pause(0.06)
+            opened_while_typing |= approval_screen(app) is not None
+        card = approval_screen(app)
+        assert opened_while_typing, "the card never opened while typing"
+        assert card is not None, "the typing answered the card"
+        assert len(llm_server.requests) == 1  # nothing answered: the call has not run
+        await wait_for(pilot, lambda: not card._in_grace(), what="a pause long enough to answer")
         await pilot.press("y")
         await until_idle(pilot, app)
     assert "one" in tool_results(llm_server.requests[1])["b1"]

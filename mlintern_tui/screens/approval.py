@@ -1,7 +1,9 @@
 """The approval modal: one request at a time, one key per answer.
 
-Keys pressed within ``GRACE_S`` of a card appearing are ignored, so a user typing in the
-prompt when the card pops up never approves anything by accident.
+Keys pressed within ``GRACE_S`` of a card appearing are ignored, and so is typing that was
+under way when it appeared, until a pause of ``GRACE_S`` (``mlintern_tui/type_ahead.py``): a
+user typing in the prompt when the card pops up never approves anything by accident, however
+long the message.
 
 "Always" is two keys, never one: ``A`` (allow) or ``D`` (deny) shows the exact scope the
 rule would cover and asks where to keep it, ``p`` this project or ``u`` all projects.
@@ -27,6 +29,7 @@ from textual.widgets import Input, Static, TextArea
 
 from agent.protocol import ApprovalItem, RuleScope
 from mlintern_tui.approvals import GRACE_S
+from mlintern_tui.type_ahead import TypeAhead
 from widgets.approval_card import BUDGET_TOOL, ApprovalCard
 
 __all__ = ["GRACE_S", "ApprovalAnswer", "ApprovalScreen"]
@@ -81,6 +84,7 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
         self.is_budget = item.tool == BUDGET_TOOL
         self._always: Literal["allow", "deny"] | None = None
         self._shown_at = float("inf")
+        self._type_ahead: TypeAhead | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -94,6 +98,9 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
 
     def on_mount(self) -> None:
         self._shown_at = time.monotonic()
+        # a card that opens while the user types (a message for the running turn) takes no answer
+        # from that typing: a key is an answer after a pause as long as the grace period
+        self._type_ahead = TypeAhead(self.app, self.grace_s)
         self.app.bell()
 
     # ------------------------------------------------------------------ what the keys say
@@ -132,7 +139,17 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
     # ------------------------------------------------------------------ state
 
     def _in_grace(self) -> bool:
-        return time.monotonic() - self._shown_at < self.grace_s
+        """Whether a key coming now would be ignored."""
+        if time.monotonic() - self._shown_at < self.grace_s:
+            return True
+        return self._type_ahead is not None and self._type_ahead.typing_now()
+
+    def _not_an_answer(self) -> bool:
+        """The key being handled came too soon: in the grace period, or in typing that was under
+        way when the card opened and has not paused since."""
+        if time.monotonic() - self._shown_at < self.grace_s:
+            return True
+        return self._type_ahead is not None and not self._type_ahead.is_answer()
 
     @property
     def _typing(self) -> bool:
@@ -162,25 +179,25 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
     # ------------------------------------------------------------------ actions
 
     def action_answer(self, kind: str) -> None:
-        if self._in_grace():
+        if self._not_an_answer():
             return
         self.dismiss(ApprovalAnswer(kind))  # type: ignore[arg-type]
 
     def action_always(self, effect: str) -> None:
-        if self._in_grace():
+        if self._not_an_answer():
             return
         self._always = effect  # type: ignore[assignment]
         self.add_class("-always")
         self.query_one(".approval-keys", Static).update(self._always_hint(effect))
 
     def action_remember(self, scope: str) -> None:
-        if self._in_grace() or self._always is None:
+        if self._not_an_answer() or self._always is None:
             return
         kind = "approve" if self._always == "allow" else "reject"
         self.dismiss(ApprovalAnswer(kind, remember=scope))  # type: ignore[arg-type]
 
     def action_feedback(self) -> None:
-        if self._in_grace():
+        if self._not_an_answer():
             return
         self.add_class("-feedback")
         self.query_one("#feedback", Input).focus()
@@ -206,7 +223,7 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
         self.dismiss(ApprovalAnswer("approve", edited_args={"new_cap_usd": round(cap, 2)}))
 
     def action_edit(self) -> None:
-        if self._in_grace():
+        if self._not_an_answer():
             return
         if self.is_budget:
             self.add_class("-capping")
