@@ -81,7 +81,9 @@ async def test_retry_after_fixing_it_starts_with_the_fixed_file(broken_config):
         await wait_for(pilot, lambda: broken_screen(app) is None, what="the screen to close")
         assert app.config_error is None and app.config.approval_mode == "ask"
         assert app.theme == other_theme() and app.status_info.mode == "ask"
-        await wait_for(pilot, lambda: app.status_info.model_ready, what="the engine, started now", timeout=60)
+        # the status names a model that needs no loading ready at once; the session is built just after
+        await wait_for(pilot, lambda: app.status_info.model_ready and app.session is not None,
+                       what="the engine, started now", timeout=60)
         assert app.session.policy.mode == "ask"
     assert broken_config.read_text() == FIXED % other_theme()
 
