@@ -278,6 +278,11 @@ EARLY_FIELDS: dict[str, tuple[type, ...] | tuple[str, ...]] = {
     "hf_router": (str, type(None)),  # config.endpoints["hf_router"], when set
 }
 EARLY_FILE = "first-frame.json"
+#: the two kept from deeper in the config: how each is read from it
+_NESTED: dict[str, Callable[[Any], Any]] = {
+    "llm_transport": lambda config: config.llm.transport,
+    "hf_router": lambda config: (config.endpoints or {}).get("hf_router"),
+}
 
 
 class _EarlyLLM:
@@ -291,13 +296,13 @@ class EarlySettings:
     rather than deciding anything on a setting that was not read."""
 
     def __init__(self, values: dict[str, Any]):
-        self._values = {name: values[name] for name in EARLY_FIELDS}
+        self._values = {name: values[name] for name in EARLY_FIELDS if name not in _NESTED}
         self.llm = _EarlyLLM(values["llm_transport"])
         self.endpoints = {"hf_router": values["hf_router"]} if values["hf_router"] else {}
 
     def __getattr__(self, name: str) -> Any:
         values = self.__dict__.get("_values", {})
-        if name in values and name not in ("llm_transport", "hf_router"):
+        if name in values:
             return values[name]
         raise AttributeError(f"the setting {name!r} is not known before the config file is read "
                              "(agent.config.EarlySettings holds only the first frame's)")
@@ -341,10 +346,7 @@ def _package_stamp() -> str:
 
 
 def _early_values(config: Any) -> dict[str, Any]:
-    values = {name: getattr(config, name) for name in EARLY_FIELDS if name not in ("llm_transport", "hf_router")}
-    values["llm_transport"] = config.llm.transport
-    values["hf_router"] = (config.endpoints or {}).get("hf_router")
-    return values
+    return {name: _NESTED[name](config) if name in _NESTED else getattr(config, name) for name in EARLY_FIELDS}
 
 
 def _well_formed(values: Any) -> bool:

@@ -281,7 +281,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         if self.config_pending:  # the file is read once this frame is out; then the engine starts
             if self.start_engine:
                 self.show_model()
-            self.call_after_refresh(lambda: self._read_config())
+            self.call_after_refresh(self._read_config)
         else:
             self._start_with_config()
         try:  # SIGTERM or a closed terminal: stop tools and local jobs like ctrl+q does, then exit for sure

@@ -138,18 +138,17 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
 
     # ------------------------------------------------------------------ state
 
+    def _too_soon(self) -> bool:
+        return time.monotonic() - self._shown_at < self.grace_s
+
     def _in_grace(self) -> bool:
         """Whether a key coming now would be ignored."""
-        if time.monotonic() - self._shown_at < self.grace_s:
-            return True
-        return self._type_ahead is not None and self._type_ahead.typing_now()
+        return self._too_soon() or (self._type_ahead is not None and self._type_ahead.typing_now())
 
     def _not_an_answer(self) -> bool:
         """The key being handled came too soon: in the grace period, or in typing that was under
         way when the card opened and has not paused since."""
-        if time.monotonic() - self._shown_at < self.grace_s:
-            return True
-        return self._type_ahead is not None and not self._type_ahead.is_answer()
+        return self._too_soon() or (self._type_ahead is not None and not self._type_ahead.is_answer())
 
     @property
     def _typing(self) -> bool:
