@@ -39,7 +39,10 @@ async def send(pilot, text: str) -> None:
 
 
 async def until_idle(pilot, app, turns: int = 1) -> None:
-    await wait_for(pilot, lambda: not app.status_info.busy and not app.queued and app.session and not app.session.busy,
+    # an answered card's op may still be on its way: the turn waiting for it is not over (the
+    # session is not busy while it waits), so wait for the engine to take the answer
+    await wait_for(pilot, lambda: not app.status_info.busy and not app.queued and app.session and not app.session.busy
+                   and app.session.engine.pending is None,
                    what="turn end", timeout=20)
 
 
@@ -105,6 +108,12 @@ async def test_typing_under_way_when_a_card_opens_never_answers_it(llm_server, m
             app.post_message(events.Key("space" if char == " " else char, char))
             await pilot.pause(0.06)
             opened_while_typing |= approval_screen(app) is not None
+        # the keys are posted, not yet handled: a loaded machine may still hold some in the queue,
+        # and a "y" pressed behind them would come in the same burst. A callback queued after them
+        # runs once the app has taken them all.
+        handled: list[bool] = []
+        app.call_later(handled.append, True)
+        await wait_for(pilot, lambda: bool(handled), what="the typed keys handled")
         card = approval_screen(app)
         assert opened_while_typing, "the card never opened while typing"
         assert card is not None, "the typing answered the card"

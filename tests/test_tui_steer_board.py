@@ -62,7 +62,10 @@ async def send(pilot, text: str) -> None:
 
 
 async def until_idle(pilot, app) -> None:
-    await wait_for(pilot, lambda: not app.status_info.busy and not app.queued and not app.session.busy,
+    # an answered card's op may still be on its way: the turn waiting for it is not over (the
+    # session is not busy while it waits), so wait for the engine to take the answer
+    await wait_for(pilot, lambda: not app.status_info.busy and not app.queued and not app.session.busy
+                   and app.session.engine.pending is None,
                    what="turn end", timeout=20)
 
 
