@@ -112,7 +112,9 @@ async def test_the_agents_rewrite_waits_on_a_card_that_says_what_it_widens(mode,
         assert "It WIDENS your permissions" in card.item.reason and "YOLO cap $5.00 → $100,000.00" in card.item.reason
         await pilot.pause(GRACE_S + 0.1)
         await pilot.press("n")
-        await wait_for(pilot, lambda: not app.status_info.busy and not session.busy, what="turn end", timeout=20)
+        # the session is idle while the card waits: the turn ends once the engine took the answer
+        await wait_for(pilot, lambda: not app.status_info.busy and not session.busy and session.engine.pending is None,
+                       what="turn end", timeout=20)
     assert path.read_text() == before
     results = {m["tool_call_id"]: m["content"] for m in llm_server.requests[1]["messages"] if m["role"] == "tool"}
     assert "rejected" in results["w1"]
