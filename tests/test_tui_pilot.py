@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from textual import events
 
 from tests.engine_support import make_session
 from tests.fakes import Call, Hang, Text, ToolCalls
-from tests.tui_support import TEST_GRACE_S, AppUnderTest, approval_screen, palette_highlights, wait_for
+from tests.tui_support import (TEST_GRACE_S, AppUnderTest, approval_screen, palette_highlights, type_keys,
+                                wait_for)
 from widgets.conversation import Notice, UserBlock
 from widgets.receipt import CostReport
 
@@ -102,20 +102,11 @@ async def test_typing_under_way_when_a_card_opens_never_answers_it(llm_server, m
         await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
         app.approval_grace_s = 0.3
         await send(pilot, "run")
-        opened_while_typing = False
-        for char in "yes yes now run every early analysis yearly, nanny":
-            # as the terminal delivers keys (Pilot.press would wait for the streaming app to idle)
-            app.post_message(events.Key("space" if char == " " else char, char))
-            await pilot.pause(0.06)
-            opened_while_typing |= approval_screen(app) is not None
-        # the keys are posted, not yet handled: a loaded machine may still hold some in the queue,
-        # and a "y" pressed behind them would come in the same burst. A callback queued after them
-        # runs once the app has taken them all.
-        handled: list[bool] = []
-        app.call_later(handled.append, True)
-        await wait_for(pilot, lambda: bool(handled), what="the typed keys handled")
+        opened: list[bool] = []
+        await type_keys(pilot, "yes yes now run every early analysis yearly, nanny",
+                        each=lambda _: opened.append(approval_screen(app) is not None))
         card = approval_screen(app)
-        assert opened_while_typing, "the card never opened while typing"
+        assert any(opened), "the card never opened while typing"
         assert card is not None, "the typing answered the card"
         assert len(llm_server.requests) == 1  # nothing answered: the call has not run
         await wait_for(pilot, lambda: not card._in_grace(), what="a pause long enough to answer")

@@ -35,7 +35,7 @@ from mlintern_tui.screens.run_compare import RunCompare
 from tests.engine_support import make_session
 from tests.fakes import Call, Text, ToolCalls
 from tests.test_tui_snapshots import RUN_A, RUN_B, RUN_C, SIZE, experiment_runs, model_list
-from tests.tui_support import TEST_GRACE_S, AppUnderTest, feed, record_ops, rendered_text, wait_for
+from tests.tui_support import TEST_GRACE_S, AppUnderTest, feed, record_ops, rendered_text, type_keys, wait_for
 from widgets.compaction_card import GRACE_S as CARD_GRACE_S
 from widgets.compaction_card import CompactionLedgerCard, CompactionPreviewCard
 from widgets.conversation import AnswerBlock, Notice, ToolCard, UserBlock
@@ -332,6 +332,28 @@ async def test_escape_on_the_preview_compacts_nothing(llm_server, monkeypatch, t
         assert app.focused is app.prompt
 
 
+async def test_typing_under_way_when_the_preview_comes_does_not_answer_it(llm_server, monkeypatch, tmp_path):
+    """/compact, then the next message typed at once: the preview arrives mid-word and takes
+    focus, and the "y"s and "n"s still coming are not answers. After a pause, a key is."""
+    app = AppUnderTest()
+    async with app.run_test(size=SIZE) as pilot:
+        session, sent = await start(pilot, app, llm_server, monkeypatch, tmp_path, keep=(Compact,))
+        await send(pilot, "/compact")
+        await wait_for(pilot, lambda: of(sent, Compact), what="the preview asked for")
+
+        def preview_arrives(i: int) -> None:
+            if i == 4:
+                session.emit(PREVIEW.model_copy())
+
+        await type_keys(pilot, "then try a yearly sweep, any run you know", each=preview_arrives)
+        card = app.conversation.query(CompactionPreviewCard).last()
+        assert app.focused is card and card.answer == "asking", "the typing answered the preview"
+        assert len(of(sent, Compact)) == 1
+        await wait_for(pilot, lambda: not card._keys.typing_now(), what="a pause long enough to answer")
+        await pilot.press("y")
+        assert card.answer == "compacting" and len(of(sent, Compact)) == 2
+
+
 async def test_a_preview_before_an_automatic_compaction_asks_nothing(tmp_path):
     app = AppUnderTest()
     async with app.run_test(size=SIZE) as pilot:
@@ -451,6 +473,27 @@ async def test_s_stops_and_c_continues(llm_server, monkeypatch, tmp_path):
         await pilot.press("c")
         await wait_for(pilot, lambda: of(sent, Continue), what="continue")
         assert [op.hint for op in of(sent, Continue)] == [""]
+
+
+async def test_typing_under_way_when_the_guard_pauses_picks_no_remedy(llm_server, monkeypatch, tmp_path):
+    """The card opens while a message is being typed: its s, h, m and c keep coming long after
+    the grace period and pick nothing. After a pause, a key does."""
+    app = AppUnderTest()
+    async with app.run_test(size=SIZE) as pilot:
+        session, sent = await start(pilot, app, llm_server, monkeypatch, tmp_path, keep=(Continue,))
+        app.approval_grace_s = 0.3
+
+        def guard_pauses(i: int) -> None:
+            if i == 4:
+                session.emit(doom_guard())
+
+        await type_keys(pilot, "the script crashes, check the mesh config", each=guard_pauses)
+        card = app.screen
+        assert isinstance(card, DoomLoopScreen), "the typing picked a remedy"
+        assert not of(sent, Continue) and not card.has_class("-hint")
+        await wait_for(pilot, lambda: not card._in_grace(), what="a pause long enough to answer")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: of(sent, Continue), what="continue")
 
 
 async def test_m_switches_model_then_continues(llm_server, monkeypatch, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Callable
 
 from agent.config import Config
 from agent.protocol import Event
@@ -57,6 +58,25 @@ def record_ops(monkeypatch, session, held: tuple[type, ...] = ()) -> list:
 
     monkeypatch.setattr(session, "submit", recording)
     return sent
+
+
+async def type_keys(pilot, text: str, gap: float = 0.06, each: Callable[[int], object] | None = None) -> None:
+    """Type ``text`` as a terminal delivers it: one key every ``gap`` seconds, posted to the app
+    (Pilot.press waits for the app to idle after each key, which a streaming turn never does).
+    ``each(i)`` runs after the i-th key. Returns once the app has handled every key: a callback
+    queued behind them runs after the last one (a loaded machine can hold keys in the queue,
+    and a key pressed next would then arrive in the same burst)."""
+    from textual import events
+
+    app = pilot.app
+    for i, char in enumerate(text):
+        app.post_message(events.Key("space" if char == " " else char, char))
+        await pilot.pause(gap)
+        if each is not None:
+            each(i)
+    handled: list[bool] = []
+    app.call_later(handled.append, True)
+    await wait_for(pilot, lambda: bool(handled), what="the typed keys handled")
 
 
 async def wait_for(pilot, condition, timeout: float = 10.0, what: str = "condition") -> None:

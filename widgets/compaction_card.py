@@ -15,7 +15,6 @@ own left edge, not under the card's.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from textual.app import ComposeResult
@@ -27,6 +26,7 @@ from textual.widgets import Static
 
 from agent.protocol import Compacted, CompactionPreview
 from widgets.markdown_view import StreamedMarkdown
+from widgets.type_ahead import KeyGuard
 
 MUTED = "$foreground-muted"  # not $text-muted: Content spans render it as pure white (8.2.8)
 #: lines of each list an unfolded card shows (the rest are counted)
@@ -152,7 +152,7 @@ class CompactionPreviewCard(FoldingCard):
         self.focus_text = focus
         #: "asking" until answered, then "compacting" or "cancelled"; None: nothing to ask
         self.answer: str | None = "asking" if asking else None
-        self._asked_at = float("inf")
+        self._keys: KeyGuard | None = None
 
     @property
     def takes_escape(self) -> bool:
@@ -191,7 +191,8 @@ class CompactionPreviewCard(FoldingCard):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self._asked_at = time.monotonic()
+        # the preview comes a moment after /compact: typing under way then is not an answer
+        self._keys = KeyGuard(self.app, GRACE_S, grace_s=GRACE_S)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "answer":
@@ -199,7 +200,7 @@ class CompactionPreviewCard(FoldingCard):
         return True
 
     def action_answer(self, compact: bool) -> None:
-        if time.monotonic() - self._asked_at < GRACE_S:
+        if self._keys is None or not self._keys.is_answer():
             return
         self.answer = "compacting" if compact else "cancelled"
         self.remove_class("-asking", "-expanded")

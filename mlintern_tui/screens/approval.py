@@ -1,7 +1,7 @@
 """The approval modal: one request at a time, one key per answer.
 
 Keys pressed within ``GRACE_S`` of a card appearing are ignored, and so is typing that was
-under way when it appeared, until a pause of ``GRACE_S`` (``mlintern_tui/type_ahead.py``): a
+under way when it appeared, until a pause of ``GRACE_S`` (``widgets/type_ahead.py``): a
 user typing in the prompt when the card pops up never approves anything by accident, however
 long the message.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,7 +28,7 @@ from textual.widgets import Input, Static, TextArea
 
 from agent.protocol import ApprovalItem, RuleScope
 from mlintern_tui.approvals import GRACE_S
-from mlintern_tui.type_ahead import TypeAhead
+from widgets.type_ahead import KeyGuard
 from widgets.approval_card import BUDGET_TOOL, ApprovalCard
 
 __all__ = ["GRACE_S", "ApprovalAnswer", "ApprovalScreen"]
@@ -83,8 +82,7 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
         self.project = project
         self.is_budget = item.tool == BUDGET_TOOL
         self._always: Literal["allow", "deny"] | None = None
-        self._shown_at = float("inf")
-        self._type_ahead: TypeAhead | None = None
+        self._keys: KeyGuard | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -97,10 +95,9 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
             yield Static(self.key_hint(), classes="approval-keys")
 
     def on_mount(self) -> None:
-        self._shown_at = time.monotonic()
-        # a card that opens while the user types (a message for the running turn) takes no answer
-        # from that typing: a key is an answer after a pause as long as the grace period
-        self._type_ahead = TypeAhead(self.app, self.grace_s)
+        # no answer within the grace period, nor from typing under way when the card opened (a
+        # message for the running turn): a key is an answer after a pause as long as the grace
+        self._keys = KeyGuard(self.app, self.grace_s, grace_s=self.grace_s)
         self.app.bell()
 
     # ------------------------------------------------------------------ what the keys say
@@ -138,17 +135,14 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
 
     # ------------------------------------------------------------------ state
 
-    def _too_soon(self) -> bool:
-        return time.monotonic() - self._shown_at < self.grace_s
-
     def _in_grace(self) -> bool:
         """Whether a key coming now would be ignored."""
-        return self._too_soon() or (self._type_ahead is not None and self._type_ahead.typing_now())
+        return self._keys is None or self._keys.typing_now()
 
     def _not_an_answer(self) -> bool:
         """The key being handled came too soon: in the grace period, or in typing that was under
         way when the card opened and has not paused since."""
-        return self._too_soon() or (self._type_ahead is not None and not self._type_ahead.is_answer())
+        return self._keys is None or not self._keys.is_answer()
 
     @property
     def _typing(self) -> bool:

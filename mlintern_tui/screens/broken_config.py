@@ -30,7 +30,7 @@ from textual.widgets import Static
 
 from agent.config import Config, ConfigError, budget_override, load_config
 from agent.terminal_text import visible
-from mlintern_tui.type_ahead import TypeAhead
+from widgets.type_ahead import KeyGuard
 
 MUTED = "$foreground-muted"  # not $text-muted: Content spans render it as pure white (8.2.8)
 _WHERE = re.compile(r"line (\d+), column (\d+)")
@@ -101,14 +101,14 @@ class BrokenConfigScreen(ModalScreen[ConfigChoice | None]):
         self._load = load
         self._environ = environ
         self.tries = 0
-        self._type_ahead: TypeAhead | None = None
+        self._keys: KeyGuard | None = None
 
     def on_mount(self) -> None:
         # it can open a moment after the first frame, as the user starts typing: those keys are not answers
-        self._type_ahead = TypeAhead(self.app)
+        self._keys = KeyGuard(self.app)
 
     def _typed_ahead(self) -> bool:
-        return self._type_ahead is not None and not self._type_ahead.is_answer()
+        return self._keys is not None and not self._keys.is_answer()
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:

@@ -1,7 +1,8 @@
 """The doom-loop card: a repetition guard paused the turn, and the user picks a remedy with one
 key - ``s`` stop, ``h`` type a hint and continue, ``m`` switch model and continue, ``c``
-continue. Like the approval card, keys pressed within ``GRACE_S`` of it appearing are ignored
-(someone typing in the prompt must not pick a remedy by accident). Escape is "stop": the turn
+continue. Like the approval card, keys pressed within ``GRACE_S`` of it appearing are ignored,
+and so is typing under way when it appeared until a pause (``widgets/type_ahead.py``): someone
+typing in the prompt must not pick a remedy by accident. Escape is "stop": the turn
 already ended, nothing more is sent.
 
 Dismisses with a ``Remedy``; the app sends the ops (``mlintern_tui/remedies.py``).
@@ -9,7 +10,6 @@ Dismisses with a ``Remedy``; the app sends the ops (``mlintern_tui/remedies.py``
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +23,7 @@ from textual.widgets import Input, Static
 from agent.protocol import Guard
 from mlintern_tui.screens.approval import GRACE_S
 from widgets.doom_loop_card import DoomLoopCard
+from widgets.type_ahead import KeyGuard
 
 RemedyKind = Literal["stop", "hint", "switch_model", "continue"]
 
@@ -55,7 +56,7 @@ class DoomLoopScreen(ModalScreen[Remedy]):
         super().__init__()
         self.guard = guard
         self.grace_s = grace_s
-        self._shown_at = float("inf")
+        self._keys: KeyGuard | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -66,7 +67,7 @@ class DoomLoopScreen(ModalScreen[Remedy]):
             yield Static(self.key_hint(), classes="doom-keys")
 
     def on_mount(self) -> None:
-        self._shown_at = time.monotonic()
+        self._keys = KeyGuard(self.app, self.grace_s, grace_s=self.grace_s)
         self.app.bell()
 
     def key_hint(self) -> Content:
@@ -75,7 +76,11 @@ class DoomLoopScreen(ModalScreen[Remedy]):
         return Content("s stop · h hint · m switch model · c continue · esc stop")
 
     def _in_grace(self) -> bool:
-        return time.monotonic() - self._shown_at < self.grace_s
+        """Whether a key coming now would be ignored."""
+        return self._keys is None or self._keys.typing_now()
+
+    def _not_an_answer(self) -> bool:
+        return self._keys is None or not self._keys.is_answer()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.has_class("-hint") and action in ("pick", "hint"):
@@ -87,11 +92,11 @@ class DoomLoopScreen(ModalScreen[Remedy]):
         return True
 
     def action_pick(self, kind: str) -> None:
-        if not self._in_grace():
+        if not self._not_an_answer():
             self.dismiss(Remedy(kind))  # type: ignore[arg-type]
 
     def action_hint(self) -> None:
-        if self._in_grace():
+        if self._not_an_answer():
             return
         self.add_class("-hint")
         self.query_one(".doom-keys", Static).update(self.key_hint())

@@ -14,7 +14,6 @@ Dismisses with True (accept) or False (keep).
 
 from __future__ import annotations
 
-import time
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -26,7 +25,7 @@ from textual.widgets import Static
 from agent.permissions import PermissionReview
 from agent.terminal_text import visible
 from mlintern_tui.screens.approval import GRACE_S
-from mlintern_tui.type_ahead import TypeAhead
+from widgets.type_ahead import KeyGuard
 
 
 class PermissionChangeScreen(ModalScreen[bool]):
@@ -52,7 +51,7 @@ class PermissionChangeScreen(ModalScreen[bool]):
         super().__init__()
         self.review = review
         self.grace_s = grace_s
-        self._shown_at = time.monotonic()
+        self._keys: KeyGuard | None = None
 
     def compose(self) -> ComposeResult:
         review = self.review
@@ -77,13 +76,11 @@ class PermissionChangeScreen(ModalScreen[bool]):
                 classes="permission-keys")
 
     def on_mount(self) -> None:
-        self._shown_at = time.monotonic()
-        # it can open a moment after the first frame, as the user starts typing: those keys are not answers
-        self._type_ahead = TypeAhead(self.app, self.grace_s)
+        # it can open a moment after the first frame, as the user starts typing: those keys are not
+        # answers, nor is a key within the grace period (typed before the question could be read)
+        self._keys = KeyGuard(self.app, self.grace_s, grace_s=self.grace_s)
 
     def action_answer(self, accept: bool) -> None:
-        if time.monotonic() - self._shown_at < self.grace_s:
-            return  # typed before the question could be read
-        if not self._type_ahead.is_answer():
-            return  # still typing what was meant for the prompt: an answer comes after a pause
+        if self._keys is None or not self._keys.is_answer():
+            return
         self.dismiss(accept)
