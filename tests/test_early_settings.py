@@ -35,7 +35,7 @@ from mlintern_tui.screens.approval import GRACE_S
 from mlintern_tui.screens.broken_config import BrokenConfigScreen
 from mlintern_tui.screens.permission_change import PermissionChangeScreen
 from tests.fakes import Text
-from tests.tui_support import AppUnderTest, wait_for
+from tests.tui_support import AppUnderTest, type_keys, wait_for
 from widgets.conversation import Notice
 
 SIZE = (120, 36)
@@ -236,12 +236,6 @@ def slow_read(monkeypatch):
     monkeypatch.setattr(app_module, "_config_or_error", slowly)
 
 
-async def type_slowly(pilot, text: str, every: float = 0.08) -> None:
-    for char in text:
-        await pilot.press("space" if char == " " else char)
-        await pilot.pause(every)
-
-
 async def test_keys_typed_for_the_prompt_do_not_answer_the_permission_question(mlintern_home, slow_read):
     write_config({"approval_mode": "ask"})
     review_permissions(load_config())
@@ -249,9 +243,9 @@ async def test_keys_typed_for_the_prompt_do_not_answer_the_permission_question(m
     forge(settings(approval_mode="yolo", yolo_cap_usd=1000))
     app = AppUnderTest(config=None, start_engine=True, model="demo")
     async with app.run_test(size=SIZE) as pilot:
-        # typing from the first frame on; the question opens mid-word, and the "a"s and "k"s that
-        # follow go on for well over its grace period
-        await type_slowly(pilot, "please take a look at the attached data and make a plan")
+        # typing from the first frame on; the question opens mid-word (~0.5 s in), and the "a"s
+        # and "k"s that follow go on for well over its grace period
+        await type_keys(pilot, "take a look, ask, keep a backup", gap=0.08)
         assert isinstance(app.screen, PermissionChangeScreen), "the question never opened"
         assert app.session is None and app.config.approval_mode == "ask"
         await pilot.pause(GRACE_S + 0.1)  # the user stops, reads, answers
@@ -259,7 +253,7 @@ async def test_keys_typed_for_the_prompt_do_not_answer_the_permission_question(m
         await wait_for(pilot, lambda: app.session is not None, what="the session, on what the user agreed to")
         assert app.session.policy.mode == "ask"
         typed = app.prompt.text  # what came before the question stayed the prompt's
-        assert typed and "please take a look at the attached data and make a plan".startswith(typed), typed
+        assert typed and "take a look, ask, keep a backup".startswith(typed), typed
 
 
 async def test_keys_typed_for_the_prompt_do_not_answer_the_broken_config_dialog(mlintern_home, slow_read):
@@ -268,7 +262,7 @@ async def test_keys_typed_for_the_prompt_do_not_answer_the_broken_config_dialog(
     written = config_path().read_text()
     app = AppUnderTest(config=None, start_engine=True, model="demo")
     async with app.run_test(size=SIZE) as pilot:
-        await type_slowly(pilot, "this is the first task: sort the results and rerun them")
+        await type_keys(pilot, "this is it: sort, then rerun, quit, edit", gap=0.08)
         assert isinstance(app.screen, BrokenConfigScreen), "the dialog never opened"
         assert app.session is None  # no "s" started it on defaults, no "q" quit
         await pilot.pause(0.5)
