@@ -254,7 +254,7 @@ def ctx_for(call_id: str) -> ToolContext:
                        tool_call_id=call_id)
 
 
-def recording_router(p: Policy, ran: list[str]) -> ToolRouter:
+def recording_router(p: Policy | None, ran: list[str]) -> ToolRouter:
     tools = []
     for tool in all_tools():
         async def run(self, params, ctx, _ran=ran):
@@ -306,6 +306,10 @@ RULES = [rule("allow", "hf_jobs"), rule("allow", "hf_jobs", "run", "a10g-*"), ru
          rule("allow", "sandbox_create"), rule("deny", "write"), rule("allow", "hf_repo_files", "upload")]
 
 
+_PROPERTY_RAN: list[str] = []
+PROPERTY_ROUTER = (recording_router(None, _PROPERTY_RAN), _PROPERTY_RAN)
+
+
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     mode=st.sampled_from(["ask", "auto", "yolo"]),
@@ -319,10 +323,13 @@ RULES = [rule("allow", "hf_jobs"), rule("allow", "hf_jobs", "run", "a10g-*"), ru
         min_size=1, max_size=4),
 )
 def test_no_gated_call_runs_without_a_human_a_rule_or_yolo_within_budget(mode, cap, prior, rules, batches):
-    ran: list[str] = []
     p = policy(mode, cap=cap, rules=rules, spent=prior)
     p.observers = {name: (lambda call_id, since: (lambda: (0.0, False))) for name in ROUTER.names}  # bills forever
-    router = recording_router(p, ran)
+    # one router for every example, its policy attached per example as the engine attaches one
+    # (building a router generates every tool's JSON schema: most of this test's time otherwise)
+    router, ran = PROPERTY_ROUTER
+    router.policy = p
+    ran.clear()
     admitted = {}  # call id -> (call, the decision the router let it run with)
     real_admit = p.admit
 
