@@ -79,6 +79,33 @@ async def type_keys(pilot, text: str, gap: float = 0.06, each: Callable[[int], o
     await wait_for(pilot, lambda: bool(handled), what="the typed keys handled")
 
 
+async def press_at_once(pilot, *keys: str) -> None:
+    """Press ``keys`` (named as for Pilot.press) as one burst, the way a terminal delivers keys
+    read in one go, and return once the app and the screen's widgets have handled them. Pilot.press
+    waits for the whole process to idle after every key (two 20 ms idle checks at least); here
+    only the end is awaited. For keys whose handling starts nothing the next key must wait
+    for (typing into an Input or the prompt): a key that opens a screen belongs in Pilot.press."""
+    import unicodedata
+
+    from textual import events
+    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+
+    app = pilot.app
+    for key in keys:
+        if len(key) == 1 and not key.isalnum():
+            key = _character_to_key(key)
+        original = REPLACED_KEYS.get(key, key)
+        try:
+            char = unicodedata.lookup(_get_unicode_name_from_key(original))
+        except KeyError:
+            char = key if len(key) == 1 else None
+        app.post_message(events.Key(key, char))
+    handled: list[bool] = []
+    app.call_later(handled.append, True)
+    await wait_for(pilot, lambda: bool(handled), what="the keys handled by the app")
+    await pilot.pause()  # and by the widget they were forwarded to
+
+
 async def wait_for(pilot, condition, timeout: float = 10.0, what: str = "condition") -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
