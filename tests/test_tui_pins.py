@@ -13,7 +13,7 @@ from agent.protocol import AssistantChunk, AssistantMessage, Compact, Pin, PinsC
 from tests.fakes import Hang, Text
 from tests.test_tui_snapshots import SIZE, ready
 from tests.test_tui_steer_board import notices, of, send, start, until_idle
-from tests.tui_support import AppUnderTest, feed, rendered_text, wait_for
+from tests.tui_support import AppUnderTest, feed, press_at_once, rendered_text, wait_for
 from widgets.compaction_card import GRACE_S as CARD_GRACE_S
 from widgets.compaction_card import CompactionLedgerCard, CompactionPreviewCard
 from widgets.conversation import AnswerBlock, UserBlock
@@ -104,8 +104,8 @@ async def test_the_marked_message_scrolls_into_view_and_esc_follows_again():
         assert conv.is_following and conv.max_scroll_y > 0
         await pilot.press("alt+up")
         assert conv.selected.text.startswith("answer 11")
-        await pilot.press(*"k" * 23)
-        await pilot.pause()
+        await press_at_once(pilot, *"k" * 23)
+        await pilot.wait_for_scheduled_animations()
         first = conv.query_one(UserBlock)
         assert conv.selected is first and conv.scroll_y == 0
         assert conv.region.contains_region(first.region)
