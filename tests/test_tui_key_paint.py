@@ -7,7 +7,7 @@ from __future__ import annotations
 from textual.app import App
 from textual.screen import Screen
 
-from tests.tui_support import AppUnderTest, wait_for
+from tests.tui_support import AppUnderTest, press_at_once, wait_for
 from widgets.prompt import PromptArea
 
 
@@ -90,7 +90,11 @@ async def test_a_key_that_grows_the_prompt_takes_a_layout_pass():
         await pilot.pause(0.3)
         before = app.prompt.outer_size.height
         words = app.prompt.content_size.width // 5 + 2  # one row and a bit
-        await pilot.press(*("word " * words))
+        # most of the first row as one burst; the keys around the wrap one by one, as typed
+        await press_at_once(pilot, *("word " * (words - 4)))
+        await pilot.pause(0.2)
+        assert app.prompt.outer_size.height == before and app.prompt.text == "word " * (words - 4)
+        await pilot.press(*("word " * 4))
         await pilot.pause(0.2)
         assert app.prompt.outer_size.height == before + 1  # the prompt grew (soft wrap), laid out again
         lines = app.screen._compositor.render_update(full=True).render_segments(app.console)
