@@ -19,7 +19,7 @@ from mlintern_tui.screens.trace_preview import TracePreviewScreen
 from mlintern_tui.trace_link import REFUSED, status_notice
 from tests.engine_support import make_session
 from tests.test_tui_snapshots import SIZE, TRACE_FILES, TRACE_NOW, TRACE_URL, trace_findings, trace_preview
-from tests.tui_support import AppUnderTest, palette_highlights, record_ops, wait_for
+from tests.tui_support import AppUnderTest, palette_highlights, press_at_once, record_ops, wait_for
 from widgets.conversation import Notice
 from widgets.trace_findings import by_kind, mask_prefill, masked_parts, own_span, size_text
 
@@ -113,7 +113,7 @@ async def test_share_traces_sends_the_op_and_each_status_becomes_a_notice(llm_se
         await wait_for(pilot, lambda: len(notices(app)) == before + 4, what="the answer to /share-traces")
         # the palette runs the same command
         await pilot.press("ctrl+p")
-        await pilot.press(*"share-traces")
+        await press_at_once(pilot, *"share-traces")
         await palette_highlights(pilot, "/share-traces")
         await pilot.press("enter")
         await wait_for(pilot, lambda: len(of_type(sent, ShareTraces)) == 4, what="the palette's /share-traces")
@@ -183,7 +183,8 @@ async def test_m_masks_a_pattern_and_the_next_preview_updates_the_open_screen(ll
         assert screen.findings_list.highlighted_finding == trace_findings()[1]
         await pilot.press("m")
         assert screen.masking and app.focused is screen.query_one("#mask-input")
-        await pilot.press(*"alice/qwen-[a-z]+", "tab", "a", "shift+tab")  # a on the save box: not accept
+        await press_at_once(pilot, *"alice/qwen-[a-z]+")
+        await pilot.press("tab", "a", "shift+tab")  # a on the save box: not accept
         assert preview_screen(app) is screen and consents(sent) == []
         await pilot.press("ctrl+s", "enter")
         await wait_for(pilot, lambda: consents(sent), what="the mask sent")
