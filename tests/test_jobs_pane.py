@@ -12,6 +12,7 @@ from textual.widgets import Input
 
 from agent.jobs.loss import LossTracker
 from agent.protocol import JobUpdate
+from tests.tui_support import press_at_once
 from themes import DEFAULT_THEME, THEMES
 from widgets.jobs_pane import JobsPane
 from widgets.job_record import LINE_CAP, MAX_LINE_CHARS, JobRow, cost_so_far, display_line
@@ -298,7 +299,7 @@ async def test_search_finds_lines_and_steps_through_matches():
         await pilot.press("slash")
         assert pane.search_input.has_focus
         await pilot.press("c", "backspace")  # a "c" typed into the search is not a cancel
-        await pilot.press(*"EVAL_LOSS")  # case does not matter
+        await press_at_once(pilot, *"EVAL_LOSS")  # case does not matter
         await pilot.pause()
         assert "3 matches" in pane.query_one("#job-log-box").border_subtitle
         await pilot.press("enter")

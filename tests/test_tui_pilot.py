@@ -12,8 +12,8 @@ import pytest
 
 from tests.engine_support import make_session
 from tests.fakes import Call, Hang, Text, ToolCalls
-from tests.tui_support import (TEST_GRACE_S, AppUnderTest, approval_screen, palette_highlights, type_keys,
-                                wait_for)
+from tests.tui_support import (TEST_GRACE_S, AppUnderTest, approval_screen, palette_highlights, press_at_once,
+                                type_keys, wait_for)
 from widgets.conversation import Notice, UserBlock
 from widgets.receipt import CostReport
 
@@ -272,7 +272,7 @@ async def test_slash_commands_and_palette(llm_server, monkeypatch, tmp_path):
         await until_idle(pilot, app)
         # the palette runs the same registry
         await pilot.press("ctrl+p")
-        await pilot.press(*"/cost")
+        await press_at_once(pilot, *"/cost")
         await palette_highlights(pilot, "/cost")
         await pilot.press("enter")
         await wait_for(pilot, lambda: any("+ 1 call at unknown price, not counted" in r.text

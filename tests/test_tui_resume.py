@@ -28,7 +28,7 @@ from agent.store import SCHEMA_VERSION, Checkpoint, SessionStore, db_path
 from mlintern_tui.screens.resume_picker import ResumePicker, format_age, format_spend, session_row, shorten_path
 from tests.engine_support import collect_until, make_session
 from tests.test_tui_snapshots import SIZE, ready
-from tests.tui_support import AppUnderTest, feed, record_ops, wait_for
+from tests.tui_support import AppUnderTest, feed, press_at_once, record_ops, wait_for
 from widgets.away_card import CUT_OFF_TEXT, AwayCard, format_away, worth_showing
 from widgets.conversation import AnswerBlock, Notice, ToolCard, UserBlock
 
@@ -166,15 +166,14 @@ async def test_search_filters_the_stored_sessions(llm_server, monkeypatch, tmp_p
         assert [s.id for s in screen.rows] == ["a1b2c3d4e5f60718", "b2c3d4e5f6071829", "c3d4e5f607182930"]
         assert shown_labels(screen)[0] == "Qwen SFT on support tickets  cut off"
         assert screen.query_one(OptionList).highlighted == 0
-        await pilot.press(*"gsm8k")
+        await press_at_once(pilot, *"gsm8k")
         await wait_for(pilot, lambda: screen.loaded_query == "gsm8k", what="filtered rows")
         assert [s.id for s in screen.rows] == ["b2c3d4e5f6071829"]
         assert shown_labels(screen) == ["Evaluate the LoRA checkpoint on GSM8K  waiting approval"]
-        await pilot.press(*"zzz")
+        await press_at_once(pilot, *"zzz")
         await wait_for(pilot, lambda: screen.loaded_query == "gsm8kzzz", what="no rows")
         assert screen.rows == () and "No saved session matches “gsm8kzzz”" in str(screen.query_one("#picker-message").render())
-        for _ in range(8):
-            await pilot.press("backspace")
+        await press_at_once(pilot, *["backspace"] * 8)
         await wait_for(pilot, lambda: screen.loaded_query == "", what="all rows again")
         assert len(screen.rows) == 3
 
