@@ -10,6 +10,7 @@ from mlintern_tui.screens.model_picker import ModelPicker
 from tests.engine_support import make_session
 from tests.fakes import Text
 from tests.test_router_catalog import CATALOG
+from tests.test_tui_model_picker import type_filter
 from tests.test_tui_snapshots import SIZE
 from tests.tui_support import AppUnderTest, wait_for
 
@@ -40,8 +41,7 @@ async def test_the_picker_lists_the_loopback_catalog_and_switches_to_a_router_mo
         screen = app.screen
         await wait_for(pilot, lambda: any("acme/Coder-9B" in line.plain for line in screen.table.rendered_lines()),
                        timeout=20, what="the router's models")
-        await pilot.press(*"coder 9b")
-        await wait_for(pilot, lambda: screen.filter_text == "coder 9b", what="filter typed")
+        await type_filter(pilot, screen, "coder 9b")
         shown = "\n".join(line.plain for line in screen.table.rendered_lines())
         assert "acme/Coder-9B" in shown and "$0.30 / $1.20" in shown  # the dearest live provider's price
         assert "acme/Chat-1B" not in shown
