@@ -124,7 +124,7 @@ async def test_a_stalled_stream_is_cut_after_the_stall_timeout_and_retried(llm_s
     from tests.fakes import Hang
 
     for transport in ("direct", "litellm"):
-        config = Config(llm=LLMSettings(max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.02, stall_timeout_s=2.0,
+        config = Config(llm=LLMSettings(max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.02, stall_timeout_s=0.75,
                                         transport=transport))
         llm_server.script(Hang(seconds=30, after_text="Half an ans"), Text("A whole answer."))
         monkeypatch.setenv("VLLM_BASE_URL", llm_server.base_url)
