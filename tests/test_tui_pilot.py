@@ -103,7 +103,7 @@ async def test_typing_under_way_when_a_card_opens_never_answers_it(llm_server, m
         app.approval_grace_s = 0.3
         await send(pilot, "run")
         opened: list[bool] = []
-        await type_keys(pilot, "yes yes now run every early analysis yearly, nanny",
+        await type_keys(pilot, "yes now run it yearly, nanny, yes",
                         each=lambda _: opened.append(approval_screen(app) is not None))
         card = approval_screen(app)
         assert any(opened), "the card never opened while typing"
