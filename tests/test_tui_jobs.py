@@ -58,7 +58,7 @@ def training_script(pid_file: Path) -> str:
             "while True:\n"
             "    step += 1\n"
             "    print({'loss': round(2.0 / step ** 0.5, 4), 'step': step}, flush=True)\n"
-            "    time.sleep(0.02)\n")
+            "    time.sleep(0.1)\n")
 
 
 async def start_session(pilot, app, llm_server, monkeypatch, tmp_path, **kw):
