@@ -86,7 +86,7 @@ async def test_what_reaches_the_terminal_matches_the_widgets_while_an_answer_str
 
     text = "\n\n".join(f"## Step {i}\n\nParagraph {i}: " + "token " * (20 + i % 30) +
                        ("\n\n```python\n" + "\n".join(f"x{j} = {j}" for j in range(i % 7)) + "\n```" if i % 4 == 0 else "")
-                       for i in range(36)) + "\n\nThe last line of the answer."
+                       for i in range(18)) + "\n\nThe last line of the answer."
     app = AppUnderTest()
     async with app.run_test(size=(120, 36)) as pilot:
         screen = TerminalRecorder(app, 120, 36)
