@@ -20,11 +20,25 @@ def mlintern_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "mlintern_tui.cli"]
 
 
-def run(args: list[str], home: Path, env_extra: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def start(args: list[str], home: Path, env_extra: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k not in ("HF_TOKEN", "OPENAI_BASE_URL")}
     env.update({"MLINTERN_HOME": str(home), "LITELLM_OFFLINE_MODE": "true", "HF_HUB_OFFLINE": "1", "MLINTERN_DEMO_DELAY": "0"})
     env.update(env_extra or {})
-    return subprocess.run(mlintern_cmd() + args, env=env, capture_output=True, text=True, timeout=120, cwd=cwd or home)
+    return subprocess.Popen(mlintern_cmd() + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=cwd or home)
+
+
+def finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def run(args: list[str], home: Path, env_extra: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return finish(start(args, home, env_extra, cwd))
 
 
 def server_env(llm_server) -> dict[str, str]:
@@ -74,12 +88,16 @@ def test_without_yolo_gated_calls_are_rejected_with_a_reason(llm_server, mlinter
 def test_errors_exit_non_zero_with_one_clear_line(llm_server, mlintern_home):
     (mlintern_home / "config.json").write_text(json.dumps({"llm": {"max_attempts": 2, "backoff_base_s": 0.01}}))
     llm_server.script(HTTPError(500, "boom"), HTTPError(500, "boom"))
+    # both at once: the missing key is found after litellm loads (~2.5 s of one core), the
+    # other core runs the first
+    (other_home := mlintern_home / "other-home").mkdir()  # its own: the two write nothing to one place
+    no_key = start(["-p", "hi", "-m", "anthropic/claude-sonnet-4-5"], other_home)
     proc = run(["-p", "hi", "-m", "openai/scripted-model"], mlintern_home, server_env(llm_server))
     assert proc.returncode == 1
     assert "Error: The provider of openai/scripted-model had a server error (500). Gave up after 2 attempts." in proc.stderr
     assert "Traceback" not in proc.stderr
 
-    proc = run(["-p", "hi", "-m", "anthropic/claude-sonnet-4-5"], mlintern_home)
+    proc = finish(no_key)
     assert proc.returncode == 1 and "set ANTHROPIC_API_KEY" in proc.stderr
 
 
