@@ -380,6 +380,17 @@ def early_settings(path: Path | None = None) -> EarlySettings | None:
     return EarlySettings(data["settings"])
 
 
+def config_key(path: Path | None = None) -> str | None:
+    """The key the early-settings record is kept under, for the config file (and everything
+    else it depends on) as it is now; None when the file cannot be read. What else is kept
+    from the last start (the first frame itself, mlintern_tui/instant_frame.py) checks it."""
+    path = path or config_path()
+    try:
+        return _early_key(path, _read_config_text(path, ""))
+    except (ConfigError, OSError):
+        return None
+
+
 def remember_early_settings(config: Any, path: Path | None = None) -> bool:
     """Keep ``config``'s first-frame settings (the ones in force, as the app runs with them)
     for the next start with this file as it is now. False when they could not be written,

@@ -137,10 +137,32 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ[BUDGET_ENV] = repr(args.budget)  # the app's load_config applies it over the file
     heap.hold_until_built()  # on again once the session is built, or at the first frame
-    from mlintern_tui.app import run_app
+    # the last start's first frame, drawn now if nothing it shows can have changed: the rest of
+    # the start (Textual's import, the layout) happens behind it, keys typed meanwhile kept
+    from mlintern_tui import instant_frame
 
-    return run_app(model=args.model, yolo=args.yolo, max_iterations=args.max_iterations, jobs_backend=args.jobs_backend,
-                   resume_session_id=resume, open_resume_picker=args.resume == "", mcp_files=tuple(mcp_files))
+    instant = instant_frame.show(raw)
+    try:
+        _hold_for_tests()
+        from mlintern_tui.app import run_app
+
+        return run_app(model=args.model, yolo=args.yolo, max_iterations=args.max_iterations,
+                       jobs_backend=args.jobs_backend, resume_session_id=resume, open_resume_picker=args.resume == "",
+                       mcp_files=tuple(mcp_files), instant=instant)
+    finally:
+        if instant.gap is not None:
+            instant.gap.close()  # nothing, once the driver took over; else the terminal as it was
+
+
+def _hold_for_tests() -> None:
+    """``MLINTERN_TEST_HOLD_START=PATH``: wait here, with the kept frame on screen and before
+    Textual is imported, until PATH exists (the end-to-end test of the kept frame types into it)."""
+    hold = os.environ.get("MLINTERN_TEST_HOLD_START")
+    if hold:
+        import time
+
+        while not os.path.exists(hold):
+            time.sleep(0.02)
 
 
 def _session_to_resume(id_or_prefix: str | None) -> str:

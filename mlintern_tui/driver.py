@@ -133,8 +133,12 @@ class FrameWriter(threading.Thread):
         self._encoding = getattr(file, "encoding", None) or "utf-8"
         self._errors = getattr(file, "errors", None) or "strict"
         self.failed: OSError | None = None
+        #: while a list: what is written is also kept there (the first frame, for the next start)
+        self.capture: list[str] | None = None
 
     def write(self, text: str) -> None:
+        if self.capture is not None:
+            self.capture.append(text)
         self._queue.put(text)
 
     def isatty(self) -> bool:
@@ -201,6 +205,9 @@ class SteadyDriver(LinuxDriver):
     _last_size: tuple[int, int] | None = None
     _wake_r = _wake_w = -1
     _frames: FrameWriter | None = None
+    #: keys typed into the last start's frame before this driver started: read first
+    _gap_keys = b""
+    _on_alt_screen = False
 
     def __init__(self, *args, **kwargs) -> None:
         self._out_lock = threading.Lock()
@@ -226,6 +233,27 @@ class SteadyDriver(LinuxDriver):
         if thread is not None and not isinstance(thread, FrameWriter):
             thread = FrameWriter(self._file, self._out_lock)
         self._frames = thread
+
+    def start_application_mode(self) -> None:
+        # the last start's first frame may be on screen already, with keys typed into it
+        # (mlintern_tui/instant_frame.py): its reader stops before Textual writes anything, and
+        # the terminal settings restored at exit are the ones from before that frame
+        gap = getattr(self._app, "instant_gap", None)
+        if gap is not None:
+            self._gap_keys = gap.hand_over()
+            self._on_alt_screen = True
+        try:
+            super().start_application_mode()
+        finally:
+            self._on_alt_screen = False
+        if gap is not None:
+            self._app.instant_gap = None
+            self.attrs_before = gap.attrs
+
+    def write(self, data: str) -> None:
+        if data == "\x1b[?1049h" and self._on_alt_screen:
+            return  # the kept frame is on the alternate screen already: entering it again may clear it
+        super().write(data)
 
     def _wake_pipe(self) -> int:
         """The pipe that wakes the input thread (made again after a suspend closed it)."""
@@ -274,6 +302,10 @@ class SteadyDriver(LinuxDriver):
         selector.register(fileno, selectors.EVENT_READ)
         selector.register(wake, selectors.EVENT_READ)
         pasting, tail = False, b""
+        early, self._gap_keys = self._gap_keys, b""
+        if early:
+            for event in parser.feed(decode(early)):
+                self._post(event)
         try:
             while not self.exit_event.is_set():
                 for key, _mask in selector.select(input_wait(parser)):

@@ -126,6 +126,7 @@ class EngineLinkMixin:
 
             # what the next start's first frame is drawn with, if the file has not changed by then
             remember_early_settings(self.config)
+            self.keep_first_frame()  # and that frame itself (mlintern_tui/instant_frame.py)
         try:
             session = Session(self.config, model_id=self.model_arg, cwd=self.cwd,
                               approval_mode=self.start_mode, max_iterations=self.max_iterations,

@@ -236,6 +236,24 @@ def slow_read(monkeypatch):
     monkeypatch.setattr(app_module, "_config_or_error", slowly)
 
 
+async def type_through(pilot, text: str, dialog: type, keys_after: int = 15) -> str:
+    """Type ``text`` (over again if need be) as a terminal delivers it, from the first frame on,
+    until the dialog has opened and ``keys_after`` more keys came (1.2 s, three times its grace
+    period), however long a loaded machine takes to open it. Returns what was typed."""
+    typed = ""
+    after = 0
+    while after < keys_after:
+        assert len(typed) < 400, "the dialog never opened"
+        char = text[len(typed) % len(text)]
+        await type_keys(pilot, char, gap=0.08)
+        typed += char
+        if isinstance(pilot.app.screen, dialog):
+            after += 1
+        elif after:
+            break  # it opened, and a typed key closed it: the caller's check says so
+    return typed
+
+
 async def test_keys_typed_for_the_prompt_do_not_answer_the_permission_question(mlintern_home, slow_read):
     write_config({"approval_mode": "ask"})
     review_permissions(load_config())
@@ -245,15 +263,15 @@ async def test_keys_typed_for_the_prompt_do_not_answer_the_permission_question(m
     async with app.run_test(size=SIZE) as pilot:
         # typing from the first frame on; the question opens mid-word (~0.5 s in), and the "a"s
         # and "k"s that follow go on for well over its grace period
-        await type_keys(pilot, "take a look, ask, keep a backup", gap=0.08)
-        assert isinstance(app.screen, PermissionChangeScreen), "the question never opened"
+        sent = await type_through(pilot, "take a look, ask, keep a backup ", PermissionChangeScreen)
+        assert isinstance(app.screen, PermissionChangeScreen), "the typing answered the question"
         assert app.session is None and app.config.approval_mode == "ask"
         await pilot.pause(GRACE_S + 0.1)  # the user stops, reads, answers
         await pilot.press("k")
         await wait_for(pilot, lambda: app.session is not None, what="the session, on what the user agreed to")
         assert app.session.policy.mode == "ask"
         typed = app.prompt.text  # what came before the question stayed the prompt's
-        assert typed and "take a look, ask, keep a backup".startswith(typed), typed
+        assert typed and sent.startswith(typed), typed
 
 
 async def test_keys_typed_for_the_prompt_do_not_answer_the_broken_config_dialog(mlintern_home, slow_read):
@@ -262,8 +280,8 @@ async def test_keys_typed_for_the_prompt_do_not_answer_the_broken_config_dialog(
     written = config_path().read_text()
     app = AppUnderTest(config=None, start_engine=True, model="demo")
     async with app.run_test(size=SIZE) as pilot:
-        await type_keys(pilot, "this is it: sort, then rerun, quit, edit", gap=0.08)
-        assert isinstance(app.screen, BrokenConfigScreen), "the dialog never opened"
+        await type_through(pilot, "this is it: sort, then rerun, quit, edit ", BrokenConfigScreen)
+        assert isinstance(app.screen, BrokenConfigScreen), "the typing answered the dialog"
         assert app.session is None  # no "s" started it on defaults, no "q" quit
         await pilot.pause(0.5)
         await pilot.press("s")  # after a pause, a key is an answer

@@ -135,6 +135,13 @@ def fingerprint() -> str:
     except (AttributeError, TypeError, OSError):
         pydantic_stamp = "?"
     digest = hashlib.sha256(f"{sys.version}|{pydantic_stamp}|{root}".encode())
+    tree_stamp(root, digest)
+    return digest.hexdigest()
+
+
+def tree_stamp(root: Path, digest: Any) -> None:
+    """Every file under ``root`` (compiled files aside), by name, size and modification time,
+    into ``digest``: a change to any of them changes the digest."""
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
@@ -145,7 +152,6 @@ def fingerprint() -> str:
             except OSError:
                 continue
             digest.update(f"{os.path.relpath(os.path.join(folder, name), root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 _fingerprint: str | None = None

@@ -1,0 +1,306 @@
+"""The last start's first frame, drawn before Textual is imported (mlintern_tui/instant_frame.py):
+what it is kept under, how it is read back, the keys typed into it (a real pseudo-terminal), and
+the installed command in tmux: the frame shows while the start is held before Textual's import,
+typing shows in its prompt and reaches the app, and the terminal is as it was after the app
+ends or the start is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import termios
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mlintern_tui import instant_frame
+from mlintern_tui.instant_frame import FRAME_FILE, Gap, Slot, remember, show, start_key
+
+SIZE = (120, 36)
+ARGV = ["-m", "openai/peerbench"]
+SLOT = Slot(x=3, y=32, width=10, text_on="\x1b[38;5;188m", text_off="\x1b[39m", cursor="\x1b[7m \x1b[27m",
+            blank_on="\x1b[48;5;234m", blank_off="\x1b[49m")
+
+
+def record_file(home: Path) -> Path:
+    return home / "cache" / FRAME_FILE
+
+
+# --------------------------------------------------------------------------- the key
+
+def test_the_key_changes_with_everything_the_frame_shows(mlintern_home, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    base = start_key(ARGV, SIZE)
+    assert base is not None and start_key(ARGV, SIZE) == base
+    assert start_key(ARGV, (100, 36)) != base  # the terminal's size
+    assert start_key(["-m", "openai/other"], SIZE) != base  # the command line
+    monkeypatch.setenv("TERM", "vt100-test")
+    assert start_key(ARGV, SIZE) != base  # the terminal's type
+    monkeypatch.undo()
+    monkeypatch.setenv("MLINTERN_HOME", str(mlintern_home))
+    monkeypatch.chdir(tmp_path)
+    assert start_key(ARGV, SIZE) == base
+    (mlintern_home / "config.json").write_text(json.dumps({"theme": "mlintern-light"}))
+    assert start_key(ARGV, SIZE) != base  # the config file
+    (mlintern_home / "config.json").unlink()
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    assert start_key(ARGV, SIZE) != base  # the working directory
+
+
+def test_the_key_covers_the_code_that_draws(mlintern_home, monkeypatch, tmp_path):
+    root = tmp_path / "code"
+    for package in instant_frame.FRONT_END:
+        (root / package).mkdir(parents=True)
+        (root / package / "a.py").write_text("x = 1\n")
+    monkeypatch.setattr(instant_frame, "ROOT", root)
+    base = start_key(ARGV, SIZE)
+    (root / "widgets" / "a.py").write_text("x = 22\n")
+    assert start_key(ARGV, SIZE) != base
+    cached = root / "widgets" / "__pycache__"
+    cached.mkdir()
+    changed = start_key(ARGV, SIZE)
+    (cached / "a.cpython-311.pyc").write_bytes(b"\0")
+    assert start_key(ARGV, SIZE) == changed  # compiled files are not the code
+
+
+def test_an_unreadable_config_keeps_nothing(mlintern_home):
+    (mlintern_home / "config.json").mkdir()  # not a regular file: the broken-config dialog comes first
+    assert start_key(ARGV, SIZE) is None
+
+
+# --------------------------------------------------------------------------- the record
+
+def test_remember_then_read_back_private_and_checked(mlintern_home):
+    assert remember("k1", "\x1b[1;1Hframe", SLOT)
+    path = record_file(mlintern_home)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert instant_frame._read("k1") == ("\x1b[1;1Hframe", SLOT)
+    assert instant_frame._read("k2") is None  # kept for another start
+    assert remember("k1", "\x1b[1;1Hframe", SLOT)  # the same: nothing to write
+    for broken in ("[]", "{", json.dumps({"key": "k1", "frame": 3}), ""):
+        path.write_text(broken)
+        assert instant_frame._read("k1") is None
+    path.write_text(json.dumps({"key": "k1", "frame": "f", "slot": {"x": "3"}}))
+    assert instant_frame._read("k1") == ("f", None)  # a frame without a usable slot: no echo
+    path.write_text(json.dumps({"key": "k1", "frame": "f", "slot": {**SLOT.__dict__, "x": "3"}}))
+    assert instant_frame._read("k1") == ("f", None)
+
+
+def test_a_record_that_cannot_be_written_says_so(mlintern_home):
+    (mlintern_home / "cache").write_text("a file where the folder should be")
+    assert remember("k1", "frame", SLOT) is False
+
+
+# --------------------------------------------------------------------------- a real pseudo-terminal
+
+def read_all(fd: int, wait: float = 0.3) -> bytes:
+    out = b""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            try:
+                out += os.read(fd, 65536)
+            except OSError:
+                break
+    return out
+
+
+@pytest.fixture
+def pty():
+    master, slave = os.openpty()
+    termios.tcsetattr(slave, termios.TCSANOW, termios.tcgetattr(slave))
+    yield master, slave
+    for fd in (master, slave):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def test_show_draws_the_kept_frame_and_the_terminal_stops_echoing(mlintern_home, pty):
+    master, slave = pty
+    os.set_inheritable(slave, False)
+    size = os.get_terminal_size(slave)
+    before = termios.tcgetattr(slave)
+    assert before[3] & termios.ICANON and before[3] & termios.ECHO
+    assert show(ARGV, slave, slave).gap is None  # nothing kept yet
+    assert read_all(master, 0.1) == b""
+    key = start_key(ARGV, (size.columns, size.lines))
+    remember(key, "\x1b[1;1HTHE FRAME", SLOT)
+    start = show(ARGV, slave, slave)
+    assert start.key == key and start.gap is not None
+    try:
+        shown = read_all(master)
+        assert shown.startswith(instant_frame.ENTER_SCREEN) and shown.endswith(b"THE FRAME")
+        mode = termios.tcgetattr(slave)
+        assert not mode[3] & (termios.ICANON | termios.ECHO)
+        assert mode[3] & termios.ISIG  # ctrl+c still stops the start
+    finally:
+        start.gap.close()
+    assert termios.tcgetattr(slave) == before  # as it was
+    assert read_all(master).endswith(instant_frame.LEAVE_SCREEN)
+
+
+def test_keys_typed_into_the_frame_are_drawn_and_handed_over(pty):
+    master, slave = pty
+    attrs = termios.tcgetattr(slave)
+    raw = termios.tcgetattr(slave)
+    raw[3] &= ~(termios.ICANON | termios.ECHO)
+    termios.tcsetattr(slave, termios.TCSANOW, raw)
+    gap = Gap(slave, slave, attrs, SLOT)
+    gap.start()
+    try:
+        os.write(master, b"hi")
+        drawn = read_all(master)
+        assert SLOT.row("hi") in drawn or drawn.endswith(SLOT.row("hi"))
+        os.write(master, b"x\x7f!")  # a backspace takes the x back
+        assert read_all(master).endswith(SLOT.row("hi!"))
+        os.write(master, b"\x1b[A")  # an arrow key: the app shows the rest
+        os.write(master, b"more")
+        assert read_all(master) == b""
+        assert gap.text == "hi!"
+    finally:
+        typed = gap.hand_over()
+    assert typed == b"hix\x7f!\x1b[Amore"  # every byte, for the driver's parser
+    os.write(master, b"after")
+    assert read_all(master, 0.1) == b""  # the reader stopped: the driver reads from now on
+    assert os.read(slave, 100) == b"after"
+    gap.close()  # after the hand-over: nothing (the driver owns the terminal)
+    assert read_all(master, 0.1) == b""
+
+
+def test_typing_past_the_prompts_row_stops_the_echo(pty):
+    master, slave = pty
+    gap = Gap(slave, slave, termios.tcgetattr(slave), SLOT)
+    raw = termios.tcgetattr(slave)
+    raw[3] &= ~(termios.ICANON | termios.ECHO)
+    termios.tcsetattr(slave, termios.TCSANOW, raw)
+    gap.start()
+    try:
+        os.write(master, b"12345678")
+        assert read_all(master).endswith(SLOT.row("12345678"))
+        os.write(master, b"9")  # the cursor would leave the row (width 10)
+        assert read_all(master) == b""
+    finally:
+        assert gap.hand_over() == b"123456789"
+
+
+# --------------------------------------------------------------------------- the installed command
+
+TMUX = shutil.which("tmux")
+
+
+def tmux(server: str, *args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([TMUX, "-L", server, *args], capture_output=True, text=True, **kw)
+
+
+def screen(server: str) -> str:
+    return tmux(server, "capture-pane", "-p").stdout
+
+
+def wait_screen(server: str, predicate, what: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    shown = ""
+    while time.monotonic() < deadline:
+        shown = screen(server)
+        if predicate(shown):
+            return shown
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; the screen was:\n{shown}")
+
+
+def test_nothing_before_the_frame_imports_textual():
+    """What runs before the kept frame is drawn (the command line, the key, the record) loads
+    no Textual: the frame's point is to be on screen while Textual is imported."""
+    code = ("import sys; from mlintern_tui import cli, instant_frame; "
+            "instant_frame.show(['-m', 'x']); instant_frame.start_key(['-m', 'x'], (80, 24)); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'pydantic')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+def test_the_installed_command_draws_the_kept_frame_before_textual(mlintern_home, tmp_path):
+    exe = Path(sys.executable).parent / "mlintern"
+    assert exe.exists(), "the console script is not installed next to this Python"
+    hold = tmp_path / "go"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "HF_TOKEN"}
+    env.update({"MLINTERN_HOME": str(mlintern_home), "TERM": "xterm-256color", "MLINTERN_DEMO_DELAY": "0",
+                "MLINTERN_TEST_HOLD_START": str(hold)})
+    flags = "stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon\\|-\\?echo\\|-\\?isig' | tr '\\n' ' '"
+    command = f"cd {tmp_path} && {exe}; echo EXIT=$?; {flags}; sleep 60"
+    server = f"mlintern-instant-{uuid.uuid4().hex[:8]}"
+
+    def t(*args: str, **kw) -> subprocess.CompletedProcess:
+        return tmux(server, *args, **kw)
+
+    def launch(width: int = 120) -> None:
+        t("kill-server")
+        t("new-session", "-d", "-x", str(width), "-y", "36", command, env=env, check=True)
+
+    def app_pid() -> int:
+        pane = t("display-message", "-p", "#{pane_pid}").stdout.strip()
+        return int(subprocess.run(["pgrep", "-P", pane], capture_output=True, text=True).stdout.split()[0])
+
+    def ready(shown: str) -> bool:
+        return "demo (scripted" in shown and "Ask the agent" in shown and "(loading)" not in shown
+
+    def framed(shown: str) -> bool:  # the demo's first frame says "(loading)": the kept one does too
+        return "demo (scripted" in shown and "Ask the agent" in shown
+
+    try:
+        # 1. nothing kept yet: the app keeps its first frame
+        hold.touch()
+        launch()
+        wait_screen(server, ready, "the first start")
+        wait_screen(server, lambda s: record_file(mlintern_home).exists(), "the frame kept", timeout=10)
+        t("send-keys", "C-q")
+        wait_screen(server, lambda s: "EXIT=0" in s, "the first start's end")
+
+        # 2. kept: drawn while the start is held before Textual's import; typing shows in the
+        # prompt's row; released, the app has the text, and enter sends it
+        hold.unlink()
+        launch()
+        held = wait_screen(server, framed, "the kept frame while the start is held")
+        assert "Plan" in held and "Output" in held
+        t("send-keys", "-l", "hello there")
+        wait_screen(server, lambda s: "│ hello there" in s, "the typed text in the kept frame's prompt", timeout=5)
+        hold.touch()
+        time.sleep(1.5)  # the app is up: it drew the prompt with the text it was handed
+        assert "│ hello there" in screen(server)
+        t("send-keys", "Enter")
+        wait_screen(server, lambda s: "Approval 1 of 1" in s, "the demo's turn for the prompt typed before the app started")
+        t("send-keys", "C-q")
+        shown = wait_screen(server, lambda s: "EXIT=" in s and "echo" in s.split("EXIT=")[1], "the second start's end")
+        assert "EXIT=0" in shown and "isig icanon echo" in shown and "hello there" not in shown
+
+        # 3. killed while held: the terminal is put back
+        hold.unlink()
+        launch()
+        wait_screen(server, framed, "the kept frame again")
+        t("send-keys", "-l", "abc")
+        wait_screen(server, lambda s: "│ abc" in s, "abc in the kept frame", timeout=5)
+        os.kill(app_pid(), signal.SIGTERM)
+        shown = wait_screen(server, lambda s: "EXIT=" in s and "echo" in s.split("EXIT=")[1], "the killed start's end")
+        assert "EXIT=143" in shown and "isig icanon echo" in shown and "abc" not in shown
+
+        # 4. another terminal size: nothing is drawn before the app's own frame
+        launch(width=100)
+        time.sleep(1.0)
+        assert not framed(screen(server))
+        hold.touch()
+        wait_screen(server, ready, "the start at another size, released")
+    finally:
+        hold.touch()
+        t("kill-server")
