@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import select
 import signal
 import sys
@@ -51,6 +52,16 @@ FRONT_END = ("mlintern_tui", "widgets", "themes")
 #: which some terminals answer by clearing the screen)
 ENTER_SCREEN = b"\x1b[?1049h\x1b[?25l\x1b[?2004h"
 LEAVE_SCREEN = b"\x1b[?2004l\x1b[?1049l\x1b[?25h"
+
+
+#: what Textual's frames are made of (cursor moves, colours, the synchronized-update mode): a
+#: kept frame with anything else in it (a title, the clipboard, a hyperlink, a device query, a
+#: bare control character) is not what the app wrote, and is not drawn
+_FRAME_TEXT = re.compile(r"(?:[^\x00-\x1f\x7f-\x9f]|[\r\n]|\x1b\[[0-9;:]*[mH]|\x1b\[\?2026[hl])*")
+
+
+def drawable(text: str) -> bool:
+    return _FRAME_TEXT.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,8 @@ def _read(key: str) -> tuple[str, Slot | None] | None:
         return None
     if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("frame"), str):
         return None
+    if not drawable(data["frame"]):
+        return None
     slot = None
     raw = data.get("slot")
     if isinstance(raw, dict):
@@ -129,9 +142,9 @@ def _read(key: str) -> tuple[str, Slot | None] | None:
         except TypeError:
             slot = None
         else:
+            styles = (slot.text_on, slot.text_off, slot.cursor, slot.blank_on, slot.blank_off)
             if not (isinstance(slot.x, int) and isinstance(slot.y, int) and isinstance(slot.width, int)
-                    and all(isinstance(getattr(slot, f), str) for f in ("text_on", "text_off", "cursor",
-                                                                      "blank_on", "blank_off"))):
+                    and all(isinstance(style, str) and drawable(style) for style in styles)):
                 slot = None
     return data["frame"], slot
 

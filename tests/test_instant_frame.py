@@ -96,6 +96,24 @@ def test_remember_then_read_back_private_and_checked(mlintern_home):
     assert instant_frame._read("k1") == ("f", None)
 
 
+@pytest.mark.parametrize("hostile", [
+    "\x1b]52;c;cm0gLXJmIH4=\x07",  # the clipboard (OSC 52)
+    "\x1b]0;pwned\x07",  # the window title
+    "\x1b]8;;https://example.com\x1b\\link\x1b]8;;\x1b\\",  # a hyperlink
+    "\x1bP+q544e\x1b\\",  # a device query (DCS)
+    "\x1b[6n",  # a cursor report, answered as typed input
+    "\x1b[?1000h",  # mouse reporting
+    "\x07", "\x9b31m",  # a bell, an 8-bit CSI
+])
+def test_a_kept_frame_with_anything_textual_does_not_write_is_not_drawn(mlintern_home, hostile):
+    """The record is a file in the data dir: whatever wrote it, only cursor moves, colours and
+    text reach the terminal."""
+    assert remember("k1", "\x1b[1;1Hframe" + hostile, SLOT)
+    assert instant_frame._read("k1") is None
+    assert remember("k1", "\x1b[1;1H\x1b[38;5;188mframe\x1b[0m", Slot(**{**SLOT.__dict__, "cursor": hostile}))
+    assert instant_frame._read("k1") == ("\x1b[1;1H\x1b[38;5;188mframe\x1b[0m", None)  # the frame, no echo
+
+
 def test_a_record_that_cannot_be_written_says_so(mlintern_home):
     (mlintern_home / "cache").write_text("a file where the folder should be")
     assert remember("k1", "frame", SLOT) is False
@@ -247,7 +265,12 @@ def test_the_installed_command_draws_the_kept_frame_before_textual(mlintern_home
 
     def launch(width: int = 120) -> None:
         t("kill-server")
-        t("new-session", "-d", "-x", str(width), "-y", "36", command, env=env, check=True)
+        for _ in range(20):  # the server of the last launch may still be going away
+            started = t("new-session", "-d", "-x", str(width), "-y", "36", command, env=env)
+            if started.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"tmux did not start: {started.stderr}")
 
     def app_pid() -> int:
         pane = t("display-message", "-p", "#{pane_pid}").stdout.strip()
