@@ -307,6 +307,8 @@ class Start:
 def show(argv: list[str], fd_in: int = 0, fd_out: int = 2) -> Start:
     """Draw the kept first frame if it is valid for this start; the key either way. Textual
     reads stdin and draws on stderr: both must be the terminal."""
+    if os.environ.get("TEXTUAL_DRIVER") or not sys.platform.startswith(("linux", "darwin")):
+        return Start(argv, None)  # another driver than ours would not take the keys over
     try:
         if not (os.isatty(fd_in) and os.isatty(fd_out)):
             return Start(argv, None)

@@ -170,6 +170,18 @@ def test_show_draws_the_kept_frame_and_the_terminal_stops_echoing(mlintern_home,
     assert read_all(master).endswith(instant_frame.LEAVE_SCREEN)
 
 
+def test_another_driver_than_ours_gets_no_kept_frame(mlintern_home, pty, monkeypatch):
+    """TEXTUAL_DRIVER names another driver: it would not take the keys read meanwhile, nor
+    restore the terminal as it was, so nothing is drawn or kept."""
+    master, slave = pty
+    size = os.get_terminal_size(slave)
+    remember(start_key(ARGV, (size.columns, size.lines)), "\x1b[1;1HTHE FRAME", SLOT)
+    monkeypatch.setenv("TEXTUAL_DRIVER", "textual.drivers.linux_driver:LinuxDriver")
+    start = show(ARGV, slave, slave)
+    assert start.key is None and start.gap is None
+    assert read_all(master, 0.1) == b""
+
+
 def test_keys_typed_into_the_frame_are_drawn_and_handed_over(pty):
     master, slave = pty
     attrs = termios.tcgetattr(slave)
