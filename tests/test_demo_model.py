@@ -33,7 +33,7 @@ from agent.tools.base import SessionToolState, ToolContext
 from agent.tools.router import ToolRouter
 
 REJECTION = "Job execution cancelled by user. User feedback: not on my laptop, please"
-STEPS = 300  # about a second of CPU: the tests check the flow, not the model's quality
+STEPS = 100  # a third of a second of CPU, still 40 log lines and a few checks: the tests check the flow, not the model's quality
 POLL_S = 0.3
 
 
