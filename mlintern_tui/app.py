@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from agent.protocol import ApprovalRequired, Event, Guard, ToolDecision
     from mlintern_tui.bridge import Bridge
     from mlintern_tui.compaction_link import CompactionLink
+    from mlintern_tui.frame_keeper import FrameKeeper
+    from mlintern_tui.instant_frame import Start
     from mlintern_tui.remedies import RemedyLink
     from mlintern_tui.runs_link import RunsLink
     from mlintern_tui.screens.broken_config import ConfigChoice
@@ -189,14 +191,10 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         self._term_notifier: TerminalNotifier | None = None
         self.terminal_write = self._write_to_terminal  # where terminal notifications go (tests record them)
         self._first_frame_out = False
-        #: this start's command line when its first frame is kept for the next start
-        #: (instant_frame.py; None: not a terminal), the kept frame's gap until the driver takes
-        #: it, and the first frame as Textual wrote it, with its size and prompt slot
-        self.instant_argv: list[str] | None = None
+        #: the first frame kept for the next start (frame_keeper.py; None: not kept), and the last
+        #: start's kept frame on screen until the driver takes its keys (instant_frame.py)
+        self.frame_keeper: FrameKeeper | None = None
         self.instant_gap = None
-        self._first_frame: list[str] | None = None
-        self._frame_keep: tuple | None = None
-        self._frame_due = False
         self._blur_at_start = False  # the terminal said it is not focused before the first frame
         for theme in THEMES:
             self.register_theme(theme)
@@ -359,56 +357,18 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
     def on_ready(self) -> None:
         heap.startup_over()  # the first frame is out
         self._first_frame_out = True
-        if self._first_frame and self.last_input_at == 0.0:
-            self._frame_keep = ("".join(self._first_frame), tuple(self.size), self._first_frame_slot())
-            self._keep_first_frame()
-        self._first_frame = []
+        if self.frame_keeper is not None:
+            self.frame_keeper.first_frame_out(self)
         self._start_local_echo()
         if self._blur_at_start:  # applied now, as Textual's own handler does: a focus report
             self._blur_at_start = False  # already queued behind it still comes after it
             self.app_focus = False
             self.screen.refresh_bindings()
 
-    def _first_frame_slot(self):
-        """Where keys typed into the kept frame go: the empty prompt's first row, in its styles
-        (the text area's own: typed text, the cursor cell, the rest of the row)."""
-        from textual.strip import Strip
-
-        from mlintern_tui.instant_frame import Slot
-
-        prompt = self.prompt
-        if self.screen is not prompt.screen or self.screen.focused is not prompt or prompt.text:
-            return None
-        theme = getattr(prompt, "_theme", None)
-        text_style = getattr(theme, "cursor_line_style", None) or getattr(theme, "base_style", None) or prompt.rich_style
-        cursor_style = getattr(theme, "cursor_style", None) or prompt.get_component_rich_style("text-area--cursor")
-        system = self.console._color_system
-        text_on, text_off = Strip.render_style(text_style, "\0", color_system=system).split("\0")
-        content = prompt.content_region
-        return Slot(x=content.x, y=content.y, width=content.width, text_on=text_on, text_off=text_off,
-                    cursor=Strip.render_style(cursor_style, " ", color_system=system),
-                    blank_on=text_on, blank_off=text_off)
-
     def keep_first_frame(self) -> None:
-        """The session is built: the config and the permission record are as the next start
-        will find them, and the first frame is kept under their key (with the early settings)."""
-        self._frame_due = True
-        self._keep_first_frame()
-
-    def _keep_first_frame(self) -> None:
-        if not (self._frame_due and self._frame_keep and self.instant_argv is not None):
-            return
-        (frame, size, slot), self._frame_keep = self._frame_keep, None
-        argv = self.instant_argv
-
-        def keep() -> None:
-            from mlintern_tui.instant_frame import remember, start_key
-
-            key = start_key(argv, size)
-            if key is not None:
-                remember(key, frame, slot)
-
-        self.run_worker(keep, thread=True, exit_on_error=False, name="keep the first frame", group="first-frame")
+        """The session is built: the first frame is kept for the next start (frame_keeper.py)."""
+        if self.frame_keeper is not None:
+            self.frame_keeper.session_built(self)
 
     def on_app_blur(self, event: events.AppBlur) -> None:
         # A terminal that is not in view when the app starts (a tmux pane in a window not
@@ -469,28 +429,13 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         await super().on_event(event)
 
     def _display(self, screen, renderable) -> None:
-        if self._first_frame is None and self.instant_argv is not None:
-            self._display_first(screen, renderable)
+        keeper = self.frame_keeper
+        if keeper is not None and keeper.capturing:
+            keeper.display(self, renderable, lambda: super(MLInternApp, self)._display(screen, renderable))
         else:
             super()._display(screen, renderable)
         if self._echo is not None:
             self._echo.publish()  # the frame is on its way: where the next typed key goes
-
-    def _display_first(self, screen, renderable) -> None:
-        """The first whole-screen frame is kept for the next start (instant_frame.py): the
-        bytes Textual writes for it, caught on their way to the terminal."""
-        frames = getattr(self._driver, "_frames", None)
-        if frames is None or type(renderable).__name__ != "LayoutUpdate":
-            super()._display(screen, renderable)
-            return
-        frames.capture = captured = []
-        try:
-            super()._display(screen, renderable)
-        finally:
-            frames.capture = None
-        # a frame drawn after input came (keys typed into the kept frame, now in the prompt)
-        # is not the start's own: nothing is kept this time
-        self._first_frame = captured if self.last_input_at == 0.0 else []
 
     def on_unmount(self) -> None:
         if self._signals_off is not None:
@@ -870,7 +815,7 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
 
 def run_app(*, model: str | None = None, yolo: bool = False, max_iterations: int | None = None,
             jobs_backend: str | None = None, open_resume_picker: bool = False,
-            resume_session_id: str | None = None, mcp_files: tuple = (), instant: Any = None) -> int:
+            resume_session_id: str | None = None, mcp_files: tuple = (), instant: Start | None = None) -> int:
     """``instant``: what ``instant_frame.show`` found (the first frame's key, the kept frame on
     screen)."""
     heap.tune()
@@ -884,7 +829,10 @@ def run_app(*, model: str | None = None, yolo: bool = False, max_iterations: int
                       open_resume_picker=open_resume_picker, resume_session_id=resume_session_id)
     app.mcp_files = tuple(mcp_files)
     if instant is not None:
-        app.instant_argv = instant.argv if instant.key is not None else None
+        if instant.key is not None and not open_resume_picker:  # the picker covers the prompt
+            from mlintern_tui.frame_keeper import FrameKeeper
+
+            app.frame_keeper = FrameKeeper(instant.argv)
         app.instant_gap = instant.gap  # the driver takes its keys as it starts
     app.run()
     return app.return_code or 0

@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     # the start (Textual's import, the layout) happens behind it, keys typed meanwhile kept
     from mlintern_tui import instant_frame
 
-    instant = instant_frame.show(raw)
+    # (not for the resume picker: it opens over the prompt the keys would go to)
+    instant = instant_frame.show(raw) if args.resume != "" else instant_frame.Start(raw, None)
     try:
         _hold_for_tests()
         from mlintern_tui.app import run_app
@@ -156,11 +157,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _hold_for_tests() -> None:
     """``MLINTERN_TEST_HOLD_START=PATH``: wait here, with the kept frame on screen and before
-    Textual is imported, until PATH exists (the end-to-end test of the kept frame types into it)."""
+    Textual is imported, until PATH exists (the end-to-end test of the kept frame types into
+    it); ``PATH.held`` says the start got here."""
     hold = os.environ.get("MLINTERN_TEST_HOLD_START")
     if hold:
         import time
 
+        with open(hold + ".held", "w"):
+            pass
         while not os.path.exists(hold):
             time.sleep(0.02)
 

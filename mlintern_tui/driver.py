@@ -244,6 +244,10 @@ class SteadyDriver(LinuxDriver):
             self._on_alt_screen = True
         try:
             super().start_application_mode()
+        except BaseException:
+            if gap is not None:  # Textual stops only a start that returned: the terminal as it was
+                gap.restore_terminal()
+            raise
         finally:
             self._on_alt_screen = False
         if gap is not None:

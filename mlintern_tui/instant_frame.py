@@ -57,7 +57,7 @@ LEAVE_SCREEN = b"\x1b[?2004l\x1b[?1049l\x1b[?25h"
 #: what Textual's frames are made of (cursor moves, colours, the synchronized-update mode): a
 #: kept frame with anything else in it (a title, the clipboard, a hyperlink, a device query, a
 #: bare control character) is not what the app wrote, and is not drawn
-_FRAME_TEXT = re.compile(r"(?:[^\x00-\x1f\x7f-\x9f]|[\r\n]|\x1b\[[0-9;:]*[mH]|\x1b\[\?2026[hl])*")
+_FRAME_TEXT = re.compile(r"(?:[^\x00-\x1f\x7f-\x9f\ud800-\udfff]|[\r\n]|\x1b\[[0-9;:]*[mH]|\x1b\[\?2026[hl])*")
 
 
 def drawable(text: str) -> bool:
@@ -102,11 +102,32 @@ def _library_stamp(name: str) -> str:
     return f"{name}:{spec.origin}:{st.st_size}:{st.st_mtime_ns}"  # type: ignore[union-attr]
 
 
+#: variables that hold a credential: which of them are set can choose the model (the first
+#: provider with a key); their values are never part of the key
+_SECRET = ("_API_KEY", "_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
+#: variables whose values can change what the first frame shows: the app's and Textual's own,
+#: and where a provider is (a local server's model list, a router)
+_SETTING_PREFIX = ("MLINTERN_", "TEXTUAL")
+_SETTING_SUFFIX = ("_BASE_URL", "_API_BASE", "_ENDPOINT", "_HOST")
+
+
+def _settings_env() -> list[str]:
+    parts = []
+    for name, value in sorted(os.environ.items()):
+        upper = name.upper()
+        if upper.endswith(_SECRET):
+            parts.append(f"{name} is set")
+        elif upper.startswith(_SETTING_PREFIX) or upper.endswith(_SETTING_SUFFIX):
+            parts.append(f"{name}={value}")
+    return parts
+
+
 def start_key(argv: list[str], size: tuple[int, int]) -> str | None:
     """What a kept frame is valid for: this config (agent.config.config_key: its text, the
     variables it names, --budget, the agent package, the permission record), the command line,
-    the working directory, the terminal's size and type, and the code that draws. None when
-    the config file cannot be read (the broken-config dialog is the first thing then)."""
+    the working directory, the terminal's size and type, which credentials are set, the app's
+    own variables and providers' addresses, and the code that draws. None when the config file
+    cannot be read (the broken-config dialog is the first thing then)."""
     from agent.config import config_key
 
     config = config_key()
@@ -114,8 +135,7 @@ def start_key(argv: list[str], size: tuple[int, int]) -> str | None:
         return None
     digest = hashlib.sha256()
     for part in (VERSION, config, json.dumps(argv), os.getcwd(), f"{size[0]}x{size[1]}", sys.version,
-                 *(f"{name}={os.environ.get(name, chr(0))}" for name in TERMINAL_ENV),
-                 *sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("TEXTUAL")),
+                 *(f"{name}={os.environ.get(name, chr(0))}" for name in TERMINAL_ENV), *_settings_env(),
                  _library_stamp("textual"), _library_stamp("rich")):
         digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
     from agent.tools.lazy import tree_stamp
@@ -125,7 +145,7 @@ def start_key(argv: list[str], size: tuple[int, int]) -> str | None:
     return digest.hexdigest()
 
 
-def _read(key: str) -> tuple[str, Slot | None] | None:
+def _read(key: str, size: tuple[int, int]) -> tuple[str, Slot | None] | None:
     try:
         data = json.loads(_cache_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -143,7 +163,8 @@ def _read(key: str) -> tuple[str, Slot | None] | None:
             slot = None
         else:
             styles = (slot.text_on, slot.text_off, slot.cursor, slot.blank_on, slot.blank_off)
-            if not (isinstance(slot.x, int) and isinstance(slot.y, int) and isinstance(slot.width, int)
+            if not (all(type(n) is int for n in (slot.x, slot.y, slot.width))
+                    and 0 <= slot.x and 0 < slot.width and slot.x + slot.width <= size[0] and 0 <= slot.y < size[1]
                     and all(isinstance(style, str) and drawable(style) for style in styles)):
                 slot = None
     return data["frame"], slot
@@ -182,19 +203,24 @@ class Gap:
         self.echoing = slot is not None
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(target=self._read_keys, name="instant-frame-keys", daemon=True)
+        self._handed = False  # the driver reads from now on: not one more read here
         self._done = False
         self._lock = threading.Lock()
 
     def start(self) -> None:
         self._thread.start()
-        # a hangup or a kill while the frame is up: the terminal as it was, then the signal's
-        # own end (ctrl+c raises KeyboardInterrupt, and the start's ``finally`` closes the gap)
+
+    def catch_signals(self) -> None:
+        """A hangup or a kill from now until the app's own handlers replace these (its mount):
+        the terminal as it was, then the signal's own end. Ctrl+C raises KeyboardInterrupt
+        and the start's ``finally`` closes the gap."""
         for sig in (signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(sig) == signal.SIG_DFL:
                 signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        self.close()
+        self._done = True
+        self.restore_terminal()  # no lock, no join: the handler may run inside either
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
@@ -212,24 +238,29 @@ class Gap:
                 ready, _, _ = select.select([self.fd_in, self._stop_r], [], [])
             except (OSError, ValueError):
                 return
-            if self._stop_r in ready:
-                return
-            try:
-                data = os.read(self.fd_in, 4096)
-            except OSError:
-                return
-            if not data:
-                return
             with self._lock:
+                if self._handed or self._stop_r in ready:
+                    return
+                try:
+                    data = os.read(self.fd_in, 4096)
+                except OSError:
+                    return
+                if not data:
+                    return
                 self.typed += data
-                self._echo(data)
+                row = self._echo(data)
+            if row:  # outside the lock: a terminal slow to take it never holds the hand-over
+                try:
+                    _write_all(self.fd_out, row)
+                except OSError:
+                    self.echoing = False
 
-    def _echo(self, data: bytes) -> None:
-        """Draw printable characters into the prompt's row while they fit; anything else (an
-        escape, an enter, a control key) ends the echo: the app shows the rest."""
+    def _echo(self, data: bytes) -> bytes:
+        """The prompt's row with these printable characters added, while they fit; anything
+        else (an escape, an enter, a control key) ends the echo: the app shows the rest."""
         slot = self.slot
         if not self.echoing or slot is None:
-            return
+            return b""
         text = self.text
         for byte in data:
             if 0x20 <= byte < 0x7F:
@@ -238,48 +269,39 @@ class Gap:
                 text = text[:-1]
             else:
                 self.echoing = False
-                return
+                return b""
             if len(text) + 1 >= slot.width:
                 self.echoing = False
-                return
+                return b""
         self.text = text
-        try:
-            _write_all(self.fd_out, slot.row(text))
-        except OSError:
-            self.echoing = False
+        return slot.row(text)
 
     def hand_over(self) -> bytes:
-        """Stop reading: the driver reads from now on. The keys read so far, for its parser."""
+        """Stop reading: the driver reads from now on. The keys read so far, for its parser.
+        The signal handlers stay until the app's replace them (the driver's start changes the
+        terminal before the app is mounted)."""
+        with self._lock:
+            self._handed = True
+            typed = bytes(self.typed)
         self._stop()
-        self._done = True
-        self._signals_back()
-        return bytes(self.typed)
+        return typed
 
     def _stop(self) -> None:
-        with self._lock:
-            if self._stop_w >= 0:
-                try:
-                    os.write(self._stop_w, b"!")
-                except OSError:
-                    pass
+        try:
+            os.write(self._stop_w, b"!")
+        except OSError:
+            pass
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(1.0)
-        with self._lock:
+        if not self._thread.is_alive():  # a thread still in a write keeps its descriptors
             for fd in (self._stop_r, self._stop_w):
-                if fd >= 0:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-            self._stop_r = self._stop_w = -1
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
-    def close(self) -> None:
-        """The start ended before the driver took over: the terminal as it was, the frame gone."""
-        if self._done:
-            return
-        self._done = True
-        self._stop()
-        self._signals_back()
+    def restore_terminal(self) -> None:
+        """The terminal's settings from before the frame, the main screen, the cursor."""
         import termios
 
         try:
@@ -290,6 +312,18 @@ class Gap:
             termios.tcsetattr(self.fd_in, termios.TCSANOW, self.attrs)
         except (termios.error, OSError):
             pass
+
+    def close(self) -> None:
+        """The start ended before the driver took over: the terminal as it was, the frame gone."""
+        if self._done or self._handed:
+            self._signals_back()
+            return
+        self._done = True
+        with self._lock:
+            self._handed = True
+        self._stop()
+        self._signals_back()
+        self.restore_terminal()
 
 
 @dataclass
@@ -318,7 +352,7 @@ def show(argv: list[str], fd_in: int = 0, fd_out: int = 2) -> Start:
     key = start_key(argv, (size.columns, size.lines))
     if key is None:
         return Start(argv, None)
-    kept = _read(key)
+    kept = _read(key, (size.columns, size.lines))
     if kept is None:
         return Start(argv, key)
     frame, slot = kept
@@ -331,17 +365,25 @@ def show(argv: list[str], fd_in: int = 0, fd_out: int = 2) -> Start:
         raw[0] &= ~(termios.IXON | termios.IXOFF | termios.ICRNL | termios.INLCR | termios.IGNCR)
         raw[6][termios.VMIN] = 1
         raw[6][termios.VTIME] = 0
+        try:
+            off = bytes((os.fpathconf(fd_in, "PC_VDISABLE") & 0xFF,))
+        except (OSError, ValueError):
+            off = b"\x00"
         for char in ("VSUSP", "VQUIT"):  # ctrl+z and ctrl+backslash are keys for the app (ctrl+c stops the start)
             if hasattr(termios, char):
-                raw[6][getattr(termios, char)] = b"\x00"
+                raw[6][getattr(termios, char)] = off
         termios.tcsetattr(fd_in, termios.TCSANOW, raw)
     except (termios.error, OSError):
         return Start(argv, key)
     gap = Gap(fd_in, fd_out, attrs, slot)
     try:
-        _write_all(fd_out, ENTER_SCREEN + frame.encode("utf-8", "surrogateescape"))
+        gap.catch_signals()
+        _write_all(fd_out, ENTER_SCREEN + frame.encode("utf-8"))
+        gap.start()
     except OSError:
         gap.close()
         return Start(argv, key)
-    gap.start()
+    except BaseException:  # ctrl+c while writing: the terminal as it was, then stop
+        gap.close()
+        raise
     return Start(argv, key, gap)

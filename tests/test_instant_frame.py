@@ -42,15 +42,26 @@ def test_the_key_changes_with_everything_the_frame_shows(mlintern_home, monkeypa
     assert base is not None and start_key(ARGV, SIZE) == base
     assert start_key(ARGV, (100, 36)) != base  # the terminal's size
     assert start_key(["-m", "openai/other"], SIZE) != base  # the command line
+    term = os.environ.get("TERM")
     monkeypatch.setenv("TERM", "vt100-test")
     assert start_key(ARGV, SIZE) != base  # the terminal's type
-    monkeypatch.undo()
-    monkeypatch.setenv("MLINTERN_HOME", str(mlintern_home))
-    monkeypatch.chdir(tmp_path)
+    if term is None:
+        monkeypatch.delenv("TERM")
+    else:
+        monkeypatch.setenv("TERM", term)
     assert start_key(ARGV, SIZE) == base
     (mlintern_home / "config.json").write_text(json.dumps({"theme": "mlintern-light"}))
     assert start_key(ARGV, SIZE) != base  # the config file
     (mlintern_home / "config.json").unlink()
+    monkeypatch.setenv("MISTRAL_API_KEY", "sk-one")
+    with_key = start_key(ARGV, SIZE)
+    assert with_key != base  # a credential that can choose the default model
+    monkeypatch.setenv("MISTRAL_API_KEY", "sk-two")
+    assert start_key(ARGV, SIZE) == with_key  # whether it is set, never its value
+    monkeypatch.delenv("MISTRAL_API_KEY")
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:11435")
+    assert start_key(ARGV, SIZE) != base  # where a provider is
+    monkeypatch.delenv("OLLAMA_HOST")
     other = tmp_path / "elsewhere"
     other.mkdir()
     monkeypatch.chdir(other)
@@ -84,16 +95,19 @@ def test_remember_then_read_back_private_and_checked(mlintern_home):
     assert remember("k1", "\x1b[1;1Hframe", SLOT)
     path = record_file(mlintern_home)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert instant_frame._read("k1") == ("\x1b[1;1Hframe", SLOT)
-    assert instant_frame._read("k2") is None  # kept for another start
+    assert instant_frame._read("k1", SIZE) == ("\x1b[1;1Hframe", SLOT)
+    assert instant_frame._read("k2", SIZE) is None  # kept for another start
     assert remember("k1", "\x1b[1;1Hframe", SLOT)  # the same: nothing to write
     for broken in ("[]", "{", json.dumps({"key": "k1", "frame": 3}), ""):
         path.write_text(broken)
-        assert instant_frame._read("k1") is None
+        assert instant_frame._read("k1", SIZE) is None
     path.write_text(json.dumps({"key": "k1", "frame": "f", "slot": {"x": "3"}}))
-    assert instant_frame._read("k1") == ("f", None)  # a frame without a usable slot: no echo
+    assert instant_frame._read("k1", SIZE) == ("f", None)  # a frame without a usable slot: no echo
     path.write_text(json.dumps({"key": "k1", "frame": "f", "slot": {**SLOT.__dict__, "x": "3"}}))
-    assert instant_frame._read("k1") == ("f", None)
+    assert instant_frame._read("k1", SIZE) == ("f", None)
+    for outside in ({"width": 10**9}, {"x": 115}, {"y": 36}, {"x": -1}, {"width": 0}):
+        path.write_text(json.dumps({"key": "k1", "frame": "f", "slot": {**SLOT.__dict__, **outside}}))
+        assert instant_frame._read("k1", SIZE) == ("f", None), outside  # not on this screen: no echo
 
 
 @pytest.mark.parametrize("hostile", [
@@ -104,14 +118,15 @@ def test_remember_then_read_back_private_and_checked(mlintern_home):
     "\x1b[6n",  # a cursor report, answered as typed input
     "\x1b[?1000h",  # mouse reporting
     "\x07", "\x9b31m",  # a bell, an 8-bit CSI
+    "\udc9b31m", "\ud800",  # an 8-bit CSI as an escaped byte, a lone surrogate
 ])
 def test_a_kept_frame_with_anything_textual_does_not_write_is_not_drawn(mlintern_home, hostile):
     """The record is a file in the data dir: whatever wrote it, only cursor moves, colours and
     text reach the terminal."""
     assert remember("k1", "\x1b[1;1Hframe" + hostile, SLOT)
-    assert instant_frame._read("k1") is None
+    assert instant_frame._read("k1", SIZE) is None
     assert remember("k1", "\x1b[1;1H\x1b[38;5;188mframe\x1b[0m", Slot(**{**SLOT.__dict__, "cursor": hostile}))
-    assert instant_frame._read("k1") == ("\x1b[1;1H\x1b[38;5;188mframe\x1b[0m", None)  # the frame, no echo
+    assert instant_frame._read("k1", SIZE) == ("\x1b[1;1H\x1b[38;5;188mframe\x1b[0m", None)  # the frame, no echo
 
 
 def test_a_record_that_cannot_be_written_says_so(mlintern_home):
@@ -132,6 +147,23 @@ def read_all(fd: int, wait: float = 0.3) -> bytes:
             except OSError:
                 break
     return out
+
+
+def read_until(fd: int, expected: bytes, timeout: float = 10) -> bool:
+    """Read what the terminal shows until ``expected`` is at its end (however slow the reader
+    thread is to run on a loaded machine)."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not out.endswith(expected):
+        out += read_all(fd, 0.05)
+    return out.endswith(expected)
+
+
+def wait_typed(gap: Gap, count: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while len(gap.typed) < count:
+        assert time.monotonic() < deadline, f"the reader took {bytes(gap.typed)!r} only"
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -192,13 +224,13 @@ def test_keys_typed_into_the_frame_are_drawn_and_handed_over(pty):
     gap.start()
     try:
         os.write(master, b"hi")
-        drawn = read_all(master)
-        assert SLOT.row("hi") in drawn or drawn.endswith(SLOT.row("hi"))
+        assert read_until(master, SLOT.row("hi"))
         os.write(master, b"x\x7f!")  # a backspace takes the x back
-        assert read_all(master).endswith(SLOT.row("hi!"))
+        assert read_until(master, SLOT.row("hi!"))
         os.write(master, b"\x1b[A")  # an arrow key: the app shows the rest
         os.write(master, b"more")
-        assert read_all(master) == b""
+        wait_typed(gap, 12)
+        assert read_all(master, 0.1) == b""
         assert gap.text == "hi!"
     finally:
         typed = gap.hand_over()
@@ -210,6 +242,39 @@ def test_keys_typed_into_the_frame_are_drawn_and_handed_over(pty):
     assert read_all(master, 0.1) == b""
 
 
+async def test_a_driver_start_that_fails_after_the_hand_over_puts_the_terminal_back(pty, monkeypatch):
+    """Textual stops only a start that returned: a failure (or ctrl+c) inside it, once the gap
+    has handed its keys over, must not leave the terminal in no-echo mode on the alternate screen."""
+    from types import SimpleNamespace
+
+    from textual.drivers.linux_driver import LinuxDriver
+
+    from mlintern_tui.driver import SteadyDriver
+
+    master, slave = pty
+    before = termios.tcgetattr(slave)
+    raw = termios.tcgetattr(slave)
+    raw[3] &= ~(termios.ICANON | termios.ECHO)
+    termios.tcsetattr(slave, termios.TCSANOW, raw)
+    gap = Gap(slave, slave, before, SLOT)
+    gap.start()
+
+    def fails(self):
+        raise KeyboardInterrupt  # as ctrl+c would, between Textual's writes
+
+    monkeypatch.setattr(LinuxDriver, "start_application_mode", fails)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTSTP, signal.SIGCONT)}
+    try:
+        driver = SteadyDriver(SimpleNamespace(instant_gap=gap))  # type: ignore[arg-type]
+        with pytest.raises(KeyboardInterrupt):
+            driver.start_application_mode()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert termios.tcgetattr(slave) == before
+    assert read_until(master, instant_frame.LEAVE_SCREEN)
+
+
 def test_typing_past_the_prompts_row_stops_the_echo(pty):
     master, slave = pty
     gap = Gap(slave, slave, termios.tcgetattr(slave), SLOT)
@@ -219,9 +284,10 @@ def test_typing_past_the_prompts_row_stops_the_echo(pty):
     gap.start()
     try:
         os.write(master, b"12345678")
-        assert read_all(master).endswith(SLOT.row("12345678"))
+        assert read_until(master, SLOT.row("12345678"))
         os.write(master, b"9")  # the cursor would leave the row (width 10)
-        assert read_all(master) == b""
+        wait_typed(gap, 9)
+        assert read_all(master, 0.1) == b""
     finally:
         assert gap.hand_over() == b"123456789"
 
@@ -308,12 +374,14 @@ def test_the_installed_command_draws_the_kept_frame_before_textual(mlintern_home
         hold.unlink()
         launch()
         held = wait_screen(server, framed, "the kept frame while the start is held")
-        assert "Plan" in held and "Output" in held
+        assert "Plan" in held and "Output" in held and "^q Quit" not in held
         t("send-keys", "-l", "hello there")
         wait_screen(server, lambda s: "│ hello there" in s, "the typed text in the kept frame's prompt", timeout=5)
         hold.touch()
-        time.sleep(1.5)  # the app is up: it drew the prompt with the text it was handed
-        assert "│ hello there" in screen(server)
+        # the footer's keys come with the app's second frame, never in the kept one: the app is up
+        # and drew the prompt with the text it was handed
+        live = wait_screen(server, lambda s: "^q Quit" in s, "the app's own frames")
+        assert "│ hello there" in live
         t("send-keys", "Enter")
         wait_screen(server, lambda s: "Approval 1 of 1" in s, "the demo's turn for the prompt typed before the app started")
         t("send-keys", "C-q")
@@ -331,8 +399,10 @@ def test_the_installed_command_draws_the_kept_frame_before_textual(mlintern_home
         assert "EXIT=143" in shown and "isig icanon echo" in shown and "abc" not in shown
 
         # 4. another terminal size: nothing is drawn before the app's own frame
+        held_marker = Path(str(hold) + ".held")
+        held_marker.unlink()
         launch(width=100)
-        time.sleep(1.0)
+        wait_screen(server, lambda s: held_marker.exists(), "the start held")
         assert not framed(screen(server))
         hold.touch()
         wait_screen(server, ready, "the start at another size, released")

@@ -1,0 +1,86 @@
+"""The app's side of the kept first frame (``mlintern_tui/instant_frame.py`` draws it at the
+next start): the bytes Textual writes for the first whole-screen frame, caught on their way to
+the terminal, where typed characters go in it, and the record written once the session is
+built (the config and the permission record are then as the next start finds them).
+
+A frame drawn after input came (keys typed into the last start's kept frame, handed to the
+prompt) is not the start's own: nothing is kept then.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+    from mlintern_tui.instant_frame import Slot
+
+
+class FrameKeeper:
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.capturing = True  # until the first whole-screen frame went out
+        #: the first frame, its terminal size and prompt slot, once caught without input before it
+        self._frame: tuple[str, tuple[int, int], Slot | None] | None = None
+        self._session_built = False
+
+    def display(self, app: App, renderable: Any, display: Callable[[], None]) -> None:
+        """Textual's ``_display`` for this frame (``display``), caught if it is the first whole
+        screen."""
+        frames = getattr(app._driver, "_frames", None)  # SteadyDriver's FrameWriter
+        if frames is None or type(renderable).__name__ != "LayoutUpdate":
+            display()
+            return
+        self.capturing = False
+        frames.capture = captured = []
+        try:
+            display()
+        finally:
+            frames.capture = None
+        if captured and getattr(app, "last_input_at", 0.0) == 0.0:
+            self._frame = ("".join(captured), (app.size.width, app.size.height), _slot(app))
+
+    def session_built(self, app: App) -> None:
+        self._session_built = True
+        self._keep(app)
+
+    def first_frame_out(self, app: App) -> None:
+        self.capturing = False
+        self._keep(app)
+
+    def _keep(self, app: App) -> None:
+        if not (self._session_built and self._frame):
+            return
+        (frame, size, slot), self._frame = self._frame, None
+        argv = self.argv
+
+        def keep() -> None:
+            from mlintern_tui.instant_frame import remember, start_key
+
+            key = start_key(argv, size)
+            if key is not None:
+                remember(key, frame, slot)
+
+        app.run_worker(keep, thread=True, exit_on_error=False, name="keep the first frame", group="first-frame")
+
+
+def _slot(app: Any) -> Slot | None:
+    """Where keys typed into the kept frame go: the empty, focused prompt's first row, in the
+    text area's own styles (typed text, the cursor cell, the rest of the row)."""
+    from textual.strip import Strip
+
+    from mlintern_tui.instant_frame import Slot
+
+    prompt = getattr(app, "prompt", None)
+    if prompt is None or app.screen is not prompt.screen or app.screen.focused is not prompt or prompt.text:
+        return None
+    theme = getattr(prompt, "_theme", None)  # the TextArea's theme: Textual's private name
+    text_style = getattr(theme, "cursor_line_style", None) or getattr(theme, "base_style", None) or prompt.rich_style
+    cursor_style = getattr(theme, "cursor_style", None) or prompt.get_component_rich_style("text-area--cursor")
+    system = app.console._color_system
+    text_on, text_off = Strip.render_style(text_style, "\0", color_system=system).split("\0")
+    content = prompt.content_region
+    return Slot(x=content.x, y=content.y, width=content.width, text_on=text_on, text_off=text_off,
+                cursor=Strip.render_style(cursor_style, " ", color_system=system), blank_on=text_on,
+                blank_off=text_off)
