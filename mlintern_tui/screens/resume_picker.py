@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from functools import partial
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -186,8 +187,10 @@ class ResumePicker(ModalScreen[str | None]):
         self._search(event.value.strip(), delay=DEBOUNCE_S)
 
     def _search(self, query: str, delay: float) -> None:
-        # exclusive: a newer query cancels the one waiting or in flight, whose rows are dropped
-        self.run_worker(self._load(query, delay), group="resume-search", exclusive=True, exit_on_error=False)
+        # exclusive: a newer query cancels the one waiting or in flight, whose rows are dropped;
+        # the worker makes its coroutine when it starts (one cancelled before that made none)
+        self.run_worker(partial(self._load, query, delay), group="resume-search", exclusive=True,
+                        exit_on_error=False)
 
     async def _load(self, query: str, delay: float) -> None:
         if delay:
