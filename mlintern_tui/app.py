@@ -365,10 +365,11 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
             self.app_focus = False
             self.screen.refresh_bindings()
 
-    def keep_first_frame(self) -> None:
-        """The session is built: the first frame is kept for the next start (frame_keeper.py)."""
+    def keep_first_frame(self, next_ready: bool) -> None:
+        """The session is built: the first frame is kept for the next start (frame_keeper.py) if
+        that start's would name the model as ready (``next_ready``) or loading just as this one."""
         if self.frame_keeper is not None:
-            self.frame_keeper.session_built(self)
+            self.frame_keeper.session_built(self, next_ready)
 
     def on_app_blur(self, event: events.AppBlur) -> None:
         # A terminal that is not in view when the app starts (a tmux pane in a window not

@@ -121,12 +121,12 @@ class EngineLinkMixin:
             return
         from agent.session import Session
 
-        if getattr(self, "check_permissions", False) and not getattr(self, "config_error", None):
+        users_file = getattr(self, "check_permissions", False) and not getattr(self, "config_error", None)
+        if users_file:
             from agent.config import remember_early_settings
 
             # what the next start's first frame is drawn with, if the file has not changed by then
             remember_early_settings(self.config)
-            self.keep_first_frame()  # and that frame itself (mlintern_tui/instant_frame.py)
         try:
             session = Session(self.config, model_id=self.model_arg, cwd=self.cwd,
                               approval_mode=self.start_mode, max_iterations=self.max_iterations,
@@ -135,6 +135,10 @@ class EngineLinkMixin:
             self.update_status(model_label="no model", model_ready=False, is_demo=False)
             self.call_later(self.notice, "error", f"Could not start the agent: {exc}")
             return
+        if users_file:  # and that frame itself (mlintern_tui/frame_keeper.py), if the next start's
+            # would say the same: ready, unless litellm loads (a first start builds the tools'
+            # schemas and says loading once)
+            self.keep_first_frame(next_ready=not session.client.needs_litellm(session.model))
         if session.client.needs_litellm(session.model) or not session.warm:
             self.update_status(model_label=session.model.label, model_ready=False, is_demo=session.model.is_demo)
             self._load_then_attach(session)

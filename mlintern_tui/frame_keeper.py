@@ -23,7 +23,10 @@ class FrameKeeper:
         self.capturing = True  # until the first whole-screen frame went out
         #: the first frame, its terminal size and prompt slot, once caught without input before it
         self._frame: tuple[str, tuple[int, int], Slot | None] | None = None
-        self._session_built = False
+        #: whether that frame named the model as ready, not loading, and whether the next start's
+        #: will (known once the session is built: until then nothing is kept)
+        self._ready = False
+        self._next_ready: bool | None = None
 
     def display(self, app: App, renderable: Any, display: Callable[[], None]) -> None:
         """Textual's ``_display`` for this frame (``display``), caught if it is the first whole
@@ -40,9 +43,13 @@ class FrameKeeper:
             frames.capture = None
         if captured and getattr(app, "last_input_at", 0.0) == 0.0:
             self._frame = ("".join(captured), (app.size.width, app.size.height), _slot(app))
+            self._ready = bool(getattr(getattr(app, "status_info", None), "model_ready", False))
 
-    def session_built(self, app: App) -> None:
-        self._session_built = True
+    def session_built(self, app: App, next_ready: bool) -> None:
+        """``next_ready``: whether the next start's first frame will name the model as ready.
+        A frame that says otherwise (this start built the tools' schemas and said loading)
+        would show the wrong state for a moment: the next start keeps its own instead."""
+        self._next_ready = next_ready
         self._keep(app)
 
     def first_frame_out(self, app: App) -> None:
@@ -50,7 +57,10 @@ class FrameKeeper:
         self._keep(app)
 
     def _keep(self, app: App) -> None:
-        if not (self._session_built and self._frame):
+        if self._next_ready is None or not self._frame:
+            return
+        if self._ready != self._next_ready:
+            self._frame = None
             return
         (frame, size, slot), self._frame = self._frame, None
         argv = self.argv

@@ -117,7 +117,7 @@ def _settings_env() -> list[str]:
         upper = name.upper()
         if upper.endswith(_SECRET):
             parts.append(f"{name} is set")
-        elif upper.startswith(_SETTING_PREFIX) or upper.endswith(_SETTING_SUFFIX):
+        elif (upper.startswith(_SETTING_PREFIX) or upper.endswith(_SETTING_SUFFIX)) and not upper.startswith("MLINTERN_TEST_"):
             parts.append(f"{name}={value}")
     return parts
 
