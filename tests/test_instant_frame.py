@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import signal
 import stat
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 
 from mlintern_tui import instant_frame
 from mlintern_tui.instant_frame import FRAME_FILE, Gap, Slot, remember, show, start_key
+from tests.test_tmux_smoke import TMUX, capture, wait_screen
 
 SIZE = (120, 36)
 ARGV = ["-m", "openai/peerbench"]
@@ -149,6 +149,15 @@ def read_all(fd: int, wait: float = 0.3) -> bytes:
     return out
 
 
+def no_echo(fd: int) -> list:
+    """The terminal as the kept frame leaves it (keys wait, unechoed); its settings before."""
+    before = termios.tcgetattr(fd)
+    raw = termios.tcgetattr(fd)
+    raw[3] &= ~(termios.ICANON | termios.ECHO)
+    termios.tcsetattr(fd, termios.TCSANOW, raw)
+    return before
+
+
 def read_until(fd: int, expected: bytes, timeout: float = 10) -> bool:
     """Read what the terminal shows until ``expected`` is at its end (however slow the reader
     thread is to run on a loaded machine)."""
@@ -216,11 +225,7 @@ def test_another_driver_than_ours_gets_no_kept_frame(mlintern_home, pty, monkeyp
 
 def test_keys_typed_into_the_frame_are_drawn_and_handed_over(pty):
     master, slave = pty
-    attrs = termios.tcgetattr(slave)
-    raw = termios.tcgetattr(slave)
-    raw[3] &= ~(termios.ICANON | termios.ECHO)
-    termios.tcsetattr(slave, termios.TCSANOW, raw)
-    gap = Gap(slave, slave, attrs, SLOT)
+    gap = Gap(slave, slave, no_echo(slave), SLOT)
     gap.start()
     try:
         os.write(master, b"hi")
@@ -252,10 +257,7 @@ async def test_a_driver_start_that_fails_after_the_hand_over_puts_the_terminal_b
     from mlintern_tui.driver import SteadyDriver
 
     master, slave = pty
-    before = termios.tcgetattr(slave)
-    raw = termios.tcgetattr(slave)
-    raw[3] &= ~(termios.ICANON | termios.ECHO)
-    termios.tcsetattr(slave, termios.TCSANOW, raw)
+    before = no_echo(slave)
     gap = Gap(slave, slave, before, SLOT)
     gap.start()
 
@@ -277,10 +279,7 @@ async def test_a_driver_start_that_fails_after_the_hand_over_puts_the_terminal_b
 
 def test_typing_past_the_prompts_row_stops_the_echo(pty):
     master, slave = pty
-    gap = Gap(slave, slave, termios.tcgetattr(slave), SLOT)
-    raw = termios.tcgetattr(slave)
-    raw[3] &= ~(termios.ICANON | termios.ECHO)
-    termios.tcsetattr(slave, termios.TCSANOW, raw)
+    gap = Gap(slave, slave, no_echo(slave), SLOT)
     gap.start()
     try:
         os.write(master, b"12345678")
@@ -294,26 +293,10 @@ def test_typing_past_the_prompts_row_stops_the_echo(pty):
 
 # --------------------------------------------------------------------------- the installed command
 
-TMUX = shutil.which("tmux")
 
 
 def tmux(server: str, *args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([TMUX, "-L", server, *args], capture_output=True, text=True, **kw)
-
-
-def screen(server: str) -> str:
-    return tmux(server, "capture-pane", "-p").stdout
-
-
-def wait_screen(server: str, predicate, what: str, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    shown = ""
-    while time.monotonic() < deadline:
-        shown = screen(server)
-        if predicate(shown):
-            return shown
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; the screen was:\n{shown}")
 
 
 def test_nothing_before_the_frame_imports_textual():
@@ -344,7 +327,7 @@ def test_the_installed_command_draws_the_kept_frame_before_textual(mlintern_home
     def launch(width: int = 120) -> None:
         t("kill-server")
         for _ in range(20):  # the server of the last launch may still be going away
-            started = t("new-session", "-d", "-x", str(width), "-y", "36", command, env=env)
+            started = t("new-session", "-d", "-s", server, "-x", str(width), "-y", "36", command, env=env)
             if started.returncode == 0:
                 return
             time.sleep(0.1)
@@ -366,55 +349,55 @@ def test_the_installed_command_draws_the_kept_frame_before_textual(mlintern_home
         # start's is.
         hold.touch()
         launch()
-        first = wait_screen(server, ready, "the first start")
+        first = wait_screen(server, ready, 30, "the first start")
         assert "^q Quit" in first  # the app's own frames, nothing kept yet
-        wait_screen(server, lambda s: (mlintern_home / "cache" / "first-frame.json").exists(), "the session built")
+        wait_screen(server, lambda s: (mlintern_home / "cache" / "first-frame.json").exists(), 30, "the session built")
         t("send-keys", "C-q")
-        wait_screen(server, lambda s: "EXIT=0" in s, "the first start's end")
+        wait_screen(server, lambda s: "EXIT=0" in s, 30, "the first start's end")
         assert not record_file(mlintern_home).exists()
         launch()
-        wait_screen(server, ready, "the second start")
-        wait_screen(server, lambda s: record_file(mlintern_home).exists(), "the frame kept", timeout=10)
+        wait_screen(server, ready, 30, "the second start")
+        wait_screen(server, lambda s: record_file(mlintern_home).exists(), 10, "the frame kept")
         t("send-keys", "C-q")
-        wait_screen(server, lambda s: "EXIT=0" in s, "the second start's end")
+        wait_screen(server, lambda s: "EXIT=0" in s, 30, "the second start's end")
 
         # 2. kept: drawn while the start is held before Textual's import; typing shows in the
         # prompt's row; released, the app has the text, and enter sends it
         hold.unlink()
         launch()
-        held = wait_screen(server, framed, "the kept frame while the start is held")
+        held = wait_screen(server, framed, 30, "the kept frame while the start is held")
         assert "Plan" in held and "Output" in held and "^q Quit" not in held and "(loading)" not in held
         t("send-keys", "-l", "hello there")
-        wait_screen(server, lambda s: "│ hello there" in s, "the typed text in the kept frame's prompt", timeout=5)
+        wait_screen(server, lambda s: "│ hello there" in s, 5, "the typed text in the kept frame's prompt")
         hold.touch()
         # the footer's keys come with the app's second frame, never in the kept one: the app is up
         # and drew the prompt with the text it was handed
-        live = wait_screen(server, lambda s: "^q Quit" in s, "the app's own frames")
+        live = wait_screen(server, lambda s: "^q Quit" in s, 30, "the app's own frames")
         assert "│ hello there" in live
         t("send-keys", "Enter")
-        wait_screen(server, lambda s: "Approval 1 of 1" in s, "the demo's turn for the prompt typed before the app started")
+        wait_screen(server, lambda s: "Approval 1 of 1" in s, 30, "the demo's turn for the prompt typed before the app started")
         t("send-keys", "C-q")
-        shown = wait_screen(server, lambda s: "EXIT=" in s and "echo" in s.split("EXIT=")[1], "the second start's end")
+        shown = wait_screen(server, lambda s: "EXIT=" in s and "echo" in s.split("EXIT=")[1], 30, "the second start's end")
         assert "EXIT=0" in shown and "isig icanon echo" in shown and "hello there" not in shown
 
         # 3. killed while held: the terminal is put back
         hold.unlink()
         launch()
-        wait_screen(server, framed, "the kept frame again")
+        wait_screen(server, framed, 30, "the kept frame again")
         t("send-keys", "-l", "abc")
-        wait_screen(server, lambda s: "│ abc" in s, "abc in the kept frame", timeout=5)
+        wait_screen(server, lambda s: "│ abc" in s, 5, "abc in the kept frame")
         os.kill(app_pid(), signal.SIGTERM)
-        shown = wait_screen(server, lambda s: "EXIT=" in s and "echo" in s.split("EXIT=")[1], "the killed start's end")
+        shown = wait_screen(server, lambda s: "EXIT=" in s and "echo" in s.split("EXIT=")[1], 30, "the killed start's end")
         assert "EXIT=143" in shown and "isig icanon echo" in shown and "abc" not in shown
 
         # 4. another terminal size: nothing is drawn before the app's own frame
         held_marker = Path(str(hold) + ".held")
         held_marker.unlink()
         launch(width=100)
-        wait_screen(server, lambda s: held_marker.exists(), "the start held")
-        assert not framed(screen(server))
+        wait_screen(server, lambda s: held_marker.exists(), 30, "the start held")
+        assert not framed(capture(server))
         hold.touch()
-        wait_screen(server, ready, "the start at another size, released")
+        wait_screen(server, ready, 30, "the start at another size, released")
     finally:
         hold.touch()
         t("kill-server")
