@@ -223,10 +223,18 @@ def test_another_driver_than_ours_gets_no_kept_frame(mlintern_home, pty, monkeyp
     assert read_all(master, 0.1) == b""
 
 
-def test_keys_typed_into_the_frame_are_drawn_and_handed_over(pty):
+@pytest.fixture
+def reading(pty):
+    """The kept frame's reader on a real pseudo-terminal: (the terminal's side, ours, the gap)."""
     master, slave = pty
     gap = Gap(slave, slave, no_echo(slave), SLOT)
     gap.start()
+    yield master, slave, gap
+    gap.close()
+
+
+def test_keys_typed_into_the_frame_are_drawn_and_handed_over(reading):
+    master, slave, gap = reading
     try:
         os.write(master, b"hi")
         assert read_until(master, SLOT.row("hi"))
@@ -277,10 +285,8 @@ async def test_a_driver_start_that_fails_after_the_hand_over_puts_the_terminal_b
     assert read_until(master, instant_frame.LEAVE_SCREEN)
 
 
-def test_typing_past_the_prompts_row_stops_the_echo(pty):
-    master, slave = pty
-    gap = Gap(slave, slave, no_echo(slave), SLOT)
-    gap.start()
+def test_typing_past_the_prompts_row_stops_the_echo(reading):
+    master, slave, gap = reading
     try:
         os.write(master, b"12345678")
         assert read_until(master, SLOT.row("12345678"))
