@@ -14,6 +14,7 @@ import dataclasses
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -194,6 +195,8 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         #: the first frame kept for the next start (frame_keeper.py; None: not kept), and the last
         #: start's kept frame on screen until the driver takes its keys (instant_frame.py)
         self.frame_keeper: FrameKeeper | None = None
+        #: when the last keys came, newest last (widgets/type_ahead.py)
+        self.key_times: deque[float] = deque(maxlen=64)
         self.instant_gap = None
         self._blur_at_start = False  # the terminal said it is not focused before the first frame
         for theme in THEMES:
@@ -416,10 +419,17 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
         return PacedScreen(id="_default", paced=self.config.frame_pacing)
 
     async def on_event(self, event) -> None:
+        if isinstance(event, events.Key):
+            # the key whose bindings run now (a binding of a screen or widget acts on the key as it
+            # bubbles back up to the app): a question tells typing from answers by its time
+            self.key_in_hand = event.time
         if isinstance(event, events.InputEvent) and not event.is_forwarded:
             self.last_input_at = now = time.perf_counter()
             if isinstance(event, events.Key):  # a dialog opened mid-typing tells keys from answers by them
-                self.previous_key_at, self.last_key_at = self.last_key_at, now
+                # when the key came (the driver made the event as it read it), not when the loop
+                # got to it: keys that waited out a busy moment of the loop are still one burst
+                self.previous_key_at, self.last_key_at = self.last_key_at, event.time
+                self.key_times.append(event.time)
             if self._echo is not None:
                 self._echo.arrived(event)
             screen = self.main_screen if self.screen_stack else None  # keys can come before the first screen

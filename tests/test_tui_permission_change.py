@@ -51,7 +51,7 @@ async def test_an_earlier_start_remembers_then_a_hand_widening_is_asked_about_an
         # while it asks, the app holds what the user agreed to
         assert app.config.approval_mode == "auto" and app.status_info.mode == "auto"
         assert [r.tool for r in app.config.approval_rules] == ["bash"]
-        change_screen(app)._keys.opened_at = time.perf_counter()  # however slow the machine, the key lands in the grace period
+        change_screen(app)._keys.opened_at = time.monotonic()  # however slow the machine, the key lands in the grace period
         await pilot.press("a")  # inside the grace period: not an answer
         assert change_screen(app) is not None
         await pilot.pause(GRACE_S + 0.1)

@@ -115,6 +115,39 @@ async def test_typing_under_way_when_a_card_opens_never_answers_it(llm_server, m
     assert "one" in tool_results(llm_server.requests[1])["b1"]
 
 
+async def test_keys_that_waited_out_a_busy_loop_are_still_the_typing(llm_server, monkeypatch, tmp_path):
+    """The card opens while a message is being typed, and the loop is then stuck for 0.6 s (a long
+    frame, a collection) as the typing goes on: the keys that waited come in a burst once it is
+    free. They came 60 ms apart, so they are the same typing, not a pause and then an answer."""
+    import time
+
+    from textual import events
+
+    # the call streams in over ~0.7 s: the card opens while the next message is being typed
+    llm_server.script(ToolCalls(BASH[:1], content="Running it now, one moment.", delay=0.1), Text("done"))
+    app = AppUnderTest()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
+        app.approval_grace_s = 0.3
+        await send(pilot, "run")
+        opened: list[bool] = []
+        await type_keys(pilot, "yes now run it yearly, yes", each=lambda _: opened.append(approval_screen(app) is not None))
+        card = approval_screen(app)
+        assert any(opened) and card is not None, "the card did not open while typing"
+        waited = []
+        for char in "nanny, yes":  # the loop is stuck (a blocking sleep): the driver still makes the events
+            waited.append(events.Key("space" if char == " " else char, char))
+            time.sleep(0.06)
+        for event in waited:
+            app.post_message(event)
+        await type_keys(pilot, "")  # the app has taken them all
+        assert approval_screen(app) is card and len(llm_server.requests) == 1, "a key that waited answered the card"
+        await wait_for(pilot, lambda: not card._in_grace(), what="a pause long enough to answer")
+        await pilot.press("y")
+        await until_idle(pilot, app)
+    assert "one" in tool_results(llm_server.requests[1])["b1"]
+
+
 async def test_f_rejects_with_typed_feedback(llm_server, monkeypatch, tmp_path):
     llm_server.script(ToolCalls(BASH[:1]), Text("ok"))
     app = AppUnderTest()

@@ -12,9 +12,14 @@ the config, an ``a`` accepting wider permissions.
 - if keys were coming when it appeared, the typing goes on being the prompt's until a
   pause of ``quiet_s``: only a key after such a pause is an answer.
 
-A question nobody was typing into answers its first key after the grace period. The app
-records when the last two keys came (``last_key_at``, ``previous_key_at``, from
-``time.perf_counter``) as it takes each key.
+A question nobody was typing into answers its first key after the grace period.
+
+Every time here is when a key came: the key event's own time (``time.monotonic`` when the
+driver read it), not when the loop got to it. The app records the times of the last keys
+(``key_times``, ``last_key_at``) and of the key whose bindings run now (``key_in_hand``). A
+loop busy for half a second while the user types takes the keys that waited as they came, one
+burst: not a pause and then an answer. And a key is judged by its own time even when the app
+has already taken the keys typed after it.
 """
 
 from __future__ import annotations
@@ -31,24 +36,30 @@ class KeyGuard:
         self.app = app
         self.quiet_s = quiet_s
         self.grace_s = grace_s
-        self.opened_at = now = time.perf_counter()
+        self.opened_at = now = time.monotonic()
         #: keys were coming when the question appeared: they are the prompt's until a pause
         self.streak = now - getattr(app, "last_key_at", float("-inf")) < quiet_s
 
-    def too_soon(self) -> bool:
-        return time.perf_counter() - self.opened_at < self.grace_s
+    def too_soon(self, at: float | None = None) -> bool:
+        """Whether a key at ``at`` (now: None) comes within the grace period, or before the
+        question appeared."""
+        return (time.monotonic() if at is None else at) - self.opened_at < self.grace_s
 
     def typing_now(self) -> bool:
         """Whether a key coming now would not be an answer (no side effects)."""
-        return self.too_soon() or (self.streak and time.perf_counter() - self.app.last_key_at < self.quiet_s)
+        return self.too_soon() or (self.streak and time.monotonic() - self.app.last_key_at < self.quiet_s)
 
     def is_answer(self) -> bool:
-        """Whether the key being handled (the app's last one) is meant for the question."""
-        if self.too_soon():
+        """Whether the key being handled (the app's ``key_in_hand``) is meant for the question."""
+        app = self.app
+        at = getattr(app, "key_in_hand", None)
+        if at is None or at == float("-inf"):
+            at = app.last_key_at
+        if self.too_soon(at):
             return False
         if self.streak:
-            app = self.app
-            if app.last_key_at - app.previous_key_at < self.quiet_s:
+            before = max((t for t in getattr(app, "key_times", ()) if t < at), default=float("-inf"))
+            if at - before < self.quiet_s:
                 return False  # still the same burst of typing
             self.streak = False
         return True
