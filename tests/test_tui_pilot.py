@@ -92,6 +92,28 @@ async def test_keys_inside_the_grace_period_are_ignored(llm_server, monkeypatch,
     assert "one" in tool_results(llm_server.requests[1])["b1"]
 
 
+async def type_as_the_card_opens(pilot, llm_server, text: str):
+    """Send "run", then type ``text`` as a terminal would while the call streams in: the card
+    (grace 0.3 s) opens mid-word and the typing goes on. Returns the card, still open."""
+    app = pilot.app
+    app.approval_grace_s = 0.3
+    await send(pilot, "run")
+    opened: list[bool] = []
+    await type_keys(pilot, text, each=lambda _: opened.append(approval_screen(app) is not None))
+    card = approval_screen(app)
+    assert any(opened), "the card never opened while typing"
+    assert card is not None, "the typing answered the card"
+    assert len(llm_server.requests) == 1  # nothing answered: the call has not run
+    return card
+
+
+async def answer_after_a_pause(pilot, card) -> None:
+    """The user stops, reads and approves: after a pause, a key is an answer."""
+    await wait_for(pilot, lambda: not card._in_grace(), what="a pause long enough to answer")
+    await pilot.press("y")
+    await until_idle(pilot, pilot.app)
+
+
 async def test_typing_under_way_when_a_card_opens_never_answers_it(llm_server, monkeypatch, tmp_path):
     """A message typed while the agent works: the card opens mid-word, and the "y"s and "n"s that
     keep coming long after its grace period are not answers. After a pause, a key is."""
@@ -100,18 +122,8 @@ async def test_typing_under_way_when_a_card_opens_never_answers_it(llm_server, m
     app = AppUnderTest()
     async with app.run_test(size=(120, 36)) as pilot:
         await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
-        app.approval_grace_s = 0.3
-        await send(pilot, "run")
-        opened: list[bool] = []
-        await type_keys(pilot, "yes now run it yearly, nanny, yes",
-                        each=lambda _: opened.append(approval_screen(app) is not None))
-        card = approval_screen(app)
-        assert any(opened), "the card never opened while typing"
-        assert card is not None, "the typing answered the card"
-        assert len(llm_server.requests) == 1  # nothing answered: the call has not run
-        await wait_for(pilot, lambda: not card._in_grace(), what="a pause long enough to answer")
-        await pilot.press("y")
-        await until_idle(pilot, app)
+        card = await type_as_the_card_opens(pilot, llm_server, "yes now run it yearly, nanny, yes")
+        await answer_after_a_pause(pilot, card)
     assert "one" in tool_results(llm_server.requests[1])["b1"]
 
 
@@ -128,12 +140,7 @@ async def test_keys_that_waited_out_a_busy_loop_are_still_the_typing(llm_server,
     app = AppUnderTest()
     async with app.run_test(size=(120, 36)) as pilot:
         await start_app(pilot, app, llm_server, monkeypatch, tmp_path, approval_mode="ask")
-        app.approval_grace_s = 0.3
-        await send(pilot, "run")
-        opened: list[bool] = []
-        await type_keys(pilot, "yes now run it yearly, yes", each=lambda _: opened.append(approval_screen(app) is not None))
-        card = approval_screen(app)
-        assert any(opened) and card is not None, "the card did not open while typing"
+        card = await type_as_the_card_opens(pilot, llm_server, "yes now run it yearly, yes")
         waited = []
         for char in "nanny, yes":  # the loop is stuck (a blocking sleep): the driver still makes the events
             waited.append(events.Key("space" if char == " " else char, char))
@@ -142,9 +149,7 @@ async def test_keys_that_waited_out_a_busy_loop_are_still_the_typing(llm_server,
             app.post_message(event)
         await type_keys(pilot, "")  # the app has taken them all
         assert approval_screen(app) is card and len(llm_server.requests) == 1, "a key that waited answered the card"
-        await wait_for(pilot, lambda: not card._in_grace(), what="a pause long enough to answer")
-        await pilot.press("y")
-        await until_idle(pilot, app)
+        await answer_after_a_pause(pilot, card)
     assert "one" in tool_results(llm_server.requests[1])["b1"]
 
 
