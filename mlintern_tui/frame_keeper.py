@@ -81,6 +81,7 @@ def _slot(app: Any) -> Slot | None:
     from textual.strip import Strip
 
     from mlintern_tui.instant_frame import Slot
+    from mlintern_tui.local_echo import style_edges
 
     prompt = getattr(app, "prompt", None)
     if prompt is None or app.screen is not prompt.screen or app.screen.focused is not prompt or prompt.text:
@@ -89,7 +90,7 @@ def _slot(app: Any) -> Slot | None:
     text_style = getattr(theme, "cursor_line_style", None) or getattr(theme, "base_style", None) or prompt.rich_style
     cursor_style = getattr(theme, "cursor_style", None) or prompt.get_component_rich_style("text-area--cursor")
     system = app.console._color_system
-    text_on, text_off = Strip.render_style(text_style, "\0", color_system=system).split("\0")
+    text_on, text_off = style_edges(text_style, system)
     content = prompt.content_region
     return Slot(x=content.x, y=content.y, width=content.width, text_on=text_on, text_off=text_off,
                 cursor=Strip.render_style(cursor_style, " ", color_system=system), blank_on=text_on,

@@ -90,18 +90,6 @@ def _cache_path() -> Path:
     return data_dir() / "cache" / FRAME_FILE
 
 
-def _library_stamp(name: str) -> str:
-    """A library's installed version, from its files' stamps (importlib.metadata is ~10 ms)."""
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec(name)
-        st = os.stat(spec.origin)  # type: ignore[union-attr, arg-type]
-    except (ImportError, AttributeError, TypeError, ValueError, OSError):
-        return f"{name}:?"
-    return f"{name}:{spec.origin}:{st.st_size}:{st.st_mtime_ns}"  # type: ignore[union-attr]
-
-
 #: variables that hold a credential: which of them are set can choose the model (the first
 #: provider with a key); their values are never part of the key
 _SECRET = ("_API_KEY", "_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
@@ -129,6 +117,7 @@ def start_key(argv: list[str], size: tuple[int, int]) -> str | None:
     own variables and providers' addresses, and the code that draws. None when the config file
     cannot be read (the broken-config dialog is the first thing then)."""
     from agent.config import config_key
+    from agent.tools.lazy import library_stamp, tree_stamp
 
     config = config_key()
     if config is None:
@@ -136,10 +125,8 @@ def start_key(argv: list[str], size: tuple[int, int]) -> str | None:
     digest = hashlib.sha256()
     for part in (VERSION, config, json.dumps(argv), os.getcwd(), f"{size[0]}x{size[1]}", sys.version,
                  *(f"{name}={os.environ.get(name, chr(0))}" for name in TERMINAL_ENV), *_settings_env(),
-                 _library_stamp("textual"), _library_stamp("rich")):
+                 library_stamp("textual"), library_stamp("rich")):
         digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
-    from agent.tools.lazy import tree_stamp
-
     for package in FRONT_END:
         tree_stamp(ROOT / package, digest)
     return digest.hexdigest()
@@ -203,8 +190,8 @@ class Gap:
         self.echoing = slot is not None
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(target=self._read_keys, name="instant-frame-keys", daemon=True)
-        self._handed = False  # the driver reads from now on: not one more read here
-        self._done = False
+        #: the driver reads from now on (or the start ended): not one more read here
+        self._handed = False
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -219,7 +206,6 @@ class Gap:
                 signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        self._done = True
         self.restore_terminal()  # no lock, no join: the handler may run inside either
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
@@ -315,10 +301,9 @@ class Gap:
 
     def close(self) -> None:
         """The start ended before the driver took over: the terminal as it was, the frame gone."""
-        if self._done or self._handed:
+        if self._handed:
             self._signals_back()
             return
-        self._done = True
         with self._lock:
             self._handed = True
         self._stop()

@@ -170,10 +170,9 @@ class LocalEcho:
         """The echo's bytes before and after the character; ``blanks`` (style, count): cells
         cleared after the cursor."""
         system = self.app.console._color_system
-        render = Strip.render_style
-        text_on, text_off = render(text_style, "\0", color_system=system).split("\0")
-        cursor = render(cursor_style, " ", color_system=system)
-        cleared = "" if blanks is None else render(blanks[0], " " * blanks[1], color_system=system)
+        text_on, text_off = style_edges(text_style, system)
+        cursor = Strip.render_style(cursor_style, " ", color_system=system)
+        cleared = "" if blanks is None else Strip.render_style(blanks[0], " " * blanks[1], color_system=system)
         # DECSC/DECRC keep the frame's cursor (position and pen) as it was
         return (f"\x1b7\x1b[{y + 1};{x + 1}H{text_on}".encode(), f"{text_off}{cursor}{cleared}\x1b8".encode())
 
@@ -220,6 +219,12 @@ class LocalEcho:
         if self._placeholder[0] != text:
             self._placeholder = (text, Content(text).cell_length)
         return self._placeholder[1]
+
+
+def style_edges(style, color_system) -> tuple[str, str]:
+    """The escape sequences that start and end text in ``style`` on this terminal."""
+    on, off = Strip.render_style(style, "\0", color_system=color_system).split("\0")
+    return on, off
 
 
 def _holds_input(widget) -> bool:

@@ -125,18 +125,24 @@ def fingerprint() -> str:
     """What the schemas depend on: every file of the ``agent`` package, Python's version and
     pydantic's (its ``version.py`` as installed: asked before the first frame, which does not
     import pydantic)."""
-    import importlib.util
-
     root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.find_spec("pydantic")
-    try:
-        st = os.stat(Path(spec.origin).with_name("version.py"))  # type: ignore[union-attr, arg-type]
-        pydantic_stamp = f"{spec.origin}|{st.st_size}|{st.st_mtime_ns}"  # type: ignore[union-attr]
-    except (AttributeError, TypeError, OSError):
-        pydantic_stamp = "?"
-    digest = hashlib.sha256(f"{sys.version}|{pydantic_stamp}|{root}".encode())
+    digest = hashlib.sha256(f"{sys.version}|{library_stamp('pydantic', 'version.py')}|{root}".encode())
     tree_stamp(root, digest)
     return digest.hexdigest()
+
+
+def library_stamp(name: str, file: str | None = None) -> str:
+    """An installed library's version without importing it (importlib.metadata is ~10 ms): the
+    size and time of its package file, or of ``file`` beside it; "?" when it cannot be found."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin  # type: ignore[union-attr]
+        st = os.stat(Path(origin).with_name(file) if file else origin)  # type: ignore[arg-type]
+    except (ImportError, AttributeError, TypeError, ValueError, OSError):
+        return "?"
+    return f"{origin}|{st.st_size}|{st.st_mtime_ns}"
 
 
 def tree_stamp(root: Path, digest: Any) -> None:
