@@ -415,6 +415,11 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
             self._echo.withdraw()
         return super().switch_screen(screen)
 
+    @property
+    def last_key_at(self) -> float:
+        """When the last key came (widgets/type_ahead.py)."""
+        return self.key_times[-1] if self.key_times else float("-inf")
+
     def get_default_screen(self) -> PacedScreen:
         return PacedScreen(id="_default", paced=self.config.frame_pacing)
 
@@ -428,7 +433,6 @@ class MLInternApp(EngineLinkMixin, ApprovalsMixin, CopyMixin, JobsViewMixin, App
             if isinstance(event, events.Key):  # a dialog opened mid-typing tells keys from answers by them
                 # when the key came (the driver made the event as it read it), not when the loop
                 # got to it: keys that waited out a busy moment of the loop are still one burst
-                self.previous_key_at, self.last_key_at = self.last_key_at, event.time
                 self.key_times.append(event.time)
             if self._echo is not None:
                 self._echo.arrived(event)

@@ -61,9 +61,9 @@ class EngineLinkMixin:
     _mcp_screen: McpScreen | None = None
     #: when the last key, click or scroll came (set by the app for every input event)
     last_input_at = 0.0
-    #: when the last two keys came, and the time of the key whose bindings run now
-    #: (widgets/type_ahead.py)
-    last_key_at = previous_key_at = key_in_hand = float("-inf")
+    #: the time of the key whose bindings run now (widgets/type_ahead.py; the app keeps the
+    #: times of the last keys in ``key_times``)
+    key_in_hand = float("-inf")
     #: the pending ``_collect_when_quiet``, if one is
     _collect_timer: Any = None
 
