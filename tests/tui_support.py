@@ -61,19 +61,38 @@ def record_ops(monkeypatch, session, held: tuple[type, ...] = ()) -> list:
 
 
 async def type_keys(pilot, text: str, gap: float = 0.06, each: Callable[[int], object] | None = None) -> None:
-    """Type ``text`` as a terminal delivers it: one key every ``gap`` seconds, posted to the app
-    (Pilot.press waits for the app to idle after each key, which a streaming turn never does).
-    ``each(i)`` runs after the i-th key. Returns once the app has handled every key: a callback
-    queued behind them runs after the last one (a loaded machine can hold keys in the queue,
-    and a key pressed next would then arrive in the same burst)."""
+    """Type ``text`` as a terminal delivers it: a thread of its own (the driver's, in the app)
+    makes one key every ``gap`` seconds, stamped with the time it came, and posts it to the app,
+    however busy the app's loop is (Pilot.press waits for the app to idle after each key, which
+    a streaming turn never does). ``each(i)`` runs on the loop after the i-th key is posted.
+    Returns once the app has handled every key: a callback queued behind them runs after the
+    last one (a loaded machine can hold keys in the queue, and a key pressed next would then
+    arrive in the same burst)."""
+    import threading
+    import time
+
     from textual import events
 
     app = pilot.app
-    for i, char in enumerate(text):
-        app.post_message(events.Key("space" if char == " " else char, char))
-        await pilot.pause(gap)
+    loop = asyncio.get_running_loop()
+    posted = 0
+
+    def count(i: int) -> None:
+        nonlocal posted
+        posted = i + 1
         if each is not None:
             each(i)
+
+    def typist() -> None:
+        for i, char in enumerate(text):
+            app.post_message(events.Key("space" if char == " " else char, char))
+            loop.call_soon_threadsafe(count, i)
+            time.sleep(gap)
+
+    thread = threading.Thread(target=typist, name="test-typist", daemon=True)
+    thread.start()
+    await wait_for(pilot, lambda: posted == len(text) and not thread.is_alive(), timeout=30 + gap * len(text),
+                   what="the keys typed")
     handled: list[bool] = []
     app.call_later(handled.append, True)
     await wait_for(pilot, lambda: bool(handled), what="the typed keys handled")

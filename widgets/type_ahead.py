@@ -36,9 +36,14 @@ class KeyGuard:
         self.app = app
         self.quiet_s = quiet_s
         self.grace_s = grace_s
-        self.opened_at = now = time.monotonic()
-        #: keys were coming when the question appeared: they are the prompt's until a pause
-        self.streak = now - getattr(app, "last_key_at", float("-inf")) < quiet_s
+        self.opened_at = time.monotonic()
+        #: whether keys were coming when the question appeared (they are the prompt's until a
+        #: pause); None until a key asks: keys that came just before it opened may still wait
+        #: in the loop's queue as it opens, and they count
+        self.streak: bool | None = None
+
+    def _typing_at_open(self) -> bool:
+        return any(self.opened_at - self.quiet_s <= t <= self.opened_at for t in getattr(self.app, "key_times", ()))
 
     def too_soon(self, at: float | None = None) -> bool:
         """Whether a key at ``at`` (now: None) comes within the grace period, or before the
@@ -47,7 +52,8 @@ class KeyGuard:
 
     def typing_now(self) -> bool:
         """Whether a key coming now would not be an answer (no side effects)."""
-        return self.too_soon() or (self.streak and time.monotonic() - self.app.last_key_at < self.quiet_s)
+        streak = self._typing_at_open() if self.streak is None else self.streak
+        return self.too_soon() or (streak and time.monotonic() - self.app.last_key_at < self.quiet_s)
 
     def is_answer(self) -> bool:
         """Whether the key being handled (the app's ``key_in_hand``) is meant for the question."""
@@ -57,6 +63,8 @@ class KeyGuard:
             at = app.last_key_at
         if self.too_soon(at):
             return False
+        if self.streak is None:
+            self.streak = self._typing_at_open()
         if self.streak:
             before = max((t for t in getattr(app, "key_times", ()) if t < at), default=float("-inf"))
             if at - before < self.quiet_s:
